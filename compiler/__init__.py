@@ -1,0 +1,1 @@
+"""The dlc compiler: AST -> typed IR, shape inference, lint, lowering passes."""

@@ -1,0 +1,168 @@
+"""Typed attributes: one schema type used by ops (`kernel=5`) and training statements (`lr=1e-3`).
+
+`coerce` turns an AST value into a Python value or raises a located `DLError`.
+Search ranges (`loguniform(1e-5, 1e-1)`, `uniform(a, b)`, `choice(a, b, ...)`) are
+kept as `SearchRange` where the attribute allows them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from . import ast
+from .diagnostics import DLError, Diagnostic, Span, did_you_mean
+
+REQUIRED = object()
+
+RANGE_KINDS = ("loguniform", "uniform", "choice", "randint")
+
+
+@dataclass(frozen=True)
+class SearchRange:
+    kind: str
+    args: tuple
+    span: Span
+    text: str
+
+    def nominal(self):
+        """A representative value used where a concrete one is needed (shape inference)."""
+        if self.kind == "choice":
+            return self.args[0]
+        lo, hi = self.args
+        if self.kind == "loguniform":
+            return math.sqrt(lo * hi)
+        if self.kind == "randint":
+            return int(round((lo + hi) / 2))
+        return (lo + hi) / 2
+
+    def sample(self, rng):
+        if self.kind == "choice":
+            return self.args[int(rng.integers(len(self.args)))]
+        lo, hi = self.args
+        if self.kind == "loguniform":
+            return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        if self.kind == "randint":
+            return int(rng.integers(lo, hi + 1))
+        return float(rng.uniform(lo, hi))
+
+
+@dataclass(frozen=True)
+class Attr:
+    """type: int | float | bool | name | str | dims (int or AxB) | pad (int, AxB or 'same')."""
+
+    type: str
+    default: Any = REQUIRED
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False  # min is exclusive
+    max_open: bool = False
+    choices: tuple | None = None
+    doc: str = ""
+    searchable: bool = True
+
+    def describe_range(self) -> str:
+        lo = "" if self.min is None else ("(" if self.min_open else "[") + f"{self.min:g}"
+        hi = "" if self.max is None else f"{self.max:g}" + (")" if self.max_open else "]")
+        if self.min is not None and self.max is not None:
+            return f"in {lo}, {hi}"
+        if self.min is not None:
+            return f"{'>' if self.min_open else '>='} {self.min:g}"
+        if self.max is not None:
+            return f"{'<' if self.max_open else '<='} {self.max:g}"
+        return ""
+
+
+def _err(msg: str, span: Span, hint: str | None = None) -> DLError:
+    return DLError(Diagnostic("error", msg, span, hint))
+
+
+def _check_range(key: str, v, attr: Attr, span: Span):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        bad = ((attr.min is not None and (v < attr.min or (attr.min_open and v == attr.min)))
+               or (attr.max is not None and (v > attr.max or (attr.max_open and v == attr.max))))
+        if bad or (isinstance(v, float) and not math.isfinite(v)):
+            raise _err(f"{key}={v:g} is out of range: {key} must be {attr.describe_range()}", span, attr.doc or None)
+    return v
+
+
+def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
+    t = attr.type
+    span = value.span
+    if t in ("int", "float"):
+        if not isinstance(value, ast.Number):
+            raise _err(f"{key} expects a number, got '{ast.value_text(value)}'", span, attr.doc or None)
+        if t == "int":
+            if not float(value.value).is_integer():
+                raise _err(f"{key} expects a whole number, got {value.text}", span)
+            return _check_range(key, int(value.value), attr, span)
+        return _check_range(key, float(value.value), attr, span)
+    if t == "bool":
+        if isinstance(value, ast.Name) and value.value in ("true", "false", "yes", "no", "on", "off"):
+            return value.value in ("true", "yes", "on")
+        if isinstance(value, ast.Number) and value.value in (0, 1):
+            return bool(value.value)
+        raise _err(f"{key} expects true or false, got '{ast.value_text(value)}'", span)
+    if t == "name":
+        if not isinstance(value, ast.Name):
+            raise _err(f"{key} expects a name, got '{ast.value_text(value)}'", span)
+        if attr.choices and value.value not in attr.choices:
+            raise _err(f"unknown {key} '{value.value}'", span, did_you_mean(value.value, attr.choices))
+        return value.value
+    if t == "str":
+        if isinstance(value, (ast.String, ast.Name)):
+            return value.value
+        if isinstance(value, ast.Number):
+            return value.text
+        raise _err(f"{key} expects a name or a quoted string", span)
+    if t in ("dims", "pad"):
+        if t == "pad" and isinstance(value, ast.Name):
+            if value.value in ("same", "valid"):
+                return value.value
+            raise _err(f"{key} expects a number, HxW or 'same', got '{value.value}'", span,
+                       did_you_mean(value.value, ["same", "valid"]))
+        if isinstance(value, ast.Number) and float(value.value).is_integer():
+            v = int(value.value)
+            _check_range(key, v, attr, span)
+            return (v, v)
+        if isinstance(value, ast.Dims) and len(value.value) == 2:
+            for v in value.value:
+                _check_range(key, v, attr, span)
+            return tuple(value.value)
+        raise _err(f"{key} expects a whole number or HxW, got '{ast.value_text(value)}'", span)
+    raise AssertionError(f"unknown attr type {t}")
+
+
+def coerce(key: str, value: ast.Value, attr: Attr):
+    """AST value -> Python value for `attr`, or a `SearchRange`."""
+    if isinstance(value, ast.Call) and value.name in RANGE_KINDS:
+        if not attr.searchable:
+            raise _err(f"{key} cannot be a search range", value.span)
+        args = tuple(_coerce_scalar(key, a, attr) for a in value.args)
+        if value.name == "choice":
+            if not args:
+                raise _err("choice(...) needs at least one value", value.span)
+        else:
+            if len(args) != 2:
+                raise _err(f"{value.name}(low, high) takes two values, got {len(args)}", value.span)
+            if attr.type not in ("int", "float"):
+                raise _err(f"{value.name}(...) needs a numeric attribute; {key} is {attr.type}", value.span,
+                           "use choice(...) instead")
+            lo, hi = args
+            if not lo < hi:
+                raise _err(f"{value.name}({lo:g}, {hi:g}): the low end must be below the high end", value.span)
+            if value.name == "loguniform" and lo <= 0:
+                raise _err("loguniform needs positive bounds", value.span)
+        kind = value.name
+        if kind == "uniform" and attr.type == "int":
+            kind = "randint"
+        return SearchRange(kind, args, value.span, ast.value_text(value))
+    if isinstance(value, ast.Call):
+        raise _err(f"unknown function '{value.name}' for {key}", value.span, did_you_mean(value.name, RANGE_KINDS))
+    return _coerce_scalar(key, value, attr)
+
+
+def resolve(v):
+    """The concrete value of an attribute (a range's nominal value)."""
+    return v.nominal() if isinstance(v, SearchRange) else v

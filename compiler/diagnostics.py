@@ -1,0 +1,137 @@
+"""Located diagnostics: `file:line:col: severity: message`, the source line, a caret.
+
+Every user mistake ends up here as a `Diagnostic`; a `DLError` carries one or
+more of them (several independent errors are reported together).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of the source: 1-based line and column, end exclusive."""
+
+    line: int
+    col: int
+    end_line: int | None = None
+    end_col: int | None = None
+
+    def to(self, other: "Span") -> "Span":
+        return Span(self.line, self.col, other.end_line or other.line, other.end_col or other.col + 1)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The text of a spec and the name it is reported under."""
+
+    text: str
+    filename: str = "<spec>"
+
+    def line_text(self, line: int) -> str:
+        lines = self.text.splitlines()
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+@dataclass
+class Diagnostic:
+    severity: str  # "error" | "warning" | "note"
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+    code: str | None = None  # lint rule code, e.g. DL101
+
+    def format(self, source: Source | None) -> str:
+        filename = source.filename if source else "<spec>"
+        code = f"[{self.code}] " if self.code else ""
+        if self.span is None:
+            head = f"{filename}: {self.severity}: {code}{self.message}"
+            lines = [head]
+        else:
+            head = f"{filename}:{self.span.line}:{self.span.col}: {self.severity}: {code}{self.message}"
+            lines = [head]
+            text = source.line_text(self.span.line) if source else ""
+            if text:
+                width = 1
+                if self.span.end_line == self.span.line and self.span.end_col:
+                    width = max(1, self.span.end_col - self.span.col)
+                lines.append(f"    {text.rstrip()}")
+                lines.append("    " + " " * (self.span.col - 1) + "^" * width)
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+    def to_json(self, source: Source | None) -> dict:
+        d = {"severity": self.severity, "message": self.message, "code": self.code, "hint": self.hint,
+             "file": source.filename if source else None}
+        if self.span:
+            d.update(line=self.span.line, col=self.span.col)
+        return d
+
+
+class DLError(Exception):
+    """A user-facing error: one or more located diagnostics. The CLI prints them and exits 2."""
+
+    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic], source: Source | None = None):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics = list(diagnostics)
+        self.source = source
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        return "\n".join(d.format(self.source) for d in self.diagnostics)
+
+    def with_source(self, source: Source) -> "DLError":
+        if self.source is None:
+            self.source = source
+            self.args = (self.format(),)
+        return self
+
+
+def error(message: str, span: Span | None = None, hint: str | None = None, source: Source | None = None) -> DLError:
+    return DLError(Diagnostic("error", message, span, hint), source)
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str | None:
+    """A hint naming the closest known word(s), or listing the options when few."""
+    known = sorted(set(known))
+    close = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    if len(known) <= 12:
+        return "expected one of: " + ", ".join(known)
+    return None
+
+
+@dataclass
+class Diagnostics:
+    """A collector used while compiling so that independent errors are all reported."""
+
+    source: Source | None = None
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, message: str, span: Span | None = None, hint: str | None = None) -> None:
+        self.items.append(Diagnostic("error", message, span, hint))
+
+    def warning(self, message: str, span: Span | None = None, hint: str | None = None, code: str | None = None) -> None:
+        self.items.append(Diagnostic("warning", message, span, hint, code))
+
+    def extend(self, err: DLError) -> None:
+        self.items.extend(err.diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "warning"]
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise DLError(sorted(self.errors, key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0)),
+                          self.source)

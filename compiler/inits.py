@@ -1,0 +1,75 @@
+"""Weight-init schemes, each with its formula. Biases start at zero.
+
+fan_in = inputs per unit (dense: in; conv: C*kh*kw); fan_out = outputs per input
+(dense: out; conv: O*kh*kw). Normals are plain (not truncated).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .attrs import Attr
+
+# name -> (distribution, attrs, scale formula as text, scale(fan_in, fan_out, args))
+SCHEMES = {
+    "zeros": ("constant", {}, "0", lambda fi, fo, a: 0.0),
+    "ones": ("constant", {}, "1", lambda fi, fo, a: 1.0),
+    "constant": ("constant", {"value": Attr("float", 0.0)}, "value", lambda fi, fo, a: a["value"]),
+    "normal": ("normal", {"std": Attr("float", 0.01, min=0)}, "std", lambda fi, fo, a: a["std"]),
+    "uniform": ("uniform", {"limit": Attr("float", 0.05, min=0)}, "limit", lambda fi, fo, a: a["limit"]),
+    "xavier_normal": ("normal", {}, "sqrt(2/(fan_in+fan_out))", lambda fi, fo, a: math.sqrt(2 / (fi + fo))),
+    "xavier_uniform": ("uniform", {}, "sqrt(6/(fan_in+fan_out))", lambda fi, fo, a: math.sqrt(6 / (fi + fo))),
+    "he_normal": ("normal", {}, "sqrt(2/fan_in)", lambda fi, fo, a: math.sqrt(2 / fi)),
+    "he_uniform": ("uniform", {}, "sqrt(6/fan_in)", lambda fi, fo, a: math.sqrt(6 / fi)),
+    "lecun_normal": ("normal", {}, "sqrt(1/fan_in)", lambda fi, fo, a: math.sqrt(1 / fi)),
+    "lecun_uniform": ("uniform", {}, "sqrt(3/fan_in)", lambda fi, fo, a: math.sqrt(3 / fi)),
+}
+
+# The init chosen when the spec names none, by the activation that follows the layer.
+AUTO_BY_FAMILY = {"he": "he_normal", "xavier": "xavier_uniform", "lecun": "lecun_normal"}
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    name: str
+    args: dict = field(default_factory=dict)
+    auto: bool = False  # chosen by dlc, not written in the spec
+
+    def scale(self, fan_in: int, fan_out: int) -> float:
+        return SCHEMES[self.name][3](max(fan_in, 1), max(fan_out, 1), self.args)
+
+    def describe(self, fan_in: int, fan_out: int) -> str:
+        dist, _, formula, _ = SCHEMES[self.name]
+        s = self.scale(fan_in, fan_out)
+        if dist == "constant":
+            text = f"{self.name} = {s:g}"
+        else:
+            concrete = formula.replace("fan_in", str(fan_in)).replace("fan_out", str(fan_out))
+            if formula in ("std", "limit"):
+                concrete = f"{s:g}"
+            else:
+                concrete = f"{concrete}={s:.3g}"
+            text = f"{self.name} N(0, {concrete})" if dist == "normal" else f"{self.name} U(±{concrete})"
+        return text + (" (auto)" if self.auto else "")
+
+    def sample(self, rng: np.random.Generator, shape, fan_in: int, fan_out: int, dtype=np.float32) -> np.ndarray:
+        dist = SCHEMES[self.name][0]
+        s = self.scale(fan_in, fan_out)
+        if dist == "constant":
+            return np.full(shape, s, dtype=dtype)
+        if dist == "normal":
+            return rng.normal(0.0, s, size=shape).astype(dtype)
+        return rng.uniform(-s, s, size=shape).astype(dtype)
+
+    def is_constant(self) -> bool:
+        return SCHEMES[self.name][0] == "constant"
+
+
+def fixed(role_init: str) -> InitSpec:
+    """ParamSpec.init strings other than 'auto': zeros, ones, constant:V."""
+    if role_init.startswith("constant:"):
+        return InitSpec("constant", {"value": float(role_init.split(":", 1)[1])})
+    return InitSpec(role_init)

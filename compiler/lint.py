@@ -1,0 +1,187 @@
+"""The linter: known design pitfalls, each a rule with a code, a one-line why and a fix.
+
+Silence a rule on one line with a comment: `# dlc: ignore DL101` (or `# dlc: ignore` for all).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from .diagnostics import Diagnostic
+from .ops import REGISTRY
+
+SATURATING = ("sigmoid", "tanh")
+RELU_FAMILY = ("relu", "leaky_relu", "prelu", "rrelu", "elu", "gelu", "silu", "softplus", "maxout")
+# The usual learning-rate range per optimizer; warn beyond 10x either end.
+LR_RANGE = {"sgd": (1e-4, 1.0), "adagrad": (1e-4, 1.0), "rmsprop": (1e-5, 1e-2), "adam": (1e-5, 1e-2),
+            "adamw": (1e-5, 1e-2)}
+DEEP = 4  # hidden layers with saturating activations from which vanishing gradients bite
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    title: str
+    why: str
+    check: Callable
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(code, title, why):
+    def wrap(fn):
+        RULES[code] = Rule(code, title, why, fn)
+        return fn
+    return wrap
+
+
+def _prev_meaningful(nodes, i):
+    for j in range(i - 1, -1, -1):
+        if nodes[j].op not in ("dropout",):
+            return nodes[j]
+    return None
+
+
+def _activation_after(nodes, i):
+    for n in nodes[i + 1:]:
+        if n.op in ("dense", "conv"):
+            return None
+        if REGISTRY[n.op].kind == "activation" and n.op != "linear":
+            return n
+    return None
+
+
+@rule("DL101", "batchnorm after a nonlinearity",
+      "BN normalizes the pre-activations; after the nonlinearity it re-shifts the activation's output")
+def _bn_after_nonlinearity(spec):
+    nodes = spec.graph.nodes
+    for i, n in enumerate(nodes):
+        prev = _prev_meaningful(nodes, i)
+        if n.op == "batchnorm" and prev is not None and REGISTRY[prev.op].kind == "activation" and prev.op != "linear":
+            yield n.span, f"batchnorm follows {prev.op}", "put batchnorm before the activation: dense 128 batchnorm relu"
+
+
+@rule("DL102", "zero or constant weight init",
+      "every unit of the layer computes the same thing and gets the same gradient: symmetry is never broken")
+def _constant_init(spec):
+    for n in spec.graph.nodes:
+        w = n.params.get("weight")
+        if w is not None and w.init.is_constant():
+            yield n.span, f"{n.name} weights start constant ({w.init.name})", "use he_normal (relu) or xavier_uniform (tanh)"
+
+
+@rule("DL103", "sigmoid/tanh in a deep stack",
+      "saturating activations shrink gradients layer by layer; deep sigmoid stacks stop learning")
+def _deep_saturating(spec):
+    nodes = spec.graph.nodes
+    linear = [i for i, n in enumerate(nodes) if n.op in ("dense", "conv")]
+    hidden = linear[:-1]
+    sat = [(i, a) for i in hidden if (a := _activation_after(nodes, i)) is not None and a.op in SATURATING]
+    has_bn = any(n.op == "batchnorm" for n in nodes)
+    if len(sat) >= DEEP and not has_bn:
+        i, a = sat[0]
+        yield a.span, f"{len(sat)} hidden layers use {a.op}", "use relu (or add batchnorm) in deep stacks"
+
+
+@rule("DL104", "init does not match the activation",
+      "he init keeps relu activations' variance; xavier keeps tanh/sigmoid's; the other way round they shrink or grow")
+def _init_mismatch(spec):
+    nodes = spec.graph.nodes
+    for i, n in enumerate(nodes):
+        w = n.params.get("weight")
+        if w is None or w.init.auto:
+            continue
+        act = _activation_after(nodes, i)
+        if act is None:
+            continue
+        if w.init.name.startswith("xavier") and act.op in RELU_FAMILY:
+            yield n.span, f"{w.init.name} init before {act.op}", "use he_normal or he_uniform before relu-like activations"
+        elif w.init.name.startswith("he") and act.op in SATURATING:
+            yield n.span, f"{w.init.name} init before {act.op}", "use xavier_uniform or xavier_normal before tanh/sigmoid"
+
+
+@rule("DL105", "output activation does not match the loss",
+      "the loss assumes a particular output: probabilities over classes, one probability, or raw values")
+def _output_vs_loss(spec):
+    act = spec.graph.output_activation
+    loss = spec.loss
+    last = spec.graph.nodes[-1]
+    units = spec.graph.output_shape[0]
+    if loss == "cross_entropy" and act != "softmax":
+        yield last.span, f"cross_entropy with a {act or 'linear'} output", "end with dense K softmax"
+    elif loss == "binary_cross_entropy" and act != "sigmoid":
+        yield last.span, f"binary_cross_entropy with a {act or 'linear'} output", "end with dense 1 sigmoid"
+    elif loss in ("mse", "mae") and act in ("softmax", "sigmoid"):
+        yield last.span, f"{loss} with a {act} output", "use cross_entropy with softmax, or a linear output for regression"
+    elif loss == "binary_cross_entropy" and units > 1:
+        yield last.span, f"binary_cross_entropy over {units} outputs", "for one label of many classes use softmax + cross_entropy"
+
+
+@rule("DL106", "dropout on the output layer",
+      "dropping outputs makes the prediction itself random in training and biases the loss")
+def _output_dropout(spec):
+    nodes = spec.graph.nodes
+    last_linear = max((i for i, n in enumerate(nodes) if n.op in ("dense", "conv")), default=-1)
+    for n in nodes[last_linear + 1:]:
+        if n.op == "dropout":
+            yield n.span, "dropout after the output layer", "remove dropout= from the last layer"
+
+
+@rule("DL107", "bias before batchnorm",
+      "batchnorm subtracts the mean, so the bias cancels out; beta does its job")
+def _bias_before_bn(spec):
+    nodes = spec.graph.nodes
+    for i, n in enumerate(nodes[:-1]):
+        if n.op in ("dense", "conv") and "bias" in n.params and nodes[i + 1].op == "batchnorm":
+            yield n.span, f"{n.name} has a bias and feeds batchnorm", "drop bias=true (dlc removes it by default)"
+
+
+@rule("DL108", "learning rate far outside the usual range",
+      "too high diverges or oscillates; too low barely moves")
+def _lr_range(spec):
+    opt = spec["optimizer"]
+    lr = opt.get("lr")
+    lo, hi = LR_RANGE[opt.kind]
+    if isinstance(lr, (int, float)) and (lr > 10 * hi or lr < lo / 10):
+        span = opt.spans.get("lr") or opt.span
+        yield span, f"lr={lr:g} is far outside {opt.kind}'s usual range {lo:g} to {hi:g}", \
+            f"start near {'0.01' if opt.kind in ('sgd', 'adagrad') else '1e-3'}"
+
+
+@rule("DL109", "a layer too narrow to learn",
+      "a hidden layer narrower than the output, or a dropout rate of 0.9 or more, starves the layers after it")
+def _cannot_train(spec):
+    nodes = spec.graph.nodes
+    out = spec.graph.output_shape[0]
+    linear = [n for n in nodes if n.op == "dense"]
+    for n in linear[:-1]:
+        if n.out_shape[0] < min(out, 2):
+            yield n.span, f"{n.name} has {n.out_shape[0]} unit(s), fewer than the {out} outputs", "widen it"
+    for n in nodes:
+        if n.op == "dropout" and isinstance(n.attrs.get("p"), float) and n.attrs["p"] >= 0.9:
+            yield n.span, f"dropout p={n.attrs['p']:g} keeps under 10 % of the units", "p is the drop probability; use 0.5 or keep=0.9"
+
+
+_IGNORE = re.compile(r"#.*\bdlc:\s*ignore\b([A-Z0-9, ]*)")
+
+
+def _silenced(spec, span, code) -> bool:
+    if span is None:
+        return False
+    m = _IGNORE.search(spec.source.line_text(span.line))
+    if not m:
+        return False
+    codes = {c.strip() for c in m.group(1).replace(",", " ").split() if c.strip()}
+    return not codes or code in codes
+
+
+def lint(spec) -> list[Diagnostic]:
+    out = []
+    for r in RULES.values():
+        for span, message, fix in r.check(spec):
+            if not _silenced(spec, span, r.code):
+                out.append(Diagnostic("warning", f"{message}: {r.why}", span, fix, r.code))
+    return sorted(out, key=lambda d: (d.span.line if d.span else 0, d.span.col if d.span else 0, d.code))

@@ -1,0 +1,338 @@
+"""Activations: elementwise nonlinearities, softmax, prelu (learned), rrelu, maxout.
+
+Conventions: leaky_relu alpha defaults to 0.01 (PyTorch/ONNX); prelu slopes start at
+0.25, one per channel (images) or per feature (vectors); rrelu samples its slope
+uniformly in [lower, upper] per element in training and uses (lower+upper)/2 at
+inference; gelu is the tanh approximation; maxout takes the max over groups of `k`
+consecutive features (or channels), ties to the first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..attrs import Attr
+from .base import Op, ParamSpec, ShapeError, channel_axes, fmt_shape, per_channel, register
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+class Elementwise(Op):
+    """y = f(x) with dy/dx computed from x and y. Subclasses define f, df, onnx."""
+
+    kind = "activation"
+    # relu-like activations want he init; saturating ones xavier; selu lecun.
+    init_family = "xavier"
+    examples = [((7,), {}), ((2, 3, 3), {})]
+
+    def f(self, x, a):
+        raise NotImplementedError
+
+    def df(self, x, y, a):
+        raise NotImplementedError
+
+    def forward(self, x, p, a, ctx):
+        y = self.f(x, a)
+        return y, (x, y)
+
+    def backward(self, dy, cache, p, a):
+        x, y = cache
+        return dy * self.df(x, y, a), {}
+
+
+@register
+class Linear(Elementwise):
+    name = "linear"
+    doc = "identity"
+
+    def forward(self, x, p, a, ctx):
+        return x, None
+
+    def backward(self, dy, cache, p, a):
+        return dy, {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return x
+
+    def flops(self, in_shape, out_shape, a):
+        return 0
+
+
+@register
+class Sigmoid(Elementwise):
+    name = "sigmoid"
+    doc = "1 / (1 + exp(-x))"
+
+    def f(self, x, a):
+        return _sigmoid(x)
+
+    def df(self, x, y, a):
+        return y * (1 - y)
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Sigmoid", [x])
+
+
+@register
+class Tanh(Elementwise):
+    name = "tanh"
+    doc = "hyperbolic tangent"
+
+    def f(self, x, a):
+        return np.tanh(x)
+
+    def df(self, x, y, a):
+        return 1 - y * y
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Tanh", [x])
+
+
+@register
+class ReLU(Elementwise):
+    name = "relu"
+    doc = "max(0, x)"
+    init_family = "he"
+
+    def forward(self, x, p, a, ctx):
+        y = np.maximum(x, 0)
+        return y, y
+
+    def backward(self, dy, y, p, a):
+        return dy * (y > 0), {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Relu", [x])
+
+
+@register
+class LeakyReLU(Elementwise):
+    name = "leaky_relu"
+    doc = "x if x > 0 else alpha * x"
+    init_family = "he"
+    attrs = {"alpha": Attr("float", 0.01, min=0, doc="the negative slope")}
+    positional = ("alpha",)
+    examples = [((7,), {"alpha": 0.01}), ((2, 3, 3), {"alpha": 0.3})]
+
+    def f(self, x, a):
+        return np.where(x > 0, x, x * x.dtype.type(a["alpha"]))
+
+    def df(self, x, y, a):
+        return np.where(x > 0, 1, a["alpha"]).astype(x.dtype)
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("LeakyRelu", [x], alpha=float(a["alpha"]))
+
+
+@register
+class RReLU(Elementwise):
+    name = "rrelu"
+    doc = "leaky relu with a slope drawn from U(lower, upper) in training, the mean slope at inference"
+    init_family = "he"
+    attrs = {"lower": Attr("float", 1 / 8, min=0), "upper": Attr("float", 1 / 3, min=0)}
+    examples = [((7,), {"lower": 0.125, "upper": 1 / 3}), ((2, 3, 3), {"lower": 0.1, "upper": 0.3})]
+
+    def infer(self, shape, a):
+        if a["lower"] > a["upper"]:
+            raise ShapeError(f"rrelu lower={a['lower']:g} is above upper={a['upper']:g}")
+        return super().infer(shape, a)
+
+    def forward(self, x, p, a, ctx):
+        if ctx.training:
+            slope = ctx.rng.uniform(a["lower"], a["upper"], size=x.shape).astype(x.dtype)
+        else:
+            slope = x.dtype.type((a["lower"] + a["upper"]) / 2)
+        scale = np.where(x > 0, x.dtype.type(1), slope)
+        return x * scale, scale
+
+    def backward(self, dy, scale, p, a):
+        return dy * scale, {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("LeakyRelu", [x], alpha=float((a["lower"] + a["upper"]) / 2))
+
+
+@register
+class ELU(Elementwise):
+    name = "elu"
+    doc = "x if x > 0 else alpha * (exp(x) - 1)"
+    init_family = "he"
+    attrs = {"alpha": Attr("float", 1.0, min=0)}
+    positional = ("alpha",)
+    examples = [((7,), {"alpha": 1.0}), ((2, 3, 3), {"alpha": 0.5})]
+
+    def f(self, x, a):
+        return np.where(x > 0, x, a["alpha"] * np.expm1(np.minimum(x, 0))).astype(x.dtype)
+
+    def df(self, x, y, a):
+        return np.where(x > 0, 1, y + a["alpha"]).astype(x.dtype)
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Elu", [x], alpha=float(a["alpha"]))
+
+
+@register
+class SELU(Elementwise):
+    name = "selu"
+    doc = "scale * elu(x, alpha) with the self-normalizing constants"
+    init_family = "lecun"
+    ALPHA = 1.6732632423543772
+    SCALE = 1.0507009873554805
+
+    def f(self, x, a):
+        return (self.SCALE * np.where(x > 0, x, self.ALPHA * np.expm1(np.minimum(x, 0)))).astype(x.dtype)
+
+    def df(self, x, y, a):
+        return np.where(x > 0, self.SCALE, y + self.SCALE * self.ALPHA).astype(x.dtype)
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Selu", [x])
+
+
+@register
+class GELU(Elementwise):
+    name = "gelu"
+    doc = "x * Phi(x), tanh approximation"
+    init_family = "he"
+    C = math.sqrt(2 / math.pi)
+
+    def f(self, x, a):
+        return 0.5 * x * (1 + np.tanh(self.C * (x + 0.044715 * x ** 3)))
+
+    def df(self, x, y, a):
+        t = np.tanh(self.C * (x + 0.044715 * x ** 3))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * self.C * (1 + 3 * 0.044715 * x * x)
+
+    def to_onnx(self, g, x, p, a, shape):
+        # opset 18 has no Gelu: 0.5 x (1 + tanh(c (x + 0.044715 x^3)))
+        x3 = g.node("Mul", [g.node("Mul", [x, x]), x])
+        inner = g.node("Mul", [g.node("Add", [x, g.node("Mul", [x3, g.scalar(0.044715)])]), g.scalar(self.C)])
+        t = g.node("Add", [g.node("Tanh", [inner]), g.scalar(1.0)])
+        return g.node("Mul", [g.node("Mul", [x, t]), g.scalar(0.5)])
+
+
+@register
+class SiLU(Elementwise):
+    name = "silu"
+    doc = "x * sigmoid(x) (swish)"
+    init_family = "he"
+
+    def f(self, x, a):
+        return x * _sigmoid(x)
+
+    def df(self, x, y, a):
+        s = _sigmoid(x)
+        return s * (1 + x * (1 - s))
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Mul", [x, g.node("Sigmoid", [x])])
+
+
+@register
+class Softplus(Elementwise):
+    name = "softplus"
+    doc = "log(1 + exp(x))"
+    init_family = "he"
+
+    def f(self, x, a):
+        return np.logaddexp(0, x).astype(x.dtype)
+
+    def df(self, x, y, a):
+        return _sigmoid(x)
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Softplus", [x])
+
+
+@register
+class Softmax(Op):
+    name = "softmax"
+    kind = "activation"
+    doc = "exp(x) / sum exp(x) over the features (numerically stable)"
+    init_family = "xavier"
+    ranks = (1,)
+    examples = [((5,), {})]
+
+    def forward(self, x, p, a, ctx):
+        z = x - x.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        y = e / e.sum(axis=1, keepdims=True)
+        return y, y
+
+    def backward(self, dy, y, p, a):
+        return y * (dy - np.sum(dy * y, axis=1, keepdims=True)), {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Softmax", [x], axis=1)
+
+
+@register
+class PReLU(Op):
+    name = "prelu"
+    kind = "activation"
+    doc = "leaky relu with a learned slope per channel (images) or per feature (vectors), starting at 0.25"
+    init_family = "he"
+    attrs = {"init_slope": Attr("float", 0.25, min=0, doc="the slope's initial value")}
+    examples = [((6,), {"init_slope": 0.25}), ((2, 3, 3), {"init_slope": 0.25})]
+
+    def params(self, shape, a):
+        return [ParamSpec("slope", (shape[0],), init=f"constant:{a['init_slope']}", decay=False)]
+
+    def forward(self, x, p, a, ctx):
+        slope = per_channel(p["slope"], x.ndim)
+        return np.where(x > 0, x, x * slope), x
+
+    def backward(self, dy, x, p, a):
+        neg = x <= 0
+        slope = per_channel(p["slope"], x.ndim)
+        dslope = np.sum(np.where(neg, dy * x, 0), axis=channel_axes(x))
+        return np.where(neg, dy * slope, dy), {"slope": dslope}
+
+    def to_onnx(self, g, x, p, a, shape):
+        slope = p["slope"] if len(shape) == 1 else g.node("Reshape", [p["slope"], g.ints([shape[0], 1, 1])])
+        return g.node("PRelu", [x, slope])
+
+
+@register
+class Maxout(Op):
+    name = "maxout"
+    kind = "activation"
+    doc = "max over groups of k consecutive features (vectors) or channels (images)"
+    init_family = "he"
+    attrs = {"k": Attr("int", 2, min=2, doc="pieces per output unit")}
+    positional = ("k",)
+    examples = [((6,), {"k": 2}), ((6, 2, 2), {"k": 3})]
+
+    def infer(self, shape, a):
+        self.check_rank(shape)
+        if shape[0] % a["k"]:
+            raise ShapeError(f"maxout k={a['k']} does not divide the {shape[0]} "
+                             f"{'features' if len(shape) == 1 else 'channels'} of its input",
+                             f"make the layer before it {a['k']} x (units wanted) wide")
+        return (shape[0] // a["k"],) + tuple(shape[1:])
+
+    def forward(self, x, p, a, ctx):
+        k = a["k"]
+        g = x.reshape(x.shape[0], x.shape[1] // k, k, *x.shape[2:])
+        arg = g.argmax(axis=2)
+        y = np.take_along_axis(g, arg[:, :, None], axis=2)[:, :, 0]
+        return y, (arg, x.shape)
+
+    def backward(self, dy, cache, p, a):
+        arg, shape = cache
+        k = a["k"]
+        dg = np.zeros((shape[0], shape[1] // k, k, *shape[2:]), dtype=dy.dtype)
+        np.put_along_axis(dg, arg[:, :, None], dy[:, :, None], axis=2)
+        return dg.reshape(shape), {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        k = a["k"]
+        grouped = g.node("Reshape", [x, g.ints([0, shape[0] // k, k] + list(shape[1:]))])
+        return g.node("ReduceMax", [grouped, g.ints([2])], keepdims=0)
+
+    def flops(self, in_shape, out_shape, a):
+        return int(np.prod(in_shape))

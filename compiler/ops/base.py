@@ -1,0 +1,141 @@
+"""The shape of an op, and the registry.
+
+An op is a class with pure methods and no per-call state on `self`:
+
+- `attrs` / `positional`: the attributes it takes, typed, with defaults and ranges;
+- `infer(shape, a)`: the per-sample output shape, or `ShapeError`;
+- `params(shape, a)`: parameter specs (shape, fan-in/out, default init, decay);
+- `buffers(shape, a)`: non-trained state (batchnorm running statistics);
+- `forward(x, p, a, ctx)` -> (y, cache) and `backward(dy, cache, p, a)` -> (dx, {role: grad});
+- `to_onnx(g, x, p, a, shape)`: emit ONNX nodes through the exporter's builder (input name `x`,
+  parameter initializer names `p`, per-sample input `shape`), return the output name;
+- `flops(in_shape, out_shape, a)`: multiply-adds x2 per sample, for the summary.
+
+Shapes exclude the batch dimension: a feature vector is (F,), an image (C, H, W).
+Arrays include it. Every method keeps the dtype of its input (float32 in training,
+float64 in gradient checks).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..attrs import Attr
+
+
+class ShapeError(Exception):
+    """A shape rule failed. `hint` tells the user how to fix the spec."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass
+class ParamSpec:
+    role: str  # weight | bias | gamma | beta | slope
+    shape: tuple[int, ...]
+    fan_in: int = 0
+    fan_out: int = 0
+    init: str = "auto"  # "auto" = the layer's weight init; or zeros / ones / constant:V
+    decay: bool = True  # does l1/l2 weight decay apply
+
+
+@dataclass
+class Context:
+    """Per-call runtime context: training flag and the random generator (dropout, rrelu)."""
+
+    training: bool = False
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+
+def fmt_shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+class Op:
+    name: ClassVar[str]
+    kind: ClassVar[str] = "layer"  # layer | activation | norm | dropout | reshape
+    attrs: ClassVar[dict[str, Attr]] = {}
+    positional: ClassVar[tuple[str, ...]] = ()
+    doc: ClassVar[str] = ""
+    # Which input ranks the op accepts: 1 = feature vector, 3 = image.
+    ranks: ClassVar[tuple[int, ...]] = (1, 3)
+    # Sample inputs for the registry-walking tests: per-sample shapes and attributes.
+    examples: ClassVar[list[tuple[tuple[int, ...], dict[str, Any]]]] = []
+
+    def check_rank(self, shape):
+        if len(shape) not in self.ranks:
+            want = {1: "a feature vector", 3: "an image CxHxW"}
+            raise ShapeError(f"{self.name} expects {' or '.join(want[r] for r in self.ranks)}, "
+                             f"but its input is {fmt_shape(shape)}",
+                             "add 'flatten' before it" if self.ranks == (1,) else None)
+
+    def infer(self, shape, a):
+        self.check_rank(shape)
+        return tuple(shape)
+
+    def params(self, shape, a) -> list[ParamSpec]:
+        return []
+
+    def buffers(self, shape, a) -> dict[str, tuple[tuple[int, ...], float]]:
+        return {}
+
+    def forward(self, x, p, a, ctx):
+        raise NotImplementedError
+
+    def backward(self, dy, cache, p, a):
+        raise NotImplementedError
+
+    def to_onnx(self, g, x, p, a, shape):
+        raise NotImplementedError
+
+    def flops(self, in_shape, out_shape, a) -> int:
+        return int(math.prod(out_shape))
+
+    def defaults(self) -> dict[str, Any]:
+        from ..attrs import REQUIRED
+        return {k: v.default for k, v in self.attrs.items() if v.default is not REQUIRED}
+
+
+class Registry:
+    def __init__(self):
+        self._ops: dict[str, Op] = {}
+
+    def register(self, cls):
+        if not getattr(cls, "name", None):
+            raise ValueError(f"{cls.__name__} has no name")
+        if cls.name in self._ops:
+            raise ValueError(f"op '{cls.name}' registered twice")
+        self._ops[cls.name] = cls()
+        return cls
+
+    def __getitem__(self, name: str) -> Op:
+        return self._ops[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._ops
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return [n for n, op in self._ops.items() if kind is None or op.kind == kind]
+
+    def __iter__(self):
+        return iter(self._ops.values())
+
+
+REGISTRY = Registry()
+register = REGISTRY.register
+
+
+def channel_axes(x: np.ndarray) -> tuple[int, ...]:
+    """Axes reduced for per-channel statistics: (0,) for vectors, (0, 2, 3) for images."""
+    return (0,) if x.ndim == 2 else (0, 2, 3)
+
+
+def per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
+    """Reshape a (C,) vector to broadcast against (N, C) or (N, C, H, W)."""
+    return v if ndim == 2 else v.reshape(1, -1, 1, 1)

@@ -1,0 +1,128 @@
+"""The layers with weights: dense and conv (2-D)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..attrs import Attr
+from .base import Op, ParamSpec, ShapeError, fmt_shape, register
+from .windows import out_size, pad_image, resolve_pads, scatter_windows, windows
+
+
+@register
+class Dense(Op):
+    name = "dense"
+    kind = "layer"
+    doc = "fully connected: y = x W + b, W stored (in, out)"
+    attrs = {
+        "units": Attr("int", min=1, doc="the number of output units"),
+        "bias": Attr("bool", True, doc="add a bias vector (dropped automatically before batchnorm)", searchable=False),
+    }
+    positional = ("units",)
+    ranks = (1,)
+    examples = [((5,), {"units": 4}), ((3,), {"units": 2, "bias": False})]
+
+    def infer(self, shape, a):
+        self.check_rank(shape)
+        return (a["units"],)
+
+    def params(self, shape, a):
+        ps = [ParamSpec("weight", (shape[0], a["units"]), shape[0], a["units"])]
+        if a["bias"]:
+            ps.append(ParamSpec("bias", (a["units"],), init="zeros", decay=False))
+        return ps
+
+    def forward(self, x, p, a, ctx):
+        y = x @ p["weight"]
+        if "bias" in p:
+            y += p["bias"]
+        return y, x
+
+    def backward(self, dy, x, p, a):
+        grads = {"weight": x.T @ dy}
+        if "bias" in p:
+            grads["bias"] = dy.sum(axis=0)
+        return dy @ p["weight"].T, grads
+
+    def to_onnx(self, g, x, p, a, shape):
+        if "bias" in p:
+            return g.node("Gemm", [x, p["weight"], p["bias"]])
+        return g.node("MatMul", [x, p["weight"]])
+
+    def flops(self, in_shape, out_shape, a):
+        return 2 * in_shape[0] * out_shape[0]
+
+
+@register
+class Conv(Op):
+    name = "conv"
+    kind = "layer"
+    doc = "2-D convolution (cross-correlation), weights OIHW"
+    attrs = {
+        "filters": Attr("int", min=1, doc="the number of output channels"),
+        "kernel": Attr("dims", 3, min=1, doc="kernel size: K or KHxKW"),
+        "stride": Attr("dims", 1, min=1, doc="stride: S or SHxSW"),
+        "pad": Attr("pad", 0, min=0, doc="zero padding: P, PHxPW, 'same' or 'valid'"),
+        "bias": Attr("bool", True, doc="add a per-channel bias (dropped automatically before batchnorm)", searchable=False),
+    }
+    positional = ("filters",)
+    ranks = (3,)
+    examples = [((2, 6, 6), {"filters": 3, "kernel": (3, 3), "stride": (1, 1), "pad": (1, 1)}),
+                ((2, 7, 7), {"filters": 2, "kernel": (3, 2), "stride": (2, 2), "pad": "same"}),
+                ((1, 5, 5), {"filters": 2, "kernel": (2, 2), "stride": (1, 1), "pad": (0, 0), "bias": False})]
+
+    def infer(self, shape, a):
+        self.check_rank(shape)
+        c, h, w = shape
+        k, s = a["kernel"], a["stride"]
+        t, l, b, r = resolve_pads(a["pad"], (h, w), k, s)
+        if h + t + b < k[0] or w + l + r < k[1]:
+            raise ShapeError(f"kernel {fmt_shape(k)} is larger than the {'padded ' if t + l + b + r else ''}input "
+                             f"{h + t + b}x{w + l + r}", "use a smaller kernel, pad=same, or remove a pooling layer above")
+        return (a["filters"], out_size(h, k[0], s[0], t, b), out_size(w, k[1], s[1], l, r))
+
+    def params(self, shape, a):
+        c = shape[0]
+        kh, kw = a["kernel"]
+        o = a["filters"]
+        ps = [ParamSpec("weight", (o, c, kh, kw), c * kh * kw, o * kh * kw)]
+        if a["bias"]:
+            ps.append(ParamSpec("bias", (o,), init="zeros", decay=False))
+        return ps
+
+    def forward(self, x, p, a, ctx):
+        n, c, h, w = x.shape
+        w_ = p["weight"]
+        o, _, kh, kw = w_.shape
+        pads = resolve_pads(a["pad"], (h, w), a["kernel"], a["stride"])
+        xp = pad_image(x, pads)
+        win = windows(xp, (kh, kw), a["stride"])
+        _, _, ho, wo, _, _ = win.shape
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
+        y = cols @ w_.reshape(o, -1).T
+        if "bias" in p:
+            y += p["bias"]
+        y = np.ascontiguousarray(y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2))
+        return y, (cols, xp.shape, pads, (n, c, ho, wo))
+
+    def backward(self, dy, cache, p, a):
+        cols, padded_shape, pads, (n, c, ho, wo) = cache
+        w_ = p["weight"]
+        o, _, kh, kw = w_.shape
+        dy_mat = dy.transpose(0, 2, 3, 1).reshape(-1, o)
+        grads = {"weight": (dy_mat.T @ cols).reshape(w_.shape)}
+        if "bias" in p:
+            grads["bias"] = dy_mat.sum(axis=0)
+        dcols = (dy_mat @ w_.reshape(o, -1)).reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
+        return scatter_windows(dcols, padded_shape, a["stride"], pads, dy.dtype), grads
+
+    def to_onnx(self, g, x, p, a, shape):
+        _, h, w = shape
+        t, l, b, r = resolve_pads(a["pad"], (h, w), a["kernel"], a["stride"])
+        inputs = [x, p["weight"]] + ([p["bias"]] if "bias" in p else [])
+        return g.node("Conv", inputs, kernel_shape=list(a["kernel"]), strides=list(a["stride"]), pads=[t, l, b, r])
+
+    def flops(self, in_shape, out_shape, a):
+        return 2 * in_shape[0] * math.prod(a["kernel"]) * math.prod(out_shape)

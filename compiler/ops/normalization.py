@@ -1,0 +1,150 @@
+"""Normalization and noise: batchnorm, lrn, dropout.
+
+Batchnorm convention (pinned by tests, written in docs/conventions.md):
+- training normalizes with the batch mean and the biased variance (divide by N, or N*H*W);
+- running statistics: `running = momentum * running + (1 - momentum) * batch`, so
+  momentum=0.9 keeps 90 % (the ONNX/Keras sense; PyTorch's momentum=0.1 is the same rule);
+- the running variance stores the unbiased batch variance (N/(N-1)), as PyTorch does;
+- inference uses the running statistics; eps defaults to 1e-5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..attrs import Attr
+from .base import Op, ParamSpec, ShapeError, channel_axes, per_channel, register
+
+
+@register
+class BatchNorm(Op):
+    name = "batchnorm"
+    kind = "norm"
+    doc = "batch normalization over the batch (and H, W for images), per feature/channel"
+    attrs = {
+        "momentum": Attr("float", 0.9, min=0, max=1, max_open=True, doc="fraction of the running statistics kept per step"),
+        "eps": Attr("float", 1e-5, min=0, min_open=True, doc="added to the variance"),
+    }
+    examples = [((4,), {"momentum": 0.9, "eps": 1e-5}), ((3, 3, 3), {"momentum": 0.9, "eps": 1e-5})]
+
+    def params(self, shape, a):
+        c = shape[0]
+        return [ParamSpec("gamma", (c,), init="ones", decay=False), ParamSpec("beta", (c,), init="zeros", decay=False)]
+
+    def buffers(self, shape, a):
+        return {"running_mean": ((shape[0],), 0.0), "running_var": ((shape[0],), 1.0)}
+
+    def forward(self, x, p, a, ctx):
+        axes = channel_axes(x)
+        gamma, beta = per_channel(p["gamma"], x.ndim), per_channel(p["beta"], x.ndim)
+        if ctx.training:
+            mean = x.mean(axis=axes)
+            xc = x - per_channel(mean, x.ndim)
+            var = np.mean(xc * xc, axis=axes)
+            count = x.size // x.shape[1]
+            m = a["momentum"]
+            rm, rv = p["running_mean"], p["running_var"]
+            rm *= m
+            rm += (1 - m) * mean
+            rv *= m
+            rv += (1 - m) * var * (count / max(count - 1, 1))
+        else:
+            var = p["running_var"]
+            xc = x - per_channel(p["running_mean"], x.ndim)
+        inv_std = (1.0 / np.sqrt(var + a["eps"])).astype(x.dtype)
+        xhat = xc * per_channel(inv_std, x.ndim)
+        return xhat * gamma + beta, (xhat, inv_std, ctx.training)
+
+    def backward(self, dy, cache, p, a):
+        xhat, inv_std, training = cache
+        axes = channel_axes(dy)
+        grads = {"gamma": np.sum(dy * xhat, axis=axes), "beta": dy.sum(axis=axes)}
+        dxhat = dy * per_channel(p["gamma"], dy.ndim)
+        if not training:
+            return dxhat * per_channel(inv_std, dy.ndim), grads
+        count = dy.size // dy.shape[1]
+        s1 = per_channel(dxhat.sum(axis=axes), dy.ndim)
+        s2 = per_channel(np.sum(dxhat * xhat, axis=axes), dy.ndim)
+        dx = (dxhat - s1 / count - xhat * (s2 / count)) * per_channel(inv_std, dy.ndim)
+        return dx, grads
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("BatchNormalization", [x, p["gamma"], p["beta"], p["running_mean"], p["running_var"]],
+                      epsilon=float(a["eps"]))
+
+
+@register
+class LRN(Op):
+    name = "lrn"
+    kind = "norm"
+    doc = "local response normalization across channels: x / (bias + alpha/size * sum x^2)^beta"
+    attrs = {
+        "size": Attr("int", 5, min=1, doc="channels in the window (odd)"),
+        "alpha": Attr("float", 1e-4, min=0),
+        "beta": Attr("float", 0.75, min=0),
+        "bias": Attr("float", 1.0, min=0, min_open=True, doc="the additive constant k (AlexNet used 2)"),
+    }
+    ranks = (3,)
+    examples = [((5, 2, 2), {"size": 3, "alpha": 0.1, "beta": 0.75, "bias": 1.0}),
+                ((2, 2, 2), {"size": 5, "alpha": 0.5, "beta": 0.75, "bias": 2.0})]
+
+    def infer(self, shape, a):
+        self.check_rank(shape)
+        if a["size"] % 2 == 0:
+            raise ShapeError(f"lrn size must be odd, got {a['size']}",
+                             "frameworks disagree on the window of an even size and onnxruntime refuses it")
+        return tuple(shape)
+
+    @staticmethod
+    def _window_sum(v, size):
+        half = (size - 1) // 2
+        c = v.shape[1]
+        padded = np.zeros((v.shape[0], c + size, *v.shape[2:]), dtype=v.dtype)
+        np.cumsum(v, axis=1, out=padded[:, half + 1:half + 1 + c])
+        padded[:, half + 1 + c:] = padded[:, half + c:half + c + 1]
+        return padded[:, size:size + c] - padded[:, :c]
+
+    def forward(self, x, p, a, ctx):
+        n = a["size"]
+        s = a["bias"] + (a["alpha"] / n) * self._window_sum(x * x, n)
+        y = x * s ** -a["beta"]
+        return y, (x, s)
+
+    def backward(self, dy, cache, p, a):
+        x, s = cache
+        n, beta = a["size"], a["beta"]
+        inner = self._window_sum(dy * x * s ** (-beta - 1), n)
+        return dy * s ** -beta - (2 * a["alpha"] * beta / n) * x * inner, {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("LRN", [x], size=int(a["size"]), alpha=float(a["alpha"]), beta=float(a["beta"]),
+                      bias=float(a["bias"]))
+
+    def flops(self, in_shape, out_shape, a):
+        return int(np.prod(out_shape)) * (a["size"] + 4)
+
+
+@register
+class Dropout(Op):
+    name = "dropout"
+    kind = "dropout"
+    doc = "inverted dropout: drop with probability p, scale the kept by 1/(1-p); identity at inference"
+    attrs = {"p": Attr("float", 0.5, min=0, max=1, max_open=True, doc="the probability of dropping a unit")}
+    positional = ("p",)
+    examples = [((6,), {"p": 0.5}), ((2, 3, 3), {"p": 0.25})]
+
+    def forward(self, x, p, a, ctx):
+        if not ctx.training or a["p"] == 0:
+            return x, None
+        keep = 1.0 - a["p"]
+        mask = (ctx.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) * x.dtype.type(1.0 / keep)
+        return x * mask, mask
+
+    def backward(self, dy, mask, p, a):
+        return (dy if mask is None else dy * mask), {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return x  # identity at inference
+
+    def flops(self, in_shape, out_shape, a):
+        return 0

@@ -1,0 +1,139 @@
+"""Pooling and reshaping: maxpool, avgpool, flatten.
+
+Conventions (pinned by tests): maxpool gives the whole gradient of a window to its
+first maximum (row-major), as PyTorch does; avgpool with padding divides by the
+number of real (unpadded) cells, ONNX's default count_include_pad=0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..attrs import Attr
+from .base import Op, ShapeError, fmt_shape, register
+from .windows import out_size, pad_image, resolve_pads, scatter_windows, windows
+
+_POOL_ATTRS = {
+    "kernel": Attr("dims", 2, min=1, doc="window size: K or KHxKW"),
+    "stride": Attr("dims", None, min=1, doc="stride (default: the kernel size)"),
+    "pad": Attr("pad", 0, min=0, doc="padding: P, PHxPW, 'same' or 'valid'"),
+}
+
+
+class _Pool(Op):
+    kind = "layer"
+    attrs = _POOL_ATTRS
+    positional = ("kernel",)
+    ranks = (3,)
+
+    @staticmethod
+    def geometry(shape, a):
+        k = a["kernel"]
+        s = a.get("stride") or k
+        pads = resolve_pads(a["pad"], shape[1:], k, s)
+        return k, s, pads
+
+    def infer(self, shape, a):
+        self.check_rank(shape)
+        c, h, w = shape
+        k, s, (t, l, b, r) = self.geometry(shape, a)
+        if max(t, b) >= k[0] or max(l, r) >= k[1]:
+            raise ShapeError(f"{self.name} padding {max(t, l, b, r)} must be smaller than the kernel {fmt_shape(k)}")
+        hp, wp = h + t + b, w + l + r
+        if hp < k[0] or wp < k[1]:
+            raise ShapeError(f"{self.name} window {fmt_shape(k)} is larger than its input {h}x{w}",
+                             "use a smaller kernel or remove a pooling layer above")
+        if (hp - k[0]) % s[0] or (wp - k[1]) % s[1]:
+            raise ShapeError(f"{self.name} kernel={fmt_shape(k)} stride={fmt_shape(s)} does not tile the "
+                             f"{'padded ' if t + l + b + r else ''}input {hp}x{wp}: the last "
+                             f"{(hp - k[0]) % s[0] or (wp - k[1]) % s[1]} row(s)/column(s) would be dropped",
+                             "pick a kernel and stride that divide the input, or use pad=same")
+        return (c, out_size(h, k[0], s[0], t, b), out_size(w, k[1], s[1], l, r))
+
+    def flops(self, in_shape, out_shape, a):
+        return math.prod(out_shape) * math.prod(a["kernel"])
+
+    def _onnx_attrs(self, a, shape):
+        k, s, (t, l, b, r) = self.geometry(shape, a)
+        return dict(kernel_shape=list(k), strides=list(s), pads=[t, l, b, r])
+
+
+@register
+class MaxPool(_Pool):
+    name = "maxpool"
+    doc = "max over each window; ties send the gradient to the first maximum"
+    examples = [((2, 4, 4), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
+                ((2, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
+
+    def forward(self, x, p, a, ctx):
+        k, s, pads = self.geometry(x.shape[1:], a)
+        xp = pad_image(x, pads, value=-np.inf)
+        win = windows(xp, k, s)
+        n, c, ho, wo = win.shape[:4]
+        flat = win.reshape(n, c, ho, wo, -1)
+        arg = flat.argmax(axis=-1)
+        y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+        return y, (arg, xp.shape, pads, k, s)
+
+    def backward(self, dy, cache, p, a):
+        arg, padded_shape, pads, k, s = cache
+        onehot = (arg[..., None] == np.arange(k[0] * k[1])).astype(dy.dtype)
+        dwin = (onehot * dy[..., None]).reshape(*dy.shape, k[0], k[1])
+        return scatter_windows(dwin, padded_shape, s, pads, dy.dtype), {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("MaxPool", [x], **self._onnx_attrs(a, shape))
+
+
+@register
+class AvgPool(_Pool):
+    name = "avgpool"
+    doc = "mean over each window; padded cells are not counted"
+    examples = [((2, 4, 4), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
+                ((1, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
+
+    @staticmethod
+    def _counts(shape, k, s, pads, dtype):
+        ones = pad_image(np.ones((1, 1) + tuple(shape[1:]), dtype=dtype), pads)
+        return windows(ones, k, s).sum(axis=(-1, -2))
+
+    def forward(self, x, p, a, ctx):
+        k, s, pads = self.geometry(x.shape[1:], a)
+        xp = pad_image(x, pads)
+        counts = self._counts(x.shape[1:], k, s, pads, x.dtype)
+        y = windows(xp, k, s).sum(axis=(-1, -2)) / counts
+        return y, (xp.shape, pads, k, s, counts)
+
+    def backward(self, dy, cache, p, a):
+        padded_shape, pads, k, s, counts = cache
+        g = dy / counts
+        dwin = np.broadcast_to(g[..., None, None], g.shape + tuple(k))
+        return scatter_windows(dwin, padded_shape, s, pads, dy.dtype), {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("AveragePool", [x], count_include_pad=0, **self._onnx_attrs(a, shape))
+
+
+@register
+class Flatten(Op):
+    name = "flatten"
+    kind = "reshape"
+    doc = "image CxHxW -> feature vector C*H*W (row-major, as ONNX Flatten)"
+    examples = [((2, 3, 3), {})]
+
+    def infer(self, shape, a):
+        return (math.prod(shape),)
+
+    def forward(self, x, p, a, ctx):
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, dy, shape, p, a):
+        return dy.reshape(shape), {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Flatten", [x], axis=1)
+
+    def flops(self, in_shape, out_shape, a):
+        return 0

@@ -1,0 +1,168 @@
+"""compile(): spec text -> a checked `Spec` (IR graph + training settings), or `DLError`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ast
+from .attrs import SearchRange
+from .build import build_model
+from .diagnostics import Diagnostic, Diagnostics, DLError, Source, Span, did_you_mean
+from .ir import Graph
+from .statements import CLASSIFICATION_LOSSES, STATEMENTS, Setting, default_setting, read_statement
+
+
+@dataclass
+class Spec:
+    source: Source
+    graph: Graph
+    settings: dict[str, Setting]
+    ranges: list[tuple[str, SearchRange]] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def loss(self) -> str:
+        return self.settings["loss"].kind
+
+    @property
+    def task(self) -> str:
+        return "classification" if self.loss in CLASSIFICATION_LOSSES else "regression"
+
+    def __getitem__(self, word: str) -> Setting:
+        return self.settings[word]
+
+    @property
+    def base_dir(self) -> Path | None:
+        p = Path(self.source.filename)
+        return p.parent if p.exists() else None
+
+
+def _default_loss(graph: Graph) -> str:
+    act = graph.output_activation
+    if act == "softmax":
+        return "cross_entropy"
+    if act == "sigmoid":
+        return "binary_cross_entropy"
+    return "mse"
+
+
+def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
+    from dlc.runtime.datasets import CATALOG
+    data = spec_settings.get("data")
+    if data is None or not data.written:
+        return
+    src = data.kind
+    is_file = data.kind_span and any(c in src for c in "./\\") or src.endswith((".csv", ".npz"))
+    if src not in CATALOG:
+        if not is_file:
+            diags.error(f"unknown data set '{src}'", data.kind_span, did_you_mean(src, CATALOG)
+                        or "write a file path in quotes, or a built-in set: " + ", ".join(CATALOG))
+        return
+    info = CATALOG[src]
+    out = graph.output_shape
+    shape = graph.input_shape
+    resize = data.get("resize")
+    fits = shape == info.features or (info.image_shape and shape == (info.image_shape[0], resize or info.image_shape[1],
+                                                                     resize or info.image_shape[2]))
+    if not fits:
+        want = fmt = "x".join(map(str, info.features))
+        if info.image_shape:
+            fmt = f"{want} features (or the image {'x'.join(map(str, info.image_shape))})"
+        diags.error(f"input {'x'.join(map(str, shape))} does not fit {src}: it has {fmt}",
+                    graph.layers[0].span if graph.layers else data.kind_span,
+                    f"write input {want}" + (" and add resize=N to the data line to upsample images"
+                                              if info.image_shape and len(shape) == 3 else ""))
+    task_loss = "classification" if loss in CLASSIFICATION_LOSSES else "regression"
+    if task_loss != info.task:
+        diags.error(f"loss {loss} is for {task_loss}, but {src} is a {info.task} set",
+                    spec_settings["loss"].kind_span or data.kind_span,
+                    "use mse or mae" if info.task == "regression" else "use cross_entropy")
+        return
+    classes = data.get("classes") or info.classes
+    if loss == "cross_entropy" and len(out) == 1 and out[0] != classes:
+        last = graph.nodes[-1]
+        diags.error(f"the output has {out[0]} units but {src} has {classes} classes", last.span,
+                    f"make the last dense layer {classes} wide")
+    if loss == "binary_cross_entropy" and len(out) == 1 and out[0] != 1 and classes == 2:
+        diags.error(f"binary_cross_entropy needs 1 output unit, the model has {out[0]}", graph.nodes[-1].span,
+                    "make the last layer dense 1 sigmoid, or use cross_entropy with softmax")
+
+
+def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = (), lint: bool = True) -> Spec:
+    """Parse, lower, infer shapes, validate (and lint). Raises `DLError` with every error found."""
+    from dlc.grammar import parse
+    from .overrides import apply_overrides
+
+    if overrides:
+        text = apply_overrides(text, filename, overrides)
+    source = Source(text, filename)
+    try:
+        tree = parse(text, filename)
+    except DLError as e:
+        raise e.with_source(source)
+    diags = Diagnostics(source)
+    if not tree.models:
+        raise DLError(Diagnostic("error", "no model block", Span(1, 1),
+                                 "write model NAME { input 64 ... } (see specs/ for examples)"), source)
+    for extra in tree.models[1:]:
+        diags.error("only one model block per spec", extra.span)
+    result = build_model(tree.models[0], text.splitlines(), diags)
+    settings: dict[str, Setting] = {}
+    for stmt in tree.stmts:
+        if stmt.word not in STATEMENTS:
+            from .ops import REGISTRY
+            if stmt.word in REGISTRY or stmt.word in ("input", "init", "repeat"):
+                diags.error(f"'{stmt.word}' belongs inside the model block", stmt.span)
+            else:
+                diags.error(f"unknown statement '{stmt.word}'", stmt.span, did_you_mean(stmt.word, STATEMENTS))
+            continue
+        if stmt.word in settings:
+            diags.error(f"{stmt.word} is given twice (first on line {settings[stmt.word].span.line})", stmt.span)
+            continue
+        s = read_statement(stmt, diags)
+        if s is not None:
+            settings[stmt.word] = s
+    graph = result.graph
+    ranges = list(result.ranges)
+    for word, s in settings.items():
+        ranges += [(f"{word}.{k}", v) for k, v in s.values.items() if isinstance(v, SearchRange)]
+    if graph is not None:
+        if not graph.nodes:
+            diags.error(f"model {graph.name} has no layers after its input", tree.models[0].span,
+                        "add at least one dense or conv layer")
+        elif len(graph.output_shape) != 1:
+            diags.error(f"the model's output is an image {'x'.join(map(str, graph.output_shape))}; "
+                        "it must end in a feature vector", graph.nodes[-1].span,
+                        "end with flatten and a dense layer")
+        elif not graph.params():
+            diags.error(f"model {graph.name} has no parameters: it can never train", tree.models[0].span,
+                        "add a dense or conv layer")
+        if graph.nodes:
+            if "loss" not in settings:
+                settings["loss"] = default_setting("loss", _default_loss(graph))
+            _check_data(settings, graph, settings["loss"].kind, diags)
+    for word in STATEMENTS:
+        if word not in settings and word != "data":
+            settings[word] = default_setting(word)
+    diags.raise_if_errors()
+    spec = Spec(source, graph, settings, ranges)
+    if lint:
+        from .lint import lint as run_lint
+        spec.warnings = run_lint(spec)
+    return spec
+
+
+def compile_file(path: str | Path, overrides=(), lint: bool = True) -> Spec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DLError(Diagnostic("error", f"no such file: {path}"), Source("", str(path))) from None
+    except (IsADirectoryError, UnicodeDecodeError) as e:
+        raise DLError(Diagnostic("error", f"cannot read {path}: {e.__class__.__name__}"), Source("", str(path))) from None
+    return compile(text, str(path), overrides, lint)

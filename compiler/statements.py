@@ -1,0 +1,176 @@
+"""The training statements outside the model block: their words, kinds and typed keys.
+
+    data SOURCE [standardize] [center] [scale=S] [test=0.2] ...
+    loss cross_entropy | binary_cross_entropy | mse | mae
+    optimizer sgd|adagrad|rmsprop|adam|adamw lr=... [clip_norm=...]
+    regularize l1=... l2=... max_norm=...
+    schedule constant|step|exponential|cosine ...
+    train epochs=... batch=... validation=... early_stop=... seed=...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ast
+from .attrs import Attr, coerce
+from .diagnostics import Diagnostics, DLError, Span, did_you_mean
+
+_CLIP = {
+    "clip_norm": Attr("float", None, min=0, min_open=True, doc="rescale the global gradient norm to at most this"),
+    "clip_value": Attr("float", None, min=0, min_open=True, doc="clip every gradient entry to [-v, v]"),
+}
+
+OPTIMIZERS = {
+    "sgd": {"lr": Attr("float", 0.01, min=0, min_open=True), "momentum": Attr("float", 0.0, min=0, max=1, max_open=True),
+            "nesterov": Attr("bool", False)},
+    "adagrad": {"lr": Attr("float", 0.01, min=0, min_open=True), "eps": Attr("float", 1e-10, min=0, min_open=True)},
+    "rmsprop": {"lr": Attr("float", 1e-3, min=0, min_open=True), "rho": Attr("float", 0.9, min=0, max=1, max_open=True),
+                "eps": Attr("float", 1e-8, min=0, min_open=True), "momentum": Attr("float", 0.0, min=0, max=1, max_open=True)},
+    "adam": {"lr": Attr("float", 1e-3, min=0, min_open=True), "beta1": Attr("float", 0.9, min=0, max=1, max_open=True),
+             "beta2": Attr("float", 0.999, min=0, max=1, max_open=True), "eps": Attr("float", 1e-8, min=0, min_open=True)},
+}
+OPTIMIZERS["adamw"] = dict(OPTIMIZERS["adam"], weight_decay=Attr("float", 0.01, min=0, doc="decoupled decay per step, times lr"))
+for _attrs in OPTIMIZERS.values():
+    _attrs.update(_CLIP)
+
+LOSSES = {"cross_entropy": {}, "binary_cross_entropy": {}, "mse": {}, "mae": {}}
+CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
+
+SCHEDULES = {
+    "constant": {},
+    "step": {"every": Attr("int", 10, min=1, doc="epochs between drops"), "gamma": Attr("float", 0.1, min=0, min_open=True)},
+    "exponential": {"gamma": Attr("float", 0.95, min=0, min_open=True, doc="factor per epoch")},
+    "cosine": {"min_lr": Attr("float", 0.0, min=0)},
+}
+for _attrs in SCHEDULES.values():
+    _attrs["warmup"] = Attr("int", 0, min=0, doc="epochs of linear warm-up")
+
+REGULARIZE = {
+    "l1": Attr("float", 0.0, min=0, doc="adds l1 * sum|w| to the loss (weights only)"),
+    "l2": Attr("float", 0.0, min=0, doc="adds l2/2 * sum w^2 to the loss (weights only)"),
+    "max_norm": Attr("float", None, min=0, min_open=True, doc="caps each unit's incoming weight norm after every step"),
+}
+
+TRAIN = {
+    "epochs": Attr("int", 10, min=1),
+    "batch": Attr("int", 32, min=1, doc="samples per step; batch=all for full-batch gradient descent"),
+    "validation": Attr("float", 0.1, min=0, max=1, max_open=True, doc="fraction of the training split held out"),
+    "early_stop": Attr("int", 0, min=0, doc="epochs without validation improvement before stopping (0 = off)"),
+    "seed": Attr("int", 0, min=0),
+    "shuffle": Attr("bool", True),
+}
+
+DATA = {
+    "test": Attr("float", 0.2, min=0, max=1, max_open=True, doc="fraction held out for the test split"),
+    "standardize": Attr("bool", False, doc="subtract the training mean, divide by the training std, per feature"),
+    "center": Attr("bool", False, doc="subtract the training mean per feature"),
+    "scale": Attr("float", None, min=0, min_open=True, doc="multiply inputs by this constant"),
+    "n": Attr("int", None, min=2, doc="samples to generate (synthetic sets)"),
+    "noise": Attr("float", None, min=0, doc="noise level (synthetic sets)"),
+    "classes": Attr("int", None, min=2, doc="classes to generate (spiral, blobs)"),
+    "label": Attr("str", None, doc="the label column of a CSV file (name or index; default: the last)"),
+    "labels": Attr("str", None, doc="the IDX labels file that goes with an IDX images file"),
+    "resize": Attr("int", None, min=1, doc="resize square images to RxR (bilinear)"),
+    "stratify": Attr("bool", True, doc="keep class proportions in the splits (classification)"),
+    "data_seed": Attr("int", None, min=0, doc="seed of the split and synthetic data (default: train seed)"),
+}
+
+# word -> (kinds or None, default kind, keys common to all kinds)
+STATEMENTS: dict[str, tuple[dict | None, str | None, dict]] = {
+    "data": (None, None, DATA),
+    "loss": (LOSSES, None, {}),
+    "optimizer": (OPTIMIZERS, "adam", {}),
+    "regularize": ({"": {}}, "", REGULARIZE),
+    "schedule": (SCHEDULES, "constant", {}),
+    "train": ({"": {}}, "", TRAIN),
+}
+
+
+@dataclass
+class Setting:
+    """One training statement, resolved: its kind (adam, step, a data source) and values."""
+
+    word: str
+    kind: str | None
+    values: dict[str, Any]
+    span: Span | None = None
+    kind_span: Span | None = None
+    spans: dict[str, Span] = field(default_factory=dict)
+    written: bool = False
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+
+def _defaults(attrs: dict[str, Attr]) -> dict:
+    return {k: a.default for k, a in attrs.items()}
+
+
+def default_setting(word: str, kind: str | None = None) -> Setting:
+    kinds, default_kind, common = STATEMENTS[word]
+    kind = kind if kind is not None else default_kind
+    attrs = dict(common, **((kinds or {}).get(kind, {})))
+    return Setting(word, kind, _defaults(attrs))
+
+
+def read_statement(stmt: ast.Stmt, diags: Diagnostics) -> Setting | None:
+    kinds, default_kind, common = STATEMENTS[stmt.word]
+    kind, kind_span = default_kind, None
+    positional = list(stmt.args)
+    flags: list[ast.Name] = []
+    if stmt.word == "data":
+        source = next((p for p in positional if isinstance(p, ast.String)
+                       or (isinstance(p, ast.Name) and p.value not in DATA)), None)
+        if source is None:
+            diags.error("data needs a source: a built-in set (digits, spiral ...) or a quoted file path",
+                        stmt.span, 'e.g. data digits test=0.2 standardize, or data "train.csv" label=y')
+            return None
+        kind, kind_span = source.value, source.span
+        positional.remove(source)
+    elif kinds and "" not in kinds:
+        if positional and isinstance(positional[0], ast.Name) and positional[0].value not in common:
+            kind, kind_span = positional[0].value, positional[0].span
+            positional = positional[1:]
+            if kind not in kinds:
+                diags.error(f"unknown {stmt.word} '{kind}'", kind_span, did_you_mean(kind, kinds))
+                return None
+        elif default_kind is None:
+            diags.error(f"{stmt.word} needs a name", stmt.span, did_you_mean("", kinds))
+            return None
+    attrs = dict(common, **((kinds or {}).get(kind, {}) if kinds else {}))
+    setting = Setting(stmt.word, kind, _defaults(attrs), stmt.span, kind_span, written=True)
+    for p in positional:
+        if isinstance(p, ast.Name) and p.value in attrs and attrs[p.value].type == "bool":
+            setting.values[p.value] = True
+            setting.spans[p.value] = p.span
+        elif isinstance(p, ast.Name):
+            hint = did_you_mean(p.value, [k for k, a in attrs.items() if a.type == "bool"] + list(attrs))
+            diags.error(f"unexpected '{p.value}' in {stmt.word}", p.span, hint)
+        else:
+            diags.error(f"unexpected value '{ast.value_text(p)}' in {stmt.word}", p.span,
+                        f"write it as a keyword argument, e.g. {next(iter(attrs), 'key')}=...")
+    for kw in stmt.kwargs:
+        if kw.key in setting.spans and kw.key in attrs:
+            diags.error(f"{kw.key} is given twice", kw.span)
+            continue
+        if kw.key not in attrs:
+            what = f"{stmt.word} {kind}" if kind else stmt.word
+            diags.error(f"unknown key '{kw.key}' for {what}", kw.span,
+                        did_you_mean(kw.key, attrs) or f"{what} takes: {', '.join(attrs) or 'no keys'}")
+            continue
+        if stmt.word == "train" and kw.key == "batch" and isinstance(kw.value, ast.Name) and kw.value.value in ("all", "full"):
+            setting.values["batch"] = "all"
+            setting.spans["batch"] = kw.span
+            continue
+        try:
+            setting.values[kw.key] = coerce(kw.key, kw.value, attrs[kw.key])
+            setting.spans[kw.key] = kw.span
+        except DLError as err:
+            diags.extend(err)
+    return setting
+

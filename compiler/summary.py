@@ -1,0 +1,83 @@
+"""The `dlc check` summary: one row per spec line, with the ops it lowered to."""
+
+from __future__ import annotations
+
+from .ops import fmt_shape
+from .spec import Spec
+
+
+def _num(n: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
+
+
+def rows(spec: Spec) -> list[dict]:
+    g = spec.graph
+    by_name = {n.name: n for n in g.nodes}
+    out = []
+    for layer in g.layers:
+        nodes = [by_name[name] for name in layer.nodes]
+        params = sum(p.size for n in nodes for p in n.params.values())
+        inits = [w.init.describe(w.fan_in, w.fan_out) for n in nodes if (w := n.params.get("weight")) is not None]
+        out.append({
+            "line": layer.span.line,
+            "layer": layer.text,
+            "ops": [n.op for n in nodes],
+            "nodes": layer.nodes,
+            "output": list(nodes[-1].out_shape if nodes else g.input_shape),
+            "params": params,
+            "init": inits[0] if inits else "",
+            "flops": sum(n.flops for n in nodes),
+        })
+    return out
+
+
+def to_json(spec: Spec) -> dict:
+    r = rows(spec)
+    return {
+        "model": spec.name,
+        "input": list(spec.graph.input_shape),
+        "output": list(spec.graph.output_shape),
+        "layers": r,
+        "params": spec.graph.param_count,
+        "flops_per_sample": sum(x["flops"] for x in r),
+        "loss": spec.loss,
+        "optimizer": {"name": spec["optimizer"].kind, **{k: _plain(v) for k, v in spec["optimizer"].values.items()}},
+        "data": spec.settings["data"].kind if "data" in spec.settings else None,
+        "search_ranges": {k: v.text for k, v in spec.ranges},
+        "warnings": [d.to_json(spec.source) for d in spec.warnings],
+    }
+
+
+def _plain(v):
+    return v if isinstance(v, (int, float, str, bool, type(None))) else str(getattr(v, "text", v))
+
+
+def render(spec: Spec) -> str:
+    r = rows(spec)
+    head = ["line", "layer", "lowered to", "output", "params", "init", "FLOPs"]
+    table = [[str(x["line"]), x["layer"], " > ".join(x["ops"]) or "-", fmt_shape(tuple(x["output"])),
+              f"{x['params']:,}", x["init"], _num(x["flops"])] for x in r]
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(head)]
+    right = {0, 4, 6}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [f"model {spec.name}: input {fmt_shape(spec.graph.input_shape)} -> output {fmt_shape(spec.graph.output_shape)}",
+           line(head), line(["-" * w for w in widths])]
+    out += [line(row) for row in table]
+    total_flops = sum(x["flops"] for x in r)
+    out.append(f"total: {spec.graph.param_count:,} parameters, {_num(total_flops)} FLOPs per sample "
+               f"(forward), {len(spec.graph.nodes)} ops")
+    opt = spec["optimizer"]
+    train = spec["train"]
+    data = spec.settings.get("data")
+    out.append(f"training: loss {spec.loss}, optimizer {opt.kind} lr={_plain(opt.get('lr'))}, "
+               f"epochs={_plain(train['epochs'])} batch={_plain(train['batch'])}, "
+               f"data {data.kind if data else '(none: add a data line to train)'}")
+    if spec.ranges:
+        out.append("search ranges: " + ", ".join(f"{k}={v.text}" for k, v in spec.ranges))
+    return "\n".join(out)

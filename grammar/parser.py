@@ -1,0 +1,172 @@
+"""Text -> AST with Lark (LALR). Syntax errors become located `DLError`s.
+
+The parser recovers line by line: after a syntax error on a line without braces
+it blanks that line and parses again, so independent syntax errors on several
+lines are all reported in one run.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from dlc.compiler import ast
+from dlc.compiler.diagnostics import Diagnostic, DLError, Source, Span
+
+GRAMMAR_PATH = Path(__file__).with_name("dl.lark")
+MAX_SYNTAX_ERRORS = 20
+
+_TERMINAL_WORDS = {
+    "SIGNED_NUMBER": "a number",
+    "INT": "a whole number",
+    "NAME": "a name",
+    "DIMS": "dimensions such as 1x28x28",
+    "STRING": "a quoted string",
+    "_NL": "end of line",
+    "SEMICOLON": "';'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "COMMA": "','",
+    "EQUAL": "'='",
+    "$END": "end of file",
+    "MODEL": "'model'",
+    "REPEAT": "'repeat'",
+}
+
+
+def _word(terminal: str) -> str:
+    return _TERMINAL_WORDS.get(terminal, terminal.lower())
+
+
+def _span(tok: Token) -> Span:
+    return Span(tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+class _ToAST(Transformer):
+    """Parse tree -> `dlc.compiler.ast`. Purely structural: no semantic checks here."""
+
+    def number(self, items):
+        (tok,) = items
+        return ast.Number(float(tok), str(tok), _span(tok))
+
+    def dims(self, items):
+        (tok,) = items
+        return ast.Dims(tuple(int(p) for p in str(tok).split("x")), _span(tok))
+
+    def name(self, items):
+        (tok,) = items
+        return ast.Name(str(tok), _span(tok))
+
+    def string(self, items):
+        (tok,) = items
+        return ast.String(str(tok)[1:-1], _span(tok))
+
+    def call(self, items):
+        name, *args = items
+        args = [a for a in args if a is not None]
+        return ast.Call(str(name), args, _span(name))
+
+    def kwarg(self, items):
+        key, value = items
+        return ast.KwArg(str(key), value, _span(key))
+
+    def stmt(self, items):
+        word, *rest = items
+        s = ast.Stmt(str(word), _span(word))
+        for r in rest:
+            (s.kwargs if isinstance(r, ast.KwArg) else s.args).append(r)
+        return s
+
+    def repeat(self, items):
+        count, *body = items
+        return ast.Repeat(int(count), list(body), _span(count))
+
+    def model(self, items):
+        name, *body = items
+        return ast.ModelBlock(str(name), list(body), _span(name))
+
+    def start(self, items):
+        models = [i for i in items if isinstance(i, ast.ModelBlock)]
+        stmts = [i for i in items if isinstance(i, ast.Stmt)]
+        return ast.SpecAST(models, stmts)
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(GRAMMAR_PATH.read_text(), parser="lalr", maybe_placeholders=False,
+                transformer=_ToAST(), cache=False)
+
+
+def _describe(err: UnexpectedInput, source: Source) -> Diagnostic:
+    line_text = source.line_text(err.line) if err.line and err.line > 0 else ""
+    if isinstance(err, UnexpectedCharacters):
+        ch = source.text[err.pos_in_stream] if err.pos_in_stream < len(source.text) else "?"
+        hint = None
+        if ch in "./\\" and line_text.strip().startswith("data"):
+            hint = 'file paths are written in quotes: data "path/to/file.csv"'
+        elif ch == "-" or ch == "+":
+            hint = "numbers are written as 0.5, -1, 1e-3"
+        elif ch in "\"'":
+            hint = "close the string on the same line"
+        return Diagnostic("error", f"unexpected character {ch!r}", Span(err.line, err.column, err.line, err.column + 1), hint)
+    if isinstance(err, (UnexpectedToken, UnexpectedEOF)):
+        tok = getattr(err, "token", None)
+        expected = sorted(getattr(err, "expected", None) or getattr(err, "accepts", None) or [])
+        want = [_word(t) for t in expected if not t.startswith("__")]
+        if tok is None or tok.type == "$END":
+            line = len(source.text.splitlines()) or 1
+            span = Span(line, max(1, len(source.line_text(line)) + 1))
+            if "RBRACE" in expected:
+                return Diagnostic("error", "unexpected end of file: a '{' block is not closed", span, "add the missing '}'")
+            return Diagnostic("error", "unexpected end of file", span,
+                              ("expected " + ", ".join(want)) if want else None)
+        shown = "end of line" if tok.type == "_NL" else repr(str(tok))
+        span = Span(tok.line, tok.column, tok.end_line, tok.end_column if tok.type != "_NL" else tok.column + 1)
+        hint = ("expected " + " or ".join(want)) if want and len(want) <= 6 else None
+        msg = f"unexpected {shown}"
+        if tok.type == "EQUAL":
+            msg, hint = "unexpected '='", "a keyword argument is written key=value, e.g. dropout=0.5"
+        elif tok.type == "_NL" and "RPAR" in expected:
+            msg, hint = "unclosed '(' at end of line", "close the call with ')'"
+        elif tok.type == "_NL" and expected and set(expected) <= {"SIGNED_NUMBER", "NAME", "DIMS", "STRING"}:
+            msg, hint = "missing value at end of line", "write a value after '=', e.g. dropout=0.5"
+        elif tok.type == "RBRACE":
+            msg, hint = "unexpected '}'", "this '}' closes no block"
+        elif tok.type == "LBRACE":
+            hint = "only 'model NAME {' and 'repeat N {' open a block"
+        elif tok.type in ("SIGNED_NUMBER", "INT", "DIMS") and "NAME" in expected:
+            hint = "a statement starts with a word such as dense, conv, relu"
+        return Diagnostic("error", msg, span, hint)
+    return Diagnostic("error", str(err).splitlines()[0], Span(getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1))
+
+
+def parse(text: str, filename: str = "<spec>") -> ast.SpecAST:
+    """Parse spec text. Raises `DLError` with every syntax error found."""
+    source = Source(text, filename)
+    diags: list[Diagnostic] = []
+    lines = text.splitlines(keepends=True)
+    attempt = text
+    while True:
+        try:
+            tree = _lark().parse(attempt)
+            break
+        except UnexpectedInput as err:
+            d = _describe(err, source)
+            diags.append(d)
+            line = d.span.line if d.span else 0
+            # Recover: blank the offending line if that cannot change the block structure.
+            if len(diags) >= MAX_SYNTAX_ERRORS or not (0 < line <= len(lines)):
+                break
+            original = lines[line - 1]
+            if any(c in original for c in "{}") or not original.strip():
+                break
+            lines[line - 1] = "\n" if original.endswith("\n") else ""
+            attempt = "".join(lines)
+    if diags:
+        raise DLError(diags, source)
+    return tree

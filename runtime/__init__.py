@@ -1,0 +1,1 @@
+"""The dlc runtime: data, the NumPy interpreter and trainer, onnxruntime inference."""

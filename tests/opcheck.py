@@ -1,0 +1,43 @@
+"""Helpers shared by the registry-walking tests: build an op's params and run it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlc.compiler.ops import REGISTRY, Context
+
+
+def full_attrs(op, attrs):
+    a = op.defaults()
+    a.update(attrs)
+    return a
+
+
+def make_params(op, shape, a, rng, dtype=np.float64):
+    p = {}
+    for spec in op.params(shape, a):
+        if spec.role == "slope":
+            p[spec.role] = rng.uniform(0.1, 0.5, spec.shape).astype(dtype)
+        elif spec.role == "gamma":
+            p[spec.role] = rng.uniform(0.5, 1.5, spec.shape).astype(dtype)
+        else:
+            p[spec.role] = rng.normal(0, 0.5, spec.shape).astype(dtype)
+    for name, (bshape, _) in op.buffers(shape, a).items():
+        p[name] = (rng.uniform(0.5, 1.5, bshape) if name.endswith("var") else rng.normal(0, 0.3, bshape)).astype(dtype)
+    return p
+
+
+def cases():
+    for op in REGISTRY:
+        for i, (shape, attrs) in enumerate(op.examples):
+            yield pytest_id(op.name, i), op, shape, full_attrs(op, attrs)
+
+
+def pytest_id(name, i):
+    return f"{name}-{i}"
+
+
+def run_forward(op, x, p, a, training, seed=0):
+    ctx = Context(training=training, rng=np.random.default_rng(seed))
+    buffers_copy = {k: v.copy() for k, v in p.items()}
+    return op.forward(x, buffers_copy, a, ctx)

@@ -1,0 +1,73 @@
+"""Walks the op registry: every op has examples, its forward obeys its shape rule,
+and its backward matches central finite differences in float64 (relative error < 1e-6)."""
+
+import numpy as np
+import pytest
+
+from dlc.compiler.ops import REGISTRY
+
+from opcheck import cases, make_params, run_forward
+
+CASES = list(cases())
+
+
+def test_every_op_has_examples():
+    missing = [op.name for op in REGISTRY if not op.examples]
+    assert not missing, f"ops without gradient-check examples: {missing}"
+
+
+def rel_error(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "infer"])
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_gradient_matches_finite_differences(case, training):
+    _, op, shape, a = case
+    rng = np.random.default_rng(1)
+    n = 3
+    x = rng.normal(0, 1, (n,) + tuple(shape))
+    p = make_params(op, shape, a, rng)
+    y, cache = run_forward(op, x, p, a, training)
+    assert y.shape == (n,) + op.infer(tuple(shape), a)
+    assert y.dtype == np.float64
+    r = rng.normal(0, 1, y.shape)
+    dx, grads = op.backward(r, cache, {k: v.copy() for k, v in p.items()}, a)
+    assert dx.shape == x.shape
+    trainable = {s.role for s in op.params(shape, a)}
+    assert set(grads) == trainable
+
+    def loss(x_, p_):
+        return float(np.sum(run_forward(op, x_, p_, a, training)[0] * r))
+
+    eps = 1e-6
+    targets = [("x", x, dx)] + [(role, p[role], grads[role]) for role in sorted(trainable)]
+    for label, arr, analytic in targets:
+        numeric = np.zeros_like(arr)
+        it = np.nditer(arr, flags=["multi_index"])
+        for _ in it:
+            i = it.multi_index
+            old = arr[i]
+            arr[i] = old + eps
+            up = loss(x, p)
+            arr[i] = old - eps
+            down = loss(x, p)
+            arr[i] = old
+            numeric[i] = (up - down) / (2 * eps)
+        err = rel_error(np.asarray(analytic), numeric)
+        assert err < 1e-6, f"{op.name} d{label}: relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_forward_keeps_float32(case):
+    _, op, shape, a = case
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (2,) + tuple(shape)).astype(np.float32)
+    p = make_params(op, shape, a, rng, np.float32)
+    for training in (True, False):
+        y, cache = run_forward(op, x, p, a, training)
+        assert y.dtype == np.float32, f"{op.name} forward returned {y.dtype}"
+        dx, grads = op.backward(np.ones_like(y), cache, p, a)
+        assert dx.dtype == np.float32, f"{op.name} backward returned {dx.dtype}"
+        for k, g in grads.items():
+            assert g.dtype == np.float32, f"{op.name} d{k} is {g.dtype}"
