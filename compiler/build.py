@@ -38,6 +38,7 @@ class PlannedNode:
     span: Span
     layer: int
     init: InitSpec | None = None  # explicit init for the weights
+    default_init: InitSpec | None = None  # the `init NAME` in force on this line
     reg: dict[str, float | None] = field(default_factory=dict)
     bias_explicit: bool = False
 
@@ -98,8 +99,9 @@ class ModelBuilder:
             a[key] = self._coerce(key, value, op.attrs[key], f"{where}.{key}")
         for kw in kwargs:
             a[kw.key] = self._coerce(kw.key, kw.value, op.attrs[kw.key], f"{where}.{kw.key}")
-        missing = [k for k, attr in op.attrs.items() if a.get(k, REQUIRED) is REQUIRED and attr.default is REQUIRED]
-        if any(v is REQUIRED for v in a.values()):
+        given = {kw.key for kw in kwargs} | set(op.positional[:len(positional)])
+        missing = [k for k, attr in op.attrs.items() if k not in given and attr.default is REQUIRED]
+        if any(v is REQUIRED for v in a.values()) or missing:
             if missing:
                 self.diags.error(f"{op.name} needs {', '.join(missing)}", stmt.span,
                                  f"e.g. {op.name} {64 if op.name == 'dense' else 16}")
@@ -129,7 +131,11 @@ class ModelBuilder:
 
     # ---- statements --------------------------------------------------------
     def add_layer(self, stmt: ast.Stmt) -> int:
-        text = self.lines[stmt.span.line - 1].split("#")[0].strip() if stmt.span.line <= len(self.lines) else stmt.word
+        line = self.lines[stmt.span.line - 1] if stmt.span.line <= len(self.lines) else stmt.word
+        text = line[stmt.span.col - 1:]
+        for stop in "#;}":
+            text = text.split(stop)[0]
+        text = text.strip()
         self.layers.append(Layer(len(self.layers), stmt.word, stmt.span, text))
         return len(self.layers) - 1
 
@@ -221,7 +227,7 @@ class ModelBuilder:
                 return
             a = self._op_attrs(op, stmt, args, kwargs, where)
             if a is not None:
-                self.plan.append(PlannedNode(op.name, a, stmt.span, layer))
+                self.plan.append(PlannedNode(op.name, a, stmt.span, layer, default_init=self.default_init))
             return
         self._linear_line(op, stmt, layer, where)
 
@@ -269,7 +275,8 @@ class ModelBuilder:
         a = self._op_attrs(op, stmt, positional, own, where)
         if a is None:
             return
-        self.plan.append(PlannedNode(op.name, a, stmt.span, layer, init=init, reg=reg, bias_explicit=bias_explicit))
+        self.plan.append(PlannedNode(op.name, a, stmt.span, layer, init=init, default_init=self.default_init, reg=reg,
+                                     bias_explicit=bias_explicit))
         if batchnorm:
             self.plan.append(PlannedNode("batchnorm", REGISTRY["batchnorm"].defaults(), stmt.span, layer))
         if act_op is not None:
@@ -339,7 +346,7 @@ class ModelBuilder:
             node = Node(name, pn.op, dict(pn.attrs), shape, out, pn.span, pn.layer, flops=op.flops(shape, out, a))
             for spec in op.params(shape, a):
                 if spec.init == "auto":
-                    init = pn.init or self.default_init or self.auto_init(i)
+                    init = pn.init or pn.default_init or self.auto_init(i)
                 else:
                     init = fixed(spec.init)
                 reg = {k: resolve(v) for k, v in pn.reg.items()} if spec.decay else {}

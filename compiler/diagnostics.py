@@ -7,6 +7,7 @@ more of them (several independent errors are reported together).
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -31,9 +32,12 @@ class Source:
     text: str
     filename: str = "<spec>"
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
 
 
 @dataclass

@@ -55,7 +55,7 @@ class InitSpec:
             text = f"{self.name} N(0, {concrete})" if dist == "normal" else f"{self.name} U(±{concrete})"
         return text + (" (auto)" if self.auto else "")
 
-    def sample(self, rng: np.random.Generator, shape, fan_in: int, fan_out: int, dtype=np.float32) -> np.ndarray:
+    def sample(self, rng: "np.random.Generator", shape, fan_in: int, fan_out: int, dtype="float32") -> "np.ndarray":
         dist = SCHEMES[self.name][0]
         s = self.scale(fan_in, fan_out)
         if dist == "constant":

@@ -58,12 +58,14 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
                     body = line.split("#")[0].rstrip()
                     lines[i] = body + f" {sub}={value}" + line[len(body):]
             else:
-                first = stmt.args[0] if stmt.args else None
-                if first is not None:
-                    start = first.span.col - 1
-                    lines[i] = line[:start] + value + line[_value_end(line, start):]
-                else:
-                    end = stmt.span.end_col - 1
-                    lines[i] = line[:end] + f" {value}" + line[end:]
+                # A new kind: keep the keys it takes (lr survives sgd -> adam), drop the others.
+                kinds, _, common = STATEMENTS[word]
+                valid = set(common) | set((kinds or {}).get(value, {}))
+                kept = [f"{kw.key}={line[kw.value.span.col - 1:_value_end(line, kw.value.span.col - 1)]}"
+                        for kw in stmt.kwargs if kinds is None or kw.key in valid]
+                flags = [a.value for a in stmt.args[1:] if hasattr(a, "value") and a.value in valid]
+                comment = line[line.index("#"):] if "#" in line else ""
+                indent = line[:len(line) - len(line.lstrip())]
+                lines[i] = indent + " ".join([word, value, *flags, *kept]) + (f"  {comment}" if comment else "")
         text = "\n".join(lines)
     return text

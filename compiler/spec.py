@@ -85,7 +85,7 @@ def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
         return
     classes = data.get("classes") or info.classes
     if loss == "cross_entropy" and len(out) == 1 and out[0] != classes:
-        last = graph.nodes[-1]
+        last = graph.layers[graph.nodes[-1].layer]
         diags.error(f"the output has {out[0]} units but {src} has {classes} classes", last.span,
                     f"make the last dense layer {classes} wide")
     if loss == "binary_cross_entropy" and len(out) == 1 and out[0] != 1 and classes == 2:
@@ -137,7 +137,7 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
                         "add at least one dense or conv layer")
         elif len(graph.output_shape) != 1:
             diags.error(f"the model's output is an image {'x'.join(map(str, graph.output_shape))}; "
-                        "it must end in a feature vector", graph.nodes[-1].span,
+                        "it must end in a feature vector", graph.layers[graph.nodes[-1].layer].span,
                         "end with flatten and a dense layer")
         elif not graph.params():
             diags.error(f"model {graph.name} has no parameters: it can never train", tree.models[0].span,

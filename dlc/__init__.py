@@ -8,6 +8,7 @@
 
 __version__ = "0.1.0"
 
+
 from dlc.compiler.diagnostics import DLError  # noqa: E402
 from dlc.compiler.spec import Spec, compile, compile_file  # noqa: E402
 

@@ -99,13 +99,30 @@ class _ToAST(Transformer):
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
     return Lark(GRAMMAR_PATH.read_text(), parser="lalr", maybe_placeholders=False,
-                transformer=_ToAST(), cache=False)
+                transformer=_ToAST(), cache=_cache_file())
+
+
+def _cache_file():
+    """Lark's compiled-grammar cache, in the user's cache folder (False where it is not writable)."""
+    import os
+    import tempfile
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlc"
+    for folder in (base, Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / ".dlc-write-probe"
+            probe.touch()
+            probe.unlink()
+            return str(folder / "lark-grammar.cache")
+        except OSError:
+            continue
+    return False
 
 
 def _describe(err: UnexpectedInput, source: Source) -> Diagnostic:
     line_text = source.line_text(err.line) if err.line and err.line > 0 else ""
     if isinstance(err, UnexpectedCharacters):
-        ch = source.text[err.pos_in_stream] if err.pos_in_stream < len(source.text) else "?"
+        ch = err.char
         hint = None
         if ch in "./\\" and line_text.strip().startswith("data"):
             hint = 'file paths are written in quotes: data "path/to/file.csv"'
@@ -163,7 +180,7 @@ def parse(text: str, filename: str = "<spec>") -> ast.SpecAST:
             if len(diags) >= MAX_SYNTAX_ERRORS or not (0 < line <= len(lines)):
                 break
             original = lines[line - 1]
-            if any(c in original for c in "{}") or not original.strip():
+            if any(c in original for c in "{}") or not original.strip() or "end of file" in d.message:
                 break
             lines[line - 1] = "\n" if original.endswith("\n") else ""
             attempt = "".join(lines)

@@ -62,9 +62,9 @@ class Conv(Op):
     doc = "2-D convolution (cross-correlation), weights OIHW"
     attrs = {
         "filters": Attr("int", min=1, doc="the number of output channels"),
-        "kernel": Attr("dims", 3, min=1, doc="kernel size: K or KHxKW"),
-        "stride": Attr("dims", 1, min=1, doc="stride: S or SHxSW"),
-        "pad": Attr("pad", 0, min=0, doc="zero padding: P, PHxPW, 'same' or 'valid'"),
+        "kernel": Attr("dims", (3, 3), min=1, doc="kernel size: K or KHxKW"),
+        "stride": Attr("dims", (1, 1), min=1, doc="stride: S or SHxSW"),
+        "pad": Attr("pad", (0, 0), min=0, doc="zero padding: P, PHxPW, 'same' or 'valid'"),
         "bias": Attr("bool", True, doc="add a per-channel bias (dropped automatically before batchnorm)", searchable=False),
     }
     positional = ("filters",)

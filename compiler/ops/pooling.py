@@ -16,9 +16,9 @@ from .base import Op, ShapeError, fmt_shape, register
 from .windows import out_size, pad_image, resolve_pads, scatter_windows, windows
 
 _POOL_ATTRS = {
-    "kernel": Attr("dims", 2, min=1, doc="window size: K or KHxKW"),
+    "kernel": Attr("dims", (2, 2), min=1, doc="window size: K or KHxKW"),
     "stride": Attr("dims", None, min=1, doc="stride (default: the kernel size)"),
-    "pad": Attr("pad", 0, min=0, doc="padding: P, PHxPW, 'same' or 'valid'"),
+    "pad": Attr("pad", (0, 0), min=0, doc="padding: P, PHxPW, 'same' or 'valid'"),
 }
 
 

@@ -6,7 +6,7 @@ Loops run over kernel offsets (kh*kw iterations), never over samples or pixels.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+
 
 
 def out_size(size: int, k: int, s: int, pad_begin: int, pad_end: int) -> int:
@@ -40,7 +40,7 @@ def pad_image(x: np.ndarray, pads, value=0.0) -> np.ndarray:
 
 def windows(xp: np.ndarray, kernel, stride) -> np.ndarray:
     """(N, C, Hp, Wp) -> view (N, C, Ho, Wo, kh, kw)."""
-    v = sliding_window_view(xp, kernel, axis=(2, 3))
+    v = np.lib.stride_tricks.sliding_window_view(xp, kernel, axis=(2, 3))
     return v[:, :, ::stride[0], ::stride[1]]
 
 
