@@ -39,6 +39,74 @@ def cmd_check(args) -> int:
     return status
 
 
+def _spec_for(path: str, overrides, resume: bool):
+    """A spec path, or a run folder (its spec.dl) when resuming."""
+    from pathlib import Path
+    from dlc.compiler.spec import compile_file
+
+    p = Path(path)
+    if p.is_dir() and (p / "spec.dl").exists():
+        return compile_file(p / "spec.dl", overrides=overrides or ()), p
+    return compile_file(p, overrides=overrides or ()), None
+
+
+def cmd_train(args) -> int:
+    from dlc.runtime.trainer import TrainingDiverged, train
+
+    spec, run_from_dir = _spec_for(args.spec, args.set, args.resume)
+    if spec.warnings and not args.quiet:
+        _print_diags(spec.warnings, spec.source)
+    out = args.output or run_from_dir
+    if args.resume and out is None:
+        print("dlc: --resume needs the run folder: dlc train RUN --resume, or -o RUN", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        result = train(spec, out=out, resume=args.resume, progress=not args.quiet)
+    except TrainingDiverged as e:
+        print(f"{spec.source.filename}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    m = result.metrics
+    if result.interrupted:
+        print(f"interrupted: {len(result.history)} epoch(s) kept in {result.run_dir}; "
+              f"continue with: dlc train {result.run_dir} --resume", file=sys.stderr)
+    print(_metrics_line(m))
+    print(f"run folder: {result.run_dir}")
+    return 130 if result.interrupted else EXIT_OK
+
+
+def _metrics_line(m: dict) -> str:
+    parts = []
+    for split in ("train", "validation", "test"):
+        r = m.get(split) or {}
+        if r.get("loss") is None:
+            continue
+        text = f"{split} loss {r['loss']:.4f}"
+        if r.get("accuracy") is not None:
+            text += f" acc {100 * r['accuracy']:.2f}%"
+        if r.get("mae") is not None:
+            text += f" mae {r['mae']:.4f}"
+        parts.append(text)
+    extra = f" ({m['epochs_run']} epochs, {m['seconds']:.1f} s" + (", stopped early" if m.get("stopped_early") else "") + ")"
+    return " | ".join(parts) + extra
+
+
+def cmd_eval(args) -> int:
+    from dlc.runtime.evaluate import evaluate_run
+
+    report = evaluate_run(args.run, args.data, split=args.split)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for split, r in report["splits"].items():
+            line = f"{split}: n={r['n']} loss {r['loss']:.4f}"
+            if r.get("accuracy") is not None:
+                line += f" accuracy {100 * r['accuracy']:.2f}%"
+            if r.get("mae") is not None:
+                line += f" mae {r['mae']:.4f}"
+            print(line)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dlc import __version__
 
@@ -54,6 +122,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optimizer.lr=0.01")
     c.set_defaults(func=cmd_check)
+
+    t = sub.add_parser("train", help="train a spec with the NumPy trainer; write a run folder",
+                       description="Train with the NumPy trainer and write the run folder (weights.npz, spec.dl, "
+                                   "metrics.json, history.csv, curves.png). Ctrl-C keeps the completed epochs.")
+    t.add_argument("spec", metavar="SPEC", help="a .dl spec, or a run folder with --resume")
+    t.add_argument("-o", "--output", metavar="RUN", help="run folder (default: runs/MODEL, never overwritten)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optimizer.lr=0.01")
+    t.add_argument("--resume", action="store_true", help="continue the run in RUN from its last completed epoch")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="metrics of a trained run on its splits or on a data set",
+                       description="Loss and accuracy of a run with the NumPy runtime: on the run's own splits, "
+                                   "or on DATA (a built-in set name or a .npz/.csv/IDX file).")
+    e.add_argument("run", metavar="RUN")
+    e.add_argument("data", nargs="?", metavar="DATA")
+    e.add_argument("--split", choices=["train", "validation", "test", "all"], default="all")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
     return p
 
 

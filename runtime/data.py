@@ -1,0 +1,136 @@
+"""From a spec's `data` line to train/validation/test splits that fit the input layer.
+
+Preprocessing (scale=, center, standardize) is fitted on the training split only and
+stored as a per-feature affine map x * mul + add, saved with the run and emitted into
+the ONNX graph, so deployed models take raw inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlc.compiler.diagnostics import Diagnostic, DLError
+from dlc.compiler.spec import Spec
+from dlc.runtime.datasets import CATALOG, DataError, Dataset, load
+
+
+@dataclass
+class Preprocess:
+    mul: np.ndarray  # per-sample shape
+    add: np.ndarray
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return (x * self.mul + self.add).astype(np.float32)
+
+    @property
+    def is_identity(self) -> bool:
+        return bool(np.all(self.mul == 1) and np.all(self.add == 0))
+
+    @classmethod
+    def identity(cls, shape) -> "Preprocess":
+        return cls(np.ones(shape, np.float32), np.zeros(shape, np.float32))
+
+    @classmethod
+    def fit(cls, x: np.ndarray, scale: float | None, center: bool, standardize: bool) -> "Preprocess":
+        shape = x.shape[1:]
+        mul = np.full(shape, scale or 1.0, np.float64)
+        add = np.zeros(shape, np.float64)
+        if center or standardize:
+            xs = x.astype(np.float64) * mul
+            mean = xs.mean(axis=0)
+            add = -mean
+            if standardize:
+                std = xs.std(axis=0)
+                std[std < 1e-8] = 1.0  # constant features stay centred, not blown up
+                mul = mul / std
+                add = -mean / std
+        return cls(mul.astype(np.float32), add.astype(np.float32))
+
+
+@dataclass
+class Splits:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+    task: str
+    preprocess: Preprocess
+    name: str
+
+
+def _data_error(spec: Spec, message: str, hint: str | None = None) -> DLError:
+    data = spec.settings.get("data")
+    span = data.kind_span if data is not None else None
+    return DLError(Diagnostic("error", message, span, hint), spec.source)
+
+
+def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, resize=None) -> np.ndarray:
+    """Bring x to the input layer's shape where that is unambiguous; otherwise refuse, naming both shapes."""
+    want = tuple(spec.graph.input_shape)
+    if image_shape and len(want) == 3 and x.ndim == 2 and x.shape[1] == int(np.prod(image_shape)):
+        x = x.reshape((len(x),) + tuple(image_shape))
+    if x.ndim == 3 and len(want) == 3 and want[0] == 1:
+        x = x[:, None]  # (N, H, W) grayscale -> (N, 1, H, W)
+    if resize and x.ndim == 4 and x.shape[2:] != (resize, resize):
+        from scipy.ndimage import zoom
+        x = zoom(x, (1, 1, resize / x.shape[2], resize / x.shape[3]), order=1).astype(np.float32)
+    if tuple(x.shape[1:]) != want:
+        got = "x".join(map(str, x.shape[1:]))
+        raise _data_error(spec, f"{dataset_name} samples are {got} but the model's input is "
+                                f"{'x'.join(map(str, want))}", "change the input line or the data")
+    return x
+
+
+def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
+    """Load, check and split the spec's data; fit preprocessing on the training split."""
+    from sklearn.model_selection import train_test_split
+
+    data = spec.settings.get("data")
+    if data is None:
+        raise DLError(Diagnostic("error", "the spec has no data line: nothing to train on", None,
+                                 "add e.g. data digits test=0.2 standardize"), spec.source)
+    seed = data.get("data_seed") if data.get("data_seed") is not None else spec["train"]["seed"]
+    if dataset is None:
+        try:
+            dataset = load(data.kind, data.values, spec.task, seed, spec.base_dir)
+        except DataError as e:
+            raise _data_error(spec, str(e)) from None
+    info = CATALOG.get(data.kind)
+    x = fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None, data.get("resize"))
+    y = dataset.y
+    if dataset.task != spec.task:
+        raise _data_error(spec, f"{dataset.name} is a {dataset.task} set but loss {spec.loss} is for {spec.task}")
+    out = spec.graph.output_shape[0]
+    if spec.task == "classification":
+        k = dataset.n_classes
+        if spec.loss == "cross_entropy" and out != k:
+            raise _data_error(spec, f"{dataset.name} has {k} classes but the model outputs {out} values",
+                              f"make the last dense layer {k} wide")
+        if spec.loss == "binary_cross_entropy" and not (out == 1 and k <= 2) and out != k:
+            raise _data_error(spec, f"binary_cross_entropy: {dataset.name} has {k} classes, the model {out} outputs")
+    elif y.shape[1] != out:
+        raise _data_error(spec, f"{dataset.name} has {y.shape[1]} target column(s) but the model outputs {out}")
+    stratify = spec.task == "classification" and data["stratify"]
+
+    def split(xa, ya, frac):
+        if frac <= 0 or len(xa) < 2:
+            return xa, ya, xa[:0], ya[:0]
+        try:
+            a, b, c, d = train_test_split(xa, ya, test_size=frac, random_state=seed,
+                                          stratify=ya if stratify else None)
+        except ValueError:  # too few samples of a class to stratify
+            a, b, c, d = train_test_split(xa, ya, test_size=frac, random_state=seed)
+        return a, c, b, d
+
+    x_train, y_train, x_test, y_test = split(x, y, data["test"])
+    x_train, y_train, x_val, y_val = split(x_train, y_train, spec["train"]["validation"])
+    if len(x_train) == 0:
+        raise _data_error(spec, "no training samples are left after the test and validation splits")
+    pre = Preprocess.fit(x_train, data.get("scale"), data["center"], data["standardize"])
+    return Splits(pre.apply(x_train), y_train, pre.apply(x_val), y_val, pre.apply(x_test), y_test,
+                  dataset.classes, spec.task, pre, dataset.name)

@@ -1,0 +1,98 @@
+"""The NumPy interpreter of the IR: parameters, forward with caches, backward.
+
+Parameters live in one dict keyed by their IR names (dense1.weight, batchnorm1.running_mean ...),
+the same names as weights.npz and the ONNX initializers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlc.compiler.ir import Graph
+from dlc.compiler.ops import REGISTRY, Context
+
+
+class WeightsMismatch(Exception):
+    """Weights that do not fit the spec: the message names what differs."""
+
+
+def init_params(graph: Graph, seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
+    """Sample every parameter from its init scheme; buffers get their fill value.
+    One generator, parameters in graph order: the same spec and seed give the same weights."""
+    rng = np.random.default_rng(seed)
+    values = {}
+    for node in graph.nodes:
+        for p in node.params.values():
+            values[p.name] = p.init.sample(rng, p.shape, p.fan_in, p.fan_out, dtype)
+        for b in node.buffers.values():
+            values[b.name] = np.full(b.shape, b.fill, dtype=dtype)
+    return values
+
+
+def expected_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
+    out = {p.name: p.shape for p in graph.params()}
+    out.update({b.name: b.shape for b in graph.buffers()})
+    return out
+
+
+def check_weights(graph: Graph, values: dict[str, np.ndarray]) -> None:
+    want = expected_shapes(graph)
+    missing = sorted(set(want) - set(values))
+    extra = sorted(set(values) - set(want))
+    wrong = sorted(f"{k} {tuple(values[k].shape)} (spec: {want[k]})" for k in set(want) & set(values)
+                   if tuple(values[k].shape) != tuple(want[k]))
+    if missing or extra or wrong:
+        parts = []
+        if missing:
+            parts.append("missing: " + ", ".join(missing))
+        if extra:
+            parts.append("not in the spec: " + ", ".join(extra))
+        if wrong:
+            parts.append("wrong shape: " + "; ".join(wrong))
+        raise WeightsMismatch("the weights do not match the spec: " + " | ".join(parts))
+
+
+class Network:
+    """Runs a graph on batches. `forward` keeps what `backward` needs."""
+
+    def __init__(self, graph: Graph, values: dict[str, np.ndarray]):
+        check_weights(graph, values)
+        self.graph = graph
+        self.values = values
+        self.nodes = graph.nodes
+        self._plan = [(n, REGISTRY[n.op], {**{r: values[p.name] for r, p in n.params.items()},
+                                           **{r: values[b.name] for r, b in n.buffers.items()}})
+                      for n in graph.nodes]
+        self._caches: list = []
+
+    def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                upto: int | None = None, keep: bool = True, record=None) -> np.ndarray:
+        """Run nodes [0, upto). With `keep`, caches are kept for `backward`."""
+        ctx = Context(training=training, rng=rng if rng is not None else np.random.default_rng(0))
+        caches = []
+        plan = self._plan if upto is None else self._plan[:upto]
+        for node, op, p in plan:
+            x, cache = op.forward(x, p, node.attrs, ctx)
+            if keep:
+                caches.append(cache)
+            if record is not None:
+                record(node, x)
+        self._caches = caches
+        return x
+
+    def backward(self, dy: np.ndarray, record=None) -> dict[str, np.ndarray]:
+        """Gradients of every trainable parameter, keyed by name; uses the last forward's caches."""
+        grads = {}
+        for (node, op, p), cache in zip(reversed(self._plan[:len(self._caches)]), reversed(self._caches)):
+            dy, g = op.backward(dy, cache, p, node.attrs)
+            for role, value in g.items():
+                grads[node.params[role].name] = value
+            if record is not None:
+                record(node, dy)
+        self._caches = []
+        return grads
+
+    def predict(self, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+        """Inference-mode outputs (dropout off, batchnorm running statistics), in batches."""
+        outs = [self.forward(x[i:i + batch], training=False, keep=False) for i in range(0, len(x), batch)]
+        return np.concatenate(outs) if outs else np.zeros((0,) + self.graph.output_shape, np.float32)
