@@ -128,6 +128,8 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     interrupted = False
     t_start = time.perf_counter()
     steps = 0
+    errstate = np.errstate(over="ignore", invalid="ignore")  # divergence is caught and reported below
+    errstate.__enter__()
     try:
         for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
@@ -195,6 +197,7 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
             for k, v in rf.load_npz(run_dir / "weights.npz").items():
                 values[k][...] = v
     finally:
+        errstate.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     if patience and best_values is not None:

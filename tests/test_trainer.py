@@ -1,0 +1,172 @@
+"""The trainer: determinism, the NaN guard, refusal of misfit data and weights, resume, the run folder."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dlc
+from dlc.cli import main
+from dlc.compiler.diagnostics import DLError
+from dlc.runtime import run_folder as rf
+from dlc.runtime.network import Network, WeightsMismatch, init_params
+from dlc.runtime.optimizers import Optimizer, learning_rate
+from dlc.runtime.trainer import TrainingDiverged, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SMALL = """model small {
+    input 2
+    dense 16 relu batchnorm dropout=0.1
+    dense 3 softmax
+}
+data blobs n=120
+optimizer adam lr=0.01
+train epochs=3 batch=16 seed=%d
+"""
+
+
+def test_same_spec_and_seed_give_identical_weights(tmp_path):
+    a = train(dlc.compile(SMALL % 0), out=tmp_path / "a", progress=False)
+    b = train(dlc.compile(SMALL % 0), out=tmp_path / "b", progress=False)
+    c = train(dlc.compile(SMALL % 1), out=tmp_path / "c", progress=False)
+    wa, wb, wc = (rf.load_npz(r.run_dir / "weights.npz") for r in (a, b, c))
+    assert wa.keys() == wb.keys()
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+    assert not all(np.array_equal(wa[k], wc[k]) for k in wa)
+
+
+def test_run_folder_contents(tmp_path):
+    r = train(dlc.compile(SMALL % 0), out=tmp_path / "run", progress=False)
+    files = {p.name for p in r.run_dir.iterdir()}
+    assert {"spec.dl", "weights.npz", "preprocess.npz", "history.csv", "metrics.json", "curves.png",
+            "optimizer.npz", "state.json"} <= files
+    assert not [f for f in files if f.endswith(".tmp")]
+    w = rf.load_npz(r.run_dir / "weights.npz")
+    assert set(w) == {"dense1.weight", "batchnorm1.gamma", "batchnorm1.beta", "batchnorm1.running_mean",
+                      "batchnorm1.running_var", "dense2.weight", "dense2.bias"}
+    assert all(v.dtype == np.float32 for v in w.values())
+    m = json.loads((r.run_dir / "metrics.json").read_text())
+    assert m["epochs_run"] == 3 and m["classes"] == ["0", "1", "2"] and 0 <= m["test"]["accuracy"] <= 1
+    assert len((r.run_dir / "history.csv").read_text().strip().splitlines()) == 4
+    assert (r.run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_nan_stops_training_with_epoch_step_and_cause(tmp_path):
+    spec = dlc.compile(SMALL.replace("adam lr=0.01", "sgd lr=1e30").replace("relu batchnorm", "relu") % 0)
+    with pytest.raises(TrainingDiverged, match=r"at epoch 1, step \d+ \(lr=1e\+30\): the learning rate is likely too high"):
+        train(spec, out=tmp_path / "r", progress=False)
+
+
+def test_cli_reports_divergence_with_exit_2(tmp_path, capsys):
+    spec = tmp_path / "bad.dl"
+    spec.write_text(SMALL.replace("adam lr=0.01", "sgd lr=1e30").replace("relu batchnorm", "relu") % 0)
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "r")]) == 2
+    assert "the learning rate is likely too high" in capsys.readouterr().err
+
+
+def test_data_that_does_not_fit_the_input_is_refused(tmp_path):
+    f = tmp_path / "d.npz"
+    np.savez(f, x=np.zeros((20, 5), np.float32), y=np.arange(20) % 3)
+    text = (SMALL % 0).replace("data blobs n=120", f'data "{f}"')
+    with pytest.raises(DLError, match=r"d.npz samples are 5 but the model's input is 2"):
+        train(dlc.compile(text), out=tmp_path / "r", progress=False)
+
+
+def test_csv_with_label_column(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["a,b,kind"] + [f"{x:.3f},{y:.3f},{'cat' if x > 0 else 'dog'}" for x, y in rng.normal(size=(60, 2))]
+    (tmp_path / "d.csv").write_text("\n".join(rows))
+    text = (SMALL % 0).replace("data blobs n=120", f'data "{tmp_path / "d.csv"}" label=kind').replace("dense 3", "dense 2")
+    r = train(dlc.compile(text), out=tmp_path / "r", progress=False)
+    assert r.metrics["classes"] == ["cat", "dog"]
+
+
+def test_search_range_refused_by_train(tmp_path):
+    spec = dlc.compile((SMALL % 0).replace("lr=0.01", "lr=loguniform(1e-4, 1e-1)"))
+    with pytest.raises(DLError, match="optimizer.lr is a search range"):
+        train(spec, out=tmp_path / "r", progress=False)
+
+
+def test_weights_that_do_not_match_are_refused_with_names():
+    graph = dlc.compile(SMALL % 0).graph
+    values = init_params(graph, 0)
+    values["dense9.weight"] = values.pop("dense2.weight")
+    values["dense1.weight"] = np.zeros((3, 16), np.float32)
+    with pytest.raises(WeightsMismatch) as e:
+        Network(graph, values)
+    msg = str(e.value)
+    assert "missing: dense2.weight" in msg and "not in the spec: dense9.weight" in msg
+    assert "dense1.weight (3, 16) (spec: (2, 16))" in msg
+
+
+def test_resume_continues_to_the_same_weights(tmp_path):
+    full = train(dlc.compile(SMALL % 0), out=tmp_path / "full", progress=False)
+    part = train(dlc.compile((SMALL % 0).replace("epochs=3", "epochs=2")), out=tmp_path / "part", progress=False)
+    assert len(part.history) == 2
+    resumed = train(dlc.compile(SMALL % 0), out=tmp_path / "part", resume=True, progress=False)
+    assert len(resumed.history) == 3
+    a, b = rf.load_npz(full.run_dir / "weights.npz"), rf.load_npz(resumed.run_dir / "weights.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a), "resume must continue exactly where the run stopped"
+
+
+def test_resume_refuses_a_changed_model(tmp_path):
+    train(dlc.compile(SMALL % 0), out=tmp_path / "r", progress=False)
+    with pytest.raises(DLError, match="the model block changed"):
+        train(dlc.compile((SMALL % 0).replace("dense 16", "dense 8")), out=tmp_path / "r", resume=True, progress=False)
+
+
+def test_default_run_dir_never_overwrites(tmp_path):
+    (tmp_path / "m").mkdir()
+    assert rf.default_run_dir("m", tmp_path) == tmp_path / "m-2"
+
+
+def test_sgd_momentum_matches_pytorch_convention():
+    w = {"w": np.array([1.0])}
+    opt = Optimizer("sgd", {"momentum": 0.9, "nesterov": False}, w)
+    opt.step({"w": np.array([1.0])}, lr=0.1)  # buf = g = 1
+    opt.step({"w": np.array([1.0])}, lr=0.1)  # buf = 0.9 + 1 = 1.9
+    assert w["w"][0] == pytest.approx(1 - 0.1 - 0.19)
+
+
+def test_adam_first_step_is_lr_times_sign():
+    w = {"w": np.array([1.0, -2.0])}
+    Optimizer("adam", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, w).step({"w": np.array([0.5, -3.0])}, lr=0.01)
+    assert w["w"] == pytest.approx([0.99, -1.99])
+
+
+def test_schedules():
+    assert learning_rate(1.0, "step", {"every": 10, "gamma": 0.5, "warmup": 0}, 25, 30) == 0.25
+    assert learning_rate(1.0, "exponential", {"gamma": 0.9, "warmup": 0}, 2, 30) == pytest.approx(0.81)
+    assert learning_rate(1.0, "cosine", {"min_lr": 0.0, "warmup": 0}, 0, 10) == 1.0
+    assert learning_rate(1.0, "cosine", {"min_lr": 0.0, "warmup": 0}, 5, 10) == pytest.approx(0.5)
+    assert learning_rate(1.0, "constant", {"warmup": 3}, 0, 10) == 0.25
+
+
+def test_eval_cli(tmp_path, capsys):
+    r = train(dlc.compile(SMALL % 0), out=tmp_path / "r", progress=False)
+    assert main(["eval", str(r.run_dir), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["splits"]["test"]["accuracy"] == pytest.approx(r.metrics["test"]["accuracy"])
+
+
+@pytest.mark.slow
+def test_digits_mlp_reaches_98_percent(tmp_path):
+    r = train(dlc.compile_file(ROOT / "specs/digits_mlp.dl"), out=tmp_path / "r", progress=False)
+    assert r.metrics["test"]["accuracy"] >= 0.98
+    assert r.metrics["seconds"] < 30
+
+
+@pytest.mark.slow
+def test_spiral_reaches_97_percent_training_accuracy(tmp_path):
+    r = train(dlc.compile_file(ROOT / "specs/spiral.dl"), out=tmp_path / "r", progress=False)
+    assert r.metrics["train"]["accuracy"] >= 0.97
+
+
+@pytest.mark.slow
+def test_lenet_learns(tmp_path):
+    spec = dlc.compile_file(ROOT / "specs/lenet.dl", overrides=["train.epochs=2"])
+    r = train(spec, out=tmp_path / "r", progress=False)
+    assert r.history[-1]["loss"] < r.history[0]["loss"]
+    assert r.metrics["test"]["accuracy"] > 0.8
