@@ -9,6 +9,20 @@
 __version__ = "0.1.0"
 
 
+def _map_source_checkout() -> None:
+    """Imported from a source checkout (e.g. `python -m pytest` at the root puts it on sys.path
+    ahead of the installed package): find dlc.compiler, dlc.grammar and dlc.runtime in the sibling
+    folders, the same mapping pyproject.toml's package-dir declares for installs."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    root = here.parent
+    if not (here / "compiler").is_dir() and (root / "compiler" / "ops").is_dir() and (root / "pyproject.toml").is_file():
+        __path__.append(str(root))  # noqa: F821  (the package's own __path__)
+
+
+_map_source_checkout()
+
 from dlc.compiler.diagnostics import DLError  # noqa: E402
 from dlc.compiler.spec import Spec, compile, compile_file  # noqa: E402
 

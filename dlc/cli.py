@@ -107,6 +107,40 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from dlc.runtime.export import export_run
+
+    r = export_run(args.run, args.output, keep_bn=args.keep_bn, samples=args.samples)
+    print(f"wrote {r.path} ({r.size_bytes:,} bytes, {r.onnx_nodes} ONNX nodes, opset 18, "
+          f"{r.folded_bn} batchnorm folded); onnxruntime vs NumPy on {r.samples} real inputs: "
+          f"max abs difference {r.max_abs_diff:.2e}")
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+    from dlc.runtime.predict import predict
+
+    r = predict(args.model, args.data)
+    if args.output:
+        from pathlib import Path
+        from dlc.runtime.run_folder import save_npz
+        save_npz(Path(args.output), {k: v for k, v in r.items() if isinstance(v, np.ndarray)})
+    shown = min(len(r["output"]), args.show)
+    for i in range(shown):
+        if "class" in r:
+            print(f"{i}\t{r['class'][i]}\t{float(np.max(r['output'][i])):.4f}")
+        else:
+            print(f"{i}\t" + " ".join(f"{v:.5g}" for v in r["output"][i]))
+    summary = f"{r['n']} predictions ({r['engine']})"
+    if "accuracy" in r:
+        summary += f", accuracy against the data's labels {100 * r['accuracy']:.2f}%"
+    if args.output:
+        summary += f", written to {args.output}"
+    print(summary)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dlc import __version__
 
@@ -141,6 +175,26 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=["train", "validation", "test", "all"], default="all")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    x = sub.add_parser("export", help="export a trained run to ONNX, verified against the NumPy runtime",
+                       description="Write ONNX (opset 18) with the trained weights, a dynamic batch dimension, "
+                                   "dropout removed, batchnorm folded (unless --keep-bn), preprocessing included "
+                                   "and the spec in the metadata. The model is checked with onnx.checker and "
+                                   "compared with the NumPy runtime on real inputs; a model that disagrees is not written.")
+    x.add_argument("run", metavar="RUN")
+    x.add_argument("-o", "--output", required=True, metavar="MODEL.onnx")
+    x.add_argument("--keep-bn", action="store_true", help="keep BatchNormalization nodes instead of folding them")
+    x.add_argument("--samples", type=int, default=256, help="real inputs used for the parity check (default 256)")
+    x.set_defaults(func=cmd_export)
+
+    pr = sub.add_parser("predict", help="predictions for a data set from an .onnx file or a run folder",
+                        description="Predict with onnxruntime (MODEL.onnx) or the NumPy runtime (a run folder). "
+                                    "DATA is a built-in set name or a .npz/.csv/IDX file, as in training.")
+    pr.add_argument("model", metavar="MODEL_OR_RUN")
+    pr.add_argument("data", metavar="DATA")
+    pr.add_argument("-o", "--output", metavar="OUT.npz", help="write output (and label/class) arrays")
+    pr.add_argument("--show", type=int, default=10, help="rows to print (default 10)")
+    pr.set_defaults(func=cmd_predict)
     return p
 
 

@@ -1,0 +1,41 @@
+"""Inference lowering passes on (graph nodes, values) before export.
+
+- batchnorm folding: a batchnorm right after dense or conv is folded into its weights and bias
+  (W' = W * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps));
+- dropout needs no pass: its ONNX lowering is the identity; rrelu lowers to its mean slope.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .ir import Graph, Node, Param
+from .inits import InitSpec
+
+
+def fold_batchnorm(graph: Graph, values: dict[str, np.ndarray]) -> tuple[list[Node], dict[str, np.ndarray]]:
+    """Nodes with every foldable batchnorm merged into the preceding dense/conv, and their values."""
+    values = dict(values)
+    out: list[Node] = []
+    for node in graph.nodes:
+        prev = out[-1] if out else None
+        if node.op == "batchnorm" and prev is not None and prev.op in ("dense", "conv"):
+            gamma, beta = values[node.params["gamma"].name], values[node.params["beta"].name]
+            mean, var = values[node.buffers["running_mean"].name], values[node.buffers["running_var"].name]
+            scale = (gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + node.attrs["eps"]))
+            w_name = prev.params["weight"].name
+            w = values[w_name].astype(np.float64)
+            w = w * scale if prev.op == "dense" else w * scale[:, None, None, None]
+            bias_name = f"{prev.name}.bias"
+            b = values[bias_name].astype(np.float64) if "bias" in prev.params else 0.0
+            values[w_name] = w.astype(np.float32)
+            values[bias_name] = ((b - mean) * scale + beta).astype(np.float32)
+            params = dict(prev.params)
+            params["bias"] = Param(bias_name, "bias", (len(scale),), InitSpec("zeros"), decay=False)
+            out[-1] = dataclasses.replace(prev, params=params, attrs=dict(prev.attrs, bias=True),
+                                          out_shape=node.out_shape)
+            continue
+        out.append(node)
+    return out, values

@@ -1,0 +1,83 @@
+"""Lowering to ONNX: the only compiler module that imports onnx.
+
+Opset 18 with IR version 8, which onnxruntime 1.20 and newer load. Each op emits its own nodes
+through `OnnxBuilder` (see `Op.to_onnx`); this module adds the input preprocessing, the outputs,
+the metadata, and runs the checker.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .inference_passes import fold_batchnorm
+from .ir import Graph, Node
+from .ops import REGISTRY
+
+OPSET = 18
+IR_VERSION = 8  # the minimum for opset 18; onnx.helper would stamp a newer one older runtimes refuse
+INPUT, OUTPUT, LABEL = "input", "output", "label"
+
+
+class OnnxBuilder:
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: dict[str, onnx.TensorProto] = {}
+        self._count = 0
+
+    def fresh(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def node(self, op_type: str, inputs: list[str], name: str | None = None, **attrs) -> str:
+        out = name or self.fresh(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def initializer(self, name: str, array: np.ndarray) -> str:
+        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        return name
+
+    def scalar(self, value: float) -> str:
+        return self.initializer(self.fresh("const"), np.array(value, dtype=np.float32))
+
+    def ints(self, values) -> str:
+        return self.initializer(self.fresh("shape"), np.array(values, dtype=np.int64))
+
+
+def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=None, keep_bn: bool = False,
+                  label: bool = False, metadata: dict | None = None, nodes: list[Node] | None = None) -> onnx.ModelProto:
+    """IR + trained values -> a checked ONNX model with a dynamic batch dimension."""
+    if nodes is None:
+        nodes, values = (list(graph.nodes), values) if keep_bn else fold_batchnorm(graph, values)
+    g = OnnxBuilder()
+    x = INPUT
+    if preprocess is not None and not preprocess.is_identity:
+        x = g.node("Mul", [x, g.initializer("preprocess.mul", preprocess.mul.astype(np.float32))], name="preprocess_mul")
+        x = g.node("Add", [x, g.initializer("preprocess.add", preprocess.add.astype(np.float32))], name="preprocess_add")
+    for node in nodes:
+        p = {}
+        for role, param in list(node.params.items()) + list(node.buffers.items()):
+            p[role] = g.initializer(param.name, values[param.name].astype(np.float32))
+        x = REGISTRY[node.op].to_onnx(g, x, p, node.attrs, node.in_shape)
+    if x == INPUT:
+        x = g.node("Identity", [x])
+    g.node("Identity", [x], name=OUTPUT)
+    outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", *graph.output_shape])]
+    if label:
+        g.node("ArgMax", [OUTPUT], name=LABEL, axis=1, keepdims=0)
+        outputs.append(helper.make_tensor_value_info(LABEL, TensorProto.INT64, ["N"]))
+    onnx_graph = helper.make_graph(
+        g.nodes, graph.name,
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *graph.input_shape])],
+        outputs, initializer=list(g.initializers.values()))
+    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="dlc", ir_version=IR_VERSION)
+    for k, v in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+    onnx.checker.check_model(model, full_check=True)
+    return model
