@@ -1,0 +1,119 @@
+"""Training throughput (samples/s) of the NumPy trainer on synthetic data, and of PyTorch eager
+for the same nets in the same run when torch is installed (test-time reference only).
+
+    python bench/train_throughput.py [--steps 30]
+
+Nets: MLP 784-512-512-10 (batchnorm, relu, dropout 0.5, adam, batch 128) and LeNet
+(1x28x28, conv20-5 relu, maxpool 2, conv50-5 relu batchnorm, maxpool 2, dense 500 relu dropout 0.5,
+dense 10, adam, batch 64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import dlc
+from dlc.runtime.losses import loss_and_grad
+from dlc.runtime.network import Network, init_params
+from dlc.runtime.optimizers import Optimizer
+
+MLP = """model mlp {
+    input 784
+    dense 512 relu batchnorm dropout=0.5
+    dense 512 relu batchnorm dropout=0.5
+    dense 10 softmax
+}
+optimizer adam lr=1e-3
+"""
+LENET = """model lenet {
+    input 1x28x28
+    conv 20 kernel=5 relu
+    maxpool 2
+    conv 50 kernel=5 relu batchnorm
+    maxpool 2
+    flatten
+    dense 500 relu dropout=0.5
+    dense 10 softmax
+}
+optimizer adam lr=1e-3
+"""
+
+
+def dlc_throughput(text: str, batch: int, steps: int) -> float:
+    spec = dlc.compile(text)
+    values = init_params(spec.graph, 0)
+    net = Network(spec.graph, values)
+    opt = Optimizer("adam", spec["optimizer"].values, values)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch,) + spec.graph.input_shape).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    upto = len(spec.graph.nodes) - 1
+
+    def step():
+        out = net.forward(x, training=True, rng=rng, upto=upto)
+        _, d = loss_and_grad("cross_entropy", out, y, fused=True)
+        opt.step(net.backward(d), 1e-3)
+
+    for _ in range(3):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - t)
+
+
+def torch_throughput(kind: str, batch: int, steps: int) -> float | None:
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    if kind == "mlp":
+        net = nn.Sequential(nn.Linear(784, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(0.5),
+                            nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(0.5),
+                            nn.Linear(512, 10))
+        x = torch.randn(batch, 784)
+    else:
+        net = nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(20, 50, 5, bias=False), nn.BatchNorm2d(50), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Dropout(0.5), nn.Linear(500, 10))
+        x = torch.randn(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - t)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=30)
+    args = ap.parse_args()
+    for name, text, batch in (("mlp", MLP, 128), ("lenet", LENET, 64)):
+        ours = dlc_throughput(text, batch, args.steps)
+        ref = torch_throughput(name, batch, args.steps)
+        line = f"{name:6s} batch {batch:4d}: dlc {ours:9.0f} samples/s"
+        if ref is not None:
+            import torch
+            line += f" | torch {torch.__version__} eager {ref:9.0f} samples/s | ratio dlc/torch {ours / ref:.2f}x"
+        else:
+            line += " | torch not installed (pip install torch==2.13.0 for the reference)"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
