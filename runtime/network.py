@@ -83,8 +83,16 @@ class Network:
     def backward(self, dy: np.ndarray, record=None) -> dict[str, np.ndarray]:
         """Gradients of every trainable parameter, keyed by name; uses the last forward's caches."""
         grads = {}
-        for (node, op, p), cache in zip(reversed(self._plan[:len(self._caches)]), reversed(self._caches)):
-            dy, g = op.backward(dy, cache, p, node.attrs)
+        steps = list(zip(self._plan[:len(self._caches)], self._caches))
+        # Nothing consumes the input's gradient: the last op walked back that has parameters
+        # (dense, conv) skips computing it, and the parameter-free ops before it are not run.
+        first = next((i for i, ((n, _, _), _) in enumerate(steps) if n.params), len(steps))
+        for k in range(len(steps) - 1, first - 1, -1):
+            (node, op, p), cache = steps[k]
+            if k == first and node.op in ("dense", "conv"):
+                dy, g = op.backward(dy, cache, p, node.attrs, need_dx=False)
+            else:
+                dy, g = op.backward(dy, cache, p, node.attrs)
             for role, value in g.items():
                 grads[node.params[role].name] = value
             if record is not None:

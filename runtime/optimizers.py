@@ -25,6 +25,7 @@ class Optimizer:
         self.hp = hp
         self.params = params
         self.state: dict[str, np.ndarray] = {}
+        self._tmp: dict[str, np.ndarray] = {}
         self.t = 0
 
     def _buf(self, key, like):
@@ -33,11 +34,19 @@ class Optimizer:
             b = self.state[key] = np.zeros_like(like)
         return b
 
+    def _scratch(self, name, like):
+        """A reusable temporary per parameter: updates run in place, allocating nothing per step."""
+        buf = self._tmp.get(name)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = self._tmp[name] = np.empty_like(like)
+        return buf
+
     def step(self, grads: dict[str, np.ndarray], lr: float, decoupled: set[str] = frozenset()) -> None:
         self.t += 1
         hp, kind = self.hp, self.kind
         for name, g in grads.items():
             w = self.params[name]
+            tmp = self._scratch(name, w)
             if kind == "sgd":
                 mu = hp["momentum"]
                 if mu:
@@ -47,25 +56,42 @@ class Optimizer:
                     else:
                         buf *= mu
                         buf += g
-                    update = g + mu * buf if hp["nesterov"] else buf
+                    if hp["nesterov"]:
+                        np.multiply(buf, mu, out=tmp)
+                        tmp += g
+                        update = tmp
+                    else:
+                        update = buf
                 else:
                     update = g
-                w -= lr * update
+                np.multiply(update, lr, out=tmp)
+                w -= tmp
             elif kind == "adagrad":
                 acc = self._buf(f"{name}.sum_sq", w)
-                acc += g * g
-                w -= lr * g / (np.sqrt(acc) + hp["eps"])
+                np.multiply(g, g, out=tmp)
+                acc += tmp
+                np.sqrt(acc, out=tmp)
+                tmp += hp["eps"]
+                np.divide(g, tmp, out=tmp)
+                tmp *= lr
+                w -= tmp
             elif kind == "rmsprop":
                 v = self._buf(f"{name}.sq_avg", w)
                 v *= hp["rho"]
-                v += (1 - hp["rho"]) * g * g
-                scaled = g / (np.sqrt(v) + hp["eps"])
+                np.multiply(g, g, out=tmp)
+                tmp *= 1 - hp["rho"]
+                v += tmp
+                np.sqrt(v, out=tmp)
+                tmp += hp["eps"]
+                np.divide(g, tmp, out=tmp)
                 if hp["momentum"]:
                     buf = self._buf(f"{name}.momentum", w)
                     buf *= hp["momentum"]
-                    buf += scaled
-                    scaled = buf
-                w -= lr * scaled
+                    buf += tmp
+                    np.multiply(buf, lr, out=tmp)
+                else:
+                    tmp *= lr
+                w -= tmp
             else:  # adam, adamw
                 if kind == "adamw" and name in decoupled and hp["weight_decay"]:
                     w *= 1 - lr * hp["weight_decay"]
@@ -73,12 +99,21 @@ class Optimizer:
                 m = self._buf(f"{name}.m", w)
                 v = self._buf(f"{name}.v", w)
                 m *= b1
-                m += (1 - b1) * g
+                np.multiply(g, 1 - b1, out=tmp)
+                m += tmp
                 v *= b2
-                v += (1 - b2) * (g * g)
+                np.multiply(g, g, out=tmp)
+                tmp *= 1 - b2
+                v += tmp
                 c1 = 1 - b1 ** self.t
                 c2 = 1 - b2 ** self.t
-                w -= (lr / c1) * m / (np.sqrt(v / c2) + hp["eps"])
+                # w -= (lr / c1) * m / (sqrt(v / c2) + eps)
+                np.multiply(v, 1 / c2, out=tmp)
+                np.sqrt(tmp, out=tmp)
+                tmp += hp["eps"]
+                np.divide(m, tmp, out=tmp)
+                tmp *= lr / c1
+                w -= tmp
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return dict(self.state, __t__=np.array(self.t))

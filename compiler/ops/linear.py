@@ -8,7 +8,7 @@ import numpy as np
 
 from ..attrs import Attr
 from .base import Op, ParamSpec, ShapeError, fmt_shape, register
-from .windows import out_size, pad_image, resolve_pads, scatter_windows, windows
+from .windows import out_size, pad_image, resolve_pads, windows
 
 
 @register
@@ -40,11 +40,11 @@ class Dense(Op):
             y += p["bias"]
         return y, x
 
-    def backward(self, dy, x, p, a):
+    def backward(self, dy, x, p, a, need_dx=True):
         grads = {"weight": x.T @ dy}
         if "bias" in p:
             grads["bias"] = dy.sum(axis=0)
-        return dy @ p["weight"].T, grads
+        return (dy @ p["weight"].T if need_dx else None), grads
 
     def to_onnx(self, g, x, p, a, shape):
         if "bias" in p:
@@ -93,30 +93,41 @@ class Conv(Op):
         return ps
 
     def forward(self, x, p, a, ctx):
+        # im2col laid out (C*kh*kw, N*Ho*Wo): rows run along image rows, so the gather (and the
+        # scatter in backward) walk memory contiguously.
         n, c, h, w = x.shape
         w_ = p["weight"]
         o, _, kh, kw = w_.shape
         pads = resolve_pads(a["pad"], (h, w), a["kernel"], a["stride"])
         xp = pad_image(x, pads)
-        win = windows(xp, (kh, kw), a["stride"])
+        win = windows(xp, (kh, kw), a["stride"])  # (N, C, Ho, Wo, kh, kw)
         _, _, ho, wo, _, _ = win.shape
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
-        y = cols @ w_.reshape(o, -1).T
+        cols = np.ascontiguousarray(win.transpose(1, 4, 5, 0, 2, 3)).reshape(c * kh * kw, n * ho * wo)
+        y = w_.reshape(o, -1) @ cols  # (O, N*Ho*Wo)
         if "bias" in p:
-            y += p["bias"]
-        y = np.ascontiguousarray(y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2))
+            y += p["bias"][:, None]
+        y = np.ascontiguousarray(y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3))
         return y, (cols, xp.shape, pads, (n, c, ho, wo))
 
-    def backward(self, dy, cache, p, a):
+    def backward(self, dy, cache, p, a, need_dx=True):
         cols, padded_shape, pads, (n, c, ho, wo) = cache
         w_ = p["weight"]
         o, _, kh, kw = w_.shape
-        dy_mat = dy.transpose(0, 2, 3, 1).reshape(-1, o)
-        grads = {"weight": (dy_mat.T @ cols).reshape(w_.shape)}
+        dy_t = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(o, -1)  # (O, N*Ho*Wo)
+        grads = {"weight": (dy_t @ cols.T).reshape(w_.shape)}
         if "bias" in p:
-            grads["bias"] = dy_mat.sum(axis=0)
-        dcols = (dy_mat @ w_.reshape(o, -1)).reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
-        return scatter_windows(dcols, padded_shape, a["stride"], pads, dy.dtype), grads
+            grads["bias"] = dy_t.sum(axis=1)
+        if not need_dx:
+            return None, grads
+        dcols = (w_.reshape(o, -1).T @ dy_t).reshape(c, kh, kw, n, ho, wo)
+        sh, sw = a["stride"]
+        dxp = np.zeros((c, n, padded_shape[2], padded_shape[3]), dtype=dy.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                dxp[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += dcols[:, i, j]
+        t, l, b, r = pads
+        dx = dxp[:, :, t:padded_shape[2] - b, l:padded_shape[3] - r].transpose(1, 0, 2, 3)
+        return np.ascontiguousarray(dx), grads
 
     def to_onnx(self, g, x, p, a, shape):
         _, h, w = shape
