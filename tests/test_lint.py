@@ -1,0 +1,51 @@
+"""Each lint rule has a spec that triggers it and one that does not."""
+
+import pytest
+
+import dlc
+from dlc.compiler.lint import RULES
+
+
+def spec(body, tail=""):
+    return "model m {\n" + body + "\n}\n" + tail
+
+
+def codes(text):
+    return [w.code for w in dlc.compile(text).warnings]
+
+
+CASES = {  # rule: (a spec that triggers it, a spec that does not)
+    "DL101": (spec("input 8\ndense 4\nrelu\nbatchnorm\ndense 2 softmax"), spec("input 8\ndense 4 relu batchnorm\ndense 2 softmax")),
+    "DL102": (spec("input 8\ndense 4 relu init=zeros\ndense 2 softmax"), spec("input 8\ndense 4 relu init=he_normal\ndense 2 softmax")),
+    "DL103": (spec("input 8\nrepeat 4 { dense 8 sigmoid }\ndense 2 softmax"), spec("input 8\nrepeat 3 { dense 8 sigmoid }\ndense 2 softmax")),
+    "DL104": (spec("input 8\ndense 4 relu init=xavier_uniform\ndense 2 softmax"), spec("input 8\ndense 4 tanh init=xavier_uniform\ndense 2 softmax")),
+    "DL105": (spec("input 8\ndense 4 relu\ndense 2 softmax", "loss mse"), spec("input 8\ndense 4 relu\ndense 2 softmax", "loss cross_entropy")),
+    "DL106": (spec("input 8\ndense 4 relu\ndense 2 softmax dropout=0.5"), spec("input 8\ndense 4 relu dropout=0.5\ndense 2 softmax")),
+    "DL107": (spec("input 8\ndense 4 bias=true batchnorm relu\ndense 2 softmax"), spec("input 8\ndense 4 batchnorm relu\ndense 2 softmax")),
+    "DL108": (spec("input 8\ndense 2 softmax", "optimizer adam lr=10"), spec("input 8\ndense 2 softmax", "optimizer adam lr=1e-3")),
+    "DL109": (spec("input 8\ndense 1 relu\ndense 2 softmax"), spec("input 8\ndense 4 relu\ndense 2 softmax")),
+}
+
+
+def test_every_rule_has_cases():
+    assert set(CASES) == set(RULES)
+
+
+@pytest.mark.parametrize("code", sorted(CASES))
+def test_rule_triggers_and_does_not(code):
+    bad, good = CASES[code]
+    assert code in codes(bad)
+    assert code not in codes(good)
+
+
+def test_rule_silenced_on_its_line():
+    assert "DL102" not in codes(spec("input 8\ndense 4 relu init=zeros   # dlc: ignore DL102\ndense 2 softmax"))
+    assert "DL102" in codes(spec("input 8\ndense 4 relu init=zeros   # dlc: ignore DL101\ndense 2 softmax"))
+    assert codes(spec("input 8\ndense 4 relu init=zeros   # dlc: ignore\ndense 2 softmax")) == []
+
+
+def test_warning_is_located_with_why_and_fix():
+    spec = dlc.compile("model m {\n input 8\n dense 4\n relu\n batchnorm\n dense 2 softmax\n}\n", "w.dl")
+    text = spec.warnings[0].format(spec.source)
+    assert text.startswith("w.dl:5:2: warning: [DL101] batchnorm follows relu: BN normalizes")
+    assert "hint: put batchnorm before the activation" in text
