@@ -57,7 +57,11 @@ def dlc_throughput(text: str, batch: int, steps: int) -> float:
         _, d = loss_and_grad("cross_entropy", out, y, fused=True)
         opt.step(net.backward(d), 1e-3)
 
-    for _ in range(3):
+    return samples_per_second(step, batch, steps)
+
+
+def samples_per_second(step, batch: int, steps: int) -> float:
+    for _ in range(3):  # warm-up
         step()
     t = time.perf_counter()
     for _ in range(steps):
@@ -91,12 +95,7 @@ def torch_throughput(kind: str, batch: int, steps: int) -> float | None:
         loss_fn(net(x), y).backward()
         opt.step()
 
-    for _ in range(3):
-        step()
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch / (time.perf_counter() - t)
+    return samples_per_second(step, batch, steps)
 
 
 def main():

@@ -57,7 +57,7 @@ def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
     if data is None or not data.written:
         return
     src = data.kind
-    is_file = data.kind_span and any(c in src for c in "./\\") or src.endswith((".csv", ".npz"))
+    is_file = any(c in src for c in "./\\")
     if src not in CATALOG:
         if not is_file:
             diags.error(f"unknown data set '{src}'", data.kind_span, did_you_mean(src, CATALOG)

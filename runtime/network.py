@@ -66,7 +66,7 @@ class Network:
         self._caches: list = []
 
     def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                upto: int | None = None, keep: bool = True, record=None) -> np.ndarray:
+                upto: int | None = None, keep: bool = True) -> np.ndarray:
         """Run nodes [0, upto). With `keep`, caches are kept for `backward`."""
         ctx = Context(training=training, rng=rng if rng is not None else np.random.default_rng(0))
         caches = []
@@ -75,12 +75,10 @@ class Network:
             x, cache = op.forward(x, p, node.attrs, ctx)
             if keep:
                 caches.append(cache)
-            if record is not None:
-                record(node, x)
         self._caches = caches
         return x
 
-    def backward(self, dy: np.ndarray, record=None) -> dict[str, np.ndarray]:
+    def backward(self, dy: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients of every trainable parameter, keyed by name; uses the last forward's caches."""
         grads = {}
         steps = list(zip(self._plan[:len(self._caches)], self._caches))
@@ -95,8 +93,6 @@ class Network:
                 dy, g = op.backward(dy, cache, p, node.attrs)
             for role, value in g.items():
                 grads[node.params[role].name] = value
-            if record is not None:
-                record(node, dy)
         self._caches = []
         return grads
 
