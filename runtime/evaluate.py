@@ -10,9 +10,8 @@ from dlc.runtime.datasets import CATALOG, DataError, load
 from dlc.runtime.runs import load_run
 
 
-def load_inputs(model, data: str):
-    """Raw inputs (and labels) of DATA for `model`: a built-in set name or a file."""
-    spec = model.spec
+def load_inputs(spec, data: str):
+    """Raw inputs (and labels) of DATA shaped for `spec`'s input layer: a built-in set name or a file."""
     d = spec.settings.get("data")
     options = dict(d.values) if d is not None else {}
     try:
@@ -39,7 +38,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
             r = model.evaluate(model.preprocess.apply(raw), y)
             report["splits"][name] = dict(r, n=len(x))
     else:
-        x, ds = load_inputs(model, data)
+        x, ds = load_inputs(model.spec, data)
         y = ds.y
         if model.spec.task == "classification" and model.classes and ds.classes != model.classes:
             index = {c: i for i, c in enumerate(model.classes)}

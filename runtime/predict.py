@@ -8,14 +8,12 @@ import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError, Source
 from dlc.compiler.spec import compile as compile_spec
-from dlc.runtime.data import Preprocess
 from dlc.runtime.losses import predicted_class
 
 
 def predict(model_or_run: str, data: str) -> dict:
     from dlc.runtime.evaluate import load_inputs
     from dlc.runtime.runs import load_run
-    from dlc.runtime.trainer import Model
 
     path = Path(model_or_run)
     if path.suffix == ".onnx":
@@ -26,15 +24,13 @@ def predict(model_or_run: str, data: str) -> dict:
         if "spec" not in onnx_model.metadata:
             raise DLError(Diagnostic("error", f"{path} was not exported by dlc (no spec in its metadata)"))
         spec = compile_spec(onnx_model.metadata["spec"], f"{path}:spec", lint=False)
-        shell = Model.__new__(Model)  # only the spec is needed to read the data
-        shell.spec = spec
-        x, ds = load_inputs(shell, data)
+        x, ds = load_inputs(spec, data)
         probs = onnx_model.run(x)["output"]
         classes, engine = onnx_model.classes, "onnxruntime"
     else:
         model = load_run(path)
         spec = model.spec
-        x, ds = load_inputs(model, data)
+        x, ds = load_inputs(spec, data)
         probs = model.predict_proba(x)
         classes, engine = model.classes, "numpy"
     result = {"engine": engine, "n": len(x), "output": probs}
