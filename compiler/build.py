@@ -158,11 +158,11 @@ class ModelBuilder:
             return
         self.input_shape = shape
         layer = self.add_layer(stmt)
-        p = self._dropout_kwargs(stmt.kwargs, stmt, allowed=())
+        p = self._dropout_kwargs(stmt.kwargs, stmt)
         if p:
             self.plan.append(PlannedNode("dropout", {"p": p}, stmt.span, layer))
 
-    def _dropout_kwargs(self, kwargs, stmt, allowed) -> float | SearchRange | None:
+    def _dropout_kwargs(self, kwargs, stmt) -> float | SearchRange | None:
         p = None
         for kw in kwargs:
             if kw.key == "dropout":
@@ -173,9 +173,9 @@ class ModelBuilder:
                     p = 1.0 - keep
                 elif isinstance(keep, SearchRange):
                     self.diags.error("keep= cannot be a search range; write dropout=... instead", kw.span)
-            elif kw.key not in allowed:
+            else:
                 self.diags.error(f"unknown key '{kw.key}' for {stmt.word}", kw.span,
-                                 did_you_mean(kw.key, ["dropout", "keep", *allowed]))
+                                 did_you_mean(kw.key, ["dropout", "keep"]))
         return None if p is REQUIRED else p
 
     def stmt_init(self, stmt: ast.Stmt):
@@ -205,7 +205,7 @@ class ModelBuilder:
                 kwargs = [kw for kw in stmt.kwargs if kw.key not in ("keep",)]
                 keep = [kw for kw in stmt.kwargs if kw.key == "keep"]
                 if keep:
-                    p = self._dropout_kwargs(keep, stmt, allowed=())
+                    p = self._dropout_kwargs(keep, stmt)
                     if p is None:
                         return
                     a = self._op_attrs(op, stmt, [], [], where)
@@ -284,7 +284,7 @@ class ModelBuilder:
             if aa is None:
                 return
             self.plan.append(PlannedNode(activation, aa, act_span, layer))
-        p = self._dropout_kwargs(dropout_kw, stmt, allowed=())
+        p = self._dropout_kwargs(dropout_kw, stmt)
         if p:
             self.plan.append(PlannedNode("dropout", {"p": p}, stmt.span, layer))
 

@@ -14,7 +14,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .inference_passes import fold_batchnorm
-from .ir import Graph, Node
+from .ir import Graph
 from .ops import REGISTRY
 
 OPSET = 18
@@ -49,10 +49,9 @@ class OnnxBuilder:
 
 
 def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=None, keep_bn: bool = False,
-                  label: bool = False, metadata: dict | None = None, nodes: list[Node] | None = None) -> onnx.ModelProto:
+                  label: bool = False, metadata: dict | None = None) -> onnx.ModelProto:
     """IR + trained values -> a checked ONNX model with a dynamic batch dimension."""
-    if nodes is None:
-        nodes, values = (list(graph.nodes), values) if keep_bn else fold_batchnorm(graph, values)
+    nodes, values = (list(graph.nodes), values) if keep_bn else fold_batchnorm(graph, values)
     g = OnnxBuilder()
     x = INPUT
     if preprocess is not None and not preprocess.is_identity:

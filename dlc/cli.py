@@ -39,7 +39,7 @@ def cmd_check(args) -> int:
     return status
 
 
-def _spec_for(path: str, overrides, resume: bool):
+def _spec_for(path: str, overrides):
     """A spec path, or a run folder (its spec.dl) when resuming."""
     from pathlib import Path
     from dlc.compiler.spec import compile_file
@@ -53,7 +53,7 @@ def _spec_for(path: str, overrides, resume: bool):
 def cmd_train(args) -> int:
     from dlc.runtime.trainer import TrainingDiverged, train
 
-    spec, run_from_dir = _spec_for(args.spec, args.set, args.resume)
+    spec, run_from_dir = _spec_for(args.spec, args.set)
     if spec.warnings and not args.quiet:
         _print_diags(spec.warnings, spec.source)
     out = args.output or run_from_dir

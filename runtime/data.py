@@ -24,6 +24,10 @@ class Preprocess:
     def apply(self, x: np.ndarray) -> np.ndarray:
         return (x * self.mul + self.add).astype(np.float32)
 
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        """Raw inputs back from preprocessed ones."""
+        return ((x - self.add) / self.mul).astype(np.float32)
+
     @property
     def is_identity(self) -> bool:
         return bool(np.all(self.mul == 1) and np.all(self.add == 0))

@@ -34,8 +34,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
         for name, (x, y) in pairs.items():
             if split not in ("all", name) or len(x) == 0:
                 continue
-            raw = (x - splits.preprocess.add) / splits.preprocess.mul
-            r = model.evaluate(model.preprocess.apply(raw), y)
+            r = model.evaluate(model.preprocess.apply(splits.preprocess.invert(x)), y)
             report["splits"][name] = dict(r, n=len(x))
     else:
         x, ds = load_inputs(model.spec, data)

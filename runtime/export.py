@@ -37,7 +37,7 @@ def real_inputs(model: Model, n: int = 256) -> np.ndarray:
     from dlc.runtime.data import prepare
     splits = prepare(model.spec)
     x = np.concatenate([splits.x_test, splits.x_val, splits.x_train])[:n]
-    return ((x - splits.preprocess.add) / splits.preprocess.mul).astype(np.float32)
+    return splits.preprocess.invert(x)
 
 
 def build(model: Model, keep_bn: bool = False):

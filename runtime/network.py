@@ -96,7 +96,7 @@ class Network:
         self._caches = []
         return grads
 
-    def predict(self, x: np.ndarray, batch: int = 1024) -> np.ndarray:
-        """Inference-mode outputs (dropout off, batchnorm running statistics), in batches."""
-        outs = [self.forward(x[i:i + batch], training=False, keep=False) for i in range(0, len(x), batch)]
+    def predict(self, x: np.ndarray, batch: int = 1024, upto: int | None = None) -> np.ndarray:
+        """Inference-mode outputs of nodes [0, upto) (dropout off, batchnorm running statistics), in batches."""
+        outs = [self.forward(x[i:i + batch], training=False, upto=upto, keep=False) for i in range(0, len(x), batch)]
         return np.concatenate(outs) if outs else np.zeros((0,) + self.graph.output_shape, np.float32)

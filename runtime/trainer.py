@@ -38,9 +38,7 @@ class Model:
 
     def outputs(self, x_prepared: np.ndarray, batch: int = 1024) -> np.ndarray:
         """Raw outputs (logits when the loss is fused) for already-preprocessed inputs."""
-        outs = [self.net.forward(x_prepared[i:i + batch], training=False, upto=self.upto, keep=False)
-                for i in range(0, len(x_prepared), batch)]
-        return np.concatenate(outs)
+        return self.net.predict(x_prepared, batch, self.upto)
 
     def predict_proba(self, x_raw: np.ndarray) -> np.ndarray:
         """What the exported ONNX model computes: raw inputs -> the network's final outputs."""
@@ -128,8 +126,7 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     interrupted = False
     t_start = time.perf_counter()
     steps = 0
-    errstate = np.errstate(over="ignore", invalid="ignore")  # divergence is caught and reported below
-    errstate.__enter__()
+    saved_err = np.seterr(over="ignore", invalid="ignore")  # divergence is caught and reported below
     try:
         for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
@@ -197,7 +194,7 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
             for k, v in rf.load_npz(run_dir / "weights.npz").items():
                 values[k][...] = v
     finally:
-        errstate.__exit__(None, None, None)
+        np.seterr(**saved_err)
         if bar is not None:
             bar.close()
     if patience and best_values is not None:
