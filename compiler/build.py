@@ -312,7 +312,8 @@ class ModelBuilder:
     # ---- IR ----------------------------------------------------------------
     def auto_init(self, index: int) -> InitSpec:
         """The init for a weight layer with none given: by the activation that follows it."""
-        for later in self.plan[index + 1:]:
+        for j in range(index + 1, len(self.plan)):  # no slice: a copy per layer is quadratic
+            later = self.plan[j]
             if later.op in LINEAR_OPS:
                 break
             op = REGISTRY[later.op]

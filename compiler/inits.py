@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
+from .lazy_numpy import lazy_numpy
 
 from .attrs import Attr
+
+np = lazy_numpy(__name__)
 
 # name -> (distribution, attrs, scale formula as text, scale(fan_in, fan_out, args))
 SCHEMES = {

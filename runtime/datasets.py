@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
+from dlc.compiler.lazy_numpy import lazy_numpy
+
+np = lazy_numpy(__name__)  # `dlc check` reads CATALOG and should not pay for NumPy
+
 
 
 @dataclass

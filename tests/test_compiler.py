@@ -110,3 +110,26 @@ def test_repeat_zero_and_inline_activation_errors():
         compile_model("input 8\ndense 4 relu tanh\ndense 2 softmax")
     with pytest.raises(DLError, match="belongs to an activation"):
         compile_model("input 8\ndense 4 alpha=0.1\ndense 2 softmax")
+
+
+def test_check_path_does_not_import_numpy():
+    """`dlc check` stays fast: compiling every example spec never loads NumPy."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    specs = sorted(str(p) for p in (Path(__file__).parent.parent / "specs").glob("*.dl"))
+    code = ("import sys, dlc\n"
+            f"for f in {specs!r}: dlc.compile_file(f)\n"
+            "print('numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_lazy_numpy_rebinds_to_the_real_module():
+    import numpy
+
+    from dlc.compiler.ops import base
+
+    base.np.float32  # first use (or a no-op if already loaded)
+    assert base.np is numpy

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
 from .base import Op, ParamSpec, ShapeError, channel_axes, fmt_shape, per_channel, register
+
+np = lazy_numpy(__name__)
 
 
 def _sigmoid(x):
@@ -335,4 +337,4 @@ class Maxout(Op):
         return g.node("ReduceMax", [grouped, g.ints([2])], keepdims=0)
 
     def flops(self, in_shape, out_shape, a):
-        return int(np.prod(in_shape))
+        return math.prod(in_shape)

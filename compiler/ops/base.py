@@ -22,9 +22,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import numpy as np
+from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
+
+np = lazy_numpy(__name__)
 
 
 class ShapeError(Exception):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
 from .base import Op, ParamSpec, ShapeError, fmt_shape, register
 from .windows import out_size, pad_image, resolve_pads, windows
+
+np = lazy_numpy(__name__)
 
 
 @register

@@ -10,10 +10,14 @@ Batchnorm convention (pinned by tests, written in docs/conventions.md):
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
+from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
 from .base import Op, ParamSpec, ShapeError, channel_axes, per_channel, register
+
+np = lazy_numpy(__name__)
 
 
 @register
@@ -121,7 +125,7 @@ class LRN(Op):
                       bias=float(a["bias"]))
 
     def flops(self, in_shape, out_shape, a):
-        return int(np.prod(out_shape)) * (a["size"] + 4)
+        return math.prod(out_shape) * (a["size"] + 4)
 
 
 @register

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
 from .base import Op, ShapeError, fmt_shape, register
 from .windows import out_size, pad_image, resolve_pads, scatter_windows, windows
+
+np = lazy_numpy(__name__)
 
 _POOL_ATTRS = {
     "kernel": Attr("dims", (2, 2), min=1, doc="window size: K or KHxKW"),

@@ -5,7 +5,10 @@ Loops run over kernel offsets (kh*kw iterations), never over samples or pixels.
 
 from __future__ import annotations
 
-import numpy as np
+from ..lazy_numpy import lazy_numpy
+
+np = lazy_numpy(__name__)
+
 
 
 
