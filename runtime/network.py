@@ -96,6 +96,13 @@ class Network:
         self._caches = []
         return grads
 
+    def trace(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None):
+        """Yield (node, output) for every node in order: what dlc diagnose inspects. Keeps no caches."""
+        ctx = Context(training=training, rng=rng if rng is not None else np.random.default_rng(0))
+        for node, op, p in self._plan:
+            x, _ = op.forward(x, p, node.attrs, ctx)
+            yield node, x
+
     def predict(self, x: np.ndarray, batch: int = 1024, upto: int | None = None) -> np.ndarray:
         """Inference-mode outputs of nodes [0, upto) (dropout off, batchnorm running statistics), in batches."""
         outs = [self.forward(x[i:i + batch], training=False, upto=upto, keep=False) for i in range(0, len(x), batch)]

@@ -64,6 +64,37 @@ def _is_fused(spec: Spec) -> bool:
     return act is not None and spec.graph.nodes[-1].op == act
 
 
+class TrainStep:
+    """One optimisation step of a model: forward, loss, backward, penalties, clipping, update.
+
+    `regularize=False` leaves out l1/l2 and max-norm (dlc diagnose checks the bare loss).
+    A step whose loss is not finite returns it without updating the weights.
+    """
+
+    def __init__(self, model: Model, regularize: bool = True):
+        spec = model.spec
+        self.model = model
+        self.spec = spec
+        self.opt_set = spec["optimizer"]
+        self.opt = Optimizer(self.opt_set.kind, self.opt_set.values, model.values)
+        r = spec["regularize"]
+        self.reg = (Regularizer(spec.graph, r["l1"], r["l2"], r.get("max_norm")) if regularize
+                    else Regularizer(spec.graph, 0.0, 0.0, None))
+
+    def __call__(self, xb, yb, lr: float, rng: np.random.Generator) -> tuple[float, np.ndarray, dict]:
+        """-> (loss with penalties, the network's outputs for the batch, the gradients used)."""
+        m = self.model
+        out = m.net.forward(xb, training=True, rng=rng, upto=m.upto)
+        loss, dout = loss_and_grad(self.spec.loss, out, yb, m.fused)
+        grads = m.net.backward(dout)
+        loss += self.reg.penalty_and_grads(m.values, grads)
+        if math.isfinite(loss):
+            clip_gradients(grads, self.opt_set.get("clip_norm"), self.opt_set.get("clip_value"))
+            self.opt.step(grads, lr, self.reg.decayed)
+            self.reg.constrain(m.values)
+        return loss, out, grads
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -92,14 +123,14 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     splits = splits or prepare(spec)
     values = init_params(graph, seed)
     opt_set = spec["optimizer"]
-    opt = Optimizer(opt_set.kind, opt_set.values, values)
-    reg_set = spec["regularize"]
-    reg = Regularizer(graph, reg_set["l1"], reg_set["l2"], reg_set.get("max_norm"))
     shuffle_rng = np.random.default_rng([seed, 1])
     noise_rng = np.random.default_rng([seed, 2])
     history: list[dict] = []
     start_epoch, best, best_epoch, wait = 0, math.inf, -1, 0
     best_values = None
+    model = Model(spec, values, splits.preprocess, splits.classes)
+    learner = TrainStep(model)
+    opt, fused = learner.opt, model.fused
     if resume:
         state = _load_resume(run_dir, spec, values, opt)
         history = state["history"]
@@ -108,8 +139,6 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
         noise_rng.bit_generator.state = state["noise_rng"]
         if (run_dir / "best.npz").exists():
             best_values = rf.load_npz(run_dir / "best.npz")
-    model = Model(spec, values, splits.preprocess, splits.classes)
-    net, upto, fused = model.net, model.upto, model.fused
     n = len(splits.x_train)
     batch = n if tr["batch"] == "all" else min(tr["batch"], n)
     epochs = tr["epochs"]
@@ -136,18 +165,12 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
             for step, i in enumerate(range(0, n, batch)):
                 idx = order[i:i + batch]
                 xb, yb = splits.x_train[idx], splits.y_train[idx]
-                out_b = net.forward(xb, training=True, rng=noise_rng, upto=upto)
-                loss, dout = loss_and_grad(spec.loss, out_b, yb, fused)
-                grads = net.backward(dout)
-                loss += reg.penalty_and_grads(values, grads)
+                loss, out_b, _ = learner(xb, yb, lr, noise_rng)
                 if not math.isfinite(loss):
                     raise TrainingDiverged(
                         f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} (lr={lr:g}): "
                         f"the learning rate is likely too high; try lr={lr / 10:g}, gradient clipping "
                         f"(optimizer ... clip_norm=5) or batchnorm")
-                clip_gradients(grads, opt_set.get("clip_norm"), opt_set.get("clip_value"))
-                opt.step(grads, lr, reg.decayed)
-                reg.constrain(values)
                 total_loss += loss * len(idx)
                 seen += len(idx)
                 if spec.task == "classification":
