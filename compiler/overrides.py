@@ -12,7 +12,7 @@ from .diagnostics import Diagnostic, DLError, Source
 from .statements import STATEMENTS
 
 
-def _value_end(line: str, col0: int) -> int:
+def value_end(line: str, col0: int) -> int:
     """End index (exclusive) of the value starting at col0: a call's ')' or the token."""
     i = col0
     depth = 0
@@ -53,7 +53,7 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
                 kw = next((k for k in stmt.kwargs if k.key == sub), None)
                 if kw is not None:
                     start = kw.value.span.col - 1
-                    lines[i] = line[:start] + value + line[_value_end(line, start):]
+                    lines[i] = line[:start] + value + line[value_end(line, start):]
                 else:
                     body = line.split("#")[0].rstrip()
                     lines[i] = body + f" {sub}={value}" + line[len(body):]
@@ -61,7 +61,7 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
                 # A new kind: keep the keys it takes (lr survives sgd -> adam), drop the others.
                 kinds, _, common = STATEMENTS[word]
                 valid = set(common) | set((kinds or {}).get(value, {}))
-                kept = [f"{kw.key}={line[kw.value.span.col - 1:_value_end(line, kw.value.span.col - 1)]}"
+                kept = [f"{kw.key}={line[kw.value.span.col - 1:value_end(line, kw.value.span.col - 1)]}"
                         for kw in stmt.kwargs if kinds is None or kw.key in valid]
                 flags = [a.value for a in stmt.args[1:] if hasattr(a, "value") and a.value in valid]
                 comment = line[line.index("#"):] if "#" in line else ""

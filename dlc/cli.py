@@ -39,15 +39,18 @@ def cmd_check(args) -> int:
     return status
 
 
-def _spec_for(path: str, overrides):
-    """A spec path, or a run folder (its spec.dl) when resuming."""
+def _spec_for(path: str, overrides, concrete: bool = False):
+    """A spec path, or a run folder (its spec.dl). `concrete`: search ranges take their middle value."""
     from pathlib import Path
     from dlc.compiler.spec import compile_file
 
     p = Path(path)
-    if p.is_dir() and (p / "spec.dl").exists():
-        return compile_file(p / "spec.dl", overrides=overrides or ()), p
-    return compile_file(p, overrides=overrides or ()), None
+    run = p if p.is_dir() and (p / "spec.dl").exists() else None
+    spec = compile_file(p / "spec.dl" if run else p, overrides=overrides or ())
+    if concrete and spec.ranges:
+        from dlc.compiler.search_space import nominal_spec
+        spec = nominal_spec(spec)
+    return spec, run
 
 
 def cmd_train(args) -> int:
@@ -141,6 +144,18 @@ def cmd_predict(args) -> int:
     return EXIT_OK
 
 
+def cmd_diagnose(args) -> int:
+    from dlc.runtime.diagnose import diagnose
+
+    spec, _ = _spec_for(args.spec, args.set, concrete=True)
+    report = diagnose(spec, out=args.output)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(report.render())
+    return EXIT_OK if report.ok else EXIT_WARNINGS
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dlc import __version__
 
@@ -186,6 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--keep-bn", action="store_true", help="keep BatchNormalization nodes instead of folding them")
     x.add_argument("--samples", type=int, default=256, help="real inputs used for the parity check (default 256)")
     x.set_defaults(func=cmd_export)
+
+    d = sub.add_parser("diagnose", help="the babysitting checklist: initial loss, overfit, gradients, lr range test",
+                       description="Before a long run: initial loss vs ln(classes), overfitting 20 samples, per-layer "
+                                   "gradient norms and update/weight ratios over the first steps, dead ReLU and "
+                                   "saturated sigmoid/tanh fractions, and a learning-rate range test (lr_range.png). "
+                                   "Exit 0 when every check passes, 1 when any warns or fails. Search ranges take "
+                                   "their middle value.")
+    d.add_argument("spec", metavar="SPEC")
+    d.add_argument("-o", "--output", metavar="DIR", help="where lr_range.png and report.json go "
+                                                          "(default: runs/MODEL-diagnose)")
+    d.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optimizer.lr=0.01")
+    d.add_argument("--json", action="store_true", help="the report as JSON")
+    d.set_defaults(func=cmd_diagnose)
 
     pr = sub.add_parser("predict", help="predictions for a data set from an .onnx file or a run folder",
                         description="Predict with onnxruntime (MODEL.onnx) or the NumPy runtime (a run folder). "

@@ -19,7 +19,7 @@ from dlc.runtime.trainer import train
 
 from opcheck import cases, make_params
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT  # noqa: E402
 CASES = list(cases())
 
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import dlc
 from dlc.compiler.diagnostics import DLError
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT  # noqa: E402
 CORPUS = [p.read_text() for p in sorted(ROOT.glob("specs/**/*.dl"))]
 
 WORDS = ["model", "input", "dense", "conv", "maxpool", "avgpool", "flatten", "batchnorm", "dropout", "lrn", "maxout",

@@ -10,7 +10,7 @@ import pytest
 
 from dlc.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT  # noqa: E402
 GOOD = sorted(ROOT.glob("specs/*.dl")) + sorted(ROOT.glob("specs/experiments/*.dl"))
 BAD = sorted(ROOT.glob("specs/bad/*.dl"))
 
@@ -76,7 +76,7 @@ def test_json_summary(capsys):
 
 
 def test_strict_exits_1_on_warnings(capsys):
-    path = str(ROOT / "specs/deep_sigmoid.dl")
+    path = str(ROOT / "specs/experiments/deep_sigmoid.dl")
     assert main(["check", path]) == 0
     assert main(["check", "--strict", path]) == 1
     assert "DL103" in capsys.readouterr().out

@@ -14,7 +14,7 @@ from dlc.runtime.network import Network, WeightsMismatch, init_params
 from dlc.runtime.optimizers import Optimizer, learning_rate
 from dlc.runtime.trainer import TrainingDiverged, train
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT  # noqa: E402
 
 SMALL = """model small {
     input 2

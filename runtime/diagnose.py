@@ -1,0 +1,429 @@
+"""`dlc diagnose`: the babysitting checklist run for you before a long training run.
+
+Each check returns a verdict (ok / warn / fail), a one-line finding with the figures,
+and a fix. The checks, in order:
+
+    initial loss     at init, with regularization off, against ln(classes) (or the loss of
+                     predicting zero for regression): a wrong value means a badly scaled
+                     output layer or a data/label problem.
+    overfit          20 training samples, regularization off, up to 300 full-batch steps:
+                     a net that cannot drive their loss near zero has a bug, a dead or
+                     symmetric init, or a learning rate that is far off.
+    gradient flow    per weight layer, the gradient norm over the first steps of real
+                     training: layers that get none, vanishing (the input side gets
+                     < 1e-3 of the output side's) or exploding (> 1e3) gradients.
+    symmetry         after those steps, the units of every weight layer must differ;
+                     identical units (zero or constant init) stay identical forever.
+    update / weight  ||dW|| / ||W|| per step; about 1e-3 is healthy.
+    activations      dead ReLU units (never positive on a batch) and saturated
+                     sigmoid / tanh outputs after the first steps.
+    lr range test    the learning rate grows geometrically from 1e-6 to 10 over a fresh
+                     init; the loss curve (PNG) shows where training is fastest and where
+                     it blows up; the spec's rate is judged against it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, asdict
+from pathlib import Path
+
+import numpy as np
+
+from dlc.compiler.ops import REGISTRY
+from dlc.compiler.spec import Spec
+from dlc.runtime.data import Splits, prepare
+from dlc.runtime.losses import loss_and_grad
+from dlc.runtime.network import init_params
+from dlc.runtime.optimizers import learning_rate
+from dlc.runtime.trainer import Model, TrainStep
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+OVERFIT_SAMPLES = 20
+OVERFIT_STEPS = 300
+FIRST_STEPS = 20
+STATS_BATCH = 512
+LR_TEST = (1e-6, 10.0, 120)  # from, to, steps
+HEALTHY_UPDATE = (1e-4, 3e-2)  # update/weight ratio outside this band warns; 1e-3 is the textbook value
+DEAD_WARN = 0.4  # fraction of dead ReLU units in a layer
+SATURATED_WARN = 0.3  # fraction of saturated sigmoid/tanh outputs in a layer
+
+
+@dataclass
+class Check:
+    name: str
+    verdict: str
+    finding: str
+    fix: str = ""
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    spec_name: str
+    checks: list[Check]
+    lr_curve: dict = field(default_factory=dict)
+    out_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.verdict == OK for c in self.checks)
+
+    def render(self) -> str:
+        lines = [f"dlc diagnose {self.spec_name}"]
+        lines += [f"  note: {n}" for n in self.notes]
+        width = max(len(c.name) for c in self.checks)
+        for c in self.checks:
+            lines.append(f"  [{c.verdict.upper():>4}] {c.name:<{width}}  {c.finding}")
+            lines += [f"         {'':<{width}}  {d}" for d in c.details]
+            if c.fix and c.verdict != OK:
+                lines.append(f"         {'':<{width}}  fix: {c.fix}")
+        bad = [c for c in self.checks if c.verdict != OK]
+        verdict = "all checks passed" if not bad else \
+            f"{sum(c.verdict == FAIL for c in bad)} failed, {sum(c.verdict == WARN for c in bad)} warned"
+        lines.append(f"verdict: {verdict}")
+        if self.out_dir is not None:
+            lines.append(f"lr range test plot: {self.out_dir / 'lr_range.png'}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {"model": self.spec_name, "ok": self.ok, "notes": self.notes,
+                "checks": [asdict(c) for c in self.checks], "lr_range": self.lr_curve,
+                "out_dir": str(self.out_dir) if self.out_dir else None}
+
+
+# ---- helpers -----------------------------------------------------------------
+def _fresh(spec: Spec, splits: Splits, regularize: bool, seed_offset: int = 0) -> TrainStep:
+    values = init_params(spec.graph, spec["train"]["seed"] + seed_offset)
+    return TrainStep(Model(spec, values, splits.preprocess, splits.classes), regularize=regularize)
+
+
+def _expected_initial_loss(spec: Spec, y: np.ndarray) -> tuple[float, str]:
+    if spec.loss == "cross_entropy":
+        k = spec.graph.output_shape[0]
+        return math.log(k), f"ln({k})"
+    if spec.loss == "binary_cross_entropy":
+        return math.log(2), "ln(2)"
+    yf = y.astype(np.float64)
+    if spec.loss == "mse":
+        return float(np.mean(yf * yf)), "mean(y^2), the loss of predicting 0"
+    return float(np.mean(np.abs(yf))), "mean|y|, the loss of predicting 0"
+
+
+def _weight_params(spec: Spec):
+    """(layer label, param) for every weight (not bias, not batchnorm) in graph order."""
+    for node in spec.graph.nodes:
+        for p in node.params.values():
+            if p.role == "weight":
+                yield node.name, p
+
+
+def _batches(rng, n, batch):
+    while True:
+        order = rng.permutation(n)
+        for i in range(0, n - batch + 1 if n >= batch else 1, batch):
+            yield order[i:i + batch]
+
+
+# ---- the checks ----------------------------------------------------------------
+def check_initial_loss(spec: Spec, splits: Splits) -> Check:
+    step = _fresh(spec, splits, regularize=False)
+    m = step.model
+    x, y = splits.x_train[:STATS_BATCH], splits.y_train[:STATS_BATCH]
+    out = m.net.forward(x, training=True, rng=np.random.default_rng(0), upto=m.upto, keep=False)
+    loss, _ = loss_and_grad(spec.loss, out, y, m.fused)
+    expected, formula = _expected_initial_loss(spec, y)
+    ratio = loss / expected if expected > 0 else math.inf
+    finding = f"loss {loss:.4g} at init; expected about {expected:.4g} = {formula} (ratio {ratio:.2f})"
+    if not math.isfinite(loss):
+        return Check("initial loss", FAIL, f"the loss is {loss} before any step",
+                     "the forward pass overflows: check the input scaling (standardize) and the init")
+    classify = spec.task == "classification"
+    lo, hi = (0.7, 1.5) if classify else (0.0, 3.0)
+    if ratio > hi:
+        return Check("initial loss", WARN, finding,
+                     "the output layer starts too confident: use a smaller init on the last layer "
+                     "(xavier_uniform) or standardize the inputs" if classify else
+                     "the outputs start large: standardize the inputs or scale the targets")
+    if ratio < lo:
+        return Check("initial loss", WARN, finding,
+                     "lower than chance before training: check that labels are not constant or leaked")
+    return Check("initial loss", OK, finding)
+
+
+def check_overfit(spec: Spec, splits: Splits) -> Check:
+    n = min(OVERFIT_SAMPLES, len(splits.x_train))
+    x, y = splits.x_train[:n], splits.y_train[:n]
+    step = _fresh(spec, splits, regularize=False)
+    m = step.model
+    lr = spec["optimizer"]["lr"]
+    rng = np.random.default_rng(1)
+    first = m.evaluate(x, y)["loss"]
+    last, steps_run, worst = first, 0, first
+    for s in range(1, OVERFIT_STEPS + 1):
+        loss, _, _ = step(x, y, lr, rng)
+        steps_run = s
+        worst = max(worst, loss)
+        if not math.isfinite(loss):
+            return Check("overfit 20 samples", FAIL, f"the loss became {loss} at step {s} (lr={lr:g})",
+                         f"the learning rate is too high: try lr={lr / 10:g}, or add batchnorm / clip_norm")
+        if s % 25 == 0 or s == OVERFIT_STEPS:
+            last = m.evaluate(x, y)["loss"]
+            if last < 0.01 * max(first, 1e-12):
+                break
+    ev = m.evaluate(x, y)
+    last = ev["loss"]
+    acc = ev.get("accuracy")
+    acc_text = f", accuracy {100 * acc:.0f}%" if acc is not None else ""
+    finding = f"loss {first:.3g} -> {last:.3g} in {steps_run} steps on {n} samples{acc_text}"
+    fitted = last < 0.05 * first and (acc is None or acc == 1.0)
+    if fitted:
+        return Check("overfit 20 samples", OK, finding)
+    if worst > 1.5 * first:
+        return Check("overfit 20 samples", FAIL, finding + f": unstable, the loss rose to {worst:.3g} on the way",
+                     f"the learning rate is too high: try lr={lr / 10:g}")
+    if last > 0.5 * first:
+        return Check("overfit 20 samples", FAIL, finding + ": it barely learns",
+                     "check the init (zero or constant weights cannot learn), the learning rate "
+                     "(try 10x larger or smaller) and the labels")
+    return Check("overfit 20 samples", WARN, finding + ": not near zero",
+                 "it fits, slowly: raise the learning rate or the width, or check the data")
+
+
+@dataclass
+class _FirstSteps:
+    losses: list[float]
+    grad_norms: dict[str, list[float]]
+    ratios: dict[str, list[float]]
+    weights: dict[str, np.ndarray]
+    diverged_at: int | None
+    model: Model
+
+
+def run_first_steps(spec: Spec, splits: Splits, steps: int = FIRST_STEPS) -> _FirstSteps:
+    """Real training steps (regularization on, the spec's batch size and lr) with per-layer records."""
+    step = _fresh(spec, splits, regularize=True)
+    m = step.model
+    weights = {p.name: layer for layer, p in _weight_params(spec)}
+    n = len(splits.x_train)
+    tr = spec["train"]
+    batch = n if tr["batch"] == "all" else min(tr["batch"], n)
+    lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, 0, tr["epochs"])
+    rng = np.random.default_rng([tr["seed"], 2])
+    gnorms = {k: [] for k in weights}
+    ratios = {k: [] for k in weights}
+    losses, diverged = [], None
+    batches = _batches(np.random.default_rng([tr["seed"], 1]), n, batch)
+    for s in range(steps):
+        idx = next(batches)
+        before = {k: m.values[k].copy() for k in weights}
+        loss, _, grads = step(splits.x_train[idx], splits.y_train[idx], lr, rng)
+        losses.append(loss)
+        if not math.isfinite(loss):
+            diverged = s + 1
+            break
+        for k in weights:
+            gnorms[k].append(float(np.linalg.norm(grads[k])))
+            wn = float(np.linalg.norm(before[k]))
+            dn = float(np.linalg.norm(m.values[k] - before[k]))
+            ratios[k].append(dn / wn if wn > 0 else (math.inf if dn > 0 else math.nan))
+    return _FirstSteps(losses, gnorms, ratios, weights, diverged, m)
+
+
+def check_gradient_flow(fs: _FirstSteps) -> Check:
+    if fs.diverged_at:
+        return Check("gradient flow", FAIL, f"the loss became non-finite at step {fs.diverged_at} of training",
+                     "lower the learning rate 10x, or add batchnorm or gradient clipping (clip_norm=5)")
+    names = list(fs.weights)
+    means = {k: float(np.mean(fs.grad_norms[k])) for k in names}
+    details = [f"{fs.weights[k]:<12} |grad| {means[k]:.2e}   |dW|/|W| {_median(fs.ratios[k]):.2e}" for k in names]
+    dead = [fs.weights[k] for k in names if means[k] == 0.0]
+    if dead:
+        return Check("gradient flow", FAIL, f"no gradient reaches {', '.join(dead)}", details=details,
+                     fix="a layer whose weights and inputs are all zero gets no gradient: use a random init "
+                         "(he_normal for relu, xavier for tanh/sigmoid)")
+    first, last = means[names[0]], means[names[-1]]
+    spread = first / last if last > 0 else math.inf
+    finding = f"|grad| {first:.2e} at the first layer, {last:.2e} at the last (ratio {spread:.1e})"
+    if max(means.values()) > 1e3:
+        return Check("gradient flow", FAIL, finding + ": exploding", details=details,
+                     fix="lower the learning rate, add batchnorm, or clip gradients (optimizer ... clip_norm=5)")
+    if spread < 1e-3:
+        return Check("gradient flow", WARN, finding + ": vanishing towards the input", details=details,
+                     fix="use relu-family activations with he init, add batchnorm, or make the net shallower")
+    return Check("gradient flow", OK, finding, details=details)
+
+
+def check_symmetry(fs: _FirstSteps) -> Check:
+    same = []
+    for k, layer in fs.weights.items():
+        w = fs.model.values[k]
+        units = w.reshape(w.shape[0], -1) if w.ndim == 4 else w.T  # dense (in, out); conv (out, in, kh, kw)
+        if units.shape[0] > 1 and float(np.max(np.ptp(units, axis=0))) <= 1e-7 * (1 + float(np.abs(units).max())):
+            same.append(layer)
+    if same:
+        return Check("symmetry", FAIL, f"all units of {', '.join(same)} are identical after {len(fs.losses)} steps",
+                     "zero or constant init gives every unit the same gradient forever: use a random init "
+                     "(he_normal / xavier_uniform)")
+    return Check("symmetry", OK, f"units differ in all {len(fs.weights)} weight layers")
+
+
+def _median(v):
+    v = [x for x in v if not math.isnan(x)]
+    return float(np.median(v)) if v else math.nan
+
+
+def check_update_ratio(fs: _FirstSteps, lr: float) -> Check:
+    if fs.diverged_at:
+        return Check("update / weight", FAIL, f"diverged at step {fs.diverged_at}", f"lower the learning rate (now {lr:g})")
+    per_layer = {fs.weights[k]: _median(r) for k, r in fs.ratios.items()}
+    finite = [v for v in per_layer.values() if math.isfinite(v)]
+    if not finite:
+        zero = any(math.isinf(v) for v in per_layer.values())
+        return Check("update / weight", FAIL, "weights start at zero" if zero else "no layer is updated",
+                     "use a random init (he_normal / xavier_uniform)")
+    med = float(np.median(finite))
+    lo, hi = HEALTHY_UPDATE
+    worst = max(per_layer.items(), key=lambda kv: abs(math.log10(kv[1])) if kv[1] > 0 and math.isfinite(kv[1]) else 99)
+    finding = f"median {med:.1e} per step (healthy about 1e-3); {worst[0]} {worst[1]:.1e}"
+    first = {fs.weights[k]: r[0] for k, r in fs.ratios.items() if r and math.isfinite(r[0])}
+    jump = max(first.items(), key=lambda kv: kv[1], default=(None, 0.0))
+    if jump[1] > 0.5:
+        return Check("update / weight", FAIL, f"the first step changes {jump[0]} by {jump[1]:.2g}x its size",
+                     f"lower the learning rate about {jump[1] / 1e-3:.0g}x (lr={lr * 1e-3 / jump[1]:.2g})")
+    if med > 10 * hi:
+        return Check("update / weight", FAIL, finding + ": each step rewrites the weights",
+                     f"lower the learning rate about {med / 1e-3:.0f}x (lr={lr * 1e-3 / med:.2g})")
+    if med > hi:
+        return Check("update / weight", WARN, finding + ": high", f"try a lower learning rate (lr={lr * 1e-3 / med:.2g})")
+    if med < lo:
+        return Check("update / weight", WARN, finding + ": training will crawl",
+                     f"raise the learning rate (lr={lr * 1e-3 / max(med, 1e-12):.2g})")
+    return Check("update / weight", OK, finding)
+
+
+def check_activations(spec: Spec, splits: Splits, fs: _FirstSteps) -> Check:
+    if fs.diverged_at:
+        return Check("activations", FAIL, "skipped: training diverged", "lower the learning rate")
+    x = splits.x_train[:STATS_BATCH]
+    details, bad = [], []
+    for node, out in fs.model.net.trace(x, training=True, rng=np.random.default_rng(0)):
+        op = node.op
+        if op == "relu":
+            axes = (0,) if out.ndim == 2 else (0, 2, 3)  # a unit is a feature, or a conv channel
+            dead = float(np.mean(np.all(out <= 0, axis=axes)))
+            details.append(f"{node.name:<12} dead units {100 * dead:.0f}%")
+            if dead >= DEAD_WARN:
+                bad.append(f"{node.name} {100 * dead:.0f}% dead")
+        elif op in ("sigmoid", "tanh") and node is not spec.graph.nodes[-1]:
+            sat = float(np.mean(np.abs(out - 0.5) > 0.48)) if op == "sigmoid" else float(np.mean(np.abs(out) > 0.96))
+            details.append(f"{node.name:<12} saturated {100 * sat:.0f}%")
+            if sat >= SATURATED_WARN:
+                bad.append(f"{node.name} {100 * sat:.0f}% saturated")
+    if not details:
+        return Check("activations", OK, "no relu, sigmoid or tanh hidden layers to inspect")
+    if bad:
+        return Check("activations", WARN, "; ".join(bad), details=details,
+                     fix="dead relu: lower the learning rate, use he init or leaky_relu; "
+                         "saturation: standardize inputs, use xavier init or batchnorm")
+    return Check("activations", OK, f"{len(details)} layer(s): no dead or saturated layer", details=details)
+
+
+def lr_range_test(spec: Spec, splits: Splits) -> dict:
+    """Leslie Smith's test: one step per learning rate, growing geometrically; stops when the loss explodes."""
+    lr_from, lr_to, steps = LR_TEST
+    step = _fresh(spec, splits, regularize=True)
+    n = len(splits.x_train)
+    tr = spec["train"]
+    batch = n if tr["batch"] == "all" else min(tr["batch"], n)
+    batches = _batches(np.random.default_rng([tr["seed"], 1]), n, batch)
+    rng = np.random.default_rng([tr["seed"], 2])
+    factor = (lr_to / lr_from) ** (1 / (steps - 1))
+    lrs, smooth, avg, best = [], [], 0.0, math.inf
+    for i in range(steps):
+        lr = lr_from * factor ** i
+        idx = next(batches)
+        loss, _, _ = step(splits.x_train[idx], splits.y_train[idx], lr, rng)
+        if not math.isfinite(loss):
+            break
+        avg = 0.9 * avg + 0.1 * loss
+        value = avg / (1 - 0.9 ** (i + 1))
+        lrs.append(lr)
+        smooth.append(value)
+        best = min(best, value)
+        if value > 4 * best:
+            break
+    k = int(np.argmin(smooth)) if smooth else 0
+    blowup = next((lr for lr, v in zip(lrs, smooth) if lrs.index(lr) > k and v > 2 * best), None)
+    return {"lr": lrs, "loss": smooth, "min_loss_lr": lrs[k] if lrs else None,
+            "suggested_lr": lrs[k] / 10 if lrs else None, "blowup_lr": blowup or (lrs[-1] * factor if lrs else None),
+            "start_loss": smooth[0] if smooth else None}
+
+
+def check_lr(curve: dict, lr: float) -> Check:
+    if not curve["lr"]:
+        return Check("lr range test", FAIL, "the loss is not finite even at lr=1e-6", "check the data and the init")
+    sug, at_min, blow = curve["suggested_lr"], curve["min_loss_lr"], curve["blowup_lr"]
+    drop = curve["start_loss"] - min(curve["loss"])
+    finding = f"lowest loss at lr {at_min:.1e}, blows up from {blow:.1e}; suggested lr {sug:.1e}, the spec's {lr:g}"
+    if drop <= 0.02 * curve["start_loss"]:
+        return Check("lr range test", FAIL, finding + "; the loss hardly falls at any rate",
+                     "the net does not learn at any learning rate: check the init and the data")
+    if lr >= blow:
+        return Check("lr range test", FAIL, finding + ": the spec's lr is where the loss explodes",
+                     f"use lr={sug:.1g}")
+    if lr > at_min:
+        return Check("lr range test", WARN, finding + ": past the loss minimum", f"try lr={sug:.1g}")
+    if lr < sug / 100:
+        return Check("lr range test", WARN, finding + ": far below the useful range, training will crawl",
+                     f"try lr={sug:.1g}")
+    return Check("lr range test", OK, finding)
+
+
+def save_lr_plot(path: Path, curve: dict, lr: float, title: str) -> None:
+    import io
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from dlc.runtime.run_folder import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(curve["lr"], curve["loss"], label="smoothed training loss")
+    ax.set_xscale("log")
+    ax.axvline(lr, color="tab:red", ls="--", label=f"spec lr {lr:g}")
+    if curve.get("suggested_lr"):
+        ax.axvline(curve["suggested_lr"], color="tab:green", ls=":", label=f"suggested {curve['suggested_lr']:.1e}")
+    ax.set(xlabel="learning rate", ylabel="loss", title=f"{title}: learning-rate range test")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def diagnose(spec: Spec, out: str | Path | None = None, splits: Splits | None = None, plot: bool = True) -> Report:
+    """Run every check on `spec`; write lr_range.png and report.json to `out` (unless plot=False)."""
+    from dlc.runtime import run_folder as rf
+
+    splits = splits or prepare(spec)
+    lr = spec["optimizer"]["lr"]
+    saved = np.seterr(over="ignore", invalid="ignore", divide="ignore")  # divergence is what we look for
+    try:
+        checks = [check_initial_loss(spec, splits), check_overfit(spec, splits)]
+        fs = run_first_steps(spec, splits)
+        checks += [check_gradient_flow(fs), check_symmetry(fs), check_update_ratio(fs, lr),
+                   check_activations(spec, splits, fs)]
+        curve = lr_range_test(spec, splits)
+        checks.append(check_lr(curve, lr))
+    finally:
+        np.seterr(**saved)
+    report = Report(spec.name, checks, curve)
+    if plot:
+        report.out_dir = Path(out) if out else rf.default_run_dir(f"{spec.name}-diagnose")
+        report.out_dir.mkdir(parents=True, exist_ok=True)
+        save_lr_plot(report.out_dir / "lr_range.png", curve, lr, spec.name)
+        rf.save_json(report.out_dir / "report.json", report.to_json())
+    return report

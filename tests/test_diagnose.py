@@ -1,0 +1,80 @@
+"""dlc diagnose: passes a healthy spec, flags the classic mistakes with the right check."""
+
+import json
+
+import pytest
+
+import dlc
+from dlc.cli import main
+from dlc.runtime.diagnose import FAIL, OK, WARN, diagnose
+
+from conftest import ROOT
+
+
+def verdicts(report):
+    return {c.name: c.verdict for c in report.checks}
+
+
+@pytest.fixture(scope="module")
+def digits_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("diag")
+    return diagnose(dlc.compile_file(ROOT / "specs/digits_mlp.dl"), out=out), out
+
+
+def test_digits_passes_every_check(digits_report):
+    report, out = digits_report
+    assert report.ok, report.render()
+    assert len(report.checks) == 7
+    assert (out / "lr_range.png").stat().st_size > 10_000
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["ok"] and len(saved["lr_range"]["lr"]) > 50
+
+
+def test_initial_loss_is_near_ln_classes(digits_report):
+    report, _ = digits_report
+    c = next(c for c in report.checks if c.name == "initial loss")
+    assert "ln(10)" in c.finding
+
+
+def test_learning_rate_of_10_is_flagged():
+    spec = dlc.compile_file(ROOT / "specs/digits_mlp.dl", overrides=["optimizer.lr=10"])
+    v = verdicts(diagnose(spec, plot=False))
+    assert v["lr range test"] == FAIL
+    assert v["update / weight"] == FAIL
+    assert v["overfit 20 samples"] == FAIL
+
+
+def test_zero_init_is_flagged():
+    v = verdicts(diagnose(dlc.compile_file(ROOT / "specs/experiments/init_zeros.dl"), plot=False))
+    assert v["symmetry"] == FAIL
+    assert v["gradient flow"] == FAIL
+    assert v["overfit 20 samples"] == FAIL
+    assert v["initial loss"] == OK  # zero logits give exactly ln(10): the check is not fooled into blaming it
+
+
+def test_he_init_counterpart_passes_symmetry():
+    v = verdicts(diagnose(dlc.compile_file(ROOT / "specs/experiments/init_he.dl"), plot=False))
+    assert v["symmetry"] == OK and v["gradient flow"] == OK and v["overfit 20 samples"] == OK
+
+
+def test_deep_sigmoid_shows_vanishing_gradients():
+    report = diagnose(dlc.compile_file(ROOT / "specs/experiments/deep_sigmoid.dl"), plot=False)
+    c = next(c for c in report.checks if c.name == "gradient flow")
+    assert c.verdict == WARN and "vanishing" in c.finding
+    assert len(c.details) == 9  # one line per weight layer
+
+
+def test_cli_exit_codes_and_ranges(tmp_path, capsys):
+    assert main(["diagnose", str(ROOT / "specs/experiments/init_zeros.dl"), "-o", str(tmp_path / "z")]) == 1
+    assert "[FAIL] symmetry" in capsys.readouterr().out
+    # a spec with search ranges is diagnosed at their middle values
+    assert main(["diagnose", str(ROOT / "specs/iris_search.dl"), "-o", str(tmp_path / "i"), "--json"]) in (0, 1)
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "iris" and len(report["checks"]) == 7
+
+
+def test_cli_bad_spec_is_a_located_error(tmp_path, capsys):
+    bad = tmp_path / "bad.dl"
+    bad.write_text("model m {\n    input 4\n    dense 3 softmaxx\n}\ndata iris\n")
+    assert main(["diagnose", str(bad)]) == 2
+    assert "bad.dl:3:13: error: unknown" in capsys.readouterr().err
