@@ -4,12 +4,18 @@ saved with a run is exactly what was trained.
     optimizer.lr=0.01     set (or add) a key on a statement
     optimizer=sgd         set the statement's kind
     train.epochs=5        a statement that is absent is appended
+    model.activation=tanh every hidden activation (the output layer's is kept)
+    model.init=he_normal  the default init, and every per-layer init=
+    model.dropout=0.3     every dropout rate written in the model (input dropout excepted)
 """
 
 from __future__ import annotations
 
+from . import ast
 from .diagnostics import Diagnostic, DLError, Source
 from .statements import STATEMENTS
+
+MODEL_KEYS = ("activation", "init", "dropout")
 
 
 def value_end(line: str, col0: int) -> int:
@@ -38,9 +44,12 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
             raise DLError(Diagnostic("error", f"--set {item}: expected KEY=VALUE, e.g. optimizer.lr=0.01"), Source(text, filename))
         key, value = item.split("=", 1)
         word, _, sub = key.partition(".")
+        if word == "model":
+            text = _model_override(text, filename, item, sub, value)
+            continue
         if word not in STATEMENTS:
             raise DLError(Diagnostic("error", f"--set {item}: unknown statement '{word}'",
-                                     hint="one of: " + ", ".join(STATEMENTS)), Source(text, filename))
+                                     hint="one of: model, " + ", ".join(STATEMENTS)), Source(text, filename))
         tree = parse(text, filename)
         stmt = next((s for s in tree.stmts if s.word == word), None)
         lines = text.split("\n")
@@ -69,3 +78,66 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
                 lines[i] = indent + " ".join([word, value, *flags, *kept]) + (f"  {comment}" if comment else "")
         text = "\n".join(lines)
     return text
+
+
+def _source_order(body):
+    """The model block's statements as written (a repeat's body once)."""
+    for item in body:
+        if isinstance(item, ast.Repeat):
+            yield from _source_order(item.body)
+        else:
+            yield item
+
+
+def _model_override(text: str, filename: str, item: str, key: str, value: str) -> str:
+    from dlc.grammar import parse
+    from .ops import REGISTRY
+
+    def fail(message, hint=None):
+        raise DLError(Diagnostic("error", f"--set {item}: {message}", hint=hint), Source(text, filename))
+
+    if key not in MODEL_KEYS:
+        fail(f"unknown model key '{key}'", "one of: " + ", ".join(f"model.{k}" for k in MODEL_KEYS))
+    tree = parse(text, filename)
+    if not tree.models:
+        fail("the spec has no model block")
+    stmts = list(_source_order(tree.models[0].body))
+    last_linear = max((i for i, s in enumerate(stmts) if s.word in ("dense", "conv")), default=len(stmts))
+    is_act = lambda w: w in REGISTRY and REGISTRY[w].kind == "activation"  # noqa: E731
+    spans = []  # (line, col) where a value starts
+    lines = text.split("\n")
+    if key == "activation":
+        if not is_act(value):
+            fail(f"'{value}' is not an activation", "one of: " + ", ".join(REGISTRY.names("activation")))
+        for s in stmts[:last_linear]:
+            if is_act(s.word):
+                spans.append(s.span)
+            elif s.word in ("dense", "conv"):
+                spans += [a.span for a in s.args if isinstance(a, ast.Name) and is_act(a.value)]
+        if not spans:
+            fail("the model has no hidden activation to replace")
+    elif key == "init":
+        for s in stmts:
+            if s.word == "init" and s.args:
+                spans.append(s.args[0].span)
+            spans += [kw.value.span for kw in s.kwargs if kw.key == "init"]
+        if not any(s.word == "init" for s in stmts):
+            first = next((s for s in stmts if s.word == "input"), None)
+            if first is None:
+                fail("the model has no input line")
+            indent = lines[first.span.line - 1][:first.span.col - 1]
+            lines.insert(first.span.line, f"{indent}init {value}")
+            spans = [(sp.line + (sp.line > first.span.line), sp.col) for sp in spans]
+    else:  # dropout
+        for i, s in enumerate(stmts):
+            if s.word == "dropout" and s.args:
+                spans.append(s.args[0].span)
+            elif s.word != "input" and i != last_linear:
+                spans += [kw.value.span for kw in s.kwargs if kw.key == "dropout"]
+        if not spans:
+            fail("the model has no dropout to vary", "write dropout= on the layers that should have it")
+    points = sorted(((sp.line, sp.col) if hasattr(sp, "line") else sp for sp in spans), reverse=True)
+    for line_no, col in points:
+        i, start = line_no - 1, col - 1
+        lines[i] = lines[i][:start] + value + lines[i][value_end(lines[i], start):]
+    return "\n".join(lines)

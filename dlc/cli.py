@@ -56,6 +56,8 @@ def _spec_for(path: str, overrides, concrete: bool = False):
 def cmd_train(args) -> int:
     from dlc.runtime.trainer import TrainingDiverged, train
 
+    if args.vary:
+        return _train_variants(args)
     spec, run_from_dir = _spec_for(args.spec, args.set)
     if spec.warnings and not args.quiet:
         _print_diags(spec.warnings, spec.source)
@@ -75,6 +77,37 @@ def cmd_train(args) -> int:
     print(_metrics_line(m))
     print(f"run folder: {result.run_dir}")
     return 130 if result.interrupted else EXIT_OK
+
+
+def _train_variants(args) -> int:
+    from pathlib import Path
+    from dlc.compiler.spec import compile_file
+    from dlc.runtime.compare import compare, variants
+
+    if args.resume:
+        print("dlc: --resume and --vary do not go together: resume each run folder on its own", file=sys.stderr)
+        return EXIT_ERROR
+    combos = variants(args.vary)
+    specs = [compile_file(Path(args.spec), overrides=[*(args.set or ()), *extra]) for _, extra in combos]
+    if not args.quiet:
+        for spec in specs[:1]:
+            _print_diags(spec.warnings, spec.source)
+    name = specs[0].name
+    from dlc.runtime.run_folder import default_run_dir
+    out = args.output or default_run_dir(f"{name}-vary")
+    result = compare(specs, [label for label, _ in combos], out=out, progress=not args.quiet)
+    print(result.render())
+    return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from dlc.compiler.spec import compile_file
+    from dlc.runtime.compare import compare
+
+    specs = [compile_file(p, overrides=args.set or ()) for p in args.specs]
+    result = compare(specs, out=args.output, progress=not args.quiet)
+    print(result.render())
+    return EXIT_OK
 
 
 def _metrics_line(m: dict) -> str:
@@ -180,7 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optimizer.lr=0.01")
     t.add_argument("--resume", action="store_true", help="continue the run in RUN from its last completed epoch")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
+    t.add_argument("--vary", action="append", metavar="KEY=V1,V2",
+                   help="train one run per value (repeat for every combination) on the same split and seed, "
+                        "then print a table and draw the curves in one PNG, as dlc compare; KEY as for --set, "
+                        "plus model.activation, model.init, model.dropout")
     t.set_defaults(func=cmd_train)
+
+    cp = sub.add_parser("compare", help="train several specs on the same split and seed; one table, one plot",
+                        description="Train each spec on the first spec's data split with its seed (the specs must "
+                                    "share the data line). Writes RUN/NAME/ run folders, RUN/compare.png with every "
+                                    "curve, and RUN/compare.csv / .json with the table printed.")
+    cp.add_argument("specs", nargs="+", metavar="SPEC")
+    cp.add_argument("-o", "--output", metavar="RUN", help="folder for the runs and the plot "
+                                                          "(default: runs/compare-A-vs-B)")
+    cp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting in every spec")
+    cp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    cp.set_defaults(func=cmd_compare)
 
     e = sub.add_parser("eval", help="metrics of a trained run on its splits or on a data set",
                        description="Loss and accuracy of a run with the NumPy runtime: on the run's own splits, "

@@ -1,0 +1,174 @@
+"""`dlc compare a.dl b.dl …` and `dlc train spec.dl --vary KEY=v1,v2`: several specs trained on
+the same data split with the same seed, one table, the curves side by side in one PNG.
+
+The folder it writes:
+
+    RUN/LABEL/        a full run folder per spec (exportable like any other)
+    RUN/compare.png   loss and accuracy curves of every run on shared axes
+    RUN/compare.csv   the table, one row per run (also compare.json)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlc.compiler.diagnostics import Diagnostic, DLError
+from dlc.compiler.spec import Spec, compile
+from dlc.runtime import run_folder as rf
+from dlc.runtime.data import prepare
+from dlc.runtime.trainer import TrainingDiverged, train
+
+COLUMNS = ["run", "params", "epochs", "seconds", "train_loss", "train_acc", "val_loss", "val_acc", "gap",
+           "test_loss", "test_acc", "test_mae", "status"]
+
+
+@dataclass
+class Comparison:
+    out_dir: Path
+    rows: list[dict]
+    histories: dict[str, list[dict]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        classify = any(r["train_acc"] is not None for r in self.rows)
+        cols = ["run", "params", "epochs", "seconds", "train_loss", "val_loss", "test_loss"]
+        cols += ["train_acc", "val_acc", "gap", "test_acc"] if classify else ["test_mae"]
+        cols.append("status")
+        pct = {"train_acc", "val_acc", "test_acc", "gap"}
+
+        def cell(r, c):
+            v = r.get(c)
+            if v is None:
+                return "-"
+            if c in pct:
+                return f"{100 * v:.2f}"
+            if isinstance(v, float):
+                return f"{v:.4f}" if c != "seconds" else f"{v:.1f}"
+            return f"{v:,}" if isinstance(v, int) else str(v)
+
+        table = [[c.replace("_acc", " acc%").replace("_", " ").replace("gap", "gap pts") for c in cols]]
+        table += [[cell(r, c) for c in cols] for r in self.rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+        lines = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
+                 for row in table]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(f"curves: {self.out_dir / 'compare.png'}   table: {self.out_dir / 'compare.csv'}")
+        return "\n".join(lines)
+
+
+def _labels(specs: list[Spec], labels: list[str] | None) -> list[str]:
+    raw = labels or [s.name for s in specs]
+    if len(set(raw)) < len(raw) and not labels:
+        raw = [Path(s.source.filename).stem for s in specs]
+    out, seen = [], {}
+    for r in raw:
+        safe = re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", r)
+        seen[safe] = seen.get(safe, 0) + 1
+        out.append(safe if seen[safe] == 1 else f"{safe}-{seen[safe]}")
+    return out
+
+
+def _same_data(specs: list[Spec]) -> None:
+    first = specs[0]
+    d0 = first.settings.get("data")
+    for s in specs[1:]:
+        d = s.settings.get("data")
+        if (d is None) != (d0 is None) or (d and (d.kind, d.values) != (d0.kind, d0.values)):
+            raise DLError(Diagnostic(
+                "error", f"{s.source.filename} trains on different data than {first.source.filename}: "
+                         "a comparison needs the same data line", d.span if d else None,
+                "make the data lines identical (the split and preprocessing come from them)"), s.source)
+
+
+def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path | None = None,
+            progress: bool = True) -> Comparison:
+    """Train every spec on the first spec's data split with the first spec's seed."""
+    if len(specs) < 2:
+        raise DLError(Diagnostic("error", "compare needs at least two specs (or two values with --vary)"))
+    _same_data(specs)
+    seed = specs[0]["train"]["seed"]
+    notes = []
+    for i, s in enumerate(specs):
+        if s["train"]["seed"] != seed:
+            notes.append(f"{s.source.filename}: seed {s['train']['seed']} replaced by {seed} (the first spec's)")
+            specs[i] = compile(s.source.text, s.source.filename, overrides=[f"train.seed={seed}"])
+    names = _labels(specs, labels)
+    out_dir = Path(out) if out else rf.default_run_dir("compare-" + "-vs-".join(names)[:80])
+    splits = prepare(specs[0])
+    comparison = Comparison(out_dir, [], {}, notes)
+    for name, spec in zip(names, specs):
+        if progress:
+            print(f"== {name}", flush=True)
+        row = {c: None for c in COLUMNS}
+        row.update(run=name, params=spec.graph.param_count)
+        try:
+            r = train(spec, out=out_dir / name, progress=progress, splits=splits)
+        except TrainingDiverged as e:
+            row["status"] = "diverged"
+            notes.append(f"{name}: {e}")
+            comparison.rows.append(row)
+            continue
+        m = r.metrics
+        row.update(epochs=m["epochs_run"], seconds=m["seconds"], status="interrupted" if r.interrupted else "ok")
+        for split, short in (("train", "train"), ("validation", "val"), ("test", "test")):
+            res = m.get(split) or {}
+            row[f"{short}_loss"] = res.get("loss")
+            if f"{short}_acc" in row:
+                row[f"{short}_acc"] = res.get("accuracy")
+            if split == "test":
+                row["test_mae"] = res.get("mae")
+        if row["train_acc"] is not None and row["val_acc"] is not None:
+            row["gap"] = row["train_acc"] - row["val_acc"]
+        comparison.rows.append(row)
+        comparison.histories[name] = r.history
+        if r.interrupted:
+            break
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if comparison.histories:
+        rf.save_curves(out_dir / "compare.png", comparison.histories, " vs ".join(comparison.histories))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    w.writeheader()
+    w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in comparison.rows)
+    rf.atomic_write_text(out_dir / "compare.csv", buf.getvalue())
+    rf.save_json(out_dir / "compare.json", {"runs": comparison.rows, "notes": notes, "seed": seed})
+    return comparison
+
+
+def split_values(text: str) -> list[str]:
+    """'a,b,choice(1, 2)' -> ['a', 'b', 'choice(1, 2)']: commas inside parentheses stay."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur.strip())
+    return [p for p in parts if p]
+
+
+def variants(vary: list[str]) -> list[tuple[str, list[str]]]:
+    """--vary KEY=v1,v2 (repeatable) -> [(label, overrides)] for every combination."""
+    axes = []
+    for item in vary:
+        if "=" not in item:
+            raise DLError(Diagnostic("error", f"--vary {item}: expected KEY=v1,v2,…",
+                                     hint="e.g. --vary model.activation=sigmoid,relu"))
+        key, values = item.split("=", 1)
+        vals = split_values(values)
+        if len(vals) < 1:
+            raise DLError(Diagnostic("error", f"--vary {item}: no values"))
+        axes.append([(key, v) for v in vals])
+    out = []
+    for combo in itertools.product(*axes):
+        label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in combo)
+        out.append((label, [f"{k}={v}" for k, v in combo]))
+    return out

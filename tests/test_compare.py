@@ -1,0 +1,135 @@
+"""dlc compare and train --vary: same split and seed, one table, one plot; model-wide overrides."""
+
+import csv
+import json
+
+import pytest
+
+import dlc
+from dlc.cli import main
+from dlc.compiler.diagnostics import DLError
+from dlc.compiler.overrides import apply_overrides
+from dlc.runtime.compare import compare, split_values, variants
+
+from conftest import ROOT
+
+EXP = ROOT / "specs/experiments"
+SHORT = ["train.epochs=3"]
+
+
+def test_compare_trains_each_spec_and_writes_table_and_plot(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(["compare", str(EXP / "init_zeros.dl"), str(EXP / "init_he.dl"), "-o", str(out), "-q",
+                 "--set", "train.epochs=5"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "init_zeros" in text and "init_he" in text and "gap pts" in text
+    rows = list(csv.DictReader((out / "compare.csv").open()))
+    assert [r["run"] for r in rows] == ["init_zeros", "init_he"]
+    zeros, he = (float(r["val_acc"]) for r in rows)
+    assert zeros < 0.2 < 0.8 < he  # zero init stays at chance; he init learns
+    assert (out / "compare.png").stat().st_size > 10_000
+    for r in rows:  # every run is a full run folder
+        assert (out / r["run"] / "weights.npz").exists() and (out / r["run"] / "metrics.json").exists()
+
+
+def test_compare_uses_one_split_and_the_first_seed(tmp_path):
+    a = dlc.compile_file(EXP / "init_he.dl", overrides=SHORT)
+    b = dlc.compile_file(EXP / "init_he.dl", overrides=[*SHORT, "train.seed=7"])
+    result = compare([a, b], labels=["a", "b"], out=tmp_path / "c", progress=False)
+    assert any("seed 7 replaced by 0" in n for n in result.notes)
+    ra, rb = result.rows
+    assert ra["val_loss"] == rb["val_loss"] and ra["train_loss"] == rb["train_loss"]  # same spec, same seed: same run
+    saved = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert saved["seed"] == 0 and len(saved["runs"]) == 2
+
+
+def test_compare_rejects_different_data(tmp_path):
+    a = dlc.compile_file(EXP / "init_he.dl", overrides=SHORT)
+    b = dlc.compile_file(ROOT / "specs/spiral.dl", overrides=SHORT)
+    with pytest.raises(DLError, match="different data"):
+        compare([a, b], out=tmp_path / "x", progress=False)
+    with pytest.raises(DLError, match="at least two"):
+        compare([a], out=tmp_path / "y", progress=False)
+
+
+def test_diverged_run_is_a_row_not_a_crash(tmp_path):
+    plain = dlc.compile_file(EXP / "high_lr_plain.dl", overrides=SHORT)
+    bn = dlc.compile_file(EXP / "high_lr_batchnorm.dl", overrides=SHORT)
+    result = compare([plain, bn], out=tmp_path / "bn", progress=False)
+    assert [r["status"] for r in result.rows] == ["diverged", "ok"]
+    assert "diverged" in result.render()
+
+
+def test_train_vary_every_combination(tmp_path, capsys):
+    out = tmp_path / "v"
+    assert main(["train", str(ROOT / "specs/spiral.dl"), "--vary", "model.activation=tanh,relu",
+                 "--vary", "optimizer.lr=0.01,0.003", "--set", "train.epochs=2", "-o", str(out), "-q"]) == 0
+    rows = list(csv.DictReader((out / "compare.csv").open()))
+    assert [r["run"] for r in rows] == ["activation=tanh,lr=0.01", "activation=tanh,lr=0.003",
+                                        "activation=relu,lr=0.01", "activation=relu,lr=0.003"]
+    assert "relu" in (out / "activation=relu,lr=0.01" / "spec.dl").read_text()
+
+
+def test_vary_errors(capsys):
+    assert main(["train", str(ROOT / "specs/spiral.dl"), "--vary", "model.activation"]) == 2
+    assert "expected KEY=v1,v2" in capsys.readouterr().err
+    assert main(["train", str(ROOT / "specs/spiral.dl"), "--vary", "model.activation=relu,nope"]) == 2
+    assert "'nope' is not an activation" in capsys.readouterr().err
+    assert main(["train", str(ROOT / "specs/spiral.dl"), "--vary", "model.activation=tanh,relu", "--resume"]) == 2
+
+
+def test_split_values_and_variants():
+    assert split_values("a, b,choice(1, 2)") == ["a", "b", "choice(1, 2)"]
+    assert variants(["x.y=1,2"]) == [("y=1", ["x.y=1"]), ("y=2", ["x.y=2"])]
+
+
+DIGITS = (ROOT / "specs/digits_mlp.dl").read_text()
+
+
+def test_model_activation_keeps_the_output_layer():
+    text = apply_overrides(DIGITS, "d.dl", ["model.activation=tanh"])
+    spec = dlc.compile(text)
+    acts = [n.op for n in spec.graph.nodes if n.op in ("tanh", "relu", "softmax")]
+    assert acts == ["tanh", "tanh", "softmax"]
+
+
+def test_model_init_replaces_or_inserts_the_default():
+    spec = dlc.compile(apply_overrides(DIGITS, "d.dl", ["model.init=xavier_normal"]))
+    assert {p.init.name for p in spec.graph.params() if p.role == "weight"} == {"xavier_normal"}
+    spiral = (ROOT / "specs/spiral.dl").read_text()
+    text = apply_overrides(spiral, "s.dl", ["model.init=zeros"])
+    assert "    init zeros\n" in text
+    assert {p.init.name for p in dlc.compile(text, lint=False).graph.params() if p.role == "weight"} == {"zeros"}
+
+
+def test_model_dropout_changes_hidden_rates_only():
+    spec = dlc.compile(apply_overrides(DIGITS, "d.dl", ["model.dropout=0.1"]))
+    rates = [n.attrs["p"] for n in spec.graph.nodes if n.op == "dropout"]
+    assert rates == [0.2, 0.1, 0.1]  # the input dropout (first) is kept
+
+
+def test_model_override_errors():
+    spiral = (ROOT / "specs/spiral.dl").read_text()
+    with pytest.raises(DLError, match="no dropout to vary"):
+        apply_overrides(spiral, "s.dl", ["model.dropout=0.5"])
+    with pytest.raises(DLError, match="unknown model key 'width'"):
+        apply_overrides(spiral, "s.dl", ["model.width=3"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("a, b, effect", [
+    ("deep_sigmoid", "deep_relu", "accuracy"),
+    ("init_zeros", "init_he", "accuracy"),
+    ("high_lr_plain", "high_lr_batchnorm", "diverges"),
+    ("dropout_none", "dropout_half", "gap"),
+])
+def test_experiment_pairs_show_their_effect(tmp_path, a, b, effect):
+    specs = [dlc.compile_file(EXP / f"{name}.dl") for name in (a, b)]
+    ra, rb = compare(specs, out=tmp_path / "c", progress=False).rows
+    if effect == "accuracy":
+        assert ra["test_acc"] < 0.2 and rb["test_acc"] > 0.9
+    elif effect == "diverges":
+        assert ra["status"] == "diverged" and rb["test_acc"] > 0.9
+    else:
+        assert ra["gap"] > 0.1 and rb["gap"] < ra["gap"] / 2 and rb["val_loss"] < ra["val_loss"] / 2
