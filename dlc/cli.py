@@ -110,6 +110,22 @@ def cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def cmd_search(args) -> int:
+    from dlc.compiler.spec import compile_file
+    from dlc.runtime.search import search
+
+    spec = compile_file(args.spec, overrides=args.set or ())
+    if spec.warnings and not args.quiet:
+        _print_diags(spec.warnings, spec.source)
+    result = search(spec, args.trials, fine=args.fine, jobs=args.jobs, seed=args.seed, out=args.output,
+                    progress=not args.quiet)
+    print(result.render())
+    if result.best is None:
+        print(f"dlc: all {len(result.trials)} trials failed; see {result.out_dir / 'results.csv'}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
 def _metrics_line(m: dict) -> str:
     parts = []
     for split in ("train", "validation", "test"):
@@ -249,6 +265,22 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--keep-bn", action="store_true", help="keep BatchNormalization nodes instead of folding them")
     x.add_argument("--samples", type=int, default=256, help="real inputs used for the parity check (default 256)")
     x.set_defaults(func=cmd_export)
+
+    se = sub.add_parser("search", help="random search over the ranges written in the spec",
+                        description="Random search: each trial writes a sampled value where each range is written "
+                                    "(loguniform in log space) and trains with the spec's seed on one shared split. "
+                                    "Trials run in parallel and are ranked by validation accuracy (validation loss "
+                                    "for regression). Writes RUN/results.csv, results.json and best.dl.")
+    se.add_argument("spec", metavar="SPEC")
+    se.add_argument("--trials", type=int, default=20, help="trials of the first, coarse stage (default 20)")
+    se.add_argument("--fine", type=int, default=0, metavar="M",
+                    help="a second stage of M trials in ranges narrowed around the best (default 0)")
+    se.add_argument("--jobs", type=int, default=None, help="parallel trials (default: the machine's cores)")
+    se.add_argument("--seed", type=int, default=None, help="sampling seed (default: the spec's train seed)")
+    se.add_argument("-o", "--output", metavar="RUN", help="results folder (default: runs/MODEL-search)")
+    se.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. train.epochs=20")
+    se.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
+    se.set_defaults(func=cmd_search)
 
     d = sub.add_parser("diagnose", help="the babysitting checklist: initial loss, overfit, gradients, lr range test",
                        description="Before a long run: initial loss vs ln(classes), overfitting 20 samples, per-layer "

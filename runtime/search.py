@@ -1,0 +1,255 @@
+"""`dlc search spec.dl --trials N`: random search over the ranges written in the spec.
+
+Each trial writes a value where each range is written (log-uniform ranges are sampled in
+log space), compiles that spec and trains it with the spec's seed on one shared data split,
+so trials differ only in their hyper-parameters. Trials run in parallel processes, one
+BLAS thread each. `--fine M` adds a second stage of M trials in ranges narrowed around the
+best trial (a quarter of the width; choices fixed to the best). Trials are ranked by
+validation accuracy (classification) or validation loss (regression).
+
+The folder it writes:
+
+    RUN/results.csv   one row per trial, best first (also results.json)
+    RUN/best.dl       the best trial's spec, ready for dlc train
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlc.compiler.diagnostics import Diagnostic, DLError
+from dlc.compiler.search_space import Dimension, dimensions, format_value, substitute
+from dlc.compiler.spec import Spec, compile
+from dlc.runtime import run_folder as rf
+from dlc.runtime.data import Splits, prepare
+
+
+@dataclass
+class Trial:
+    index: int
+    stage: str  # coarse | fine
+    values: dict[str, object]
+    text: str
+    status: str = "pending"  # ok | diverged | invalid
+    val_loss: float | None = None
+    val_acc: float | None = None
+    train_loss: float | None = None
+    train_acc: float | None = None
+    epochs: int | None = None
+    seconds: float | None = None
+    message: str = ""
+
+    def score(self, classify: bool) -> float:
+        """Lower is better; failed trials last."""
+        if self.status != "ok" or self.val_loss is None:
+            return math.inf
+        if classify and self.val_acc is not None:
+            return -self.val_acc + 1e-6 * self.val_loss  # ties broken by the loss
+        return self.val_loss
+
+
+@dataclass
+class SearchResult:
+    spec_name: str
+    keys: list[str]
+    trials: list[Trial]
+    classify: bool
+    out_dir: Path
+    fine_ranges: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    jobs: int = 1
+
+    @property
+    def best(self) -> Trial | None:
+        ok = [t for t in self.trials if t.status == "ok"]
+        return self.trials[0] if ok else None
+
+    def render(self, top: int = 20) -> str:
+        cols = ["rank", "trial", "stage", *self.keys]
+        cols += ["val acc%", "val loss", "train acc%"] if self.classify else ["val loss", "train loss"]
+        cols += ["epochs", "s", "status"]
+        rows = []
+        for rank, t in enumerate(self.trials[:top], 1):
+            row = [str(rank), str(t.index), t.stage, *(format_value(t.values[k]) for k in self.keys)]
+            f = lambda v, pct=False: "-" if v is None else (f"{100 * v:.2f}" if pct else f"{v:.4f}")  # noqa: E731
+            row += [f(t.val_acc, True), f(t.val_loss), f(t.train_acc, True)] if self.classify else \
+                [f(t.val_loss), f(t.train_loss)]
+            row += ["-" if t.epochs is None else str(t.epochs), "-" if t.seconds is None else f"{t.seconds:.1f}",
+                    t.status]
+            rows.append(row)
+        widths = [max(len(r[i]) for r in [cols, *rows]) for i in range(len(cols))]
+        fmt = lambda r: "  ".join(v.rjust(w) for v, w in zip(r, widths))  # noqa: E731
+        lines = [fmt(cols), "  ".join("-" * w for w in widths), *map(fmt, rows)]
+        if len(self.trials) > top:
+            lines.append(f"... {len(self.trials) - top} more in {self.out_dir / 'results.csv'}")
+        for k, r in self.fine_ranges.items():
+            lines.append(f"fine stage: {k} in {r}")
+        failed = [t for t in self.trials if t.status != "ok"]
+        for t in failed[:5]:
+            lines.append(f"trial {t.index} {t.status}: {t.message}")
+        lines.append(f"{len(self.trials)} trials in {self.seconds:.1f} s on {self.jobs} process(es)")
+        if self.best is not None:
+            lines.append(f"best spec: {self.out_dir / 'best.dl'}  (dlc train {self.out_dir / 'best.dl'})")
+        return "\n".join(lines)
+
+
+# ---- one trial (runs in a worker process) --------------------------------------
+_SPLITS: Splits | None = None
+_LIMITS = None
+
+
+def _worker_init(splits: Splits | None, threads: int | None) -> None:
+    global _SPLITS, _LIMITS
+    _SPLITS = splits
+    if threads:
+        from threadpoolctl import threadpool_limits
+        _LIMITS = threadpool_limits(threads)  # parallel trials, not parallel BLAS inside each
+
+
+def _run_trial(text: str, filename: str) -> dict:
+    from dlc.runtime.trainer import TrainingDiverged, train
+
+    try:
+        spec = compile(text, filename, lint=False)
+    except DLError as e:
+        return {"status": "invalid", "message": e.format().splitlines()[0]}
+    try:
+        r = train(spec, write=False, progress=False, splits=_SPLITS)
+    except TrainingDiverged as e:
+        return {"status": "diverged", "message": str(e)}
+    except DLError as e:
+        return {"status": "invalid", "message": e.format().splitlines()[0]}
+    m = r.metrics
+    return {"status": "ok", "val_loss": m["validation"]["loss"], "val_acc": m["validation"]["accuracy"],
+            "train_loss": m["train"]["loss"], "train_acc": m["train"]["accuracy"], "epochs": m["epochs_run"],
+            "seconds": m["seconds"]}
+
+
+# ---- the search ------------------------------------------------------------------
+def _check_searchable(spec: Spec, dims: list[Dimension]) -> None:
+    if not dims:
+        raise DLError(Diagnostic("error", "the spec has no ranges to search", None,
+                                 "write a range where a value goes, e.g. optimizer adam lr=loguniform(1e-4, 1e-1) "
+                                 "or dense 64 relu dropout=choice(0.2, 0.5)"), spec.source)
+    if not spec["train"]["validation"]:
+        tr = spec.settings.get("train")
+        raise DLError(Diagnostic("error", "search ranks trials on the validation split, and this spec has none",
+                                 tr.span if tr is not None else None,
+                                 "add validation=0.2 to the train line (the test split stays unseen)"), spec.source)
+
+
+def _sample(dims: list[Dimension], rng, n: int) -> list[dict[Dimension, object]]:
+    return [{d: d.range.sample(rng) for d in dims} for _ in range(n)]
+
+
+def search(spec: Spec, trials: int, fine: int = 0, jobs: int | None = None, seed: int | None = None,
+           out: str | Path | None = None, progress: bool = True) -> SearchResult:
+    if trials < 1:
+        raise DLError(Diagnostic("error", f"--trials must be at least 1, got {trials}"))
+    dims = dimensions(spec)
+    _check_searchable(spec, dims)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(spec["train"]["seed"] if seed is None else seed)
+    # One split for every trial, unless a range changes the data itself.
+    splits = None if any(d.key.startswith("data.") for d in dims) else prepare(_nominal(spec, dims))
+    jobs = max(1, min(jobs or os.cpu_count() or 1, trials + fine))
+    classify = spec.task == "classification"
+    keys = [d.key for d in dims]
+    done: list[Trial] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=trials + fine, desc=f"search {spec.name}", unit="trial", dynamic_ncols=True)
+
+    def run(configs, stage):
+        batch = [Trial(len(done) + i + 1, stage, {d.key: v for d, v in c.items()}, substitute(spec.source.text, c))
+                 for i, c in enumerate(configs)]
+        results = _map(batch, spec.source.filename, splits, jobs, bar)
+        for t, r in zip(batch, results):
+            for k, v in r.items():
+                setattr(t, k, v)
+        done.extend(batch)
+
+    fine_ranges = {}
+    try:
+        run(_sample(dims, rng, trials), "coarse")
+        ok = [t for t in done if t.status == "ok"]
+        if fine and ok:
+            best = min(ok, key=lambda t: t.score(classify))
+            narrow = [d.narrowed(best.values[d.key]) for d in dims]
+            fine_ranges = {d.key: d.range.text for d in narrow}
+            # the narrowed dimensions keep the originals' places in the text
+            run([{orig: v for orig, v in zip(dims, c.values())} for c in _sample(narrow, rng, fine)], "fine")
+    finally:
+        if bar is not None:
+            bar.close()
+    done.sort(key=lambda t: (t.score(classify), t.index))
+    out_dir = Path(out) if out else rf.default_run_dir(f"{spec.name}-search")
+    result = SearchResult(spec.name, keys, done, classify, out_dir, fine_ranges,
+                          round(time.perf_counter() - t0, 2), jobs)
+    _write(result, spec)
+    return result
+
+
+def _nominal(spec: Spec, dims: list[Dimension]) -> Spec:
+    return compile(substitute(spec.source.text, {d: d.range.nominal() for d in dims}), spec.source.filename,
+                   lint=False)
+
+
+def _map(batch: list[Trial], filename: str, splits, jobs: int, bar) -> list[dict]:
+    if jobs == 1:
+        _worker_init(splits, None)
+        out = []
+        for t in batch:
+            out.append(_run_trial(t.text, filename))
+            if bar is not None:
+                bar.update(1)
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter per worker, no inherited BLAS thread pools or locks
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=(splits, 1)) as pool:
+        futures = [pool.submit(_run_trial, t.text, filename) for t in batch]
+        results = []
+        for f in futures:
+            results.append(f.result())
+            if bar is not None:
+                bar.update(1)
+        return results
+
+
+def _write(result: SearchResult, spec: Spec) -> None:
+    out = result.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    fields = ["rank", "trial", "stage", *result.keys, "val_acc", "val_loss", "train_acc", "train_loss", "epochs",
+              "seconds", "status", "message"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    rows = []
+    for rank, t in enumerate(result.trials, 1):
+        row = {"rank": rank, "trial": t.index, "stage": t.stage, **t.values, "val_acc": t.val_acc,
+               "val_loss": t.val_loss, "train_acc": t.train_acc, "train_loss": t.train_loss, "epochs": t.epochs,
+               "seconds": t.seconds, "status": t.status, "message": t.message}
+        rows.append(row)
+        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    rf.atomic_write_text(out / "results.csv", buf.getvalue())
+    rf.save_json(out / "results.json", {"model": result.spec_name, "keys": result.keys, "trials": rows,
+                                        "fine_ranges": result.fine_ranges, "seconds": result.seconds})
+    best = result.best
+    if best is not None:
+        metric = f"validation accuracy {100 * best.val_acc:.2f}%" if result.classify and best.val_acc is not None \
+            else f"validation loss {best.val_loss:.4g}"
+        header = (f"# dlc search: best of {len(result.trials)} trials ({metric}), trial {best.index}, from "
+                  f"{spec.source.filename}\n")
+        rf.atomic_write_text(out / "best.dl", header + best.text)
