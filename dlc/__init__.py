@@ -2,8 +2,12 @@
 
     import dlc
     spec = dlc.compile_file("specs/digits_mlp.dl")
+    print(dlc.diagnose(spec).render())
     run = dlc.train(spec, out="runs/digits")
     dlc.export(run, "digits.onnx")
+
+Also dlc.evaluate, dlc.predict, dlc.compare and dlc.search (see dlc/api.py). They load NumPy
+and the runtime on first use, so `import dlc` stays light.
 """
 
 __version__ = "0.1.0"
@@ -26,4 +30,13 @@ _map_source_checkout()
 from dlc.compiler.diagnostics import DLError  # noqa: E402
 from dlc.compiler.spec import Spec, compile, compile_file  # noqa: E402
 
-__all__ = ["DLError", "Spec", "compile", "compile_file", "__version__"]
+_API = ("train", "evaluate", "export", "predict", "diagnose", "compare", "search")
+
+__all__ = ["DLError", "Spec", "compile", "compile_file", "__version__", *_API]
+
+
+def __getattr__(name):
+    if name in _API:
+        from dlc import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'dlc' has no attribute {name!r}")

@@ -133,3 +133,15 @@ def test_experiment_pairs_show_their_effect(tmp_path, a, b, effect):
         assert ra["status"] == "diverged" and rb["test_acc"] > 0.9
     else:
         assert ra["gap"] > 0.1 and rb["gap"] < ra["gap"] / 2 and rb["val_loss"] < ra["val_loss"] / 2
+
+
+def test_python_api_has_the_cli_verbs(tmp_path):
+    run = dlc.train(ROOT / "specs/spiral.dl", out=tmp_path / "run")
+    assert run.metrics["train"]["accuracy"] > 0.9
+    report = dlc.export(run, tmp_path / "spiral.onnx")
+    assert report.max_abs_diff < 1e-4 and (tmp_path / "spiral.onnx").exists()
+    assert dlc.evaluate(run)["splits"]["train"]["n"] == 300
+    assert dlc.predict(tmp_path / "spiral.onnx", "spiral")["n"] == 300
+    assert dlc.diagnose(ROOT / "specs/iris_search.dl", plot=False).checks
+    with pytest.raises(AttributeError):
+        dlc.nonexistent_verb
