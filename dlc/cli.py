@@ -205,6 +205,12 @@ def cmd_diagnose(args) -> int:
     return EXIT_OK if report.ok else EXIT_WARNINGS
 
 
+def _add_set(parser, where: str = "") -> None:
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help=f"override a setting {where}(repeatable), e.g. optimizer.lr=0.01, train.epochs=20, "
+                             "model.activation=tanh")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dlc import __version__
 
@@ -218,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("specs", nargs="+", metavar="SPEC")
     c.add_argument("--json", action="store_true", help="machine-readable summary")
     c.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
-    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optimizer.lr=0.01")
+    _add_set(c)
     c.set_defaults(func=cmd_check)
 
     t = sub.add_parser("train", help="train a spec with the NumPy trainer; write a run folder",
@@ -226,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "metrics.json, history.csv, curves.png). Ctrl-C keeps the completed epochs.")
     t.add_argument("spec", metavar="SPEC", help="a .dl spec, or a run folder with --resume")
     t.add_argument("-o", "--output", metavar="RUN", help="run folder (default: runs/MODEL, never overwritten)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optimizer.lr=0.01")
+    _add_set(t)
     t.add_argument("--resume", action="store_true", help="continue the run in RUN from its last completed epoch")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
     t.add_argument("--vary", action="append", metavar="KEY=V1,V2",
@@ -242,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("specs", nargs="+", metavar="SPEC")
     cp.add_argument("-o", "--output", metavar="RUN", help="folder for the runs and the plot "
                                                           "(default: runs/compare-A-vs-B)")
-    cp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting in every spec")
+    _add_set(cp, "in every spec ")
     cp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     cp.set_defaults(func=cmd_compare)
 
@@ -278,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--jobs", type=int, default=None, help="parallel trials (default: the machine's cores)")
     se.add_argument("--seed", type=int, default=None, help="sampling seed (default: the spec's train seed)")
     se.add_argument("-o", "--output", metavar="RUN", help="results folder (default: runs/MODEL-search)")
-    se.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. train.epochs=20")
+    _add_set(se)
     se.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
     se.set_defaults(func=cmd_search)
 
@@ -291,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("spec", metavar="SPEC")
     d.add_argument("-o", "--output", metavar="DIR", help="where lr_range.png and report.json go "
                                                           "(default: runs/MODEL-diagnose)")
-    d.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optimizer.lr=0.01")
+    _add_set(d)
     d.add_argument("--json", action="store_true", help="the report as JSON")
     d.set_defaults(func=cmd_diagnose)
 
