@@ -46,6 +46,7 @@ class Call:
     name: str
     args: list["Value"]
     span: Span
+    kwargs: list["KwArg"] = field(default_factory=list)  # normal(std=0.01)
 
 
 Value = Union[Number, Dims, Name, String, Call]
@@ -97,4 +98,5 @@ def value_text(v: Value) -> str:
         return v.value
     if isinstance(v, String):
         return f'"{v.value}"'
-    return f"{v.name}(" + ", ".join(value_text(a) for a in v.args) + ")"
+    parts = [value_text(a) for a in v.args] + [f"{k.key}={value_text(k.value)}" for k in v.kwargs]
+    return f"{v.name}(" + ", ".join(parts) + ")"

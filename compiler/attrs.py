@@ -139,6 +139,9 @@ def coerce(key: str, value: ast.Value, attr: Attr):
     if isinstance(value, ast.Call) and value.name in RANGE_KINDS:
         if not attr.searchable:
             raise _err(f"{key} cannot be a search range", value.span)
+        if value.kwargs:
+            raise _err(f"{value.name}(...) takes values, not key=value", value.kwargs[0].span,
+                       "e.g. lr=loguniform(1e-4, 1e-1) or dropout=choice(0.2, 0.5)")
         args = tuple(_coerce_scalar(key, a, attr) for a in value.args)
         if value.name == "choice":
             if not args:

@@ -127,6 +127,12 @@ class ModelBuilder:
         out = {k: a.default for k, a in attrs.items()}
         for (k, attr), v in zip(attrs.items(), args):
             out[k] = self._coerce(k, v, attr, "init")
+        for kw in getattr(value, "kwargs", ()):
+            if kw.key not in attrs:
+                self.diags.error(f"init {name} has no argument '{kw.key}'", kw.span,
+                                 did_you_mean(kw.key, attrs) if attrs else f"{name} takes no arguments")
+                return None
+            out[kw.key] = self._coerce(kw.key, kw.value, attrs[kw.key], "init")
         return InitSpec(name, out)
 
     # ---- statements --------------------------------------------------------
@@ -244,6 +250,8 @@ class ModelBuilder:
                         return
                     activation, act_span = word, value.span
                     act_args = value.args if isinstance(value, ast.Call) else []
+                    if isinstance(value, ast.Call):
+                        stmt.kwargs.extend(value.kwargs)  # elu(alpha=0.5) is elu alpha=0.5
                 else:
                     known = REGISTRY.names("activation") + ["batchnorm"]
                     self.diags.error(f"unknown activation '{word}'", value.span, did_you_mean(word, known))

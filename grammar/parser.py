@@ -69,7 +69,8 @@ class _ToAST(Transformer):
     def call(self, items):
         name, *args = items
         args = [a for a in args if a is not None]
-        return ast.Call(str(name), args, _span(name))
+        kwargs = [a for a in args if isinstance(a, ast.KwArg)]
+        return ast.Call(str(name), [a for a in args if not isinstance(a, ast.KwArg)], _span(name), kwargs)
 
     def kwarg(self, items):
         key, value = items

@@ -144,8 +144,8 @@ def check_initial_loss(spec: Spec, splits: Splits) -> Check:
     lo, hi = (0.7, 1.5) if classify else (0.0, 3.0)
     if ratio > hi:
         return Check("initial loss", WARN, finding,
-                     "the output layer starts too confident: use a smaller init on the last layer "
-                     "(xavier_uniform) or standardize the inputs" if classify else
+                     "the output layer starts too confident: start the last layer smaller "
+                     "(e.g. init=normal(std=0.01) on it) or standardize the inputs" if classify else
                      "the outputs start large: standardize the inputs or scale the targets")
     if ratio < lo:
         return Check("initial loss", WARN, finding,
