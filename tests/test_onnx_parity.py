@@ -161,6 +161,28 @@ def test_maxpool_ties_send_gradient_to_first_max():
     np.testing.assert_allclose(got, ref)
 
 
+@pytest.mark.parametrize("k, s, pad, hw", [(2, 2, 0, 6), (3, 2, 1, 7), (3, 1, 1, 6), (2, 1, 0, 6)])
+def test_maxpool_matches_a_per_window_reference_with_ties(k, s, pad, hw):
+    """Overlapping, padded and tiled windows, on data full of ties (relu zeros, small integers)."""
+    op = REGISTRY["maxpool"]
+    a = dict(op.defaults(), kernel=(k, k), stride=(s, s), pad=(pad, pad))
+    rng = np.random.default_rng(k * 10 + s)
+    x = np.maximum(rng.integers(-2, 3, (2, 3, hw, hw)), 0).astype(np.float32)
+    dy_shape = (2, 3) + op.infer((3, hw, hw), a)[1:]
+    dy = rng.normal(size=dy_shape).astype(np.float32)
+    y, cache = op.forward(x, {}, a, Context())
+    dx, _ = op.backward(dy, cache, {}, a)
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-np.inf)
+    ref_y, ref_dx = np.zeros(dy_shape, np.float32), np.zeros_like(xp)
+    for n, c, i, j in np.ndindex(*dy_shape):  # the reference may loop: it is a test
+        win = xp[n, c, i * s:i * s + k, j * s:j * s + k]
+        r, q = np.unravel_index(np.argmax(win), win.shape)  # first maximum, row-major
+        ref_y[n, c, i, j] = win[r, q]
+        ref_dx[n, c, i * s + r, j * s + q] += dy[n, c, i, j]
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_allclose(dx, ref_dx[:, :, pad:pad + hw, pad:pad + hw], atol=1e-6)
+
+
 def test_batchnorm_momentum_and_unbiased_running_variance():
     op = REGISTRY["batchnorm"]
     x = np.array([[0.0], [2.0]], np.float32)  # mean 1, biased var 1, unbiased var 2

@@ -69,21 +69,46 @@ class MaxPool(_Pool):
     examples = [((2, 4, 4), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
                 ((2, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
 
+    @staticmethod
+    def _offsets(xp, k, s, out_hw):
+        """For each kernel offset (row-major), the strided view of the input cells it covers."""
+        (kh, kw), (sh, sw), (ho, wo) = k, s, out_hw
+        for i in range(kh):
+            for j in range(kw):
+                yield (slice(None), slice(None), slice(i, i + sh * (ho - 1) + 1, sh),
+                       slice(j, j + sw * (wo - 1) + 1, sw))
+
     def forward(self, x, p, a, ctx):
+        # A running maximum over the kh*kw offsets: no window gather, no argmax over a copy.
         k, s, pads = self.geometry(x.shape[1:], a)
         xp = pad_image(x, pads, value=-np.inf)
-        win = windows(xp, k, s)
-        n, c, ho, wo = win.shape[:4]
-        flat = win.reshape(n, c, ho, wo, -1)
-        arg = flat.argmax(axis=-1)
-        y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
-        return y, (arg, xp.shape, pads, k, s)
+        out_hw = ((xp.shape[2] - k[0]) // s[0] + 1, (xp.shape[3] - k[1]) // s[1] + 1)
+        y = None
+        for idx in self._offsets(xp, k, s, out_hw):
+            if y is None:
+                y = xp[idx].copy()
+            else:
+                np.maximum(y, xp[idx], out=y)
+        return y, (xp, y, pads, k, s)
 
     def backward(self, dy, cache, p, a):
-        arg, padded_shape, pads, k, s = cache
-        onehot = (arg[..., None] == np.arange(k[0] * k[1])).astype(dy.dtype)
-        dwin = (onehot * dy[..., None]).reshape(*dy.shape, k[0], k[1])
-        return scatter_windows(dwin, padded_shape, s, pads, dy.dtype), {}
+        xp, y, pads, k, s = cache
+        tiled = tuple(k) == tuple(s)  # every input cell in exactly one window: assign, no zero fill
+        dxp = (np.empty if tiled else np.zeros)(xp.shape, dtype=dy.dtype)
+        pending = np.ones(y.shape, dtype=bool)  # windows whose first maximum is not found yet
+        hit = np.empty(y.shape, dtype=bool)
+        share = np.empty(y.shape, dtype=dy.dtype)
+        for idx in self._offsets(xp, k, s, y.shape[2:]):
+            np.equal(xp[idx], y, out=hit)
+            np.logical_and(hit, pending, out=hit)
+            np.greater(pending, hit, out=pending)  # pending and not hit
+            np.multiply(dy, hit, out=share)
+            if tiled:
+                dxp[idx] = share
+            else:
+                dxp[idx] += share
+        t, l, b, r = pads
+        return dxp[:, :, t:xp.shape[2] - b, l:xp.shape[3] - r], {}
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("MaxPool", [x], **self._onnx_attrs(a, shape))
