@@ -227,6 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(c)
     c.set_defaults(func=cmd_check)
 
+    d = sub.add_parser("diagnose", help="the babysitting checklist: initial loss, overfit, gradients, lr range test",
+                       description="Before a long run: initial loss vs ln(classes), overfitting 20 samples, per-layer "
+                                   "gradient norms and update/weight ratios over the first steps, dead ReLU and "
+                                   "saturated sigmoid/tanh fractions, and a learning-rate range test (lr_range.png). "
+                                   "Exit 0 when every check passes, 1 when any warns or fails. Search ranges take "
+                                   "their middle value.")
+    d.add_argument("spec", metavar="SPEC")
+    d.add_argument("-o", "--output", metavar="DIR", help="where lr_range.png and report.json go "
+                                                          "(default: runs/MODEL-diagnose)")
+    _add_set(d)
+    d.add_argument("--json", action="store_true", help="the report as JSON")
+    d.set_defaults(func=cmd_diagnose)
+
     t = sub.add_parser("train", help="train a spec with the NumPy trainer; write a run folder",
                        description="Train with the NumPy trainer and write the run folder (weights.npz, spec.dl, "
                                    "metrics.json, history.csv, curves.png). Ctrl-C keeps the completed epochs.")
@@ -252,6 +265,22 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     cp.set_defaults(func=cmd_compare)
 
+    se = sub.add_parser("search", help="random search over the ranges written in the spec",
+                        description="Random search: each trial writes a sampled value where each range is written "
+                                    "(loguniform in log space) and trains with the spec's seed on one shared split. "
+                                    "Trials run in parallel and are ranked by validation accuracy (validation loss "
+                                    "for regression). Writes RUN/results.csv, results.json and best.dl.")
+    se.add_argument("spec", metavar="SPEC")
+    se.add_argument("--trials", type=int, default=20, help="trials of the first, coarse stage (default 20)")
+    se.add_argument("--fine", type=int, default=0, metavar="M",
+                    help="a second stage of M trials in ranges narrowed around the best (default 0)")
+    se.add_argument("--jobs", type=int, default=None, help="parallel trials (default: the machine's cores)")
+    se.add_argument("--seed", type=int, default=None, help="sampling seed (default: the spec's train seed)")
+    se.add_argument("-o", "--output", metavar="RUN", help="results folder (default: runs/MODEL-search)")
+    _add_set(se)
+    se.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
+    se.set_defaults(func=cmd_search)
+
     e = sub.add_parser("eval", help="metrics of a trained run on its splits or on a data set",
                        description="Loss and accuracy of a run with the NumPy runtime: on the run's own splits, "
                                    "or on DATA (a built-in set name or a .npz/.csv/IDX file).")
@@ -272,35 +301,6 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--samples", type=int, default=256, help="real inputs used for the parity check (default 256)")
     x.set_defaults(func=cmd_export)
 
-    se = sub.add_parser("search", help="random search over the ranges written in the spec",
-                        description="Random search: each trial writes a sampled value where each range is written "
-                                    "(loguniform in log space) and trains with the spec's seed on one shared split. "
-                                    "Trials run in parallel and are ranked by validation accuracy (validation loss "
-                                    "for regression). Writes RUN/results.csv, results.json and best.dl.")
-    se.add_argument("spec", metavar="SPEC")
-    se.add_argument("--trials", type=int, default=20, help="trials of the first, coarse stage (default 20)")
-    se.add_argument("--fine", type=int, default=0, metavar="M",
-                    help="a second stage of M trials in ranges narrowed around the best (default 0)")
-    se.add_argument("--jobs", type=int, default=None, help="parallel trials (default: the machine's cores)")
-    se.add_argument("--seed", type=int, default=None, help="sampling seed (default: the spec's train seed)")
-    se.add_argument("-o", "--output", metavar="RUN", help="results folder (default: runs/MODEL-search)")
-    _add_set(se)
-    se.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
-    se.set_defaults(func=cmd_search)
-
-    d = sub.add_parser("diagnose", help="the babysitting checklist: initial loss, overfit, gradients, lr range test",
-                       description="Before a long run: initial loss vs ln(classes), overfitting 20 samples, per-layer "
-                                   "gradient norms and update/weight ratios over the first steps, dead ReLU and "
-                                   "saturated sigmoid/tanh fractions, and a learning-rate range test (lr_range.png). "
-                                   "Exit 0 when every check passes, 1 when any warns or fails. Search ranges take "
-                                   "their middle value.")
-    d.add_argument("spec", metavar="SPEC")
-    d.add_argument("-o", "--output", metavar="DIR", help="where lr_range.png and report.json go "
-                                                          "(default: runs/MODEL-diagnose)")
-    _add_set(d)
-    d.add_argument("--json", action="store_true", help="the report as JSON")
-    d.set_defaults(func=cmd_diagnose)
-
     pr = sub.add_parser("predict", help="predictions for a data set from an .onnx file or a run folder",
                         description="Predict with onnxruntime (MODEL.onnx) or the NumPy runtime (a run folder). "
                                     "DATA is a built-in set name or a .npz/.csv/IDX file, as in training.")
@@ -309,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", metavar="OUT.npz", help="write output (and label/class) arrays")
     pr.add_argument("--show", type=int, default=10, help="rows to print (default 10)")
     pr.set_defaults(func=cmd_predict)
+
     return p
 
 

@@ -356,7 +356,7 @@ def lr_range_test(spec: Spec, splits: Splits) -> dict:
         if value > 4 * best:
             break
     k = int(np.argmin(smooth)) if smooth else 0
-    blowup = next((lr for lr, v in zip(lrs, smooth) if lrs.index(lr) > k and v > 2 * best), None)
+    blowup = next((lr for i, (lr, v) in enumerate(zip(lrs, smooth)) if i > k and v > 2 * best), None)
     return {"lr": lrs, "loss": smooth, "min_loss_lr": lrs[k] if lrs else None,
             "suggested_lr": lrs[k] / 10 if lrs else None, "blowup_lr": blowup or (lrs[-1] * factor if lrs else None),
             "start_loss": smooth[0] if smooth else None}
