@@ -56,6 +56,6 @@ def compare(specs, labels=None, out=None, progress: bool = False):
     return _compare([_spec(s) for s in specs], labels=labels, out=out, progress=progress)
 
 
-def search(spec, trials: int = 20, fine: int = 0, jobs=None, seed=None, out=None, progress: bool = False):
+def search(spec, trials: int = 20, fine: int | None = None, jobs=None, seed=None, out=None, progress: bool = False):
     from dlc.runtime.search import search as _search
     return _search(_spec(spec), trials, fine=fine, jobs=jobs, seed=seed, out=out, progress=progress)

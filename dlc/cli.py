@@ -120,6 +120,8 @@ def cmd_search(args) -> int:
     result = search(spec, args.trials, fine=args.fine, jobs=args.jobs, seed=args.seed, out=args.output,
                     progress=not args.quiet)
     print(result.render())
+    if result.interrupted:
+        return 130
     if result.best is None:
         print(f"dlc: all {len(result.trials)} trials failed; see {result.out_dir / 'results.csv'}", file=sys.stderr)
         return EXIT_ERROR
@@ -271,9 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "Trials run in parallel and are ranked by validation accuracy (validation loss "
                                     "for regression). Writes RUN/results.csv, results.json and best.dl.")
     se.add_argument("spec", metavar="SPEC")
-    se.add_argument("--trials", type=int, default=20, help="trials of the first, coarse stage (default 20)")
-    se.add_argument("--fine", type=int, default=0, metavar="M",
-                    help="a second stage of M trials in ranges narrowed around the best (default 0)")
+    se.add_argument("--trials", type=int, default=20, help="trials in all (default 20)")
+    se.add_argument("--fine", type=int, default=None, metavar="M",
+                    help="how many of the trials sample ranges narrowed around the best coarse trial "
+                         "(default a quarter; 0: one coarse stage)")
     se.add_argument("--jobs", type=int, default=None, help="parallel trials (default: the machine's cores)")
     se.add_argument("--seed", type=int, default=None, help="sampling seed (default: the spec's train seed)")
     se.add_argument("-o", "--output", metavar="RUN", help="results folder (default: runs/MODEL-search)")

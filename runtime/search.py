@@ -3,9 +3,10 @@
 Each trial writes a value where each range is written (log-uniform ranges are sampled in
 log space), compiles that spec and trains it with the spec's seed on one shared data split,
 so trials differ only in their hyper-parameters. Trials run in parallel processes, one
-BLAS thread each. `--fine M` adds a second stage of M trials in ranges narrowed around the
-best trial (a quarter of the width; choices fixed to the best). Trials are ranked by
-validation accuracy (classification) or validation loss (regression).
+BLAS thread each. Coarse to fine: of the N trials, the last M (`--fine M`, default N // 4)
+sample ranges narrowed around the best coarse trial (a quarter of the width; choices fixed
+to the best). Trials are ranked by validation accuracy (classification) or validation loss
+(regression). Ctrl-C keeps the finished trials and writes them.
 
 The folder it writes:
 
@@ -38,7 +39,7 @@ class Trial:
     stage: str  # coarse | fine
     values: dict[str, object]
     text: str
-    status: str = "pending"  # ok | diverged | invalid
+    status: str = "pending"  # ok | diverged | invalid | interrupted
     val_loss: float | None = None
     val_acc: float | None = None
     train_loss: float | None = None
@@ -66,6 +67,7 @@ class SearchResult:
     fine_ranges: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     jobs: int = 1
+    interrupted: bool = False
 
     @property
     def best(self) -> Trial | None:
@@ -95,7 +97,8 @@ class SearchResult:
         failed = [t for t in self.trials if t.status != "ok"]
         for t in failed[:5]:
             lines.append(f"trial {t.index} {t.status}: {t.message}")
-        lines.append(f"{len(self.trials)} trials in {self.seconds:.1f} s on {self.jobs} process(es)")
+        lines.append(f"{len(self.trials)} trials in {self.seconds:.1f} s on {self.jobs} process(es)"
+                     + (" (interrupted: the finished trials are kept)" if self.interrupted else ""))
         if self.best is not None:
             lines.append(f"best spec: {self.out_dir / 'best.dl'}  (dlc train {self.out_dir / 'best.dl'})")
         return "\n".join(lines)
@@ -127,6 +130,8 @@ def _run_trial(text: str, filename: str) -> dict:
         return {"status": "diverged", "message": str(e)}
     except DLError as e:
         return {"status": "invalid", "message": e.format().splitlines()[0]}
+    if r.interrupted:
+        return {"status": "interrupted", "message": "stopped by Ctrl-C"}
     m = r.metrics
     return {"status": "ok", "val_loss": m["validation"]["loss"], "val_acc": m["validation"]["accuracy"],
             "train_loss": m["train"]["loss"], "train_acc": m["train"]["accuracy"], "epochs": m["epochs_run"],
@@ -150,37 +155,43 @@ def _sample(dims: list[Dimension], rng, n: int) -> list[dict[Dimension, object]]
     return [{d: d.range.sample(rng) for d in dims} for _ in range(n)]
 
 
-def search(spec: Spec, trials: int, fine: int = 0, jobs: int | None = None, seed: int | None = None,
+def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = None, seed: int | None = None,
            out: str | Path | None = None, progress: bool = True) -> SearchResult:
+    """`trials` in all; the last `fine` of them (default trials // 4) in the narrowed ranges."""
     if trials < 1:
         raise DLError(Diagnostic("error", f"--trials must be at least 1, got {trials}"))
+    fine = trials // 4 if fine is None else fine
+    if not 0 <= fine < trials:
+        raise DLError(Diagnostic("error", f"--fine {fine}: must be from 0 to {trials - 1} (trials - 1)",
+                                 hint="the fine trials are part of --trials; the rest are the coarse stage"))
     dims = dimensions(spec)
     _check_searchable(spec, dims)
     t0 = time.perf_counter()
     rng = np.random.default_rng(spec["train"]["seed"] if seed is None else seed)
     # One split for every trial, unless a range changes the data itself.
     splits = None if any(d.key.startswith("data.") for d in dims) else prepare(_nominal(spec, dims))
-    jobs = max(1, min(jobs or os.cpu_count() or 1, trials + fine))
+    jobs = max(1, min(jobs or os.cpu_count() or 1, trials))
     classify = spec.task == "classification"
     keys = [d.key for d in dims]
     done: list[Trial] = []
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=trials + fine, desc=f"search {spec.name}", unit="trial", dynamic_ncols=True)
+        bar = tqdm(total=trials, desc=f"search {spec.name}", unit="trial", dynamic_ncols=True)
 
     def run(configs, stage):
         batch = [Trial(len(done) + i + 1, stage, {d.key: v for d, v in c.items()}, substitute(spec.source.text, c))
                  for i, c in enumerate(configs)]
-        results = _map(batch, spec.source.filename, splits, jobs, bar)
-        for t, r in zip(batch, results):
-            for k, v in r.items():
-                setattr(t, k, v)
         done.extend(batch)
+        for i, r in _map(batch, spec.source.filename, splits, jobs):
+            for k, v in r.items():
+                setattr(batch[i], k, v)
+            if bar is not None:
+                bar.update(1)
 
-    fine_ranges = {}
+    fine_ranges, interrupted = {}, False
     try:
-        run(_sample(dims, rng, trials), "coarse")
+        run(_sample(dims, rng, trials - fine), "coarse")
         ok = [t for t in done if t.status == "ok"]
         if fine and ok:
             best = min(ok, key=lambda t: t.score(classify))
@@ -188,13 +199,16 @@ def search(spec: Spec, trials: int, fine: int = 0, jobs: int | None = None, seed
             fine_ranges = {d.key: d.range.text for d in narrow}
             # the narrowed dimensions keep the originals' places in the text
             run([{orig: v for orig, v in zip(dims, c.values())} for c in _sample(narrow, rng, fine)], "fine")
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         if bar is not None:
             bar.close()
+    done = [t for t in done if t.status != "pending"]
     done.sort(key=lambda t: (t.score(classify), t.index))
     out_dir = Path(out) if out else rf.default_run_dir(f"{spec.name}-search")
     result = SearchResult(spec.name, keys, done, classify, out_dir, fine_ranges,
-                          round(time.perf_counter() - t0, 2), jobs)
+                          round(time.perf_counter() - t0, 2), jobs, interrupted)
     _write(result, spec)
     return result
 
@@ -204,28 +218,26 @@ def _nominal(spec: Spec, dims: list[Dimension]) -> Spec:
                    lint=False)
 
 
-def _map(batch: list[Trial], filename: str, splits, jobs: int, bar) -> list[dict]:
+def _map(batch: list[Trial], filename: str, splits, jobs: int):
+    """Yield (position in batch, result) as trials finish."""
     if jobs == 1:
         _worker_init(splits, None)
-        out = []
-        for t in batch:
-            out.append(_run_trial(t.text, filename))
-            if bar is not None:
-                bar.update(1)
-        return out
+        for i, t in enumerate(batch):
+            yield i, _run_trial(t.text, filename)
+        return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: a fresh interpreter per worker, no inherited BLAS thread pools or locks
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init, initargs=(splits, 1)) as pool:
-        futures = [pool.submit(_run_trial, t.text, filename) for t in batch]
-        results = []
-        for f in futures:
-            results.append(f.result())
-            if bar is not None:
-                bar.update(1)
-        return results
+        futures = {pool.submit(_run_trial, t.text, filename): i for i, t in enumerate(batch)}
+        try:
+            for f in as_completed(futures):
+                yield futures[f], f.result()
+        finally:
+            for f in futures:
+                f.cancel()  # after Ctrl-C: trials not started yet never start
 
 
 def _write(result: SearchResult, spec: Spec) -> None:

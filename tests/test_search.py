@@ -57,11 +57,11 @@ def test_search_ranks_by_validation_and_writes_best_spec(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "fine stage: optimizer.lr in loguniform(" in text
     rows = list(csv.DictReader((out / "results.csv").open()))
-    assert len(rows) == 7 and [r["stage"] for r in rows].count("fine") == 2
+    assert len(rows) == 5 and [r["stage"] for r in rows].count("fine") == 2  # --trials is the total
     accs = [float(r["val_acc"]) for r in rows]
     assert accs == sorted(accs, reverse=True)
     best = (out / "best.dl").read_text()
-    assert best.startswith("# dlc search: best of 7 trials")
+    assert best.startswith("# dlc search: best of 5 trials")
     spec = dlc.compile(best)  # concrete: trains as it is
     assert not spec.ranges
     assert math.isclose(spec["optimizer"]["lr"], float(rows[0]["optimizer.lr"]), rel_tol=1e-3)
@@ -85,6 +85,35 @@ def test_search_errors(tmp_path):
         search(dlc.compile_file(IRIS, overrides=["train.validation=0"]), 2, out=tmp_path / "y", progress=False)
     with pytest.raises(DLError, match="at least 1"):
         search(dlc.compile_file(IRIS), 0, out=tmp_path / "z", progress=False)
+    with pytest.raises(DLError, match="--fine 4: must be from 0 to 3"):
+        search(dlc.compile_file(IRIS), 4, fine=4, out=tmp_path / "w", progress=False)
+
+
+def test_default_is_coarse_to_fine(tmp_path):
+    result = search(dlc.compile_file(IRIS, overrides=["train.epochs=5"]), 8, jobs=1, out=tmp_path / "f",
+                    progress=False)
+    assert sorted(t.stage for t in result.trials).count("fine") == 2 and len(result.trials) == 8
+    assert set(result.fine_ranges) == {"line4.dropout", "optimizer.lr", "regularize.l2"}
+
+
+def test_ctrl_c_keeps_the_finished_trials(tmp_path, monkeypatch, capsys):
+    from dlc.runtime import search as search_module
+
+    real, calls = search_module._run_trial, []
+
+    def interrupted_on_third(text, filename):
+        calls.append(text)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(text, filename)
+
+    monkeypatch.setattr(search_module, "_run_trial", interrupted_on_third)
+    out = tmp_path / "i"
+    code = main(["search", str(IRIS), "--trials", "6", "--jobs", "1", "-o", str(out), "-q", "--set", FAST[0]])
+    assert code == 130
+    assert "interrupted: the finished trials are kept" in capsys.readouterr().out
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 2 and (out / "best.dl").exists()
 
 
 def test_diverged_trials_rank_last(tmp_path):
