@@ -110,9 +110,11 @@ def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path 
         try:
             r = train(spec, out=out_dir / name, progress=progress, splits=splits)
         except TrainingDiverged as e:
-            row["status"] = "diverged"
+            row.update(status="diverged", epochs=len(e.history))
             notes.append(f"{name}: {e}")
             comparison.rows.append(row)
+            if e.history:  # its curves up to the divergence
+                comparison.histories[name] = e.history
             continue
         m = r.metrics
         row.update(epochs=m["epochs_run"], seconds=m["seconds"], status="interrupted" if r.interrupted else "ok")

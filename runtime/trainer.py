@@ -19,7 +19,11 @@ from dlc.runtime.optimizers import Optimizer, Regularizer, clip_gradients, learn
 
 
 class TrainingDiverged(Exception):
-    pass
+    """The loss stopped being finite. `history` holds the epochs completed before it did."""
+
+    def __init__(self, message: str, history: list[dict] | None = None):
+        super().__init__(message)
+        self.history = history or []
 
 
 @dataclass
@@ -170,7 +174,7 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
                     raise TrainingDiverged(
                         f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} (lr={lr:g}): "
                         f"the learning rate is likely too high; try lr={lr / 10:g}, gradient clipping "
-                        f"(optimizer ... clip_norm=5) or batchnorm")
+                        f"(optimizer ... clip_norm=5) or batchnorm", history)
                 total_loss += loss * len(idx)
                 seen += len(idx)
                 if spec.task == "classification":

@@ -59,6 +59,13 @@ def test_diverged_run_is_a_row_not_a_crash(tmp_path):
     result = compare([plain, bn], out=tmp_path / "bn", progress=False)
     assert [r["status"] for r in result.rows] == ["diverged", "ok"]
     assert "diverged" in result.render()
+    # diverging later: the epochs before it are kept and drawn
+    late = ["optimizer.lr=0.1", "train.epochs=8"]
+    plain = dlc.compile_file(EXP / "high_lr_plain.dl", overrides=late)
+    bn = dlc.compile_file(EXP / "high_lr_batchnorm.dl", overrides=late)
+    result = compare([plain, bn], out=tmp_path / "late", progress=False)
+    assert result.rows[0]["status"] == "diverged" and result.rows[0]["epochs"] >= 1
+    assert len(result.histories["high_lr_plain"]) == result.rows[0]["epochs"]
 
 
 def test_train_vary_every_combination(tmp_path, capsys):
