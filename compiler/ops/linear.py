@@ -8,7 +8,7 @@ from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
 from .base import Op, ParamSpec, ShapeError, fmt_shape, register
-from .windows import out_size, pad_image, resolve_pads, windows
+from .windows import out_size, resolve_pads
 
 np = lazy_numpy(__name__)
 
@@ -94,41 +94,54 @@ class Conv(Op):
             ps.append(ParamSpec("bias", (o,), init="zeros", decay=False))
         return ps
 
+    @staticmethod
+    def _offsets(k, s, out_hw):
+        """For each kernel offset, the (C, H, W, N) cells it reads: loops run over kh*kw, never pixels."""
+        (kh, kw), (sh, sw), (ho, wo) = k, s, out_hw
+        for i in range(kh):
+            for j in range(kw):
+                yield i, j, (slice(None), slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
+
     def forward(self, x, p, a, ctx):
-        # im2col laid out (C*kh*kw, N*Ho*Wo): rows run along image rows, so the gather (and the
-        # scatter in backward) walk memory contiguously.
+        # im2col in a (C, H, W, N) layout, the batch innermost: each kernel offset copies (and
+        # backward adds) runs of Wo*N contiguous values instead of rows of Wo.
         n, c, h, w = x.shape
         w_ = p["weight"]
         o, _, kh, kw = w_.shape
-        pads = resolve_pads(a["pad"], (h, w), a["kernel"], a["stride"])
-        xp = pad_image(x, pads)
-        win = windows(xp, (kh, kw), a["stride"])  # (N, C, Ho, Wo, kh, kw)
-        _, _, ho, wo, _, _ = win.shape
-        cols = np.ascontiguousarray(win.transpose(1, 4, 5, 0, 2, 3)).reshape(c * kh * kw, n * ho * wo)
-        y = w_.reshape(o, -1) @ cols  # (O, N*Ho*Wo)
+        s = a["stride"]
+        t, l, b, r = pads = resolve_pads(a["pad"], (h, w), a["kernel"], s)
+        xt = np.zeros((c, h + t + b, w + l + r, n), dtype=x.dtype) if any(pads) else None
+        if xt is None:
+            xt = np.ascontiguousarray(x.transpose(1, 2, 3, 0))
+        else:
+            xt[:, t:t + h, l:l + w, :] = x.transpose(1, 2, 3, 0)
+        ho, wo = (xt.shape[1] - kh) // s[0] + 1, (xt.shape[2] - kw) // s[1] + 1
+        cols = np.empty((c, kh, kw, ho, wo, n), dtype=x.dtype)
+        for i, j, idx in self._offsets((kh, kw), s, (ho, wo)):
+            cols[:, i, j] = xt[idx]
+        cols = cols.reshape(c * kh * kw, ho * wo * n)
+        y = w_.reshape(o, -1) @ cols  # (O, Ho*Wo*N)
         if "bias" in p:
             y += p["bias"][:, None]
-        y = np.ascontiguousarray(y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3))
-        return y, (cols, xp.shape, pads, (n, c, ho, wo))
+        y = np.ascontiguousarray(y.reshape(o, ho, wo, n).transpose(3, 0, 1, 2))
+        return y, (cols, xt.shape, pads, (ho, wo))
 
     def backward(self, dy, cache, p, a, need_dx=True):
-        cols, padded_shape, pads, (n, c, ho, wo) = cache
+        cols, padded_shape, (t, l, b, r), (ho, wo) = cache
         w_ = p["weight"]
-        o, _, kh, kw = w_.shape
-        dy_t = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(o, -1)  # (O, N*Ho*Wo)
+        o, c, kh, kw = w_.shape
+        n = dy.shape[0]
+        dy_t = np.ascontiguousarray(dy.transpose(1, 2, 3, 0)).reshape(o, -1)  # (O, Ho*Wo*N)
         grads = {"weight": (dy_t @ cols.T).reshape(w_.shape)}
         if "bias" in p:
             grads["bias"] = dy_t.sum(axis=1)
         if not need_dx:
             return None, grads
-        dcols = (w_.reshape(o, -1).T @ dy_t).reshape(c, kh, kw, n, ho, wo)
-        sh, sw = a["stride"]
-        dxp = np.zeros((c, n, padded_shape[2], padded_shape[3]), dtype=dy.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                dxp[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += dcols[:, i, j]
-        t, l, b, r = pads
-        dx = dxp[:, :, t:padded_shape[2] - b, l:padded_shape[3] - r].transpose(1, 0, 2, 3)
+        dcols = (w_.reshape(o, -1).T @ dy_t).reshape(c, kh, kw, ho, wo, n)
+        dxt = np.zeros(padded_shape, dtype=dy.dtype)
+        for i, j, idx in self._offsets((kh, kw), a["stride"], (ho, wo)):
+            dxt[idx] += dcols[:, i, j]
+        dx = dxt[:, t:padded_shape[1] - b, l:padded_shape[2] - r, :].transpose(3, 0, 1, 2)
         return np.ascontiguousarray(dx), grads
 
     def to_onnx(self, g, x, p, a, shape):
