@@ -1,6 +1,5 @@
-"""Sliding windows over images, shared by conv and pooling: pad, gather, scatter back.
-
-Loops run over kernel offsets (kh*kw iterations), never over samples or pixels.
+"""Window geometry for conv and pooling (output sizes, padding), and the window gather and
+scatter avgpool uses. Loops run over kernel offsets (kh*kw iterations), never over samples or pixels.
 """
 
 from __future__ import annotations
@@ -8,8 +7,6 @@ from __future__ import annotations
 from ..lazy_numpy import lazy_numpy
 
 np = lazy_numpy(__name__)
-
-
 
 
 def out_size(size: int, k: int, s: int, pad_begin: int, pad_end: int) -> int:
