@@ -286,7 +286,9 @@ def check_update_ratio(fs: _FirstSteps, lr: float) -> Check:
                      "use a random init (he_normal / xavier_uniform)")
     med = float(np.median(finite))
     lo, hi = HEALTHY_UPDATE
-    worst = max(per_layer.items(), key=lambda kv: abs(math.log10(kv[1])) if kv[1] > 0 and math.isfinite(kv[1]) else 99)
+    # the layer farthest from the textbook 1e-3 (in decades)
+    worst = max(per_layer.items(),
+                key=lambda kv: abs(math.log10(kv[1]) + 3) if kv[1] > 0 and math.isfinite(kv[1]) else 99)
     finding = f"median {med:.1e} per step (healthy about 1e-3); {worst[0]} {worst[1]:.1e}"
     first = {fs.weights[k]: r[0] for k, r in fs.ratios.items() if r and math.isfinite(r[0])}
     jump = max(first.items(), key=lambda kv: kv[1], default=(None, 0.0))
