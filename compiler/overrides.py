@@ -104,40 +104,39 @@ def _model_override(text: str, filename: str, item: str, key: str, value: str) -
     stmts = list(_source_order(tree.models[0].body))
     last_linear = max((i for i, s in enumerate(stmts) if s.word in ("dense", "conv")), default=len(stmts))
     is_act = lambda w: w in REGISTRY and REGISTRY[w].kind == "activation"  # noqa: E731
-    spans = []  # (line, col) where a value starts
+    points = []  # (line, col) where a value to replace starts
     lines = text.split("\n")
     if key == "activation":
         if not is_act(value):
             fail(f"'{value}' is not an activation", "one of: " + ", ".join(REGISTRY.names("activation")))
         for s in stmts[:last_linear]:
             if is_act(s.word):
-                spans.append(s.span)
+                points.append((s.span.line, s.span.col))
             elif s.word in ("dense", "conv"):
-                spans += [a.span for a in s.args if isinstance(a, ast.Name) and is_act(a.value)]
-        if not spans:
+                points += [(a.span.line, a.span.col) for a in s.args if isinstance(a, ast.Name) and is_act(a.value)]
+        if not points:
             fail("the model has no hidden activation to replace")
     elif key == "init":
         for s in stmts:
             if s.word == "init" and s.args:
-                spans.append(s.args[0].span)
-            spans += [kw.value.span for kw in s.kwargs if kw.key == "init"]
+                points.append((s.args[0].span.line, s.args[0].span.col))
+            points += [(kw.value.span.line, kw.value.span.col) for kw in s.kwargs if kw.key == "init"]
         if not any(s.word == "init" for s in stmts):
             first = next((s for s in stmts if s.word == "input"), None)
             if first is None:
                 fail("the model has no input line")
             indent = lines[first.span.line - 1][:first.span.col - 1]
             lines.insert(first.span.line, f"{indent}init {value}")
-            spans = [(sp.line + (sp.line > first.span.line), sp.col) for sp in spans]
+            points = [(line + (line > first.span.line), col) for line, col in points]
     else:  # dropout
         for i, s in enumerate(stmts):
             if s.word == "dropout" and s.args:
-                spans.append(s.args[0].span)
+                points.append((s.args[0].span.line, s.args[0].span.col))
             elif s.word != "input" and i != last_linear:
-                spans += [kw.value.span for kw in s.kwargs if kw.key == "dropout"]
-        if not spans:
+                points += [(kw.value.span.line, kw.value.span.col) for kw in s.kwargs if kw.key == "dropout"]
+        if not points:
             fail("the model has no dropout to vary", "write dropout= on the layers that should have it")
-    points = sorted(((sp.line, sp.col) if hasattr(sp, "line") else sp for sp in spans), reverse=True)
-    for line_no, col in points:
+    for line_no, col in sorted(points, reverse=True):
         i, start = line_no - 1, col - 1
         lines[i] = lines[i][:start] + value + lines[i][value_end(lines[i], start):]
     return "\n".join(lines)

@@ -120,11 +120,22 @@ def _weight_params(spec: Spec):
                 yield node.name, p
 
 
-def _batches(rng, n, batch):
-    while True:
-        order = rng.permutation(n)
-        for i in range(0, n - batch + 1 if n >= batch else 1, batch):
-            yield order[i:i + batch]
+def _minibatches(spec: Spec, splits: Splits):
+    """Endless shuffled training batches of the spec's size, and the noise generator (dropout),
+    seeded as the trainer seeds them."""
+    n = len(splits.x_train)
+    tr = spec["train"]
+    batch = n if tr["batch"] == "all" else min(tr["batch"], n)
+    order_rng = np.random.default_rng([tr["seed"], 1])
+
+    def batches():
+        while True:
+            order = order_rng.permutation(n)
+            for i in range(0, n - batch + 1, batch):
+                idx = order[i:i + batch]
+                yield splits.x_train[idx], splits.y_train[idx]
+
+    return batches(), np.random.default_rng([tr["seed"], 2])
 
 
 # ---- the checks ----------------------------------------------------------------
@@ -207,19 +218,15 @@ def run_first_steps(spec: Spec, splits: Splits, steps: int = FIRST_STEPS) -> _Fi
     step = _fresh(spec, splits, regularize=True)
     m = step.model
     weights = {p.name: layer for layer, p in _weight_params(spec)}
-    n = len(splits.x_train)
-    tr = spec["train"]
-    batch = n if tr["batch"] == "all" else min(tr["batch"], n)
-    lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, 0, tr["epochs"])
-    rng = np.random.default_rng([tr["seed"], 2])
+    lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, 0,
+                       spec["train"]["epochs"])
+    batches, rng = _minibatches(spec, splits)
     gnorms = {k: [] for k in weights}
     ratios = {k: [] for k in weights}
     losses, diverged = [], None
-    batches = _batches(np.random.default_rng([tr["seed"], 1]), n, batch)
     for s in range(steps):
-        idx = next(batches)
         before = {k: m.values[k].copy() for k in weights}
-        loss, _, grads = step(splits.x_train[idx], splits.y_train[idx], lr, rng)
+        loss, _, grads = step(*next(batches), lr, rng)
         losses.append(loss)
         if not math.isfinite(loss):
             diverged = s + 1
@@ -337,17 +344,12 @@ def lr_range_test(spec: Spec, splits: Splits) -> dict:
     """Leslie Smith's test: one step per learning rate, growing geometrically; stops when the loss explodes."""
     lr_from, lr_to, steps = LR_TEST
     step = _fresh(spec, splits, regularize=True)
-    n = len(splits.x_train)
-    tr = spec["train"]
-    batch = n if tr["batch"] == "all" else min(tr["batch"], n)
-    batches = _batches(np.random.default_rng([tr["seed"], 1]), n, batch)
-    rng = np.random.default_rng([tr["seed"], 2])
+    batches, rng = _minibatches(spec, splits)
     factor = (lr_to / lr_from) ** (1 / (steps - 1))
     lrs, smooth, avg, best = [], [], 0.0, math.inf
     for i in range(steps):
         lr = lr_from * factor ** i
-        idx = next(batches)
-        loss, _, _ = step(splits.x_train[idx], splits.y_train[idx], lr, rng)
+        loss, _, _ = step(*next(batches), lr, rng)
         if not math.isfinite(loss):
             break
         avg = 0.9 * avg + 0.1 * loss
