@@ -97,7 +97,7 @@ def _train_variants(args) -> int:
     out = args.output or default_run_dir(f"{name}-vary")
     result = compare(specs, [label for label, _ in combos], out=out, progress=not args.quiet)
     print(result.render())
-    return EXIT_OK
+    return 130 if result.interrupted else EXIT_OK
 
 
 def cmd_compare(args) -> int:
@@ -107,7 +107,7 @@ def cmd_compare(args) -> int:
     specs = [compile_file(p, overrides=args.set or ()) for p in args.specs]
     result = compare(specs, out=args.output, progress=not args.quiet)
     print(result.render())
-    return EXIT_OK
+    return 130 if result.interrupted else EXIT_OK
 
 
 def cmd_search(args) -> int:

@@ -34,6 +34,11 @@ class Comparison:
     histories: dict[str, list[dict]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C stopped a run: the runs after it were not trained."""
+        return any(r["status"] == "interrupted" for r in self.rows)
+
     def render(self) -> str:
         classify = any(r["train_acc"] is not None for r in self.rows)
         cols = ["run", "params", "epochs", "seconds", "train_loss", "val_loss", "test_loss"]

@@ -152,3 +152,21 @@ def test_python_api_has_the_cli_verbs(tmp_path):
     assert dlc.diagnose(ROOT / "specs/iris_search.dl", plot=False).checks
     with pytest.raises(AttributeError):
         dlc.nonexistent_verb
+
+
+def test_ctrl_c_stops_the_comparison_and_keeps_what_ran(tmp_path, monkeypatch, capsys):
+    from dlc.runtime import compare as compare_module
+    from dlc.runtime.trainer import train as real_train
+
+    def train_then_interrupt(spec, **kw):
+        r = real_train(spec, **kw)
+        r.interrupted = True  # as the trainer reports a Ctrl-C during the first run
+        return r
+
+    monkeypatch.setattr(compare_module, "train", train_then_interrupt)
+    out = tmp_path / "ctrl_c"
+    code = main(["compare", str(EXP / "init_zeros.dl"), str(EXP / "init_he.dl"), "-o", str(out), "-q",
+                 "--set", "train.epochs=2"])
+    assert code == 130
+    rows = list(csv.DictReader((out / "compare.csv").open()))
+    assert [r["status"] for r in rows] == ["interrupted"]
