@@ -8,7 +8,7 @@ from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
 from .base import Op, ParamSpec, ShapeError, fmt_shape, register
-from .windows import out_size, resolve_pads
+from .windows import kernel_offsets, out_size, resolve_pads
 
 np = lazy_numpy(__name__)
 
@@ -94,14 +94,6 @@ class Conv(Op):
             ps.append(ParamSpec("bias", (o,), init="zeros", decay=False))
         return ps
 
-    @staticmethod
-    def _offsets(k, s, out_hw):
-        """For each kernel offset, the (C, H, W, N) cells it reads: loops run over kh*kw, never pixels."""
-        (kh, kw), (sh, sw), (ho, wo) = k, s, out_hw
-        for i in range(kh):
-            for j in range(kw):
-                yield i, j, (slice(None), slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
-
     def forward(self, x, p, a, ctx):
         # im2col in a (C, H, W, N) layout, the batch innermost: each kernel offset copies (and
         # backward adds) runs of Wo*N contiguous values instead of rows of Wo.
@@ -115,9 +107,9 @@ class Conv(Op):
             xt = np.ascontiguousarray(x.transpose(1, 2, 3, 0))
         else:
             xt[:, t:t + h, l:l + w, :] = x.transpose(1, 2, 3, 0)
-        ho, wo = (xt.shape[1] - kh) // s[0] + 1, (xt.shape[2] - kw) // s[1] + 1
+        ho, wo = out_size(h, kh, s[0], t, b), out_size(w, kw, s[1], l, r)
         cols = np.empty((c, kh, kw, ho, wo, n), dtype=x.dtype)
-        for i, j, idx in self._offsets((kh, kw), s, (ho, wo)):
+        for i, j, idx in kernel_offsets((kh, kw), s, (ho, wo), spatial_axes=(1, 2)):
             cols[:, i, j] = xt[idx]
         cols = cols.reshape(c * kh * kw, ho * wo * n)
         y = w_.reshape(o, -1) @ cols  # (O, Ho*Wo*N)
@@ -139,7 +131,7 @@ class Conv(Op):
             return None, grads
         dcols = (w_.reshape(o, -1).T @ dy_t).reshape(c, kh, kw, ho, wo, n)
         dxt = np.zeros(padded_shape, dtype=dy.dtype)
-        for i, j, idx in self._offsets((kh, kw), a["stride"], (ho, wo)):
+        for i, j, idx in kernel_offsets((kh, kw), a["stride"], (ho, wo), spatial_axes=(1, 2)):
             dxt[idx] += dcols[:, i, j]
         dx = dxt[:, t:padded_shape[1] - b, l:padded_shape[2] - r, :].transpose(3, 0, 1, 2)
         return np.ascontiguousarray(dx), grads

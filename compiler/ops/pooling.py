@@ -13,7 +13,7 @@ from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
 from .base import Op, ShapeError, fmt_shape, register
-from .windows import out_size, pad_image, resolve_pads, scatter_windows, windows
+from .windows import kernel_offsets, out_size, pad_image, resolve_pads
 
 np = lazy_numpy(__name__)
 
@@ -22,6 +22,10 @@ _POOL_ATTRS = {
     "stride": Attr("dims", None, min=1, doc="stride (default: the kernel size)"),
     "pad": Attr("pad", (0, 0), min=0, doc="padding: P, PHxPW, 'same' or 'valid'"),
 }
+
+
+def _out_hw(padded_shape, k, s):
+    return out_size(padded_shape[2], k[0], s[0], 0, 0), out_size(padded_shape[3], k[1], s[1], 0, 0)
 
 
 class _Pool(Op):
@@ -69,22 +73,12 @@ class MaxPool(_Pool):
     examples = [((2, 4, 4), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
                 ((2, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
 
-    @staticmethod
-    def _offsets(xp, k, s, out_hw):
-        """For each kernel offset (row-major), the strided view of the input cells it covers."""
-        (kh, kw), (sh, sw), (ho, wo) = k, s, out_hw
-        for i in range(kh):
-            for j in range(kw):
-                yield (slice(None), slice(None), slice(i, i + sh * (ho - 1) + 1, sh),
-                       slice(j, j + sw * (wo - 1) + 1, sw))
-
     def forward(self, x, p, a, ctx):
         # A running maximum over the kh*kw offsets: no window gather, no argmax over a copy.
         k, s, pads = self.geometry(x.shape[1:], a)
         xp = pad_image(x, pads, value=-np.inf)
-        out_hw = ((xp.shape[2] - k[0]) // s[0] + 1, (xp.shape[3] - k[1]) // s[1] + 1)
         y = None
-        for idx in self._offsets(xp, k, s, out_hw):
+        for _, _, idx in kernel_offsets(k, s, _out_hw(xp.shape, k, s)):
             if y is None:
                 y = xp[idx].copy()
             else:
@@ -98,7 +92,7 @@ class MaxPool(_Pool):
         pending = np.ones(y.shape, dtype=bool)  # windows whose first maximum is not found yet
         hit = np.empty(y.shape, dtype=bool)
         share = np.empty(y.shape, dtype=dy.dtype)
-        for idx in self._offsets(xp, k, s, y.shape[2:]):
+        for _, _, idx in kernel_offsets(k, s, y.shape[2:]):
             np.equal(xp[idx], y, out=hit)
             np.logical_and(hit, pending, out=hit)
             np.greater(pending, hit, out=pending)  # pending and not hit
@@ -122,22 +116,29 @@ class AvgPool(_Pool):
                 ((1, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
 
     @staticmethod
-    def _counts(shape, k, s, pads, dtype):
-        ones = pad_image(np.ones((1, 1) + tuple(shape[1:]), dtype=dtype), pads)
-        return windows(ones, k, s).sum(axis=(-1, -2))
+    def _sum(xp, k, s):
+        out = None
+        for _, _, idx in kernel_offsets(k, s, _out_hw(xp.shape, k, s)):
+            if out is None:
+                out = xp[idx].copy()
+            else:
+                out += xp[idx]
+        return out
 
     def forward(self, x, p, a, ctx):
         k, s, pads = self.geometry(x.shape[1:], a)
         xp = pad_image(x, pads)
-        counts = self._counts(x.shape[1:], k, s, pads, x.dtype)
-        y = windows(xp, k, s).sum(axis=(-1, -2)) / counts
+        counts = self._sum(pad_image(np.ones((1, 1) + x.shape[2:], dtype=x.dtype), pads), k, s)
+        y = self._sum(xp, k, s) / counts
         return y, (xp.shape, pads, k, s, counts)
 
     def backward(self, dy, cache, p, a):
-        padded_shape, pads, k, s, counts = cache
+        padded_shape, (t, l, b, r), k, s, counts = cache
         g = dy / counts
-        dwin = np.broadcast_to(g[..., None, None], g.shape + tuple(k))
-        return scatter_windows(dwin, padded_shape, s, pads, dy.dtype), {}
+        dxp = np.zeros(padded_shape, dtype=dy.dtype)
+        for _, _, idx in kernel_offsets(k, s, g.shape[2:]):
+            dxp[idx] += g
+        return dxp[:, :, t:padded_shape[2] - b, l:padded_shape[3] - r], {}
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("AveragePool", [x], count_include_pad=0, **self._onnx_attrs(a, shape))

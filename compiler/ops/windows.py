@@ -1,5 +1,5 @@
-"""Window geometry for conv and pooling (output sizes, padding), and the window gather and
-scatter avgpool uses. Loops run over kernel offsets (kh*kw iterations), never over samples or pixels.
+"""Window geometry for conv and pooling: output sizes, padding, and the kernel offsets their loops
+run over (kh*kw iterations, never samples or pixels).
 """
 
 from __future__ import annotations
@@ -38,19 +38,14 @@ def pad_image(x: np.ndarray, pads, value=0.0) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
 
 
-def windows(xp: np.ndarray, kernel, stride) -> np.ndarray:
-    """(N, C, Hp, Wp) -> view (N, C, Ho, Wo, kh, kw)."""
-    v = np.lib.stride_tricks.sliding_window_view(xp, kernel, axis=(2, 3))
-    return v[:, :, ::stride[0], ::stride[1]]
-
-
-def scatter_windows(dwin: np.ndarray, padded_shape, stride, pads, dtype) -> np.ndarray:
-    """Adjoint of `windows`: sum window gradients (N, C, Ho, Wo, kh, kw) into the input, unpadded."""
-    n, c, ho, wo, kh, kw = dwin.shape
-    sh, sw = stride
-    dxp = np.zeros(padded_shape, dtype=dtype)
+def kernel_offsets(kernel, stride, out_hw, spatial_axes=(2, 3), ndim=4):
+    """For each kernel offset (i, j), row-major, the index of the input cells it reads for every
+    output cell: a strided slice along the two spatial axes (full slices elsewhere). Conv and
+    pooling loop over these kh*kw offsets instead of gathering windows."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
     for i in range(kh):
         for j in range(kw):
-            dxp[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += dwin[:, :, :, :, i, j]
-    t, l, b, r = pads
-    return dxp[:, :, t:padded_shape[2] - b, l:padded_shape[3] - r]
+            idx = [slice(None)] * ndim
+            idx[spatial_axes[0]] = slice(i, i + sh * (ho - 1) + 1, sh)
+            idx[spatial_axes[1]] = slice(j, j + sw * (wo - 1) + 1, sw)
+            yield i, j, tuple(idx)
