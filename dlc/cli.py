@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from dlc.compiler.diagnostics import DLError
 
@@ -39,14 +40,18 @@ def cmd_check(args) -> int:
     return status
 
 
+def _run_folder(path: str):
+    """`path` as a run folder (one with a spec.dl), else None."""
+    p = Path(path)
+    return p if p.is_dir() and (p / "spec.dl").exists() else None
+
+
 def _spec_for(path: str, overrides, concrete: bool = False):
     """A spec path, or a run folder (its spec.dl). `concrete`: search ranges take their middle value."""
-    from pathlib import Path
     from dlc.compiler.spec import compile_file
 
-    p = Path(path)
-    run = p if p.is_dir() and (p / "spec.dl").exists() else None
-    spec = compile_file(p / "spec.dl" if run else p, overrides=overrides or ())
+    run = _run_folder(path)
+    spec = compile_file(run / "spec.dl" if run else Path(path), overrides=overrides or ())
     if concrete and spec.ranges:
         from dlc.compiler.search_space import nominal_spec
         spec = nominal_spec(spec)
@@ -80,7 +85,6 @@ def cmd_train(args) -> int:
 
 
 def _train_variants(args) -> int:
-    from pathlib import Path
     from dlc.compiler.spec import compile_file
     from dlc.runtime.compare import compare, variants
 
@@ -88,7 +92,9 @@ def _train_variants(args) -> int:
         print("dlc: --resume and --vary do not go together: resume each run folder on its own", file=sys.stderr)
         return EXIT_ERROR
     combos = variants(args.vary)
-    specs = [compile_file(Path(args.spec), overrides=[*(args.set or ()), *extra]) for _, extra in combos]
+    run = _run_folder(args.spec)
+    path = run / "spec.dl" if run else Path(args.spec)
+    specs = [compile_file(path, overrides=[*(args.set or ()), *extra]) for _, extra in combos]
     if not args.quiet:
         for spec in specs[:1]:
             _print_diags(spec.warnings, spec.source)
@@ -177,7 +183,6 @@ def cmd_predict(args) -> int:
 
     r = predict(args.model, args.data)
     if args.output:
-        from pathlib import Path
         from dlc.runtime.run_folder import save_npz
         save_npz(Path(args.output), {k: v for k, v in r.items() if isinstance(v, np.ndarray)})
     shown = min(len(r["output"]), args.show)
