@@ -170,3 +170,10 @@ def test_ctrl_c_stops_the_comparison_and_keeps_what_ran(tmp_path, monkeypatch, c
     assert code == 130
     rows = list(csv.DictReader((out / "compare.csv").open()))
     assert [r["status"] for r in rows] == ["interrupted"]
+
+
+def test_vary_a_run_folder_uses_its_spec(tmp_path):
+    run = dlc.train(dlc.compile_file(ROOT / "specs/spiral.dl", overrides=["train.epochs=2"]), out=tmp_path / "r")
+    out = tmp_path / "v"
+    assert main(["train", str(run.run_dir), "--vary", "optimizer.lr=0.1,0.01", "-o", str(out), "-q"]) == 0
+    assert "epochs=2" in (out / "lr=0.1" / "spec.dl").read_text()
