@@ -10,6 +10,7 @@ import numpy as np
 
 from dlc.compiler.ir import Graph
 from dlc.compiler.ops import REGISTRY, Context
+from dlc.runtime.allocator import keep_freed_memory
 
 
 class WeightsMismatch(Exception):
@@ -57,6 +58,7 @@ class Network:
 
     def __init__(self, graph: Graph, values: dict[str, np.ndarray]):
         check_weights(graph, values)
+        keep_freed_memory()  # steps reuse the same large temporaries: no page faults each step
         self.graph = graph
         self.values = values
         self.nodes = graph.nodes
