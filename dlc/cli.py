@@ -204,9 +204,11 @@ def cmd_diagnose(args) -> int:
     from dlc.runtime.diagnose import diagnose
 
     spec, _ = _spec_for(args.spec, args.set, concrete=True)
+    if spec.warnings and not args.json:
+        _print_diags(spec.warnings, spec.source)  # the linter's findings come first: they cost nothing
     report = diagnose(spec, out=args.output)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(json.dumps(dict(report.to_json(), warnings=[d.to_json(spec.source) for d in spec.warnings]), indent=2))
     else:
         print(report.render())
     return EXIT_OK if report.ok else EXIT_WARNINGS

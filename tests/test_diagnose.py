@@ -70,7 +70,10 @@ def test_cli_exit_codes_and_ranges(tmp_path, capsys):
     # a spec with search ranges is diagnosed at their middle values
     assert main(["diagnose", str(ROOT / "specs/iris_search.dl"), "-o", str(tmp_path / "i"), "--json"]) in (0, 1)
     report = json.loads(capsys.readouterr().out)
-    assert report["model"] == "iris" and len(report["checks"]) == 7
+    assert report["model"] == "iris" and len(report["checks"]) == 7 and report["warnings"] == []
+    # lint findings come first, on stderr
+    assert main(["diagnose", str(ROOT / "specs/experiments/deep_sigmoid.dl"), "-o", str(tmp_path / "d")]) == 1
+    assert "[DL103]" in capsys.readouterr().err
 
 
 def test_cli_bad_spec_is_a_located_error(tmp_path, capsys):
