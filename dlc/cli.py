@@ -12,9 +12,9 @@ from dlc.compiler.diagnostics import DLError
 EXIT_OK, EXIT_WARNINGS, EXIT_ERROR = 0, 1, 2
 
 
-def _print_diags(diags, source, stream=sys.stderr):
+def _print_diags(diags, source, stream=None):
     for d in diags:
-        print(d.format(source), file=stream)
+        print(d.format(source), file=stream or sys.stderr)  # sys.stderr at call time
 
 
 def cmd_check(args) -> int:
