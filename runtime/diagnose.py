@@ -188,7 +188,7 @@ def check_overfit(spec: Spec, splits: Splits) -> Check:
     last = ev["loss"]
     acc = ev.get("accuracy")
     acc_text = f", accuracy {100 * acc:.0f}%" if acc is not None else ""
-    finding = f"loss {first:.3g} -> {last:.3g} in {steps_run} steps on {n} samples{acc_text}"
+    finding = f"loss {first:#.3g} -> {last:#.3g} in {steps_run} steps on {n} samples{acc_text}"
     fitted = last < 0.05 * first and (acc is None or acc == 1.0)
     if fitted:
         return Check("overfit 20 samples", OK, finding)
