@@ -49,7 +49,7 @@ class Diagnostic:
     code: str | None = None  # lint rule code, e.g. DL101
 
     def format(self, source: Source | None) -> str:
-        filename = source.filename if source else "<spec>"
+        filename = source.filename if source else "dlc"  # not about a file: a command-line mistake
         code = f"[{self.code}] " if self.code else ""
         if self.span is None:
             head = f"{filename}: {self.severity}: {code}{self.message}"

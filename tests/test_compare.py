@@ -122,6 +122,12 @@ def test_model_override_errors():
         apply_overrides(spiral, "s.dl", ["model.dropout=0.5"])
     with pytest.raises(DLError, match="unknown model key 'width'"):
         apply_overrides(spiral, "s.dl", ["model.width=3"])
+    with pytest.raises(DLError, match="no hidden activation to replace"):
+        apply_overrides("model m {\n    input 4\n    dense 3 softmax\n}\n", "m.dl", ["model.activation=tanh"])
+    with pytest.raises(DLError, match="the model has no input line"):
+        apply_overrides("model m {\n    dense 3 softmax\n}\n", "m.dl", ["model.init=zeros"])
+    with pytest.raises(DLError, match="the spec has no model block"):
+        apply_overrides("data iris\n", "m.dl", ["model.init=zeros"])
 
 
 @pytest.mark.slow

@@ -124,3 +124,10 @@ def test_diverged_trials_rank_last(tmp_path):
     assert "diverged" in statuses and "ok" in statuses
     assert statuses.index("diverged") > max(i for i, s in enumerate(statuses) if s == "ok")
     assert "diverged" in result.render()
+
+
+def test_command_line_mistakes_name_dlc_not_a_file(capsys):
+    assert main(["search", str(IRIS), "--trials", "0"]) == 2
+    assert capsys.readouterr().err.startswith("dlc: error: --trials must be at least 1")
+    assert main(["compare", str(IRIS)]) == 2
+    assert "dlc: error: compare needs at least two specs" in capsys.readouterr().err
