@@ -187,6 +187,10 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
             for k, v in r.items():
                 setattr(batch[i], k, v)
             if bar is not None:
+                best = min(done, key=lambda t: t.score(classify))
+                if best.status == "ok":
+                    metric = f"acc {100 * best.val_acc:.2f}%" if classify else f"loss {best.val_loss:.4g}"
+                    bar.set_postfix_str(f"best val {metric} (trial {best.index})", refresh=False)
                 bar.update(1)
 
     fine_ranges, interrupted = {}, False
