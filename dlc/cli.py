@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Random search: each trial writes a sampled value where each range is written "
                                     "(loguniform in log space) and trains with the spec's seed on one shared split. "
                                     "Trials run in parallel and are ranked by validation accuracy (validation loss "
-                                    "for regression). Writes RUN/results.csv, results.json and best.dl.")
+                                    "for regression). Writes RUN/results.csv, results.json, search.png and best.dl.")
     se.add_argument("spec", metavar="SPEC")
     se.add_argument("--trials", type=int, default=20, help="trials in all (default 20)")
     se.add_argument("--fine", type=int, default=None, metavar="M",

@@ -12,6 +12,7 @@ The folder it writes:
 
     RUN/results.csv   one row per trial, best first (also results.json)
     RUN/best.dl       the best trial's spec, ready for dlc train
+    RUN/search.png    the validation score against each searched value, coarse and fine trials
 """
 
 from __future__ import annotations
@@ -214,6 +215,8 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
     result = SearchResult(spec.name, keys, done, classify, out_dir, fine_ranges,
                           round(time.perf_counter() - t0, 2), jobs, interrupted)
     _write(result, spec)
+    if result.best is not None:
+        save_plot(out_dir / "search.png", result, dims)
     return result
 
 
@@ -242,6 +245,37 @@ def _map(batch: list[Trial], filename: str, splits, jobs: int):
         finally:
             for f in futures:
                 f.cancel()  # after Ctrl-C: trials not started yet never start
+
+
+def save_plot(path: Path, result: SearchResult, dims: list[Dimension]) -> None:
+    """One panel per dimension: validation score against the sampled value (log axis for loguniform)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [t for t in result.trials if t.status == "ok"]
+    score = (lambda t: 100 * t.val_acc) if result.classify else (lambda t: t.val_loss)  # noqa: E731
+    label = "validation accuracy %" if result.classify else "validation loss"
+    fig, axes = plt.subplots(1, len(dims), figsize=(4 * len(dims), 3.5), squeeze=False)
+    for ax, d in zip(axes[0], dims):
+        for stage, marker in (("coarse", "o"), ("fine", "^")):
+            pts = [(t.values[d.key], score(t)) for t in ok if t.stage == stage]
+            if pts:
+                xs, ys = zip(*pts)
+                numeric = all(isinstance(x, (int, float)) for x in xs)
+                ax.scatter(xs if numeric else [str(x) for x in xs], ys, marker=marker, label=stage, alpha=0.8)
+        if d.range.kind == "loguniform":
+            ax.set_xscale("log")
+        if result.best is not None and d.range.kind != "choice":
+            ax.axvline(result.best.values[d.key], color="tab:red", ls=":", lw=1)  # the best trial
+        ax.set(xlabel=d.key, ylabel=label)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{result.spec_name}: {len(result.trials)} trials")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    rf.atomic_write_bytes(path, buf.getvalue())
 
 
 def _write(result: SearchResult, spec: Spec) -> None:

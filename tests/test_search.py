@@ -60,6 +60,7 @@ def test_search_ranks_by_validation_and_writes_best_spec(tmp_path, capsys):
     assert len(rows) == 5 and [r["stage"] for r in rows].count("fine") == 2  # --trials is the total
     accs = [float(r["val_acc"]) for r in rows]
     assert accs == sorted(accs, reverse=True)
+    assert (out / "search.png").stat().st_size > 10_000
     best = (out / "best.dl").read_text()
     assert best.startswith("# dlc search: best of 5 trials")
     spec = dlc.compile(best)  # concrete: trains as it is
