@@ -95,8 +95,9 @@ class Report:
 
 
 # ---- helpers -----------------------------------------------------------------
-def _fresh(spec: Spec, splits: Splits, regularize: bool, seed_offset: int = 0) -> TrainStep:
-    values = init_params(spec.graph, spec["train"]["seed"] + seed_offset)
+def _fresh(spec: Spec, splits: Splits, regularize: bool) -> TrainStep:
+    """A newly initialised model (the spec's seed, as train starts) with its optimizer."""
+    values = init_params(spec.graph, spec["train"]["seed"])
     return TrainStep(Model(spec, values, splits.preprocess, splits.classes), regularize=regularize)
 
 
