@@ -125,11 +125,8 @@ def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path 
         row.update(epochs=m["epochs_run"], seconds=m["seconds"], status="interrupted" if r.interrupted else "ok")
         for split, short in (("train", "train"), ("validation", "val"), ("test", "test")):
             res = m.get(split) or {}
-            row[f"{short}_loss"] = res.get("loss")
-            if f"{short}_acc" in row:
-                row[f"{short}_acc"] = res.get("accuracy")
-            if split == "test":
-                row["test_mae"] = res.get("mae")
+            row[f"{short}_loss"], row[f"{short}_acc"] = res.get("loss"), res.get("accuracy")
+        row["test_mae"] = (m.get("test") or {}).get("mae")
         if row["train_acc"] is not None and row["val_acc"] is not None:
             row["gap"] = row["train_acc"] - row["val_acc"]
         comparison.rows.append(row)
