@@ -92,8 +92,6 @@ def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, re
 
 def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     """Load, check and split the spec's data; fit preprocessing on the training split."""
-    from sklearn.model_selection import train_test_split
-
     data = spec.settings.get("data")
     if data is None:
         raise DLError(Diagnostic("error", "the spec has no data line: nothing to train on", None,
@@ -124,6 +122,7 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     def split(xa, ya, frac):
         if frac <= 0 or len(xa) < 2:
             return xa, ya, xa[:0], ya[:0]
+        from sklearn.model_selection import train_test_split  # about 1 s to import: only when splitting
         try:
             a, b, c, d = train_test_split(xa, ya, test_size=frac, random_state=seed,
                                           stratify=ya if stratify else None)
