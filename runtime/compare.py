@@ -96,6 +96,7 @@ def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path 
     """Train every spec on the first spec's data split with the first spec's seed."""
     if len(specs) < 2:
         raise DLError(Diagnostic("error", "compare needs at least two specs (or two values with --vary)"))
+    specs = list(specs)  # seeds are replaced in this copy, not in the caller's list
     _same_data(specs)
     seed = specs[0]["train"]["seed"]
     notes = []
@@ -103,6 +104,9 @@ def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path 
         if s["train"]["seed"] != seed:
             notes.append(f"{s.source.filename}: seed {s['train']['seed']} replaced by {seed} (the first spec's)")
             specs[i] = compile(s.source.text, s.source.filename, overrides=[f"train.seed={seed}"])
+        if s["train"]["validation"] != specs[0]["train"]["validation"]:
+            notes.append(f"{s.source.filename}: validation={s['train']['validation']} ignored; every run uses the "
+                         f"first spec's split (validation={specs[0]['train']['validation']})")
     names = _labels(specs, labels)
     out_dir = Path(out) if out else rf.default_run_dir("compare-" + "-vs-".join(names)[:80])
     splits = prepare(specs[0])

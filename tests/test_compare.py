@@ -42,6 +42,11 @@ def test_compare_uses_one_split_and_the_first_seed(tmp_path):
     assert ra["val_loss"] == rb["val_loss"] and ra["train_loss"] == rb["train_loss"]  # same spec, same seed: same run
     saved = json.loads((tmp_path / "c" / "compare.json").read_text())
     assert saved["seed"] == 0 and len(saved["runs"]) == 2
+    c = dlc.compile_file(EXP / "init_he.dl", overrides=[*SHORT, "train.validation=0.3"])
+    specs = [a, c]
+    result = compare(specs, labels=["a", "c"], out=tmp_path / "d", progress=False)
+    assert any("validation=0.3 ignored" in n for n in result.notes)
+    assert specs[1] is c  # the caller's list is left as it was
 
 
 def test_compare_rejects_different_data(tmp_path):
