@@ -44,6 +44,11 @@ def test_learning_rate_of_10_is_flagged():
     assert v["overfit 20 samples"] == FAIL
 
 
+def test_lr_too_high_spec_is_flagged():
+    v = verdicts(diagnose(dlc.compile_file(ROOT / "specs/experiments/lr_too_high.dl"), plot=False))
+    assert v["update / weight"] == FAIL and v["lr range test"] == FAIL
+
+
 def test_zero_init_is_flagged():
     v = verdicts(diagnose(dlc.compile_file(ROOT / "specs/experiments/init_zeros.dl"), plot=False))
     assert v["symmetry"] == FAIL
