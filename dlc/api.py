@@ -44,11 +44,7 @@ def predict(model_or_run, data) -> dict:
 def diagnose(spec, out=None, plot: bool = True):
     """The babysitting checks; returns a Report (`.ok`, `.checks`, `.render()`)."""
     from dlc.runtime.diagnose import diagnose as _diagnose
-    spec = _spec(spec)
-    if spec.ranges:
-        from dlc.compiler.search_space import nominal_spec
-        spec = nominal_spec(spec)
-    return _diagnose(spec, out=out, plot=plot)
+    return _diagnose(_spec(spec), out=out, plot=plot)
 
 
 def compare(specs, labels=None, out=None, progress: bool = False):

@@ -40,22 +40,20 @@ def cmd_check(args) -> int:
     return status
 
 
-def _run_folder(path: str):
-    """`path` as a run folder (one with a spec.dl), else None."""
+def _spec_path(path: str) -> tuple[Path, Path | None]:
+    """(the spec file, the run folder or None) for a spec path or a run folder (one with a spec.dl)."""
     p = Path(path)
-    return p if p.is_dir() and (p / "spec.dl").exists() else None
+    if p.is_dir() and (p / "spec.dl").exists():
+        return p / "spec.dl", p
+    return p, None
 
 
-def _spec_for(path: str, overrides, concrete: bool = False):
-    """A spec path, or a run folder (its spec.dl). `concrete`: search ranges take their middle value."""
+def _spec_for(path: str, overrides):
+    """The compiled spec of a spec path or a run folder, and the run folder (or None)."""
     from dlc.compiler.spec import compile_file
 
-    run = _run_folder(path)
-    spec = compile_file(run / "spec.dl" if run else Path(path), overrides=overrides or ())
-    if concrete and spec.ranges:
-        from dlc.compiler.search_space import nominal_spec
-        spec = nominal_spec(spec)
-    return spec, run
+    spec_file, run = _spec_path(path)
+    return compile_file(spec_file, overrides=overrides or ()), run
 
 
 def cmd_train(args) -> int:
@@ -92,12 +90,10 @@ def _train_variants(args) -> int:
         print("dlc: --resume and --vary do not go together: resume each run folder on its own", file=sys.stderr)
         return EXIT_ERROR
     combos = variants(args.vary)
-    run = _run_folder(args.spec)
-    path = run / "spec.dl" if run else Path(args.spec)
-    specs = [compile_file(path, overrides=[*(args.set or ()), *extra]) for _, extra in combos]
+    spec_file, _ = _spec_path(args.spec)
+    specs = [compile_file(spec_file, overrides=[*(args.set or ()), *extra]) for _, extra in combos]
     if not args.quiet:
-        for spec in specs[:1]:
-            _print_diags(spec.warnings, spec.source)
+        _print_diags(specs[0].warnings, specs[0].source)
     name = specs[0].name
     from dlc.runtime.run_folder import default_run_dir
     out = args.output or default_run_dir(f"{name}-vary")
@@ -203,7 +199,7 @@ def cmd_predict(args) -> int:
 def cmd_diagnose(args) -> int:
     from dlc.runtime.diagnose import diagnose
 
-    spec, _ = _spec_for(args.spec, args.set, concrete=True)
+    spec, _ = _spec_for(args.spec, args.set)
     if spec.warnings and not args.json:
         _print_diags(spec.warnings, spec.source)  # the linter's findings come first: they cost nothing
     report = diagnose(spec, out=args.output)

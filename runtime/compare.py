@@ -10,8 +10,6 @@ The folder it writes:
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -140,11 +138,7 @@ def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path 
     out_dir.mkdir(parents=True, exist_ok=True)
     if comparison.histories:
         rf.save_curves(out_dir / "compare.png", comparison.histories, " vs ".join(comparison.histories))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS)
-    w.writeheader()
-    w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in comparison.rows)
-    rf.atomic_write_text(out_dir / "compare.csv", buf.getvalue())
+    rf.save_csv(out_dir / "compare.csv", comparison.rows, COLUMNS)
     rf.save_json(out_dir / "compare.json", {"runs": comparison.rows, "notes": notes, "seed": seed})
     return comparison
 

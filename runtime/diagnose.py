@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dlc.compiler.ops import REGISTRY
 from dlc.compiler.spec import Spec
 from dlc.runtime.data import Splits, prepare
 from dlc.runtime.losses import loss_and_grad
@@ -388,13 +387,9 @@ def check_lr(curve: dict, lr: float) -> Check:
 
 
 def save_lr_plot(path: Path, curve: dict, lr: float, title: str) -> None:
-    import io
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from dlc.runtime.run_folder import atomic_write_bytes
+    from dlc.runtime.run_folder import pyplot, save_figure
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     ax.plot(curve["lr"], curve["loss"], label="smoothed training loss")
     ax.set_xscale("log")
     ax.axvline(lr, color="tab:red", ls="--", label=f"spec lr {lr:g}")
@@ -402,17 +397,17 @@ def save_lr_plot(path: Path, curve: dict, lr: float, title: str) -> None:
         ax.axvline(curve["suggested_lr"], color="tab:green", ls=":", label=f"suggested {curve['suggested_lr']:.1e}")
     ax.set(xlabel="learning rate", ylabel="loss", title=f"{title}: learning-rate range test")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(path, fig)
 
 
 def diagnose(spec: Spec, out: str | Path | None = None, splits: Splits | None = None, plot: bool = True) -> Report:
-    """Run every check on `spec`; write lr_range.png and report.json to `out` (unless plot=False)."""
+    """Run every check on `spec`; write lr_range.png and report.json to `out` (unless plot=False).
+    Search ranges take their middle value."""
     from dlc.runtime import run_folder as rf
 
+    if spec.ranges:
+        from dlc.compiler.search_space import nominal_spec
+        spec = nominal_spec(spec)
     splits = splits or prepare(spec)
     lr = spec["optimizer"]["lr"]
     saved = np.seterr(over="ignore", invalid="ignore", divide="ignore")  # divergence is what we look for

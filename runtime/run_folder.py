@@ -69,21 +69,41 @@ def _json_default(o):
 HISTORY_FIELDS = ["epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 
 
-def save_history(path: Path, history: list[dict]) -> None:
+def save_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    """A CSV with a header of `fields`; missing and None values are empty cells."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     w.writeheader()
-    for row in history:
-        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS})
+    for row in rows:
+        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in fields})
     atomic_write_text(path, buf.getvalue())
+
+
+def save_history(path: Path, history: list[dict]) -> None:
+    save_csv(path, history, HISTORY_FIELDS)
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no screen needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(path: Path, fig) -> None:
+    """Write a matplotlib figure as PNG, atomically, and free it."""
+    plt = pyplot()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def save_curves(path: Path, histories: dict[str, list[dict]], title: str = "") -> None:
     """Loss and accuracy per epoch; several runs side by side share the axes."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     has_acc = any(r.get("accuracy") is not None for h in histories.values() for r in h)
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6, 4), squeeze=False)
     for label, h in histories.items():
@@ -102,11 +122,7 @@ def save_curves(path: Path, histories: dict[str, list[dict]], title: str = "") -
     if has_acc:
         axes[0][1].set(xlabel="epoch", ylabel="accuracy", title=f"{title} accuracy".strip())
         axes[0][1].legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(path, fig)
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:

@@ -17,8 +17,6 @@ The folder it writes:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import time
@@ -28,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
-from dlc.compiler.search_space import Dimension, dimensions, format_value, substitute
+from dlc.compiler.search_space import Dimension, dimensions, format_value, nominal_spec, substitute
 from dlc.compiler.spec import Spec, compile
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data import Splits, prepare
@@ -170,7 +168,7 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
     t0 = time.perf_counter()
     rng = np.random.default_rng(spec["train"]["seed"] if seed is None else seed)
     # One split for every trial, unless a range changes the data itself.
-    splits = None if any(d.key.startswith("data.") for d in dims) else prepare(_nominal(spec, dims))
+    splits = None if any(d.key.startswith("data.") for d in dims) else prepare(nominal_spec(spec))
     jobs = max(1, min(jobs or os.cpu_count() or 1, trials))
     classify = spec.task == "classification"
     keys = [d.key for d in dims]
@@ -220,11 +218,6 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
     return result
 
 
-def _nominal(spec: Spec, dims: list[Dimension]) -> Spec:
-    return compile(substitute(spec.source.text, {d: d.range.nominal() for d in dims}), spec.source.filename,
-                   lint=False)
-
-
 def _map(batch: list[Trial], filename: str, splits, jobs: int):
     """Yield (position in batch, result) as trials finish."""
     if jobs == 1:
@@ -249,14 +242,10 @@ def _map(batch: list[Trial], filename: str, splits, jobs: int):
 
 def save_plot(path: Path, result: SearchResult, dims: list[Dimension]) -> None:
     """One panel per dimension: validation score against the sampled value (log axis for loguniform)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ok = [t for t in result.trials if t.status == "ok"]
     score = (lambda t: 100 * t.val_acc) if result.classify else (lambda t: t.val_loss)  # noqa: E731
     label = "validation accuracy %" if result.classify else "validation loss"
-    fig, axes = plt.subplots(1, len(dims), figsize=(4 * len(dims), 3.5), squeeze=False)
+    fig, axes = rf.pyplot().subplots(1, len(dims), figsize=(4 * len(dims), 3.5), squeeze=False)
     for ax, d in zip(axes[0], dims):
         for stage, marker in (("coarse", "o"), ("fine", "^")):
             pts = [(t.values[d.key], score(t)) for t in ok if t.stage == stage]
@@ -271,11 +260,7 @@ def save_plot(path: Path, result: SearchResult, dims: list[Dimension]) -> None:
         ax.set(xlabel=d.key, ylabel=label)
         ax.legend(fontsize=8)
     fig.suptitle(f"{result.spec_name}: {len(result.trials)} trials")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    rf.atomic_write_bytes(path, buf.getvalue())
+    rf.save_figure(path, fig)
 
 
 def _write(result: SearchResult, spec: Spec) -> None:
@@ -283,17 +268,11 @@ def _write(result: SearchResult, spec: Spec) -> None:
     out.mkdir(parents=True, exist_ok=True)
     fields = ["rank", "trial", "stage", *result.keys, "val_acc", "val_loss", "train_acc", "train_loss", "epochs",
               "seconds", "status", "message"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    rows = []
-    for rank, t in enumerate(result.trials, 1):
-        row = {"rank": rank, "trial": t.index, "stage": t.stage, **t.values, "val_acc": t.val_acc,
-               "val_loss": t.val_loss, "train_acc": t.train_acc, "train_loss": t.train_loss, "epochs": t.epochs,
-               "seconds": t.seconds, "status": t.status, "message": t.message}
-        rows.append(row)
-        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    rf.atomic_write_text(out / "results.csv", buf.getvalue())
+    rows = [{"rank": rank, "trial": t.index, "stage": t.stage, **t.values, "val_acc": t.val_acc,
+             "val_loss": t.val_loss, "train_acc": t.train_acc, "train_loss": t.train_loss, "epochs": t.epochs,
+             "seconds": t.seconds, "status": t.status, "message": t.message}
+            for rank, t in enumerate(result.trials, 1)]
+    rf.save_csv(out / "results.csv", rows, fields)
     rf.save_json(out / "results.json", {"model": result.spec_name, "keys": result.keys, "trials": rows,
                                         "fine_ranges": result.fine_ranges, "seconds": result.seconds})
     best = result.best
