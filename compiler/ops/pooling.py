@@ -24,8 +24,21 @@ _POOL_ATTRS = {
 }
 
 
-def _out_hw(padded_shape, k, s):
-    return out_size(padded_shape[2], k[0], s[0], 0, 0), out_size(padded_shape[3], k[1], s[1], 0, 0)
+def _fold(ufunc, xp, k, s):
+    """ufunc folded over the kh*kw window offsets: max or sum of every window, (N, C, Ho, Wo)."""
+    out_hw = out_size(xp.shape[2], k[0], s[0], 0, 0), out_size(xp.shape[3], k[1], s[1], 0, 0)
+    out = None
+    for _, _, idx in kernel_offsets(k, s, out_hw):
+        if out is None:
+            out = xp[idx].copy()
+        else:
+            ufunc(out, xp[idx], out=out)
+    return out
+
+
+def _unpad(xp, pads):
+    t, l, b, r = pads
+    return xp[:, :, t:xp.shape[2] - b, l:xp.shape[3] - r]
 
 
 class _Pool(Op):
@@ -77,12 +90,7 @@ class MaxPool(_Pool):
         # A running maximum over the kh*kw offsets: no window gather, no argmax over a copy.
         k, s, pads = self.geometry(x.shape[1:], a)
         xp = pad_image(x, pads, value=-np.inf)
-        y = None
-        for _, _, idx in kernel_offsets(k, s, _out_hw(xp.shape, k, s)):
-            if y is None:
-                y = xp[idx].copy()
-            else:
-                np.maximum(y, xp[idx], out=y)
+        y = _fold(np.maximum, xp, k, s)
         return y, (xp, y, pads, k, s)
 
     def backward(self, dy, cache, p, a):
@@ -101,8 +109,7 @@ class MaxPool(_Pool):
                 dxp[idx] = share
             else:
                 dxp[idx] += share
-        t, l, b, r = pads
-        return dxp[:, :, t:xp.shape[2] - b, l:xp.shape[3] - r], {}
+        return _unpad(dxp, pads), {}
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("MaxPool", [x], **self._onnx_attrs(a, shape))
@@ -115,30 +122,20 @@ class AvgPool(_Pool):
     examples = [((2, 4, 4), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
                 ((1, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
 
-    @staticmethod
-    def _sum(xp, k, s):
-        out = None
-        for _, _, idx in kernel_offsets(k, s, _out_hw(xp.shape, k, s)):
-            if out is None:
-                out = xp[idx].copy()
-            else:
-                out += xp[idx]
-        return out
-
     def forward(self, x, p, a, ctx):
         k, s, pads = self.geometry(x.shape[1:], a)
         xp = pad_image(x, pads)
-        counts = self._sum(pad_image(np.ones((1, 1) + x.shape[2:], dtype=x.dtype), pads), k, s)
-        y = self._sum(xp, k, s) / counts
+        counts = _fold(np.add, pad_image(np.ones((1, 1) + x.shape[2:], dtype=x.dtype), pads), k, s)
+        y = _fold(np.add, xp, k, s) / counts
         return y, (xp.shape, pads, k, s, counts)
 
     def backward(self, dy, cache, p, a):
-        padded_shape, (t, l, b, r), k, s, counts = cache
+        padded_shape, pads, k, s, counts = cache
         g = dy / counts
         dxp = np.zeros(padded_shape, dtype=dy.dtype)
         for _, _, idx in kernel_offsets(k, s, g.shape[2:]):
             dxp[idx] += g
-        return dxp[:, :, t:padded_shape[2] - b, l:padded_shape[3] - r], {}
+        return _unpad(dxp, pads), {}
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("AveragePool", [x], count_include_pad=0, **self._onnx_attrs(a, shape))
