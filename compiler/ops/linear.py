@@ -102,11 +102,11 @@ class Conv(Op):
         o, _, kh, kw = w_.shape
         s = a["stride"]
         t, l, b, r = pads = resolve_pads(a["pad"], (h, w), a["kernel"], s)
-        xt = np.zeros((c, h + t + b, w + l + r, n), dtype=x.dtype) if any(pads) else None
-        if xt is None:
-            xt = np.ascontiguousarray(x.transpose(1, 2, 3, 0))
-        else:
+        if any(pads):
+            xt = np.zeros((c, h + t + b, w + l + r, n), dtype=x.dtype)
             xt[:, t:t + h, l:l + w, :] = x.transpose(1, 2, 3, 0)
+        else:
+            xt = np.ascontiguousarray(x.transpose(1, 2, 3, 0))
         ho, wo = out_size(h, kh, s[0], t, b), out_size(w, kw, s[1], l, r)
         cols = np.empty((c, kh, kw, ho, wo, n), dtype=x.dtype)
         for i, j, idx in kernel_offsets((kh, kw), s, (ho, wo), spatial_axes=(1, 2)):
