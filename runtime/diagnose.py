@@ -172,7 +172,7 @@ def check_overfit(spec: Spec, splits: Splits) -> Check:
     lr = spec["optimizer"]["lr"]
     rng = np.random.default_rng(1)
     first = m.evaluate(x, y)["loss"]
-    last, steps_run, worst = first, 0, first
+    steps_run, worst = 0, first
     for s in range(1, OVERFIT_STEPS + 1):
         loss, _, _ = step(x, y, lr, rng)
         steps_run = s
@@ -180,13 +180,11 @@ def check_overfit(spec: Spec, splits: Splits) -> Check:
         if not math.isfinite(loss):
             return Check("overfit 20 samples", FAIL, f"the loss became {loss} at step {s} (lr={lr:g})",
                          f"the learning rate is too high: try lr={lr / 10:g}, or add batchnorm / clip_norm")
-        if s % 25 == 0 or s == OVERFIT_STEPS:
-            last = m.evaluate(x, y)["loss"]
-            if last < 0.01 * max(first, 1e-12):
+        if s % 25 == 0 or s == OVERFIT_STEPS:  # the last step always lands here
+            ev = m.evaluate(x, y)
+            if ev["loss"] < 0.01 * max(first, 1e-12):
                 break
-    ev = m.evaluate(x, y)
-    last = ev["loss"]
-    acc = ev.get("accuracy")
+    last, acc = ev["loss"], ev.get("accuracy")
     acc_text = f", accuracy {100 * acc:.0f}%" if acc is not None else ""
     finding = f"loss {first:#.3g} -> {last:#.3g} in {steps_run} steps on {n} samples{acc_text}"
     fitted = last < 0.05 * first and (acc is None or acc == 1.0)
@@ -208,7 +206,7 @@ class _FirstSteps:
     losses: list[float]
     grad_norms: dict[str, list[float]]
     ratios: dict[str, list[float]]
-    weights: dict[str, np.ndarray]
+    weights: dict[str, str]  # parameter name -> its layer (dense1 ...)
     diverged_at: int | None
     model: Model
 
