@@ -116,6 +116,13 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
         if isinstance(value, ast.Number):
             return value.text
         raise _err(f"{key} expects a name or a quoted string", span)
+    if t == "shape":
+        if isinstance(value, ast.Dims) and len(value.value) in (1, 3) and min(value.value) >= 1:
+            return tuple(value.value)
+        if isinstance(value, ast.Number) and value.is_int and value.value >= 1:
+            return (int(value.value),)
+        raise _err(f"{key} expects a sample shape: N features or CxHxW, got '{ast.value_text(value)}'", span,
+                   "e.g. reshape=1x28x28")
     if t in ("dims", "pad"):
         if t == "pad" and isinstance(value, ast.Name):
             if value.value in ("same", "valid"):

@@ -20,6 +20,7 @@ class Spec:
     settings: dict[str, Setting]
     ranges: list[tuple[str, SearchRange]] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    data_files: dict | None = None  # a run's recorded data files {name: {path, sha256}} (runtime/data_record.py)
 
     @property
     def name(self) -> str:

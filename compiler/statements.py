@@ -73,6 +73,7 @@ DATA = {
     "label": Attr("str", None, doc="the label column of a CSV file (name or index; default: the last)"),
     "labels": Attr("str", None, doc="the IDX labels file that goes with an IDX images file"),
     "resize": Attr("int", None, min=1, doc="resize square images to RxR (bilinear)"),
+    "reshape": Attr("shape", None, searchable=False, doc="the shape of one sample, e.g. 1x28x28 for 784 flat pixels"),
     "stratify": Attr("bool", True, doc="keep class proportions in the splits (classification)"),
     "data_seed": Attr("int", None, min=0, doc="seed of the split and synthetic data (default: train seed)"),
 }

@@ -69,11 +69,22 @@ def cmd_train(args) -> int:
         print("dlc: --resume needs the run folder: dlc train RUN --resume, or -o RUN", file=sys.stderr)
         return EXIT_ERROR
     try:
-        result = train(spec, out=out, resume=args.resume, progress=not args.quiet)
+        result = train(spec, out=out, resume=args.resume, progress=not args.quiet,
+                       notify=lambda message: print(f"dlc: {message}", file=sys.stderr))
     except TrainingDiverged as e:
         print(f"{spec.source.filename}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     m = result.metrics
+    if result.complete:
+        print(f"{result.run_dir} is complete: {m['epochs_run']} epoch(s)"
+              + (", stopped early" if m.get("stopped_early") else "") + "; nothing changed. "
+              f"Train longer with: dlc train {result.run_dir} --resume --set train.epochs=N"
+              + (" (or a larger train.early_stop)" if m.get("stopped_early") else ""))
+        return EXIT_OK
+    if result.interrupted and not result.history:
+        print(f"interrupted before the first epoch completed: nothing kept in {result.run_dir}",
+              file=sys.stderr)
+        return 130
     if result.interrupted:
         print(f"interrupted: {len(result.history)} epoch(s) kept in {result.run_dir}; "
               f"continue with: dlc train {result.run_dir} --resume", file=sys.stderr)

@@ -73,9 +73,18 @@ def _data_error(spec: Spec, message: str, hint: str | None = None) -> DLError:
     return DLError(Diagnostic("error", message, span, hint), spec.source)
 
 
-def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, resize=None) -> np.ndarray:
-    """Bring x to the input layer's shape where that is unambiguous; otherwise refuse, naming both shapes."""
+def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, resize=None, reshape=None,
+              error=None) -> np.ndarray:
+    """Bring x to the input layer's shape where that is unambiguous (or as reshape= says); otherwise
+    refuse, naming both shapes. `error(message, hint)` makes the exception (default: at the data line)."""
+    error = error or (lambda message, hint=None: _data_error(spec, message, hint))
     want = tuple(spec.graph.input_shape)
+    if reshape:
+        per = int(np.prod(x.shape[1:]))
+        if per != int(np.prod(reshape)):
+            raise error(f"reshape={'x'.join(map(str, reshape))} needs {int(np.prod(reshape))} values per sample; "
+                        f"{dataset_name} has {per}", "write the input's shape, e.g. reshape=1x28x28")
+        x = x.reshape((len(x),) + tuple(reshape))
     if image_shape and len(want) == 3 and x.ndim == 2 and x.shape[1] == int(np.prod(image_shape)):
         x = x.reshape((len(x),) + tuple(image_shape))
     if x.ndim == 3 and len(want) == 3 and want[0] == 1:
@@ -85,9 +94,32 @@ def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, re
         x = zoom(x, (1, 1, resize / x.shape[2], resize / x.shape[3]), order=1).astype(np.float32)
     if tuple(x.shape[1:]) != want:
         got = "x".join(map(str, x.shape[1:]))
-        raise _data_error(spec, f"{dataset_name} samples are {got} but the model's input is "
-                                f"{'x'.join(map(str, want))}", "change the input line or the data")
+        hint = "change the input line or the data"
+        if x.ndim == 2 and len(want) == 3 and x.shape[1] == int(np.prod(want)):
+            hint = f"the samples are flat: add reshape={'x'.join(map(str, want))} to the data line"
+        raise error(f"{dataset_name} samples are {got} but the model's input is {'x'.join(map(str, want))}", hint)
     return x
+
+
+def check_labels(spec: Spec, dataset: Dataset, error) -> None:
+    """Class labels that fit the output: indices below its width (names: as many as its units)."""
+    out = spec.graph.output_shape[0]
+    k = dataset.n_classes
+    indices = all(c == str(i) for i, c in enumerate(dataset.classes))
+    if spec.loss == "binary_cross_entropy" and out == 1:
+        if k > 2:
+            raise error(f"binary_cross_entropy with 1 output needs labels 0 and 1; {dataset.name} has {k} classes",
+                        "use dense K softmax with cross_entropy")
+        return
+    if indices and k > out:
+        bad = sorted({int(v) for v in dataset.y[dataset.y >= out][:1000]})
+        first = int(np.argmax(dataset.y >= out))
+        raise error(f"{dataset.name} has class label(s) {', '.join(map(str, bad[:10]))} (first at sample {first}) "
+                    f"but the model outputs {out} classes (labels 0 to {out - 1})",
+                    f"make the last dense layer {k} wide, or fix the labels")
+    if not indices and k != out:
+        raise error(f"{dataset.name} has {k} classes but the model outputs {out} values",
+                    f"make the last dense layer {k} wide")
 
 
 def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
@@ -99,24 +131,20 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     seed = data.get("data_seed") if data.get("data_seed") is not None else spec["train"]["seed"]
     if dataset is None:
         try:
-            dataset = load(data.kind, data.values, spec.task, seed, spec.base_dir)
+            dataset = load(data.kind, data.values, spec.task, seed, spec.base_dir, spec.data_files)
         except DataError as e:
             raise _data_error(spec, str(e)) from None
     info = CATALOG.get(data.kind)
-    x = fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None, data.get("resize"))
+    x = fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None, data.get("resize"),
+                  data.get("reshape"))
     y = dataset.y
     if dataset.task != spec.task:
         raise _data_error(spec, f"{dataset.name} is a {dataset.task} set but loss {spec.loss} is for {spec.task}")
-    out = spec.graph.output_shape[0]
     if spec.task == "classification":
-        k = dataset.n_classes
-        if spec.loss == "cross_entropy" and out != k:
-            raise _data_error(spec, f"{dataset.name} has {k} classes but the model outputs {out} values",
-                              f"make the last dense layer {k} wide")
-        if spec.loss == "binary_cross_entropy" and not (out == 1 and k <= 2) and out != k:
-            raise _data_error(spec, f"binary_cross_entropy: {dataset.name} has {k} classes, the model {out} outputs")
-    elif y.shape[1] != out:
-        raise _data_error(spec, f"{dataset.name} has {y.shape[1]} target column(s) but the model outputs {out}")
+        check_labels(spec, dataset, lambda message, hint=None: _data_error(spec, message, hint))
+    elif y.shape[1] != spec.graph.output_shape[0]:
+        raise _data_error(spec, f"{dataset.name} has {y.shape[1]} target column(s) but the model outputs "
+                                f"{spec.graph.output_shape[0]}")
     stratify = spec.task == "classification" and data["stratify"]
 
     def split(xa, ya, frac):

@@ -7,16 +7,15 @@ scikit-learn is imported only when one of its sets is asked for.
 
 from __future__ import annotations
 
-import gzip
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from dlc.compiler.lazy_numpy import lazy_numpy
 
-np = lazy_numpy(__name__)  # `dlc check` reads CATALOG and should not pay for NumPy
+from dlc.runtime.data_files import DataError, check_file, read_csv, read_idx, read_npz, resolve_path
 
+np = lazy_numpy(__name__)  # `dlc check` reads CATALOG and should not pay for NumPy
 
 
 @dataclass
@@ -108,63 +107,26 @@ CATALOG: dict[str, DatasetInfo] = {d.name: d for d in [
 ]}
 
 
-class DataError(Exception):
-    """A data set that cannot be read or does not fit; the CLI reports it at the data line."""
+def _file_entry(source: str, base_dir: Path | None, files: dict | None) -> Path:
+    """The path of a data file named in a spec; with a run's recorded `files`, that path, refused
+    by name when its content changed since the run was trained."""
+    if files and source in files:
+        path = check_file(Path(files[source]["path"]))
+        from dlc.runtime.run_folder import file_sha256
+        now = file_sha256(path)
+        if now != files[source]["sha256"]:
+            raise DataError(f"{path} changed since this run was trained (sha256 {files[source]['sha256'][:12]}... "
+                            f"then, {now[:12]}... now)")
+        return path
+    return check_file(resolve_path(source, base_dir))
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{path} is not an IDX file (bad magic number)")
-    dtype = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}.get(raw[2])
-    if dtype is None:
-        raise DataError(f"{path}: unknown IDX element type 0x{raw[2]:02x}")
-    ndim = raw[3]
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DataError(f"{path}: IDX header says {dims} but the file holds {data.size} values")
-    return data.reshape(dims)
+def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir: Path | None = None,
+         files: dict | None = None, need_labels: bool = True, n_features: int | None = None) -> Dataset:
+    """Load a built-in set by name or a user file (.npz, .csv, IDX) by path.
 
-
-def _read_csv(path: Path, label: str | None):
-    import csv
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r]
-    if len(rows) < 2:
-        raise DataError(f"{path} has no data rows")
-    header = rows[0]
-    has_header = any(not _is_number(c) for c in header)
-    body = rows[1:] if has_header else rows
-    names = header if has_header else [str(i) for i in range(len(header))]
-    if label is None:
-        col = len(names) - 1
-    elif label in names:
-        col = names.index(label)
-    elif label.lstrip("-").isdigit() and -len(names) <= int(label) < len(names):
-        col = int(label) % len(names)
-    else:
-        raise DataError(f"{path} has no column '{label}'; its columns are: {', '.join(names)}")
-    try:
-        x = np.array([[float(v) for i, v in enumerate(r) if i != col] for r in body], dtype=np.float64)
-    except ValueError as e:
-        raise DataError(f"{path}: a feature value is not a number ({e})") from None
-    y = [r[col] for r in body]
-    return x, np.array(y)
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir: Path | None = None) -> Dataset:
-    """Load a built-in set by name or a user file (.npz, .csv, IDX) by path."""
+    need_labels=False reads a file without labels too (y is then None: predictions only);
+    n_features tells a CSV of features only from one with a label column."""
     rng = np.random.default_rng(seed)
     if source in CATALOG:
         info = CATALOG[source]
@@ -173,48 +135,113 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
         task = info.task
         name = source
     else:
-        path = Path(source).expanduser()
-        if not path.is_absolute() and base_dir is not None and not path.exists():
-            path = base_dir / path
-        if not path.exists():
-            raise DataError(f"no such data file: {source}")
+        path = _file_entry(source, base_dir, files)
         name = path.name
         if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                missing = [k for k in ("x", "y") if k not in z.files]
-                if missing:
-                    raise DataError(f"{path} must hold arrays 'x' and 'y'; it holds {', '.join(z.files)}")
-                x, y = z["x"], z["y"]
+            x, y = read_npz(path, need_labels)
         elif path.suffix == ".csv":
-            x, y = _read_csv(path, options.get("label"))
+            x, y = read_csv(path, options.get("label"), n_features)
+            if y is None and need_labels:
+                raise DataError(f"{path} has no label column")
         else:
-            x = _read_idx(path)
-            if not options.get("labels"):
+            x = read_idx(path)
+            if options.get("labels"):
+                y = read_idx(_file_entry(options["labels"], base_dir, files))
+            elif need_labels:
                 raise DataError(f"{path} looks like IDX images; name the labels file: labels=\"...-labels-idx1-ubyte\"")
-            lpath = Path(options["labels"])
-            if not lpath.is_absolute() and base_dir is not None and not lpath.exists():
-                lpath = base_dir / lpath
-            y = _read_idx(lpath)
-            if x.ndim == 3:
-                x = x[:, None]
-        task = task_hint or ("classification" if y.dtype.kind in "iuUSOb" else "regression")
+            else:
+                y = None
+        task = task_hint or ("classification" if y is not None and y.dtype.kind in "iuUSOb" else "regression")
     x = np.asarray(x)
-    y = np.asarray(y)
-    if len(x) != len(y):
-        raise DataError(f"{name}: {len(x)} inputs but {len(y)} labels")
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError(f"{name} holds no samples")
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim == 0 or len(x) != len(y):
+            raise DataError(f"{name}: {len(x)} inputs but {1 if y.ndim == 0 else len(y)} labels")
     if x.dtype.kind not in "fiub":
         raise DataError(f"{name}: inputs must be numeric, got {x.dtype}")
     x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
-        raise DataError(f"{name}: inputs hold NaN or inf")
+        raise DataError(f"{name}: inputs hold NaN or inf (first at sample {_first_bad(x)})")
+    if y is None:
+        return Dataset(x, None, task, [], name)
     if task == "classification":
-        if y.ndim == 2 and y.shape[1] > 1:
-            y = y.argmax(axis=1)
-        y = y.reshape(-1)
-        labels, y = np.unique(y, return_inverse=True)
-        classes = [str(c) for c in labels]
+        y, classes = class_labels(name, y)
         if source in CATALOG and CATALOG[source].classes and len(classes) < CATALOG[source].classes:
             classes = [str(i) for i in range(CATALOG[source].classes)]
-        return Dataset(x, y.astype(np.int64), task, classes, name)
-    y = y.astype(np.float32)
-    return Dataset(x, y.reshape(len(y), -1), task, [], name)
+        return Dataset(x, y, task, classes, name)
+    if y.dtype.kind not in "fiub":
+        raise DataError(f"{name}: regression targets must be numbers, got {y.dtype}")
+    y = y.astype(np.float32).reshape(len(y), -1)
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{name}: the targets hold NaN or inf (first at sample {_first_bad(y)})",)
+    return Dataset(x, y, task, [], name)
+
+
+def _first_bad(a) -> int:
+    return int(np.argmax(~np.all(np.isfinite(a.reshape(len(a), -1)), axis=1)))
+
+
+def class_labels(name: str, y):
+    """(int64 class indices, class names) from labels as stored.
+
+    Whole numbers (ints, or floats like 3.0, or CSV cells like "3") are class indices: class k is
+    "k", so the labels 0..K-1 of a K-way output keep their meaning. Strings are class names, in
+    sorted order. A one-hot (N, K) array is accepted: each row must hold exactly one 1. NaN,
+    fractional, negative or empty labels are refused with the sample that holds them."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        ok = np.all((y == 0) | (y == 1), axis=1) & (np.sum(y == 1, axis=1) == 1)
+        if not np.all(ok):
+            i = int(np.argmin(ok))
+            raise DataError(f"{name}: labels are a {y.shape[0]}x{y.shape[1]} array but not one-hot: sample {i} "
+                            f"holds {np.array2string(y[i], threshold=8)}; give class indices (N,) or one-hot rows")
+        y = y.argmax(axis=1)
+    y = y.reshape(-1) if y.ndim == 2 else y
+    if y.ndim != 1:
+        raise DataError(f"{name}: labels must be one per sample, got an array of shape {'x'.join(map(str, y.shape))}")
+    if y.dtype.kind in "US":
+        text = np.char.strip(y.astype(str))
+        empty = (text == "") | (np.char.lower(text) == "nan")
+        if np.any(empty):
+            i = int(np.argmax(empty))
+            raise DataError(f"{name}: sample {i} has {'an empty' if text[i] == '' else 'a NaN'} label")
+        if all(_is_int_text(t) for t in np.unique(text)):
+            y = text.astype(np.int64)
+        elif all(_is_number_text(t) for t in np.unique(text)):
+            y = text.astype(np.float64)
+        else:
+            labels, idx = np.unique(text, return_inverse=True)
+            return idx.astype(np.int64), [str(c) for c in labels]
+    if y.dtype.kind == "b":
+        y = y.astype(np.int64)
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y)
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            raise DataError(f"{name}: sample {i} has the label {y[i]}; {int(bad.sum())} label(s) are NaN or inf")
+        frac = y != np.round(y)
+        if np.any(frac):
+            i = int(np.argmax(frac))
+            raise DataError(f"{name}: sample {i} has the label {y[i]:g}; class labels are whole numbers or names",
+                            )
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu":
+        raise DataError(f"{name}: labels of type {y.dtype} are not class labels")
+    if np.any(y < 0):
+        i = int(np.argmax(y < 0))
+        raise DataError(f"{name}: sample {i} has the label {int(y[i])}; class indices start at 0")
+    k = int(y.max()) + 1
+    return y.astype(np.int64), [str(i) for i in range(k)]
+
+
+def _is_int_text(t: str) -> bool:
+    return t.lstrip("+-").isdigit()
+
+
+def _is_number_text(t: str) -> bool:
+    try:
+        float(t)
+        return True
+    except ValueError:
+        return False

@@ -141,13 +141,16 @@ def learning_rate(base: float, schedule: str, hp: dict, epoch: int, epochs: int)
 
 
 def clip_gradients(grads: dict[str, np.ndarray], clip_norm: float | None, clip_value: float | None) -> float:
-    """Clip in place; return the global gradient norm before clipping."""
+    """Clip in place: first every entry to [-clip_value, clip_value], then the global norm of the
+    clipped gradients to clip_norm. Returns the global norm before any clipping."""
     norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    clipped = norm
     if clip_value:
         for g in grads.values():
             np.clip(g, -clip_value, clip_value, out=g)
-    if clip_norm and norm > clip_norm:
-        scale = clip_norm / (norm + 1e-12)
+        clipped = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    if clip_norm and clipped > clip_norm:
+        scale = clip_norm / (clipped + 1e-12)
         for g in grads.values():
             g *= scale
     return norm

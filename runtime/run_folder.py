@@ -1,55 +1,186 @@
 """The run folder: everything a training run leaves behind, each file written atomically.
 
     spec.dl           the spec as trained (with --set overrides applied)
-    weights.npz       one array per parameter and batchnorm statistic, IR names (dense1.weight ...)
+    weights.npz       the trained model: one array per parameter and batchnorm statistic (dense1.weight ...)
     preprocess.npz    mul, add: the input map x * mul + add fitted on the training split
-    optimizer.npz     optimizer state (moments, momentum buffers, step count) for --resume
-    state.json        epoch, early-stopping and random-generator state for --resume
+    data.json         where a data file was read from (absolute path) and its sha256
+    checkpoint.npz    the last completed epoch, as one file: weights, optimizer state, best weights,
+                      early-stopping counters, both random-generator states, history (--resume reads it)
     history.csv       one row per epoch: epoch, lr, loss, accuracy, val_loss, val_accuracy, seconds
-    metrics.json      final train / validation / test metrics, classes, task, timing
+    metrics.json      final train / validation / test metrics, classes, task, timing, BLAS threads
     curves.png        loss and accuracy curves
+    .lock             held by the dlc process writing the folder
+
+Every write goes to a temporary file in the folder, is fsynced and renamed over the old file,
+so a file is always either the old or the new version. Files get the user's umask, as any
+file the user creates. An OS failure (read-only folder, full disk) is a `DLError` naming the file.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import math
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from dlc.compiler.diagnostics import Diagnostic, DLError
+
+SPEC = "spec.dl"
+WEIGHTS = "weights.npz"
+PREPROCESS = "preprocess.npz"
+DATA = "data.json"
+CHECKPOINT = "checkpoint.npz"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+CURVES = "curves.png"
+LOCK = ".lock"
+
+
+def _error(message: str, hint: str | None = None) -> DLError:
+    return DLError(Diagnostic("error", message, None, hint))
+
+
+def _os_error(path: Path, e: OSError, doing: str = "write") -> DLError:
+    reason = e.strerror or e.__class__.__name__
+    hint = {"EACCES": "pick a folder you can write with -o", "EROFS": "pick a writable folder with -o",
+            "ENOSPC": "free some disk space, or write the run elsewhere with -o",
+            "EFBIG": "the file is larger than this process may write (ulimit -f); raise the limit"}
+    import errno
+    return _error(f"cannot {doing} {path}: {reason}", hint.get(errno.errorcode.get(e.errno or 0, ""), None))
+
+
+_UMASK: int | None = None
+
+
+def _file_mode() -> int:
+    """0o666 less the user's umask: what open() would give a new file."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return 0o666 & ~_UMASK
+
+
+def make_dir(path: Path) -> Path:
+    """Create a run folder (and parents), or refuse clearly when the path is a file or not writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise _error(f"{path} is a file, not a folder", "give -o a folder name that is not taken by a file")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise _error(f"cannot create {path}: {parent} is a file", "give -o a path under a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _os_error(path, e, "create") from None
+    return path
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    path = Path(path)
+    make_dir(path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+    except OSError as e:
+        raise _os_error(path, e) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def remove_stale_temp_files(run_dir: Path) -> None:
+    """Temporary files a killed writer left behind (only called with the folder's lock held)."""
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
-def load_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    atomic_write_bytes(path, npz_bytes(arrays))
+
+
+def load_npz(path: Path, what: str = "", finite: bool = False) -> dict[str, np.ndarray]:
+    """Every array of an .npz, or a `DLError` naming the file: missing, not a zip, truncated,
+    pickled (object) arrays (never loaded), or -- with finite=True -- NaN/inf values."""
+    path = Path(path)
+    label = f"{path}" + (f" ({what})" if what else "")
+    if path.is_dir():
+        raise _error(f"{label} is a folder, not an .npz file")
+    if not path.exists():
+        raise _error(f"no such file: {label}")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise _os_error(path, e, "read") from None
+    if magic.startswith(b"\x93NUMPY"):
+        raise _error(f"{label} is a single .npy array, not an .npz archive",
+                     "save the arrays with np.savez(path, name=array, ...)")
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise _error(f"{label} is not a readable .npz file: BadZipFile: not a zip archive",
+                     "it may be damaged or another kind of file; write it again")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object" in str(e).lower():
+            raise _error(f"{label} holds pickled (object) arrays: dlc never loads pickles",
+                         "save plain numeric arrays (np.savez(path, x=x.astype('float32'), ...))") from None
+        raise _error(f"{label} is not a readable .npz file ({e})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, zlib_error()) as e:
+        raise _error(f"{label} is not a readable .npz file: {e.__class__.__name__}: {e}",
+                     "it may be truncated or not an .npz file; write it again") from None
+    for k, v in out.items():
+        if v.dtype.kind not in "biuf":
+            raise _error(f"{label}: array '{k}' has dtype {v.dtype}; only numeric arrays are read")
+        if finite and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+            bad = int(np.size(v) - np.count_nonzero(np.isfinite(v)))
+            raise _error(f"{label}: array '{k}' holds {bad} NaN or inf value(s)",
+                         "the run diverged or the file was damaged; retrain or restore the file")
+    return out
+
+
+def zlib_error():
+    import zlib
+    return zlib.error
+
+
+def load_json(path: Path, what: str = "") -> dict:
+    label = f"{path}" + (f" ({what})" if what else "")
+    try:
+        obj = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise _error(f"no such file: {label}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise _error(f"{label} is damaged: {e.__class__.__name__}: {e}",
+                     "restore the file or train the run again") from None
+    if not isinstance(obj, dict):
+        raise _error(f"{label} is damaged: expected a JSON object")
+    return obj
 
 
 def save_json(path: Path, obj) -> None:
@@ -64,6 +195,51 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---- the checkpoint: one file per completed epoch ----------------------------------------------
+
+def save_checkpoint(run_dir: Path, groups: dict[str, dict[str, np.ndarray]], state: dict) -> None:
+    """Write the epoch's whole training state as one .npz: `groups` {"weights": {...}, "optimizer": {...},
+    "best": {...}} become arrays "group/name", `state` (JSON) the uint8 array "state"."""
+    arrays = {f"{g}/{k}": v for g, d in groups.items() for k, v in d.items()}
+    arrays["state"] = np.frombuffer(json.dumps(state, default=_json_default).encode(), np.uint8)
+    save_npz(Path(run_dir) / CHECKPOINT, arrays)
+
+
+def load_checkpoint(run_dir: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict] | None:
+    """(groups, state) of the last completed epoch, None when no epoch completed; a damaged
+    checkpoint is a `DLError` naming the file."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    arrays = load_npz(path, "the training checkpoint")
+
+    def damaged(why):
+        return _error(f"{path} (the training checkpoint) is damaged: {why}",
+                      "restore it, or train again without --resume")
+
+    if "state" not in arrays or arrays["state"].dtype != np.uint8:
+        raise damaged("it has no training state")
+    try:
+        state = json.loads(arrays.pop("state").tobytes().decode())
+    except (UnicodeDecodeError, ValueError) as e:
+        raise damaged(f"the training state is not JSON ({e})") from None
+    groups: dict[str, dict[str, np.ndarray]] = {"weights": {}, "optimizer": {}, "best": {}}
+    for key, v in arrays.items():
+        g, _, name = key.partition("/")
+        if g not in groups or not name:
+            raise damaged(f"unexpected array '{key}'")
+        groups[g][name] = v
+    return groups, state
 
 
 HISTORY_FIELDS = ["epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
@@ -82,6 +258,49 @@ def save_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
 def save_history(path: Path, history: list[dict]) -> None:
     save_csv(path, history, HISTORY_FIELDS)
 
+
+# ---- the lock: one writer per run folder -------------------------------------------------------
+
+class RunLock:
+    """An exclusive, non-blocking lock on RUN/.lock, held while a dlc process writes the folder.
+    The OS releases it when the process ends, however it ends."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK
+        self.fd: int | None = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock
+            return self
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, _file_mode())
+        except OSError as e:
+            raise _os_error(self.path, e, "create") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                owner = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
+            except OSError:
+                owner = ""
+            os.close(self.fd)
+            self.fd = None
+            raise _error(f"{self.path.parent} is in use by another dlc process"
+                         + (f" (pid {owner})" if owner else ""),
+                         "wait for it to finish, or write this run to another folder with -o") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+# ---- plots -------------------------------------------------------------------------------------
 
 def pyplot():
     """matplotlib.pyplot on the file-only Agg backend (no screen needed)."""
@@ -105,24 +324,30 @@ def save_curves(path: Path, histories: dict[str, list[dict]], title: str = "") -
     """Loss and accuracy per epoch; several runs side by side share the axes."""
     plt = pyplot()
     has_acc = any(r.get("accuracy") is not None for h in histories.values() for r in h)
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6, 4), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6, 4.5), squeeze=False)
     for label, h in histories.items():
         ep = [r["epoch"] for r in h]
-        line, = axes[0][0].plot(ep, [r["loss"] for r in h], label=f"{label} train")
+        line, = axes[0][0].plot(ep, [_plottable(r["loss"]) for r in h], label=f"{label} train")
         if any(r.get("val_loss") is not None for r in h):
-            axes[0][0].plot(ep, [r.get("val_loss") for r in h], "--", color=line.get_color(), label=f"{label} validation")
+            axes[0][0].plot(ep, [_plottable(r.get("val_loss")) for r in h], "--", color=line.get_color(),
+                            label=f"{label} validation")
         if has_acc:
             axes[0][1].plot(ep, [r.get("accuracy") for r in h], color=line.get_color(), label=f"{label} train")
             if any(r.get("val_accuracy") is not None for r in h):
                 axes[0][1].plot(ep, [r.get("val_accuracy") for r in h], "--", color=line.get_color(),
                                 label=f"{label} validation")
-    axes[0][0].set(xlabel="epoch", ylabel="loss", title=f"{title} loss".strip())
+    short = title if len(title) <= 40 else title[:37] + "..."
+    axes[0][0].set(xlabel="epoch", ylabel="loss", title=f"{short} loss".strip())
     axes[0][0].set_yscale("log")
     axes[0][0].legend(fontsize=8)
     if has_acc:
-        axes[0][1].set(xlabel="epoch", ylabel="accuracy", title=f"{title} accuracy".strip())
+        axes[0][1].set(xlabel="epoch", ylabel="accuracy", title=f"{short} accuracy".strip())
         axes[0][1].legend(fontsize=8)
     save_figure(path, fig)
+
+
+def _plottable(v):
+    return v if v is None or math.isfinite(v) else None
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:

@@ -11,10 +11,11 @@ import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
+from dlc.runtime import data_record
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data import Preprocess, Splits, prepare
 from dlc.runtime.losses import fused_activation, loss_and_grad, predicted_class, probabilities
-from dlc.runtime.network import Network, WeightsMismatch, init_params
+from dlc.runtime.network import Network, WeightsMismatch, check_weights, init_params
 from dlc.runtime.optimizers import Optimizer, Regularizer, clip_gradients, learning_rate
 
 
@@ -106,6 +107,7 @@ class RunResult:
     history: list[dict]
     metrics: dict
     interrupted: bool = False
+    complete: bool = False  # resumed a run that had already finished: nothing was trained
 
 
 def _check_concrete(spec: Spec):
@@ -117,41 +119,71 @@ def _check_concrete(spec: Spec):
 
 
 def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progress: bool = True,
-          splits: Splits | None = None, write: bool = True, max_steps: int | None = None) -> RunResult:
-    """Train `spec`; write the run folder (unless write=False); return the trained model and history."""
+          splits: Splits | None = None, write: bool = True, max_steps: int | None = None,
+          notify=None) -> RunResult:
+    """Train `spec`; write the run folder (unless write=False); return the trained model and history.
+
+    Every completed epoch is one checkpoint (weights, optimizer state, best weights, counters, both
+    random streams, history) written as one file, so `resume=True` continues exactly where the last
+    completed epoch ended, whatever was kept as the best. `notify(message)` receives notes for the user.
+    """
     _check_concrete(spec)
+    notify = notify or (lambda message: None)
+    run_dir = Path(out) if out else rf.default_run_dir(spec.name)
+    if not write:
+        return _train(spec, run_dir, None, progress, splits, False, max_steps)
+    rf.make_dir(run_dir)
+    with rf.RunLock(run_dir):
+        rf.remove_stale_temp_files(run_dir)
+        ckpt = None
+        if resume:
+            ckpt = rf.load_checkpoint(run_dir)
+            if ckpt is None:
+                notify(f"{run_dir}: no epoch completed before the run stopped; starting it over")
+            else:
+                spec = data_record.load_for_run(spec, run_dir)
+        if ckpt is None:  # a new run here: nothing of an earlier one may be resumed by mistake
+            for name in (rf.CHECKPOINT, rf.DATA):
+                (run_dir / name).unlink(missing_ok=True)
+        return _train(spec, run_dir, ckpt, progress, splits, True, max_steps)
+
+
+def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | None, write: bool,
+           max_steps: int | None) -> RunResult:
     graph = spec.graph
     tr = spec["train"]
     seed = tr["seed"]
-    run_dir = Path(out) if out else rf.default_run_dir(spec.name)
-    splits = splits or prepare(spec)
+    epochs = tr["epochs"]
+    patience = tr["early_stop"]
     values = init_params(graph, seed)
     opt_set = spec["optimizer"]
     shuffle_rng = np.random.default_rng([seed, 1])
     noise_rng = np.random.default_rng([seed, 2])
-    history: list[dict] = []
-    start_epoch, best, best_epoch, wait = 0, math.inf, -1, 0
-    best_values = None
-    model = Model(spec, values, splits.preprocess, splits.classes)
+    model = Model(spec, values, None, [])
     learner = TrainStep(model)
     opt, fused = learner.opt, model.fused
-    if resume:
-        state = _load_resume(run_dir, spec, values, opt)
-        history = state["history"]
-        start_epoch, best, best_epoch, wait = state["epoch"], state["best"], state["best_epoch"], state["wait"]
-        shuffle_rng.bit_generator.state = state["shuffle_rng"]
-        noise_rng.bit_generator.state = state["noise_rng"]
-        if (run_dir / "best.npz").exists():
-            best_values = rf.load_npz(run_dir / "best.npz")
+    counters = {"epoch": 0, "best": None, "best_epoch": -1, "wait": 0}
+    history: list[dict] = []
+    best_values = None
+    if ckpt is not None:
+        history, best_values = _restore(run_dir, ckpt, spec, values, opt, counters, shuffle_rng, noise_rng)
+        if counters["epoch"] >= epochs or (patience and counters["wait"] >= patience):
+            return _complete(run_dir, spec, values, best_values, history, counters, epochs, patience)
+    splits = splits or prepare(spec)
+    model.preprocess, model.classes = splits.preprocess, splits.classes
     n = len(splits.x_train)
     batch = n if tr["batch"] == "all" else min(tr["batch"], n)
-    epochs = tr["epochs"]
-    patience = tr["early_stop"]
     has_val = len(splits.x_val) > 0
     if write:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        rf.atomic_write_text(run_dir / "spec.dl", spec.source.text)
-        rf.save_npz(run_dir / "preprocess.npz", {"mul": splits.preprocess.mul, "add": splits.preprocess.add})
+        rf.atomic_write_text(run_dir / rf.SPEC, spec.source.text)
+        rf.save_npz(run_dir / rf.PREPROCESS, {"mul": splits.preprocess.mul, "add": splits.preprocess.add})
+        record = data_record.record(spec)
+        if record is not None:
+            rf.save_json(run_dir / rf.DATA, record)
+    best = math.inf if counters["best"] is None else counters["best"]
+    best_epoch, wait, start_epoch = counters["best_epoch"], counters["wait"], counters["epoch"]
+    last = _snapshot(values, opt, best_values, history, start_epoch, best, best_epoch, wait, shuffle_rng,
+                     noise_rng) if ckpt is not None else None
     bar = None
     if progress:
         from tqdm import tqdm
@@ -197,84 +229,147 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
                     best_values = {k: v.copy() for k, v in values.items()}
             else:
                 wait += 1
-            if bar is not None:
-                post = {"loss": f"{row['loss']:.4f}"}
-                if row["accuracy"] is not None:
-                    post["acc"] = f"{row['accuracy']:.3f}"
-                if has_val:
-                    post["val_loss"] = f"{row['val_loss']:.4f}"
-                    if row["val_accuracy"] is not None:
-                        post["val_acc"] = f"{row['val_accuracy']:.3f}"
-                bar.set_postfix(post, refresh=False)
-                bar.update(1)
+            last = _snapshot(values, opt, best_values if patience else None, history, epoch + 1, best, best_epoch,
+                             wait, shuffle_rng, noise_rng)
             if write:
-                _checkpoint(run_dir, values, opt, history, epoch + 1, best, best_epoch, wait, shuffle_rng,
-                            noise_rng, best_values if patience else None)
+                rf.save_checkpoint(run_dir, last["groups"], last["state"])
+                rf.save_history(run_dir / rf.HISTORY, history)
+            if bar is not None:
+                bar.set_postfix(_progress_fields(row, has_val), refresh=False)
+                bar.update(1)
             if patience and wait >= patience:
                 break
             if max_steps and steps >= max_steps:
                 break
     except KeyboardInterrupt:
         interrupted = True
-        if write and history:
-            # the weights of the last completed epoch are in the run folder; restore them in memory too
-            for k, v in rf.load_npz(run_dir / "weights.npz").items():
-                values[k][...] = v
+        if last is None:  # not one epoch completed: nothing is kept
+            if bar is not None:
+                bar.close()
+            np.seterr(**saved_err)
+            return RunResult(run_dir, model, [], {"epochs_run": 0, "interrupted": True}, True)
+        # back to the last completed epoch: its weights, history and counters
+        for k, v in last["groups"]["weights"].items():
+            values[k][...] = v
+        history = last["state"]["history"]
+        best_values = last["groups"].get("best") or None
+        best_epoch, wait = last["state"]["best_epoch"], last["state"]["wait"]
     finally:
         np.seterr(**saved_err)
         if bar is not None:
             bar.close()
-    if patience and best_values is not None:
+    if patience and best_values:
         for k, v in best_values.items():
             values[k][...] = v
     metrics = {
         "model": spec.name, "task": spec.task, "loss": spec.loss, "classes": splits.classes, "data": splits.name,
         "epochs_run": len(history), "best_epoch": best_epoch if best_epoch > 0 else None,
         "stopped_early": bool(patience and wait >= patience), "interrupted": interrupted,
-        "seconds": round(time.perf_counter() - t_start, 3),
+        "seconds": round(time.perf_counter() - t_start, 3), "blas_threads": blas_threads(),
         "samples": {"train": len(splits.x_train), "validation": len(splits.x_val), "test": len(splits.x_test)},
         "train": model.evaluate(splits.x_train, splits.y_train),
         "validation": model.evaluate(splits.x_val, splits.y_val),
         "test": model.evaluate(splits.x_test, splits.y_test),
     }
     if write:
-        rf.save_npz(run_dir / "weights.npz", values)
-        rf.save_history(run_dir / "history.csv", history)
-        rf.save_json(run_dir / "metrics.json", metrics)
+        rf.save_npz(run_dir / rf.WEIGHTS, values)
+        rf.save_history(run_dir / rf.HISTORY, history)
+        rf.save_json(run_dir / rf.METRICS, metrics)
         if history:
-            rf.save_curves(run_dir / "curves.png", {spec.name: history}, spec.name)
+            rf.save_curves(run_dir / rf.CURVES, {spec.name: history}, spec.name)
     return RunResult(run_dir, model, history, metrics, interrupted)
 
 
-def _checkpoint(run_dir, values, opt, history, epoch, best, best_epoch, wait, shuffle_rng, noise_rng, best_values):
-    rf.save_npz(run_dir / "weights.npz", values)
-    rf.save_npz(run_dir / "optimizer.npz", opt.state_dict())
-    if best_values is not None:
-        rf.save_npz(run_dir / "best.npz", best_values)
-    rf.save_history(run_dir / "history.csv", history)
-    rf.save_json(run_dir / "state.json", {
-        "epoch": epoch, "best": best if math.isfinite(best) else None, "best_epoch": best_epoch, "wait": wait,
-        "shuffle_rng": shuffle_rng.bit_generator.state, "noise_rng": noise_rng.bit_generator.state,
-        "history": history})
-
-
-def _load_resume(run_dir: Path, spec: Spec, values, opt) -> dict:
-    import json
-    state_path = run_dir / "state.json"
-    if not state_path.exists():
-        raise DLError(Diagnostic("error", f"{run_dir} has no training state to resume "
-                                          "(state.json missing)", None, "train without --resume to start a new run"))
-    weights = rf.load_npz(run_dir / "weights.npz")
+def blas_threads() -> int | None:
+    """The BLAS thread count in force: results agree bit for bit only at the same count."""
     try:
-        from dlc.runtime.network import check_weights
-        check_weights(spec.graph, weights)
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
+def _progress_fields(row: dict, has_val: bool) -> dict:
+    post = {"loss": f"{row['loss']:.4f}"}
+    if row["accuracy"] is not None:
+        post["acc"] = f"{row['accuracy']:.3f}"
+    if has_val:
+        post["val_loss"] = f"{row['val_loss']:.4f}"
+        if row["val_accuracy"] is not None:
+            post["val_acc"] = f"{row['val_accuracy']:.3f}"
+    return post
+
+
+def _snapshot(values, opt, best_values, history, epoch, best, best_epoch, wait, shuffle_rng, noise_rng) -> dict:
+    """The whole training state after `epoch` completed epochs (copies, so training can go on)."""
+    groups = {"weights": {k: v.copy() for k, v in values.items()},
+              "optimizer": {k: np.array(v, copy=True) for k, v in opt.state_dict().items()}}
+    if best_values:
+        groups["best"] = best_values  # already a copy, replaced (never modified) when a better epoch comes
+    state = {"epoch": epoch, "best": best if math.isfinite(best) else None, "best_epoch": best_epoch,
+             "wait": wait, "shuffle_rng": shuffle_rng.bit_generator.state,
+             "noise_rng": noise_rng.bit_generator.state, "history": [dict(r) for r in history]}
+    return {"groups": groups, "state": state}
+
+
+def _restore(run_dir: Path, ckpt, spec: Spec, values, opt, counters: dict, shuffle_rng, noise_rng):
+    """Load a checkpoint into the fresh training state; anything that does not fit is a DLError
+    naming the checkpoint file."""
+    groups, state = ckpt
+    path = run_dir / rf.CHECKPOINT
+
+    def damaged(why):
+        return DLError(Diagnostic("error", f"{path} (the training checkpoint) is damaged: {why}", None,
+                                  "restore it, or train again without --resume"))
+
+    try:
+        check_weights(spec.graph, groups["weights"])
+        if groups["best"]:
+            check_weights(spec.graph, groups["best"])
     except WeightsMismatch as e:
         raise DLError(Diagnostic("error", f"cannot resume {run_dir}: {e}", None,
                                  "the model block changed since the run started; start a new run")) from None
-    for k, v in weights.items():
+    for group in ("weights", "best"):
+        for k, v in groups[group].items():
+            if not np.all(np.isfinite(v)):
+                raise damaged(f"{group} array '{k}' holds NaN or inf")
+    for k, v in groups["weights"].items():
         values[k][...] = v
-    if (run_dir / "optimizer.npz").exists():
-        opt.load_state(rf.load_npz(run_dir / "optimizer.npz"))
-    state = json.loads(state_path.read_text())
-    state["best"] = math.inf if state["best"] is None else state["best"]
-    return state
+    expected = {"epoch": int, "best_epoch": int, "wait": int, "history": list, "shuffle_rng": dict,
+                "noise_rng": dict}
+    for key, kind in expected.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise damaged(f"'{key}' is missing or not a {kind.__name__}")
+    if not (isinstance(state.get("best"), (int, float)) or state.get("best") is None):
+        raise damaged("'best' is not a number")
+    if state["epoch"] < 1 or len(state["history"]) != state["epoch"] or state["wait"] < 0:
+        raise damaged(f"epoch {state['epoch']} does not match its {len(state['history'])} history rows")
+    try:
+        shuffle_rng.bit_generator.state = state["shuffle_rng"]
+        noise_rng.bit_generator.state = state["noise_rng"]
+    except (TypeError, ValueError, KeyError) as e:
+        raise damaged(f"a random-generator state is invalid ({e})") from None
+    opt_state = groups["optimizer"]
+    for k, v in opt_state.items():
+        if k == "__t__":
+            continue
+        param = k.rsplit(".", 1)[0]
+        if param not in values or values[param].shape != v.shape:
+            raise damaged(f"optimizer array '{k}' {tuple(v.shape)} fits no parameter")
+    opt.load_state(opt_state)
+    counters.update(epoch=state["epoch"], best=state["best"], best_epoch=state["best_epoch"], wait=state["wait"])
+    return state["history"], (groups["best"] or None)
+
+
+def _complete(run_dir, spec, values, best_values, history, counters, epochs, patience) -> RunResult:
+    """A resumed run with nothing left to do: the folder is left as it is."""
+    if patience and best_values:
+        for k, v in best_values.items():
+            values[k][...] = v
+    metrics_path = run_dir / rf.METRICS
+    metrics = rf.load_json(metrics_path, "the run's metrics") if metrics_path.exists() else {}
+    metrics["epochs_run"] = counters["epoch"]
+    pre = Preprocess(**rf.load_npz(run_dir / rf.PREPROCESS, "the input preprocessing", finite=True))
+    model = Model(spec, values, pre, metrics.get("classes", []))
+    return RunResult(run_dir, model, history, metrics, complete=True)

@@ -41,7 +41,7 @@ def test_run_folder_contents(tmp_path):
     r = train(dlc.compile(SMALL % 0), out=tmp_path / "run", progress=False)
     files = {p.name for p in r.run_dir.iterdir()}
     assert {"spec.dl", "weights.npz", "preprocess.npz", "history.csv", "metrics.json", "curves.png",
-            "optimizer.npz", "state.json"} <= files
+            "checkpoint.npz"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
     w = rf.load_npz(r.run_dir / "weights.npz")
     assert set(w) == {"dense1.weight", "batchnorm1.gamma", "batchnorm1.beta", "batchnorm1.running_mean",

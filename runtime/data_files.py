@@ -1,0 +1,264 @@
+"""Reading user data files safely: .npz (x and y), .csv (a label column), MNIST-format IDX.
+
+Every malformed file is a `DataError` that names the file (and, for a CSV, the row and column
+of the bad cell); pickles are never loaded. `peek` reads only what `dlc check` needs -- array
+headers, a CSV's header and first rows, IDX headers -- without loading the inputs.
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+import csv
+import gzip
+import io
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlc.compiler.lazy_numpy import lazy_numpy
+
+np = lazy_numpy(__name__)
+
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+CSV_SAMPLE_ROWS = 100
+
+
+class DataError(Exception):
+    """A data set that cannot be read or does not fit; the CLI reports it at the data line."""
+
+
+def resolve_path(written: str, base_dir: Path | None) -> Path:
+    """A data path as written in a spec: absolute, ~, or relative to the spec's folder (the
+    current folder for a spec that is not a file)."""
+    path = Path(written).expanduser()
+    if not path.is_absolute():
+        path = (base_dir if base_dir is not None else Path.cwd()) / path
+    return path
+
+
+def check_file(path: Path, what: str = "data file") -> Path:
+    if not path.exists():
+        raise DataError(f"no such {what}: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; the {what} must be a file (.npz, .csv or IDX)")
+    return path
+
+
+# ---- .npz --------------------------------------------------------------------------------------
+
+def read_npz(path: Path, need_labels: bool = True):
+    """(x, y or None) from an .npz holding arrays 'x' and 'y'."""
+    from dlc.compiler.diagnostics import DLError
+    from dlc.runtime.run_folder import load_npz
+
+    try:
+        arrays = load_npz(path)
+    except DLError as e:
+        raise DataError(e.diagnostics[0].message) from None
+    if "x" not in arrays or (need_labels and "y" not in arrays):
+        held = ", ".join(arrays) or "no arrays"
+        raise DataError(f"{path} must hold arrays 'x'" + (" and 'y'" if need_labels else "") + f"; it holds {held}")
+    for k in ("x", "y"):
+        if k in arrays and arrays[k].ndim == 0:
+            raise DataError(f"{path}: '{k}' is a single number (0-d array); it must hold one row per sample")
+    return arrays["x"], arrays.get("y")
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """{array name: (shape, dtype str)} from the .npy headers inside the zip, without the data."""
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                              (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if reader is None:
+                        raise DataError(f"{path}: unsupported .npy version {version} in '{info.filename}'")
+                    shape, _, dtype = reader(f)
+                out[info.filename[:-4]] = (tuple(shape), dtype.str)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path} is not a readable .npz file: {e.__class__.__name__}: {e}") from None
+    return out
+
+
+# ---- .csv --------------------------------------------------------------------------------------
+
+def _csv_rows(path: Path, limit: int | None = None) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of the non-empty rows; a file that is not UTF-8 is refused by line."""
+    raw = path.read_bytes() if limit is None else _head_bytes(path, 1 << 20)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                        "save the CSV as UTF-8") from None
+    if limit is not None and len(raw) == 1 << 20:
+        text = text[:text.rfind("\n") + 1] if "\n" in text else text
+    rows = []
+    try:
+        for row in csv.reader(io.StringIO(text, newline="")):
+            if row and any(c.strip() for c in row):
+                rows.append(row)
+                if limit is not None and len(rows) >= limit:
+                    break
+    except csv.Error as e:
+        raise DataError(f"{path}: not a valid CSV file ({e})") from None
+    return rows
+
+
+def _head_bytes(path: Path, n: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _csv_layout(path: Path, rows, label: str | None, n_features: int | None):
+    """(has_header, column names, label column index or None)."""
+    if not rows:
+        raise DataError(f"{path} has no data rows")
+    header = rows[0]
+    has_header = any(not _is_number(c) for c in header)
+    names = [c.strip() for c in header] if has_header else [str(i) for i in range(len(header))]
+    if label is None and n_features is not None and len(names) == n_features:
+        return has_header, names, None  # only features: a file to predict on
+    if label is None:
+        return has_header, names, len(names) - 1
+    if label in names:
+        return has_header, names, names.index(label)
+    if label.lstrip("-").isdigit() and -len(names) <= int(label) < len(names):
+        return has_header, names, int(label) % len(names)
+    if n_features is not None and len(names) == n_features:
+        return has_header, names, None
+    raise DataError(f"{path} has no column '{label}'; its columns are: {', '.join(names)}")
+
+
+def read_csv(path: Path, label: str | None, n_features: int | None = None):
+    """(x float64 (N, F), labels as strings (N,) or None). A ragged row or a cell that is not a
+    number is refused with its line and column."""
+    rows = _csv_rows(path)
+    has_header, names, col = _csv_layout(path, rows, label, n_features)
+    body = rows[1:] if has_header else rows
+    if not body:
+        raise DataError(f"{path} has a header but no data rows")
+    width = len(names)
+    first_line = 2 if has_header else 1
+    for i, r in enumerate(body):
+        if len(r) != width:
+            raise DataError(f"{path}: row {first_line + i} has {len(r)} column(s), the header {width}")
+    feat_cols = [j for j in range(width) if j != col]
+    cells = [[r[j] for j in feat_cols] for r in body]
+    try:
+        x = np.array(cells, dtype=np.float64)
+    except ValueError:
+        for i, r in enumerate(cells):
+            for j, v in enumerate(r):
+                if not _is_number(v):
+                    raise DataError(f"{path}: row {first_line + i}, column '{names[feat_cols[j]]}': "
+                                    f"'{v}' is not a number") from None
+        raise
+    y = None if col is None else np.array([r[col].strip() for r in body])
+    return x, y
+
+
+# ---- IDX ---------------------------------------------------------------------------------------
+
+def _open_maybe_gzip(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _idx_header(path: Path, head: bytes) -> tuple[str, tuple[int, ...], int]:
+    """(dtype, dims, data offset) of an IDX file's header."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
+    dtype = IDX_TYPES.get(head[2])
+    if dtype is None:
+        raise DataError(f"{path}: unknown IDX element type 0x{head[2]:02x}")
+    ndim = head[3]
+    if ndim == 0:
+        raise DataError(f"{path}: the IDX header has 0 dimensions")
+    if len(head) < 4 + 4 * ndim:
+        raise DataError(f"{path}: the IDX header is truncated ({ndim} dimensions need {4 + 4 * ndim} bytes)")
+    dims = struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim])
+    return dtype, dims, 4 + 4 * ndim
+
+
+def read_idx(path: Path) -> np.ndarray:
+    check_file(path, "IDX file")
+    try:
+        with _open_maybe_gzip(path) as f:
+            raw = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path} cannot be read: {e.__class__.__name__}: {e}") from None
+    dtype, dims, offset = _idx_header(path, raw)
+    count = 1
+    for d in dims:
+        count *= d
+    itemsize = int(dtype[-1])
+    if len(raw) - offset != count * itemsize:
+        raise DataError(f"{path}: IDX header says {'x'.join(map(str, dims))} ({count} values) but the file "
+                        f"holds {(len(raw) - offset) // itemsize}")
+    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(dims)
+
+
+def _idx_peek(path: Path) -> tuple[int, ...]:
+    check_file(path, "IDX file")
+    try:
+        with _open_maybe_gzip(path) as f:
+            head = f.read(4 + 4 * 255)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path} cannot be read: {e.__class__.__name__}: {e}") from None
+    return _idx_header(path, head)[1]
+
+
+# ---- peek: what `dlc check` can learn cheaply --------------------------------------------------
+
+@dataclass
+class Peek:
+    sample_shape: tuple[int, ...]  # per-sample input shape as stored
+    samples: int | None
+    labels: object = None  # the label array when it is small enough to read (npz y, IDX labels)
+
+
+def peek(path: Path, options: dict, labels_path: Path | None = None) -> Peek:
+    check_file(path)
+    if path.suffix == ".npz":
+        heads = _npz_headers(path)
+        if "x" not in heads or "y" not in heads:
+            raise DataError(f"{path} must hold arrays 'x' and 'y'; it holds {', '.join(heads) or 'no arrays'}")
+        shape = heads["x"][0]
+        if not shape:
+            raise DataError(f"{path}: 'x' is a single number (0-d array); it must hold one row per sample")
+        y = read_npz_labels(path)
+        return Peek(shape[1:], shape[0], y)
+    if path.suffix == ".csv":
+        rows = _csv_rows(path, limit=CSV_SAMPLE_ROWS)
+        has_header, names, col = _csv_layout(path, rows, options.get("label"), None)
+        return Peek((len(names) - 1,), None)
+    dims = _idx_peek(path)
+    labels = None
+    if labels_path is not None:
+        labels = read_idx(labels_path)
+    return Peek(tuple(dims[1:]), dims[0], labels)
+
+
+def read_npz_labels(path: Path):
+    try:
+        with zipfile.ZipFile(path) as z, z.open("y.npy") as f:
+            y = np.lib.format.read_array(f, allow_pickle=False)
+    except ValueError as e:
+        raise DataError(f"{path}: 'y' cannot be read ({e}); dlc never loads pickles") from None
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError) as e:
+        raise DataError(f"{path} is not a readable .npz file: {e.__class__.__name__}: {e}") from None
+    return y

@@ -1,0 +1,59 @@
+"""Where a run's data came from: data.json in the run folder.
+
+A data file named in a spec resolves against the spec's folder. The run folder keeps a copy of
+the spec, so it records the resolved absolute path of each file (the data file and an IDX labels
+file) with its sha256: `dlc eval`, `export` and `train --resume` read the same file from any
+directory, and refuse it by name when its content changed since the run was trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from dlc.compiler.spec import Spec
+from dlc.runtime import run_folder as rf
+from dlc.runtime.datasets import CATALOG, resolve_path
+
+
+def _files(spec: Spec) -> dict[str, str]:
+    """{name as written in the spec: its option key} for each file the data line reads."""
+    data = spec.settings.get("data")
+    if data is None or data.kind in CATALOG:
+        return {}
+    out = {data.kind: "source"}
+    if data.get("labels"):
+        out[data["labels"]] = "labels"
+    return out
+
+
+def record(spec: Spec) -> dict | None:
+    """The data record of a spec about to be trained, or None when it reads no file."""
+    files = _files(spec)
+    if not files:
+        return None
+    if spec.data_files:  # a resumed run: its recorded files stay as they are
+        return {"files": spec.data_files}
+    entries = {}
+    for written in files:
+        path = resolve_path(written, spec.base_dir)
+        entries[written] = {"path": str(path.resolve()), "sha256": rf.file_sha256(path)}
+    return {"files": entries}
+
+
+def apply(spec: Spec, rec: dict | None) -> Spec:
+    """The spec with its data files pinned to the recorded paths and fingerprints."""
+    if not rec:
+        return spec
+    files = rec.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("path"), str)
+                                              and isinstance(v.get("sha256"), str) for v in files.values()):
+        from dlc.compiler.diagnostics import Diagnostic, DLError
+        raise DLError(Diagnostic("error", f"{rf.DATA} of this run is damaged: expected "
+                                          '{"files": {NAME: {"path": ..., "sha256": ...}}}'))
+    return dataclasses.replace(spec, data_files=files)
+
+
+def load_for_run(spec: Spec, run_dir: Path) -> Spec:
+    path = Path(run_dir) / rf.DATA
+    return apply(spec, rf.load_json(path, "the data record") if path.exists() else None)
