@@ -39,8 +39,13 @@ class Spec:
 
     @property
     def base_dir(self) -> Path | None:
-        p = Path(self.source.filename)
-        return p.parent if p.exists() else None
+        return _base_dir(self.source.filename)
+
+
+def _base_dir(filename: str) -> Path | None:
+    """The folder data paths are relative to: the spec file's (None for text: the current folder)."""
+    p = Path(filename)
+    return p.parent if p.is_file() else None
 
 
 def _default_loss(graph: Graph) -> str:
@@ -52,17 +57,20 @@ def _default_loss(graph: Graph) -> str:
     return "mse"
 
 
-def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
+def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics, base_dir: Path | None,
+                data_files: dict | None, check_files: bool):
     from dlc.runtime.datasets import CATALOG
     data = spec_settings.get("data")
     if data is None or not data.written:
         return
     src = data.kind
-    is_file = any(c in src for c in "./\\")
+    if data.quoted or src not in CATALOG and any(c in src for c in "./\\"):
+        if check_files:
+            _check_data_file(data, graph, loss, diags, base_dir, data_files)
+        return
     if src not in CATALOG:
-        if not is_file:
-            diags.error(f"unknown data set '{src}'", data.kind_span, did_you_mean(src, CATALOG)
-                        or "write a file path in quotes, or a built-in set: " + ", ".join(CATALOG))
+        diags.error(f"unknown data set '{src}'", data.kind_span, did_you_mean(src, CATALOG)
+                    or "write a file path in quotes, or a built-in set: " + ", ".join(CATALOG))
         return
     info = CATALOG[src]
     out = graph.output_shape
@@ -94,8 +102,67 @@ def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
                     "make the last layer dense 1 sigmoid, or use cross_entropy with softmax")
 
 
-def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = (), lint: bool = True) -> Spec:
-    """Parse, lower, infer shapes, validate (and lint). Raises `DLError` with every error found."""
+def _check_data_file(data, graph: Graph, loss: str, diags: Diagnostics, base_dir: Path | None,
+                     data_files: dict | None):
+    """What `check` can tell of a data file from its headers: that it exists and is readable, that
+    its samples fit the input (after reshape=) and its labels the output. The inputs are not read."""
+    from dlc.runtime.data_files import DataError, peek, resolve_path
+    from dlc.runtime.datasets import Dataset, check_labels, class_labels
+
+    def error(message, hint=None):
+        diags.error(message, data.kind_span, hint)
+        return _Reported()
+
+    try:
+        def where(written):
+            if data_files and written in data_files:
+                return Path(data_files[written]["path"])
+            return resolve_path(written, base_dir)
+
+        p = peek(where(data.kind), data.values, where(data["labels"]) if data.get("labels") else None)
+        want = tuple(graph.input_shape)
+        shape = tuple(p.sample_shape)
+        if data.get("reshape"):
+            reshape = tuple(data["reshape"])
+            if _prod(shape) != _prod(reshape):
+                raise error(f"reshape={'x'.join(map(str, reshape))} needs {_prod(reshape)} values per sample; "
+                            f"{data.kind} has {_prod(shape)}", "write the input's shape, e.g. reshape=1x28x28")
+            shape = reshape
+        elif len(shape) == 2 and len(want) == 3 and want[0] == 1:
+            shape = (1,) + shape
+        if shape != want:
+            hint = "change the input line or the data"
+            if len(shape) == 1 and len(want) == 3 and shape[0] == _prod(want):
+                hint = f"the samples are flat: add reshape={'x'.join(map(str, want))} to the data line"
+            raise error(f"{data.kind} samples are {'x'.join(map(str, shape))} but the model's input is "
+                        f"{'x'.join(map(str, want))}", hint)
+        if p.labels is not None and loss in CLASSIFICATION_LOSSES:
+            y, classes = class_labels(data.kind, p.labels)
+            check_labels(graph.output_shape[0], loss, Dataset(None, y, "classification", classes, data.kind), error)
+    except DataError as e:
+        diags.error(str(e), data.kind_span)
+    except _Reported:
+        pass
+
+
+class _Reported(Exception):
+    """An error already added to the diagnostics."""
+
+
+def _prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = (), lint: bool = True,
+            data_files: dict | None = None, check_files: bool = True) -> Spec:
+    """Parse, lower, infer shapes, validate (and lint). Raises `DLError` with every error found.
+
+    A data file is looked for relative to the spec file's folder (the current folder for text);
+    `data_files` pins recorded paths (a run folder's data.json); check_files=False leaves the data
+    file unread (loading a trained run, whose data may be gone)."""
     from dlc.grammar import parse
     from .overrides import apply_overrides
 
@@ -146,19 +213,21 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
         if graph.nodes:
             if "loss" not in settings:
                 settings["loss"] = default_setting("loss", _default_loss(graph))
-            _check_data(settings, graph, settings["loss"].kind, diags)
+            _check_data(settings, graph, settings["loss"].kind, diags, _base_dir(filename), data_files,
+                        check_files)
     for word in STATEMENTS:
         if word not in settings and word != "data":
             settings[word] = default_setting(word)
     diags.raise_if_errors()
-    spec = Spec(source, graph, settings, ranges)
+    spec = Spec(source, graph, settings, ranges, data_files=data_files)
     if lint:
         from .lint import lint as run_lint
         spec.warnings = run_lint(spec)
     return spec
 
 
-def compile_file(path: str | Path, overrides=(), lint: bool = True) -> Spec:
+def compile_file(path: str | Path, overrides=(), lint: bool = True, data_files: dict | None = None,
+                 check_files: bool = True) -> Spec:
     path = Path(path)
     try:
         text = path.read_text()
@@ -166,4 +235,4 @@ def compile_file(path: str | Path, overrides=(), lint: bool = True) -> Spec:
         raise DLError(Diagnostic("error", f"no such file: {path}"), Source("", str(path))) from None
     except (IsADirectoryError, UnicodeDecodeError) as e:
         raise DLError(Diagnostic("error", f"cannot read {path}: {e.__class__.__name__}"), Source("", str(path))) from None
-    return compile(text, str(path), overrides, lint)
+    return compile(text, str(path), overrides, lint, data_files, check_files)

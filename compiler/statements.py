@@ -58,7 +58,7 @@ TRAIN = {
     "batch": Attr("int", 32, min=1, doc="samples per step; batch=all for full-batch gradient descent"),
     "validation": Attr("float", 0.1, min=0, max=1, max_open=True, doc="fraction of the training split held out"),
     "early_stop": Attr("int", 0, min=0, doc="epochs without validation improvement before stopping (0 = off)"),
-    "seed": Attr("int", 0, min=0),
+    "seed": Attr("int", 0, min=0, max=2**32 - 1, doc="random seed, 0 to 2^32-1"),
     "shuffle": Attr("bool", True),
 }
 
@@ -75,7 +75,7 @@ DATA = {
     "resize": Attr("int", None, min=1, doc="resize square images to RxR (bilinear)"),
     "reshape": Attr("shape", None, searchable=False, doc="the shape of one sample, e.g. 1x28x28 for 784 flat pixels"),
     "stratify": Attr("bool", True, doc="keep class proportions in the splits (classification)"),
-    "data_seed": Attr("int", None, min=0, doc="seed of the split and synthetic data (default: train seed)"),
+    "data_seed": Attr("int", None, min=0, max=2**32 - 1, doc="seed of the split and synthetic data (default: train seed)"),
 }
 
 # word -> (kinds or None, default kind, keys common to all kinds)
@@ -100,6 +100,7 @@ class Setting:
     kind_span: Span | None = None
     spans: dict[str, Span] = field(default_factory=dict)
     written: bool = False
+    quoted: bool = False  # the data source was a quoted string: always a file path
 
     def __getitem__(self, key):
         return self.values[key]
@@ -123,7 +124,7 @@ def read_statement(stmt: ast.Stmt, diags: Diagnostics) -> Setting | None:
     kinds, default_kind, common = STATEMENTS[stmt.word]
     kind, kind_span = default_kind, None
     positional = list(stmt.args)
-    flags: list[ast.Name] = []
+    quoted = False
     if stmt.word == "data":
         source = next((p for p in positional if isinstance(p, ast.String)
                        or (isinstance(p, ast.Name) and p.value not in DATA)), None)
@@ -132,6 +133,7 @@ def read_statement(stmt: ast.Stmt, diags: Diagnostics) -> Setting | None:
                         stmt.span, 'e.g. data digits test=0.2 standardize, or data "train.csv" label=y')
             return None
         kind, kind_span = source.value, source.span
+        quoted = isinstance(source, ast.String)
         positional.remove(source)
     elif kinds and "" not in kinds:
         if positional and isinstance(positional[0], ast.Name) and positional[0].value not in common:
@@ -144,7 +146,8 @@ def read_statement(stmt: ast.Stmt, diags: Diagnostics) -> Setting | None:
             diags.error(f"{stmt.word} needs a name", stmt.span, did_you_mean("", kinds))
             return None
     attrs = dict(common, **((kinds or {}).get(kind, {}) if kinds else {}))
-    setting = Setting(stmt.word, kind, _defaults(attrs), stmt.span, kind_span, written=True)
+    setting = Setting(stmt.word, kind, _defaults(attrs), stmt.span, kind_span, written=True,
+                      quoted=stmt.word == "data" and quoted)
     for p in positional:
         if isinstance(p, ast.Name) and p.value in attrs and attrs[p.value].type == "bool":
             setting.values[p.value] = True

@@ -52,8 +52,10 @@ def _spec_for(path: str, overrides):
     """The compiled spec of a spec path or a run folder, and the run folder (or None)."""
     from dlc.compiler.spec import compile_file
 
+    from dlc.runtime.data_record import read
+
     spec_file, run = _spec_path(path)
-    return compile_file(spec_file, overrides=overrides or ()), run
+    return compile_file(spec_file, overrides=overrides or (), data_files=read(run) if run else None), run
 
 
 def cmd_train(args) -> int:
@@ -193,6 +195,9 @@ def cmd_predict(args) -> int:
         from dlc.runtime.run_folder import save_npz
         save_npz(Path(args.output), {k: v for k, v in r.items() if isinstance(v, np.ndarray)})
     shown = min(len(r["output"]), args.show)
+    if shown:
+        print("row\tclass\tprobability" if "class" in r else
+              "row\t" + " ".join(f"output{j}" for j in range(r["output"].shape[1])))
     for i in range(shown):
         if "class" in r:
             print(f"{i}\t{r['class'][i]}\t{float(np.max(r['output'][i])):.4f}")
@@ -201,6 +206,8 @@ def cmd_predict(args) -> int:
     summary = f"{r['n']} predictions ({r['engine']})"
     if "accuracy" in r:
         summary += f", accuracy against the data's labels {100 * r['accuracy']:.2f}%"
+    if "mae" in r:
+        summary += f", against the data's targets: MAE {r['mae']:.5g}, MSE {r['mse']:.5g}"
     if args.output:
         summary += f", written to {args.output}"
     print(summary)

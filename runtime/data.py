@@ -13,7 +13,7 @@ import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
-from dlc.runtime.datasets import CATALOG, DataError, Dataset, load
+from dlc.runtime.datasets import CATALOG, DataError, Dataset, check_labels, load
 
 
 @dataclass
@@ -101,27 +101,6 @@ def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, re
     return x
 
 
-def check_labels(spec: Spec, dataset: Dataset, error) -> None:
-    """Class labels that fit the output: indices below its width (names: as many as its units)."""
-    out = spec.graph.output_shape[0]
-    k = dataset.n_classes
-    indices = all(c == str(i) for i, c in enumerate(dataset.classes))
-    if spec.loss == "binary_cross_entropy" and out == 1:
-        if k > 2:
-            raise error(f"binary_cross_entropy with 1 output needs labels 0 and 1; {dataset.name} has {k} classes",
-                        "use dense K softmax with cross_entropy")
-        return
-    if indices and k > out:
-        bad = sorted({int(v) for v in dataset.y[dataset.y >= out][:1000]})
-        first = int(np.argmax(dataset.y >= out))
-        raise error(f"{dataset.name} has class label(s) {', '.join(map(str, bad[:10]))} (first at sample {first}) "
-                    f"but the model outputs {out} classes (labels 0 to {out - 1})",
-                    f"make the last dense layer {k} wide, or fix the labels")
-    if not indices and k != out:
-        raise error(f"{dataset.name} has {k} classes but the model outputs {out} values",
-                    f"make the last dense layer {k} wide")
-
-
 def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     """Load, check and split the spec's data; fit preprocessing on the training split."""
     data = spec.settings.get("data")
@@ -141,7 +120,7 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     if dataset.task != spec.task:
         raise _data_error(spec, f"{dataset.name} is a {dataset.task} set but loss {spec.loss} is for {spec.task}")
     if spec.task == "classification":
-        check_labels(spec, dataset, lambda message, hint=None: _data_error(spec, message, hint))
+        check_labels(spec.graph.output_shape[0], spec.loss, dataset, lambda message, hint=None: _data_error(spec, message, hint))
     elif y.shape[1] != spec.graph.output_shape[0]:
         raise _data_error(spec, f"{dataset.name} has {y.shape[1]} target column(s) but the model outputs "
                                 f"{spec.graph.output_shape[0]}")

@@ -42,6 +42,9 @@ def check_file(path: Path, what: str = "data file") -> Path:
         raise DataError(f"no such {what}: {path}")
     if path.is_dir():
         raise DataError(f"{path} is a folder; the {what} must be a file (.npz, .csv or IDX)")
+    if path.suffix == ".npy":
+        raise DataError(f"{path} is a single .npy array; dlc reads inputs and labels from one .npz",
+                        )
     return path
 
 
@@ -144,10 +147,10 @@ def _csv_layout(path: Path, rows, label: str | None, n_features: int | None):
     raise DataError(f"{path} has no column '{label}'; its columns are: {', '.join(names)}")
 
 
-def read_csv(path: Path, label: str | None, n_features: int | None = None):
+def read_csv(path: Path, label: str | None, n_features: int | None = None, limit: int | None = None):
     """(x float64 (N, F), labels as strings (N,) or None). A ragged row or a cell that is not a
-    number is refused with its line and column."""
-    rows = _csv_rows(path)
+    number is refused with its line and column. `limit` reads only the first rows (dlc check)."""
+    rows = _csv_rows(path, limit)
     has_header, names, col = _csv_layout(path, rows, label, n_features)
     body = rows[1:] if has_header else rows
     if not body:
@@ -243,13 +246,12 @@ def peek(path: Path, options: dict, labels_path: Path | None = None) -> Peek:
         y = read_npz_labels(path)
         return Peek(shape[1:], shape[0], y)
     if path.suffix == ".csv":
-        rows = _csv_rows(path, limit=CSV_SAMPLE_ROWS)
-        has_header, names, col = _csv_layout(path, rows, options.get("label"), None)
-        return Peek((len(names) - 1,), None)
+        x, _ = read_csv(path, options.get("label"), None, limit=CSV_SAMPLE_ROWS)
+        return Peek(x.shape[1:], None)
     dims = _idx_peek(path)
     labels = None
     if labels_path is not None:
-        labels = read_idx(labels_path)
+        labels = read_idx(check_file(labels_path, "labels file"))
     return Peek(tuple(dims[1:]), dims[0], labels)
 
 

@@ -41,19 +41,21 @@ def record(spec: Spec) -> dict | None:
     return {"files": entries}
 
 
-def apply(spec: Spec, rec: dict | None) -> Spec:
-    """The spec with its data files pinned to the recorded paths and fingerprints."""
-    if not rec:
-        return spec
-    files = rec.get("files")
+def read(run_dir: Path) -> dict | None:
+    """The recorded data files of a run folder {name as written: {path, sha256}}, or None."""
+    path = Path(run_dir) / rf.DATA
+    if not path.exists():
+        return None
+    files = rf.load_json(path, "the data record").get("files")
     if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("path"), str)
                                               and isinstance(v.get("sha256"), str) for v in files.values()):
         from dlc.compiler.diagnostics import Diagnostic, DLError
-        raise DLError(Diagnostic("error", f"{rf.DATA} of this run is damaged: expected "
+        raise DLError(Diagnostic("error", f"{path} is damaged: expected "
                                           '{"files": {NAME: {"path": ..., "sha256": ...}}}'))
-    return dataclasses.replace(spec, data_files=files)
+    return files
 
 
 def load_for_run(spec: Spec, run_dir: Path) -> Spec:
-    path = Path(run_dir) / rf.DATA
-    return apply(spec, rf.load_json(path, "the data record") if path.exists() else None)
+    """The spec with its data files pinned to the run's recorded paths and fingerprints."""
+    files = read(run_dir)
+    return dataclasses.replace(spec, data_files=files) if files else spec

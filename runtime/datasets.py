@@ -107,18 +107,18 @@ CATALOG: dict[str, DatasetInfo] = {d.name: d for d in [
 ]}
 
 
-def _file_entry(source: str, base_dir: Path | None, files: dict | None) -> Path:
+def _file_entry(source: str, base_dir: Path | None, files: dict | None, what: str = "data file") -> Path:
     """The path of a data file named in a spec; with a run's recorded `files`, that path, refused
     by name when its content changed since the run was trained."""
     if files and source in files:
-        path = check_file(Path(files[source]["path"]))
+        path = check_file(Path(files[source]["path"]), what)
         from dlc.runtime.run_folder import file_sha256
         now = file_sha256(path)
         if now != files[source]["sha256"]:
             raise DataError(f"{path} changed since this run was trained (sha256 {files[source]['sha256'][:12]}... "
                             f"then, {now[:12]}... now)")
         return path
-    return check_file(resolve_path(source, base_dir))
+    return check_file(resolve_path(source, base_dir), what)
 
 
 def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir: Path | None = None,
@@ -146,7 +146,7 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
         else:
             x = read_idx(path)
             if options.get("labels"):
-                y = read_idx(_file_entry(options["labels"], base_dir, files))
+                y = read_idx(_file_entry(options["labels"], base_dir, files, "labels file"))
             elif need_labels:
                 raise DataError(f"{path} looks like IDX images; name the labels file: labels=\"...-labels-idx1-ubyte\"")
             else:
@@ -177,6 +177,27 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
     if not np.all(np.isfinite(y)):
         raise DataError(f"{name}: the targets hold NaN or inf (first at sample {_first_bad(y)})",)
     return Dataset(x, y, task, [], name)
+
+
+def check_labels(out: int, loss: str, dataset: Dataset, error) -> None:
+    """Class labels that fit an output of `out` units: indices below it (names: as many as its units).
+    `error(message, hint)` makes the exception to raise."""
+    k = dataset.n_classes
+    indices = all(c == str(i) for i, c in enumerate(dataset.classes))
+    if loss == "binary_cross_entropy" and out == 1:
+        if k > 2:
+            raise error(f"binary_cross_entropy with 1 output needs labels 0 and 1; {dataset.name} has {k} classes",
+                        "use dense K softmax with cross_entropy")
+        return
+    if indices and k > out:
+        bad = sorted({int(v) for v in dataset.y[dataset.y >= out][:1000]})
+        first = int(np.argmax(dataset.y >= out))
+        raise error(f"{dataset.name} has class label(s) {', '.join(map(str, bad[:10]))} (first at sample {first}) "
+                    f"but the model outputs {out} classes (labels 0 to {out - 1})",
+                    f"make the last dense layer {k} wide, or fix the labels")
+    if not indices and k != out:
+        raise error(f"{dataset.name} has {k} classes but the model outputs {out} values",
+                    f"make the last dense layer {k} wide")
 
 
 def _first_bad(a) -> int:

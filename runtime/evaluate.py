@@ -4,23 +4,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlc.compiler.diagnostics import Diagnostic, DLError
+import numpy as np
+
+from dlc.compiler.diagnostics import Diagnostic, DLError, Source
 from dlc.runtime.data import fit_input, prepare
 from dlc.runtime.datasets import CATALOG, DataError, load
 from dlc.runtime.runs import load_run
 
 
-def load_inputs(spec, data: str):
-    """Raw inputs (and labels) of DATA shaped for `spec`'s input layer: a built-in set name or a file."""
+def _at(data: str):
+    """Errors about a data set named on the command line point at it, not at the spec."""
+    def error(message, hint=None):
+        return DLError(Diagnostic("error", message, None, hint), Source("", data))
+    return error
+
+
+def load_inputs(spec, data: str, need_labels: bool = True):
+    """Raw inputs (and the data set, whose y is None when it has no labels) of DATA shaped for
+    `spec`'s input layer: a built-in set name or a file, relative to the current folder."""
     d = spec.settings.get("data")
     options = dict(d.values) if d is not None else {}
+    error = _at(data)
     try:
-        ds = load(data, options, spec.task, spec["train"]["seed"], Path.cwd())
+        ds = load(data, options, spec.task, spec["train"]["seed"], Path.cwd(), need_labels=need_labels,
+                  n_features=int(np.prod(spec.graph.input_shape)))
     except DataError as e:
-        raise DLError(Diagnostic("error", str(e))) from None
+        raise error(str(e)) from None
     info = CATALOG.get(data)
-    x = fit_input(spec, ds.x, ds.name, info.image_shape if info else None, options.get("resize"))
+    x = fit_input(spec, ds.x, ds.name, info.image_shape if info else None, options.get("resize"),
+                  options.get("reshape"), error=error)
     return x, ds
+
+
+def model_labels(model, ds, data: str) -> np.ndarray:
+    """The data set's class labels as the model's class indices (its classes may be named differently)."""
+    if not model.classes or ds.classes == model.classes[:len(ds.classes)]:
+        if ds.n_classes > len(model.classes or ds.classes):
+            raise _at(data)(f"{data} has {ds.n_classes} classes; the model knows {len(model.classes)}")
+        return ds.y
+    index = {c: i for i, c in enumerate(model.classes)}
+    unknown = sorted(set(ds.classes) - set(index))
+    if unknown:
+        raise _at(data)(f"{data} has labels the model never saw: {', '.join(unknown[:10])}")
+    return np.asarray([index[ds.classes[i]] for i in ds.y], dtype=np.int64)
 
 
 def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
@@ -38,14 +64,11 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
             report["splits"][name] = dict(r, n=len(x))
     else:
         x, ds = load_inputs(model.spec, data)
-        y = ds.y
-        if model.spec.task == "classification" and model.classes and ds.classes != model.classes:
-            index = {c: i for i, c in enumerate(model.classes)}
-            unknown = sorted(set(ds.classes) - set(index))
-            if unknown:
-                raise DLError(Diagnostic("error", f"{data} has labels the model never saw: {', '.join(unknown[:10])}"))
-            y = [index[ds.classes[i]] for i in y]
-            import numpy as np
-            y = np.asarray(y, dtype=np.int64)
+        if ds.task != model.spec.task:
+            raise _at(data)(f"{data} is a {ds.task} set but the model does {model.spec.task}")
+        y = model_labels(model, ds, data) if model.spec.task == "classification" else ds.y
+        if model.spec.task == "regression" and y.shape[1] != model.spec.graph.output_shape[0]:
+            raise _at(data)(f"{data} has {y.shape[1]} target column(s) but the model outputs "
+                            f"{model.spec.graph.output_shape[0]}")
         report["splits"][Path(data).name] = dict(model.evaluate(model.preprocess.apply(x), y), n=len(x))
     return report

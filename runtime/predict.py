@@ -1,7 +1,12 @@
-"""`dlc predict`: predictions for a data set, from an ONNX file (onnxruntime) or a run folder (NumPy)."""
+"""`dlc predict`: predictions for a data set, from an ONNX file (onnxruntime) or a run folder (NumPy).
+
+The data need no labels; where it has them, the result also holds accuracy (classification) or
+MAE and MSE (regression).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,34 +16,82 @@ from dlc.compiler.spec import compile as compile_spec
 from dlc.runtime.losses import predicted_class
 
 
+def _refuse(path: Path, message: str, hint: str | None = None) -> DLError:
+    return DLError(Diagnostic("error", message, None, hint), Source("", str(path)))
+
+
+def load_onnx(path: Path):
+    """(OnnxModel, its spec, its classes) of an .onnx file dlc exported; anything else is refused by name."""
+    from dlc.runtime.onnx_runner import OnnxModel
+
+    if not path.exists():
+        raise _refuse(path, f"no such file: {path}")
+    if path.is_dir():
+        raise _refuse(path, f"{path} is a folder, not an .onnx file")
+    if path.stat().st_size == 0:
+        raise _refuse(path, f"{path} is empty")
+    try:
+        onnx_model = OnnxModel.load(path)
+    except Exception as e:  # onnxruntime's own exception types: InvalidProtobuf, Fail, InvalidGraph ...
+        first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        raise _refuse(path, f"{path} is not a loadable ONNX model: {first[:300]}",
+                      "export it again with dlc export RUN -o MODEL.onnx") from None
+    meta = onnx_model.metadata
+    if "spec" not in meta:
+        raise _refuse(path, f"{path} was not exported by dlc (no spec in its metadata)")
+    try:
+        spec = compile_spec(meta["spec"], f"{path}:spec", lint=False, check_files=False)
+    except DLError as e:
+        raise _refuse(path, f"the spec in {path}'s metadata does not compile: {e.diagnostics[0].message}") from None
+    try:
+        classes = json.loads(meta.get("classes", "[]"))
+    except ValueError:
+        classes = None
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise _refuse(path, f"{path}'s metadata is malformed: 'classes' is not a JSON list of names")
+    inputs = {i.name: i.shape for i in onnx_model.session.get_inputs()}
+    outputs = {o.name for o in onnx_model.session.get_outputs()}
+    if set(inputs) != {"input"} or "output" not in outputs:
+        raise _refuse(path, f"{path} has inputs {sorted(inputs)} and outputs {sorted(outputs)}; a dlc model has "
+                            "one input 'input' and an output 'output'")
+    dims = list(inputs["input"])[1:]
+    if dims != list(spec.graph.input_shape):
+        raise _refuse(path, f"{path}'s input is {dims} per sample but its metadata spec says "
+                            f"{list(spec.graph.input_shape)}")
+    return onnx_model, spec, classes
+
+
 def predict(model_or_run: str, data: str) -> dict:
-    from dlc.runtime.evaluate import load_inputs
+    from dlc.runtime.evaluate import load_inputs, model_labels
     from dlc.runtime.runs import load_run
 
     path = Path(model_or_run)
     if path.suffix == ".onnx":
-        from dlc.runtime.onnx_runner import OnnxModel
-        if not path.exists():
-            raise DLError(Diagnostic("error", f"no such file: {path}"), Source("", str(path)))
-        onnx_model = OnnxModel.load(path)
-        if "spec" not in onnx_model.metadata:
-            raise DLError(Diagnostic("error", f"{path} was not exported by dlc (no spec in its metadata)"))
-        spec = compile_spec(onnx_model.metadata["spec"], f"{path}:spec", lint=False)
-        x, ds = load_inputs(spec, data)
+        onnx_model, spec, classes = load_onnx(path)
+        x, ds = load_inputs(spec, data, need_labels=False)
         probs = onnx_model.run(x)["output"]
-        classes, engine = onnx_model.classes, "onnxruntime"
+        engine = "onnxruntime"
+        model = None
     else:
         model = load_run(path)
-        spec = model.spec
-        x, ds = load_inputs(spec, data)
+        spec, classes = model.spec, model.classes
+        x, ds = load_inputs(spec, data, need_labels=False)
         probs = model.predict_proba(x)
-        classes, engine = model.classes, "numpy"
-    result = {"engine": engine, "n": len(x), "output": probs}
+        engine = "numpy"
+    result = {"engine": engine, "n": len(x), "output": probs, "task": spec.task}
     if spec.task == "classification":
         idx = predicted_class(spec.loss, probs)
         result["label"] = idx
         result["class"] = np.array([classes[i] if i < len(classes) else str(i) for i in idx])
-        if ds.task == "classification" and len(ds.y) == len(idx):
+        if ds.y is not None and ds.task == "classification":
             truth = np.array([ds.classes[i] for i in ds.y])
             result["accuracy"] = float(np.mean(truth == result["class"]))
+    elif ds.y is not None and ds.task == "regression":
+        y = ds.y
+        if y.shape[1] != probs.shape[1]:
+            raise DLError(Diagnostic("error", f"{data} has {y.shape[1]} target column(s) but the model outputs "
+                                              f"{probs.shape[1]}"), Source("", data))
+        err = probs - y
+        result["mae"] = float(np.mean(np.abs(err)))
+        result["mse"] = float(np.mean(err * err))
     return result
