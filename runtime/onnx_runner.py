@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 
@@ -18,7 +16,6 @@ class OnnxModel:
         self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)
-        self.classes = json.loads(meta["classes"]) if "classes" in meta else []
 
     @classmethod
     def load(cls, path, threads: int | None = None):
