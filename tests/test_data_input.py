@@ -115,7 +115,7 @@ def test_nan_inputs_and_targets_name_the_data(files, tmp_path, capsys):
                     .replace("train ", "loss mse\ntrain "))
     assert main(["train", str(spec), "-q", "-o", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
-    assert "regress_nan.npz: the targets hold NaN or inf (first at sample 3)" in err
+    assert "regress_nan.npz: the targets hold NaN or inf (first at sample 0)" in err
     assert "learning rate" not in err
 
 
