@@ -15,6 +15,7 @@ from . import ast
 from .diagnostics import DLError, Diagnostic, Span, did_you_mean
 
 REQUIRED = object()
+MAX_INT = 2 ** 31 - 1  # no size or count is larger; a seed may go to its own max (2^32 - 1)
 
 RANGE_KINDS = ("loguniform", "uniform", "choice", "randint")
 
@@ -96,6 +97,10 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
         if t == "int":
             if not float(value.value).is_integer():
                 raise _err(f"{key} expects a whole number, got {value.text}", span)
+            limit = attr.max if attr.max is not None else MAX_INT
+            if abs(value.value) > max(limit, MAX_INT):
+                raise _err(f"{key}={value.text} is too large: at most {int(max(limit, MAX_INT)):,}", span,
+                           attr.doc or None)
             return _check_range(key, int(value.value), attr, span)
         return _check_range(key, float(value.value), attr, span)
     if t == "bool":

@@ -38,6 +38,12 @@ class Spec:
         return self.settings[word]
 
     @property
+    def memory(self):
+        """What training allocates: parameters, optimizer state, one batch's activations (compiler/memory.py)."""
+        from .memory import estimate
+        return estimate(self.graph, self["train"]["batch"], self["optimizer"].kind)
+
+    @property
     def base_dir(self) -> Path | None:
         return _base_dir(self.source.filename)
 
@@ -157,12 +163,13 @@ def _prod(shape) -> int:
 
 
 def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = (), lint: bool = True,
-            data_files: dict | None = None, check_files: bool = True) -> Spec:
+            data_files: dict | None = None, check_files: bool = True, max_memory: int | None = None) -> Spec:
     """Parse, lower, infer shapes, validate (and lint). Raises `DLError` with every error found.
 
     A data file is looked for relative to the spec file's folder (the current folder for text);
     `data_files` pins recorded paths (a run folder's data.json); check_files=False leaves the data
-    file unread (loading a trained run, whose data may be gone)."""
+    file unread (loading a trained run, whose data may be gone). A spec whose training would need
+    more than `max_memory` bytes is refused (None: half the physical memory; 0: no limit)."""
     from dlc.grammar import parse
     from .overrides import apply_overrides
 
@@ -220,6 +227,8 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
             settings[word] = default_setting(word)
     diags.raise_if_errors()
     spec = Spec(source, graph, settings, ranges, data_files=data_files)
+    from .memory import check_limit, default_limit
+    check_limit(spec, default_limit() if max_memory is None else (max_memory or None))
     if lint:
         from .lint import lint as run_lint
         spec.warnings = run_lint(spec)
@@ -227,7 +236,7 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
 
 
 def compile_file(path: str | Path, overrides=(), lint: bool = True, data_files: dict | None = None,
-                 check_files: bool = True) -> Spec:
+                 check_files: bool = True, max_memory: int | None = None) -> Spec:
     path = Path(path)
     try:
         text = path.read_text()
@@ -235,4 +244,4 @@ def compile_file(path: str | Path, overrides=(), lint: bool = True, data_files: 
         raise DLError(Diagnostic("error", f"no such file: {path}"), Source("", str(path))) from None
     except (IsADirectoryError, UnicodeDecodeError) as e:
         raise DLError(Diagnostic("error", f"cannot read {path}: {e.__class__.__name__}"), Source("", str(path))) from None
-    return compile(text, str(path), overrides, lint, data_files, check_files)
+    return compile(text, str(path), overrides, lint, data_files, check_files, max_memory)

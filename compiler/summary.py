@@ -47,8 +47,24 @@ def to_json(spec: Spec) -> dict:
         "optimizer": {"name": spec["optimizer"].kind, **{k: _plain(v) for k, v in spec["optimizer"].values.items()}},
         "data": spec.settings["data"].kind if "data" in spec.settings else None,
         "search_ranges": {k: v.text for k, v in spec.ranges},
+        "memory_bytes": _memory_json(spec),
         "warnings": [d.to_json(spec.source) for d in spec.warnings],
     }
+
+
+def _memory_json(spec: Spec) -> dict:
+    m = spec.memory
+    return {"parameters": m.params, "training_state": m.training, "activations_per_batch": m.activations,
+            "batch": m.batch}
+
+
+def _memory_line(spec: Spec) -> str:
+    from .memory import fmt_bytes
+    m = spec.memory
+    line = f"memory: parameters {fmt_bytes(m.params)}, training state {fmt_bytes(m.training)}"
+    if m.batch:
+        line += f", activations {fmt_bytes(m.activations)} per batch of {m.batch}"
+    return line
 
 
 def _plain(v):
@@ -78,6 +94,7 @@ def render(spec: Spec) -> str:
     out.append(f"training: loss {spec.loss}, optimizer {opt.kind} lr={_plain(opt.get('lr'))}, "
                f"epochs={_plain(train['epochs'])} batch={_plain(train['batch'])}, "
                f"data {data.kind if data else '(none: add a data line to train)'}")
+    out.append(_memory_line(spec))
     if spec.ranges:
         out.append("search ranges: " + ", ".join(f"{k}={v.text}" for k, v in spec.ranges))
     return "\n".join(out)

@@ -24,7 +24,7 @@ def cmd_check(args) -> int:
     status = EXIT_OK
     reports = []
     for path in args.specs:
-        spec = compile_file(path, overrides=args.set or ())
+        spec = compile_file(path, overrides=args.set or (), max_memory=args.max_memory)
         if args.json:
             reports.append(dict(to_json(spec), file=path))
         else:
@@ -48,14 +48,15 @@ def _spec_path(path: str) -> tuple[Path, Path | None]:
     return p, None
 
 
-def _spec_for(path: str, overrides):
+def _spec_for(path: str, overrides, max_memory=None):
     """The compiled spec of a spec path or a run folder, and the run folder (or None)."""
     from dlc.compiler.spec import compile_file
 
     from dlc.runtime.data_record import read
 
     spec_file, run = _spec_path(path)
-    return compile_file(spec_file, overrides=overrides or (), data_files=read(run) if run else None), run
+    return compile_file(spec_file, overrides=overrides or (), data_files=read(run) if run else None,
+                        max_memory=max_memory), run
 
 
 def cmd_train(args) -> int:
@@ -63,7 +64,7 @@ def cmd_train(args) -> int:
 
     if args.vary:
         return _train_variants(args)
-    spec, run_from_dir = _spec_for(args.spec, args.set)
+    spec, run_from_dir = _spec_for(args.spec, args.set, args.max_memory)
     if spec.warnings and not args.quiet:
         _print_diags(spec.warnings, spec.source)
     out = args.output or run_from_dir
@@ -104,7 +105,8 @@ def _train_variants(args) -> int:
         return EXIT_ERROR
     combos = variants(args.vary)
     spec_file, _ = _spec_path(args.spec)
-    specs = [compile_file(spec_file, overrides=[*(args.set or ()), *extra]) for _, extra in combos]
+    specs = [compile_file(spec_file, overrides=[*(args.set or ()), *extra], max_memory=args.max_memory)
+             for _, extra in combos]
     if not args.quiet:
         _print_diags(specs[0].warnings, specs[0].source)
     name = specs[0].name
@@ -119,7 +121,7 @@ def cmd_compare(args) -> int:
     from dlc.compiler.spec import compile_file
     from dlc.runtime.compare import compare
 
-    specs = [compile_file(p, overrides=args.set or ()) for p in args.specs]
+    specs = [compile_file(p, overrides=args.set or (), max_memory=args.max_memory) for p in args.specs]
     result = compare(specs, out=args.output, progress=not args.quiet)
     print(result.render())
     return 130 if result.interrupted else EXIT_OK
@@ -129,7 +131,7 @@ def cmd_search(args) -> int:
     from dlc.compiler.spec import compile_file
     from dlc.runtime.search import search
 
-    spec = compile_file(args.spec, overrides=args.set or ())
+    spec = compile_file(args.spec, overrides=args.set or (), max_memory=args.max_memory)
     if spec.warnings and not args.quiet:
         _print_diags(spec.warnings, spec.source)
     result = search(spec, args.trials, fine=args.fine, jobs=args.jobs, seed=args.seed, out=args.output,
@@ -217,7 +219,7 @@ def cmd_predict(args) -> int:
 def cmd_diagnose(args) -> int:
     from dlc.runtime.diagnose import diagnose
 
-    spec, _ = _spec_for(args.spec, args.set)
+    spec, _ = _spec_for(args.spec, args.set, args.max_memory)
     if spec.warnings and not args.json:
         _print_diags(spec.warnings, spec.source)  # the linter's findings come first: they cost nothing
     report = diagnose(spec, out=args.output)
@@ -226,6 +228,20 @@ def cmd_diagnose(args) -> int:
     else:
         print(report.render())
     return EXIT_OK if report.ok else EXIT_WARNINGS
+
+
+def _memory_size(text: str) -> int:
+    from dlc.compiler.memory import parse_size
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size; write e.g. 8G, 512M or 0 for no limit") from None
+
+
+def _add_max_memory(parser) -> None:
+    parser.add_argument("--max-memory", type=_memory_size, default=None, metavar="SIZE",
+                        help="refuse a spec whose training needs more memory than this (e.g. 8G; 0: no limit; "
+                             "default: half the physical memory)")
 
 
 def _add_set(parser, where: str = "") -> None:
@@ -248,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="machine-readable summary")
     c.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
     _add_set(c)
+    _add_max_memory(c)
     c.set_defaults(func=cmd_check)
 
     d = sub.add_parser("diagnose", help="the babysitting checklist: initial loss, overfit, gradients, lr range test",
@@ -261,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "(default: runs/MODEL-diagnose)")
     _add_set(d)
     d.add_argument("--json", action="store_true", help="the report as JSON")
+    _add_max_memory(d)
     d.set_defaults(func=cmd_diagnose)
 
     t = sub.add_parser("train", help="train a spec with the NumPy trainer; write a run folder",
@@ -275,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train one run per value (repeat for every combination) on the same split and seed, "
                         "then print a table and draw the curves in one PNG, as dlc compare; KEY as for --set, "
                         "plus model.activation, model.init, model.dropout")
+    _add_max_memory(t)
     t.set_defaults(func=cmd_train)
 
     cp = sub.add_parser("compare", help="train several specs on the same split and seed; one table, one plot",
@@ -286,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "(default: runs/compare-A-vs-B)")
     _add_set(cp, "in every spec ")
     cp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_max_memory(cp)
     cp.set_defaults(func=cmd_compare)
 
     se = sub.add_parser("search", help="random search over the ranges written in the spec",
@@ -303,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("-o", "--output", metavar="RUN", help="results folder (default: runs/MODEL-search)")
     _add_set(se)
     se.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
+    _add_max_memory(se)
     se.set_defaults(func=cmd_search)
 
     e = sub.add_parser("eval", help="metrics of a trained run on its splits or on a data set",

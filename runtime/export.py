@@ -53,9 +53,14 @@ def build(model: Model, keep_bn: bool = False):
 def compare(model: Model, onnx_model, x_raw: np.ndarray) -> float:
     ref = model.predict_proba(x_raw)
     got = OnnxModel(onnx_model).run(x_raw)["output"]
-    excess = np.abs(got - ref) - (ATOL + RTOL * np.abs(ref))
+    if ref.shape != got.shape:
+        raise DLError(Diagnostic("error", f"the ONNX model's output is {got.shape}, the NumPy runtime's {ref.shape}; "
+                                          "nothing written", hint="report this as a bug"))
+    if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(got))):
+        raise DLError(Diagnostic("error", "the model computes NaN or inf on the run's own inputs; nothing written",
+                                 hint="the weights are not finite: retrain the run"))
     diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
-    if ref.shape != got.shape or (excess.size and float(excess.max()) > 0):
+    if ref.size and not np.all(np.abs(got - ref) <= ATOL + RTOL * np.abs(ref)):
         raise DLError(Diagnostic("error", f"the ONNX model disagrees with the NumPy runtime: max abs difference "
                                           f"{diff:.3g} (tolerance {ATOL:g} + {RTOL:g}*|x|); nothing written",
                                  hint="rerun with --keep-bn to rule out batchnorm folding, and report this as a bug"))

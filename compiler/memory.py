@@ -1,0 +1,99 @@
+"""What training a spec will allocate, known before anything is: parameters, optimizer state and
+gradients, and the activations of one batch. `dlc check` shows it; `check` and `train` refuse a
+spec whose estimate exceeds the memory limit (--max-memory, default half the physical memory).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from .diagnostics import Diagnostic, DLError
+
+BYTES = 4  # float32
+# arrays kept per parameter while training: the value, its gradient, a scratch buffer, and the optimizer's
+OPTIMIZER_ARRAYS = {"sgd": 1, "adagrad": 1, "rmsprop": 2, "adam": 2, "adamw": 2}
+DEFAULT_FRACTION = 0.5
+
+
+@dataclass
+class MemoryEstimate:
+    params: int  # bytes of the parameters and buffers
+    training: int  # parameters + gradients + scratch + optimizer state
+    activations: int  # bytes of one batch's forward values and their gradients
+    batch: int | None
+    largest_node: str | None  # the node with the most activation memory
+
+    @property
+    def total(self) -> int:
+        return self.training + self.activations
+
+
+def physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_limit() -> int | None:
+    mem = physical_memory()
+    return int(mem * DEFAULT_FRACTION) if mem else None
+
+
+def parse_size(text: str) -> int:
+    """'8G', '512M', '2.5GB', '1000000' -> bytes; ValueError when it is not a size."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", text)
+    if not m:
+        raise ValueError(text)
+    scale = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def fmt_bytes(n: int) -> str:
+    for unit, size in (("TB", 2 ** 40), ("GB", 2 ** 30), ("MB", 2 ** 20), ("kB", 2 ** 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"
+
+
+def _size(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def estimate(graph, batch, optimizer: str, samples: int | None = None) -> MemoryEstimate:
+    params = sum(p.size for p in graph.params())
+    buffers = sum(_size(b.shape) for b in graph.buffers())
+    per_param = 3 + OPTIMIZER_ARRAYS.get(optimizer, 2)
+    b = samples if batch == "all" else batch
+    per_sample = _size(graph.input_shape) + sum(_size(n.out_shape) for n in graph.nodes)
+    largest = max(graph.nodes, key=lambda n: _size(n.out_shape), default=None)
+    activations = 2 * per_sample * b * BYTES if isinstance(b, int) else 0
+    return MemoryEstimate((params + buffers) * BYTES, (params * per_param + buffers) * BYTES, activations,
+                          b if isinstance(b, int) else None, largest.name if largest else None)
+
+
+def check_limit(spec, limit: int | None) -> None:
+    """Refuse, at the line that costs most, a spec whose training would not fit in `limit` bytes."""
+    if limit is None:
+        return
+    est = spec.memory
+    if est.total <= limit:
+        return
+    g = spec.graph
+    if est.training >= est.activations:
+        node = max(g.nodes, key=lambda n: sum(p.size for p in n.params.values()))
+        what = (f"its parameters need {fmt_bytes(est.training)} to train ({fmt_bytes(est.params)} of weights; "
+                f"{node.name} alone holds {sum(p.size for p in node.params.values()):,})")
+        hint = "make the layer smaller"
+    else:
+        node = g.node(est.largest_node)
+        what = (f"one batch of {est.batch} needs {fmt_bytes(est.activations)} of activations "
+                f"({node.name}'s output is {'x'.join(map(str, node.out_shape))} per sample)")
+        hint = "lower train batch=, or make the input or the layer smaller"
+    raise DLError(Diagnostic("error", f"too large to train: {what}; the limit is {fmt_bytes(limit)}", node.span,
+                             hint + " (or raise the limit with --max-memory)"), spec.source)
