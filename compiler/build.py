@@ -50,6 +50,19 @@ class ModelResult:
     default_init: InitSpec | None
 
 
+MAX_LINES = 200_000  # model lines after repeats are expanded
+
+
+def expanded_size(body) -> int:
+    """How many lines `body` becomes once its repeats are expanded (computed, not expanded)."""
+    n = 0
+    for item in body:
+        n += item.count * expanded_size(item.body) if isinstance(item, ast.Repeat) else 1
+        if n > MAX_LINES:
+            return n
+    return n
+
+
 def _flatten(body, diags: Diagnostics, depth=0):
     for item in body:
         if isinstance(item, ast.Repeat):
@@ -58,6 +71,11 @@ def _flatten(body, diags: Diagnostics, depth=0):
                 continue
             if depth > 8:
                 diags.error("repeat blocks nested more than 8 deep", item.span)
+                continue
+            size = item.count * expanded_size(item.body)
+            if depth == 0 and size > MAX_LINES:
+                diags.error(f"repeat {item.count} expands to more than {MAX_LINES:,} layers", item.span,
+                            "a model this deep cannot be trained here; use a smaller count")
                 continue
             for _ in range(item.count):
                 yield from _flatten(item.body, diags, depth + 1)
@@ -239,6 +257,7 @@ class ModelBuilder:
 
     def _linear_line(self, op, stmt: ast.Stmt, layer: int, where: str):
         positional, activation, act_args, act_span, batchnorm = [], None, [], None, False
+        kwargs = list(stmt.kwargs)  # elu(alpha=0.5) adds alpha=0.5; the statement itself stays as parsed
         for value in stmt.args:
             if isinstance(value, (ast.Name, ast.Call)):
                 word = value.value if isinstance(value, ast.Name) else value.name
@@ -251,7 +270,7 @@ class ModelBuilder:
                     activation, act_span = word, value.span
                     act_args = value.args if isinstance(value, ast.Call) else []
                     if isinstance(value, ast.Call):
-                        stmt.kwargs.extend(value.kwargs)  # elu(alpha=0.5) is elu alpha=0.5
+                        kwargs.extend(value.kwargs)  # elu(alpha=0.5) is elu alpha=0.5
                 else:
                     known = REGISTRY.names("activation") + ["batchnorm"]
                     self.diags.error(f"unknown activation '{word}'", value.span, did_you_mean(word, known))
@@ -261,7 +280,7 @@ class ModelBuilder:
         act_op = REGISTRY[activation] if activation else None
         own, act_kwargs, init, reg, bias_explicit = [], [], None, {}, False
         dropout_kw = []
-        for kw in stmt.kwargs:
+        for kw in kwargs:
             if kw.key in op.attrs:
                 own.append(kw)
                 bias_explicit |= kw.key == "bias"
@@ -297,6 +316,11 @@ class ModelBuilder:
             self.plan.append(PlannedNode("dropout", {"p": p}, stmt.span, layer))
 
     def read(self):
+        if expanded_size(self.block.body) > MAX_LINES and not any(
+                isinstance(i, ast.Repeat) and i.count * expanded_size(i.body) > MAX_LINES for i in self.block.body):
+            self.diags.error(f"model {self.block.name} expands to more than {MAX_LINES:,} layers", self.block.span,
+                             "a model this deep cannot be trained here; use smaller repeat counts")
+            return
         for item in _flatten(self.block.body, self.diags):
             word = item.word
             if word == "input":

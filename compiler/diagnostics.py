@@ -62,8 +62,9 @@ class Diagnostic:
                 width = 1
                 if self.span.end_line == self.span.line and self.span.end_col:
                     width = max(1, self.span.end_col - self.span.col)
-                lines.append(f"    {text.rstrip()}")
-                lines.append("    " + " " * (self.span.col - 1) + "^" * width)
+                shown, col, width = _window(text.rstrip(), self.span.col, width)
+                lines.append(f"    {shown}")
+                lines.append("    " + " " * (col - 1) + "^" * width)
         if self.hint:
             lines.append(f"  hint: {self.hint}")
         return "\n".join(lines)
@@ -74,6 +75,24 @@ class Diagnostic:
         if self.span:
             d.update(line=self.span.line, col=self.span.col)
         return d
+
+
+WINDOW = 100  # characters of a long source line shown around the column
+
+
+def _window(text: str, col: int, width: int) -> tuple[str, int, int]:
+    """A long line cut to WINDOW characters around `col` ('...' where cut): (text, col, caret width)."""
+    width = min(width, WINDOW)
+    if len(text) <= WINDOW + 20:
+        return text, col, width
+    start = max(0, min(col - 1 - WINDOW // 2, len(text) - WINDOW))
+    end = start + WINDOW
+    head = "..." if start > 0 else ""
+    tail = "..." if end < len(text) else ""
+    return head + text[start:end] + tail, col - start + len(head), min(width, end - (col - 1))
+
+
+MAX_SHOWN = 50  # diagnostics printed per error; the rest are counted
 
 
 class DLError(Exception):
@@ -87,7 +106,10 @@ class DLError(Exception):
         super().__init__(self.format())
 
     def format(self) -> str:
-        return "\n".join(d.format(self.source) for d in self.diagnostics)
+        shown = [d.format(self.source) for d in self.diagnostics[:MAX_SHOWN]]
+        if len(self.diagnostics) > MAX_SHOWN:
+            shown.append(f"... and {len(self.diagnostics) - MAX_SHOWN:,} more error(s)")
+        return "\n".join(shown)
 
     def with_source(self, source: Source) -> "DLError":
         if self.source is None:
@@ -136,6 +158,9 @@ class Diagnostics:
         return [d for d in self.items if d.severity == "warning"]
 
     def raise_if_errors(self) -> None:
+        """Raise the errors, in source order, each once (a line inside `repeat` is reported once, not per
+        repetition)."""
         if self.errors:
-            raise DLError(sorted(self.errors, key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0)),
+            unique = {(d.span, d.message, d.hint): d for d in self.errors}
+            raise DLError(sorted(unique.values(), key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0)),
                           self.source)

@@ -45,13 +45,19 @@ def _prev_meaningful(nodes, i):
     return None
 
 
-def _activation_after(nodes, i):
-    for n in nodes[i + 1:]:
+def _activations_after(nodes) -> list:
+    """For each node, the first nonlinear activation after it before the next dense/conv (or None):
+    one pass from the end, so a 100,000-layer spec lints in linear time."""
+    out = [None] * len(nodes)
+    nxt = None
+    for i in range(len(nodes) - 1, -1, -1):
+        out[i] = nxt
+        n = nodes[i]
         if n.op in ("dense", "conv"):
-            return None
-        if REGISTRY[n.op].kind == "activation" and n.op != "linear":
-            return n
-    return None
+            nxt = None
+        elif REGISTRY[n.op].kind == "activation" and n.op != "linear":
+            nxt = n
+    return out
 
 
 @rule("DL101", "batchnorm after a nonlinearity",
@@ -79,7 +85,8 @@ def _deep_saturating(spec):
     nodes = spec.graph.nodes
     linear = [i for i, n in enumerate(nodes) if n.op in ("dense", "conv")]
     hidden = linear[:-1]
-    sat = [(i, a) for i in hidden if (a := _activation_after(nodes, i)) is not None and a.op in SATURATING]
+    after = _activations_after(nodes)
+    sat = [(i, a) for i in hidden if (a := after[i]) is not None and a.op in SATURATING]
     has_bn = any(n.op == "batchnorm" for n in nodes)
     if len(sat) >= DEEP and not has_bn:
         i, a = sat[0]
@@ -90,11 +97,12 @@ def _deep_saturating(spec):
       "he init keeps relu activations' variance; xavier keeps tanh/sigmoid's; the other way round they shrink or grow")
 def _init_mismatch(spec):
     nodes = spec.graph.nodes
+    after = _activations_after(nodes)
     for i, n in enumerate(nodes):
         w = n.params.get("weight")
         if w is None or w.init.auto:
             continue
-        act = _activation_after(nodes, i)
+        act = after[i]
         if act is None:
             continue
         if w.init.name.startswith("xavier") and act.op in RELU_FAMILY:

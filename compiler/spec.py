@@ -176,6 +176,9 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
     if overrides:
         text = apply_overrides(text, filename, overrides)
     source = Source(text, filename)
+    if len(text) > MAX_SPEC_BYTES:
+        raise DLError(Diagnostic("error", f"the spec is {len(text):,} characters; a spec is at most "
+                                          f"{MAX_SPEC_BYTES:,}"), source)
     try:
         tree = parse(text, filename)
     except DLError as e:
@@ -235,13 +238,25 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
     return spec
 
 
+MAX_SPEC_BYTES = 10_000_000
+
+
 def compile_file(path: str | Path, overrides=(), lint: bool = True, data_files: dict | None = None,
                  check_files: bool = True, max_memory: int | None = None) -> Spec:
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise DLError(Diagnostic("error", f"{path} is {size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,}",
+                                     hint="is this the right file?"), Source("", str(path)))
         text = path.read_text()
     except FileNotFoundError:
         raise DLError(Diagnostic("error", f"no such file: {path}"), Source("", str(path))) from None
-    except (IsADirectoryError, UnicodeDecodeError) as e:
-        raise DLError(Diagnostic("error", f"cannot read {path}: {e.__class__.__name__}"), Source("", str(path))) from None
+    except IsADirectoryError:
+        raise DLError(Diagnostic("error", f"{path} is a folder, not a spec"), Source("", str(path))) from None
+    except UnicodeDecodeError as e:
+        raise DLError(Diagnostic("error", f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                                          f"{e.start})"), Source("", str(path))) from None
+    except OSError as e:
+        raise DLError(Diagnostic("error", f"cannot read {path}: {e.strerror or e}"), Source("", str(path))) from None
     return compile(text, str(path), overrides, lint, data_files, check_files, max_memory)

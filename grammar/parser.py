@@ -18,6 +18,7 @@ from dlc.compiler.diagnostics import Diagnostic, DLError, Source, Span
 
 GRAMMAR_PATH = Path(__file__).with_name("dl.lark")
 MAX_SYNTAX_ERRORS = 20
+RECOVERY_BYTES = 4_000_000  # text re-parsed in all while recovering from syntax errors: bounded work
 
 _TERMINAL_WORDS = {
     "SIGNED_NUMBER": "a number",
@@ -104,20 +105,35 @@ def _lark() -> Lark:
 
 
 def _cache_file():
-    """Lark's compiled-grammar cache, in the user's cache folder (False where it is not writable)."""
+    """Lark's compiled-grammar cache: a pickle, so only in a folder that the user alone can write
+    (~/.cache/dlc, mode 0700), in a file the user owns and alone can write, named by a hash of the
+    grammar, lark's version and dlc's. Anything else -- a shared temp folder, another owner, group- or
+    world-writable -- is not used (False: build the parser without a cache, about 0.1 s)."""
+    import hashlib
     import os
-    import tempfile
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlc"
-    for folder in (base, Path(tempfile.gettempdir())):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / ".dlc-write-probe"
-            probe.touch()
-            probe.unlink()
-            return str(folder / "lark-grammar.cache")
-        except OSError:
-            continue
-    return False
+    import stat
+
+    import lark
+
+    from dlc import __version__
+
+    def safe(path: Path, kind) -> bool:
+        st = os.lstat(path)
+        owned = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+        return kind(st.st_mode) and owned and not st.st_mode & 0o022
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlc"
+    key = hashlib.sha256(GRAMMAR_PATH.read_bytes() + f"|{lark.__version__}|{__version__}".encode()).hexdigest()[:16]
+    path = base / f"lark-grammar-{key}.cache"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not safe(base, stat.S_ISDIR):
+            return False
+        if os.path.lexists(path) and not safe(path, stat.S_ISREG):
+            return False
+    except OSError:
+        return False
+    return str(path)
 
 
 def _describe(err: UnexpectedInput, source: Source) -> Diagnostic:
@@ -169,6 +185,7 @@ def parse(text: str, filename: str = "<spec>") -> ast.SpecAST:
     diags: list[Diagnostic] = []
     lines = text.splitlines(keepends=True)
     attempt = text
+    budget = max(1, min(MAX_SYNTAX_ERRORS, RECOVERY_BYTES // max(len(text), 1)))
     while True:
         try:
             tree = _lark().parse(attempt)
@@ -178,7 +195,9 @@ def parse(text: str, filename: str = "<spec>") -> ast.SpecAST:
             diags.append(d)
             line = d.span.line if d.span else 0
             # Recover: blank the offending line if that cannot change the block structure.
-            if len(diags) >= MAX_SYNTAX_ERRORS or not (0 < line <= len(lines)):
+            if len(diags) >= budget or not (0 < line <= len(lines)):
+                if len(diags) >= budget:
+                    diags.append(Diagnostic("note", f"stopped after {len(diags)} syntax error(s); fix these first"))
                 break
             original = lines[line - 1]
             if any(c in original for c in "{}") or not original.strip() or "end of file" in d.message:
