@@ -54,7 +54,12 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
         stmt = next((s for s in tree.stmts if s.word == word), None)
         lines = text.split("\n")
         if stmt is None:
-            lines.append(f"{word} {sub}={value}" if sub else f"{word} {value}")
+            end = len(lines)
+            while end and not lines[end - 1].strip():
+                end -= 1  # the new statement goes after the last line with text, not after blank ones
+            lines.insert(end, f"{word} {sub}={value}" if sub else f"{word} {value}")
+            if end == len(lines) - 1:
+                lines.append("")  # the text ends with a newline
         else:
             i = stmt.span.line - 1
             line = lines[i]

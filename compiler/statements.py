@@ -60,6 +60,8 @@ TRAIN = {
     "early_stop": Attr("int", 0, min=0, doc="epochs without validation improvement before stopping (0 = off)"),
     "seed": Attr("int", 0, min=0, max=2**32 - 1, doc="random seed, 0 to 2^32-1"),
     "shuffle": Attr("bool", True),
+    "threads": Attr("int", None, min=1, searchable=False,
+                    doc="BLAS threads (default: the machine's); results are bit-identical only at the same count"),
 }
 
 DATA = {

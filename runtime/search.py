@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
+from dlc.compiler.overrides import apply_overrides
 from dlc.compiler.search_space import Dimension, dimensions, format_value, nominal_spec, substitute
 from dlc.compiler.spec import Spec, compile
 from dlc.runtime import run_folder as rf
@@ -178,8 +179,13 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
         from tqdm import tqdm
         bar = tqdm(total=trials, desc=f"search {spec.name}", unit="trial", dynamic_ncols=True)
 
+    def trial_text(config) -> str:
+        text = substitute(spec.source.text, config)
+        # parallel trials run with one BLAS thread each; the spec says so, so that best.dl reproduces its trial
+        return apply_overrides(text, spec.source.filename, ["train.threads=1"]) if jobs > 1 else text
+
     def run(configs, stage):
-        batch = [Trial(len(done) + i + 1, stage, {d.key: v for d, v in c.items()}, substitute(spec.source.text, c))
+        batch = [Trial(len(done) + i + 1, stage, {d.key: v for d, v in c.items()}, trial_text(c))
                  for i, c in enumerate(configs)]
         done.extend(batch)
         for i, r in _map(batch, spec.source.filename, splits, jobs):

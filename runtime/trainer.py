@@ -192,6 +192,7 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
     t_start = time.perf_counter()
     steps = 0
     saved_err = np.seterr(over="ignore", invalid="ignore")  # divergence is caught and reported below
+    threads = _thread_limit(tr.get("threads"))
     try:
         for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
@@ -258,6 +259,9 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
         np.seterr(**saved_err)
         if bar is not None:
             bar.close()
+    metrics_threads = blas_threads()
+    if threads is not None:
+        threads.restore_original_limits()
     if patience and best_values:
         for k, v in best_values.items():
             values[k][...] = v
@@ -265,7 +269,7 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
         "model": spec.name, "task": spec.task, "loss": spec.loss, "classes": splits.classes, "data": splits.name,
         "epochs_run": len(history), "best_epoch": best_epoch if best_epoch > 0 else None,
         "stopped_early": bool(patience and wait >= patience), "interrupted": interrupted,
-        "seconds": round(time.perf_counter() - t_start, 3), "blas_threads": blas_threads(),
+        "seconds": round(time.perf_counter() - t_start, 3), "blas_threads": metrics_threads,
         "samples": {"train": len(splits.x_train), "validation": len(splits.x_val), "test": len(splits.x_test)},
         "train": model.evaluate(splits.x_train, splits.y_train),
         "validation": model.evaluate(splits.x_val, splits.y_val),
@@ -278,6 +282,14 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
         if history:
             rf.save_curves(run_dir / rf.CURVES, {spec.name: history}, spec.name)
     return RunResult(run_dir, model, history, metrics, interrupted)
+
+
+def _thread_limit(threads: int | None):
+    """train threads=N: BLAS uses N threads for this run (a threadpoolctl limit to restore), else None."""
+    if not threads:
+        return None
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(threads, user_api="blas")
 
 
 def blas_threads() -> int | None:

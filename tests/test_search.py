@@ -82,7 +82,7 @@ def test_parallel_trials_match_sequential(tmp_path):
 def test_search_errors(tmp_path):
     with pytest.raises(DLError, match="no ranges to search"):
         search(dlc.compile_file(ROOT / "specs/spiral.dl"), 2, out=tmp_path / "x", progress=False)
-    with pytest.raises(DLError, match="no validation split|has none"):
+    with pytest.raises(DLError, match="search ranks trials on the validation split, and this spec has none"):
         search(dlc.compile_file(IRIS, overrides=["train.validation=0"]), 2, out=tmp_path / "y", progress=False)
     with pytest.raises(DLError, match="at least 1"):
         search(dlc.compile_file(IRIS), 0, out=tmp_path / "z", progress=False)
