@@ -167,8 +167,9 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
     best_values = None
     if ckpt is not None:
         history, best_values = _restore(run_dir, ckpt, spec, values, opt, counters, shuffle_rng, noise_rng)
-        if counters["epoch"] >= epochs or (patience and counters["wait"] >= patience):
-            return _complete(run_dir, spec, values, best_values, history, counters, epochs, patience)
+    finished = ckpt is not None and (counters["epoch"] >= epochs or bool(patience and counters["wait"] >= patience))
+    if finished and all((run_dir / f).exists() for f in (rf.WEIGHTS, rf.METRICS, rf.PREPROCESS)):
+        return _complete(run_dir, spec, values, best_values, history, counters, epochs, patience)
     splits = splits or prepare(spec)
     model.preprocess, model.classes = splits.preprocess, splits.classes
     n = len(splits.x_train)
@@ -194,7 +195,8 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
     saved_err = np.seterr(over="ignore", invalid="ignore")  # divergence is caught and reported below
     threads = _thread_limit(tr.get("threads"))
     try:
-        for epoch in range(start_epoch, epochs):
+        # a run killed after its last checkpoint only lacks its final files: no epoch is left to train
+        for epoch in range(start_epoch, start_epoch if finished else epochs):
             t0 = time.perf_counter()
             lr = learning_rate(opt_set["lr"], spec["schedule"].kind, spec["schedule"].values, epoch, epochs)
             order = shuffle_rng.permutation(n) if tr["shuffle"] else np.arange(n)

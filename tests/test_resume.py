@@ -292,3 +292,22 @@ def test_metrics_record_the_blas_thread_count(tmp_path):
     with threadpool_limits(1):
         r = train(dlc.compile(EARLY.replace("epochs=40", "epochs=1")), out=tmp_path / "run", progress=False)
     assert json.loads((r.run_dir / "metrics.json").read_text())["blas_threads"] == 1
+
+
+def test_a_kill_after_the_last_checkpoint_is_finished_by_resume(tmp_path, monkeypatch, uninterrupted):
+    real = rf.save_npz
+
+    def dying(path, arrays):
+        if path.name == "weights.npz":
+            raise SystemExit("killed")  # every epoch is checkpointed; the final files are not written
+        real(path, arrays)
+
+    with monkeypatch.context() as m:
+        m.setattr(rf, "save_npz", dying)
+        with pytest.raises(SystemExit):
+            train(dlc.compile(EARLY), out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "weights.npz").exists()
+    resumed = train(dlc.compile(EARLY), out=tmp_path / "run", resume=True, progress=False)
+    assert not resumed.complete and _rows(resumed.history) == _rows(uninterrupted.history)
+    assert _same(_weights(resumed.run_dir), _weights(uninterrupted.run_dir))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["stopped_early"]
