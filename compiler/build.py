@@ -21,7 +21,8 @@ from .statements import STATEMENTS
 LINEAR_OPS = ("dense", "conv")
 # Keys any dense/conv line may carry besides its own attributes.
 LAYER_KEYS = {
-    "dropout": Attr("float", 0.0, min=0, max=1, max_open=True, doc="dropout after the activation"),
+    "dropout": Attr("float", 0.0, min=0, max=1, max_open=True,
+                    doc="the probability of dropping a unit, from 0 up to (not including) 1; keep=0.8 is dropout=0.2"),
     "keep": Attr("float", None, min=0, max=1, min_open=True, doc="the keep probability (1 - dropout)"),
     "init": Attr("name", None, choices=tuple(SCHEMES), searchable=False),
     "l1": Attr("float", None, min=0, doc="l1 strength for this layer's weights"),
@@ -182,17 +183,17 @@ class ModelBuilder:
             return
         self.input_shape = shape
         layer = self.add_layer(stmt)
-        p = self._dropout_kwargs(stmt.kwargs, stmt)
+        p = self._dropout_kwargs(stmt.kwargs, stmt, _layer_key(layer))
         if p:
             self.plan.append(PlannedNode("dropout", {"p": p}, stmt.span, layer))
 
-    def _dropout_kwargs(self, kwargs, stmt) -> float | SearchRange | None:
+    def _dropout_kwargs(self, kwargs, stmt, where) -> float | SearchRange | None:
         p = None
         for kw in kwargs:
             if kw.key == "dropout":
-                p = self._coerce("dropout", kw.value, LAYER_KEYS["dropout"], f"line{stmt.span.line}.dropout")
+                p = self._coerce("dropout", kw.value, LAYER_KEYS["dropout"], f"{where}.dropout")
             elif kw.key == "keep":
-                keep = self._coerce("keep", kw.value, LAYER_KEYS["keep"], f"line{stmt.span.line}.keep")
+                keep = self._coerce("keep", kw.value, LAYER_KEYS["keep"], f"{where}.keep")
                 if isinstance(keep, (int, float)):
                     p = 1.0 - keep
                 elif isinstance(keep, SearchRange):
@@ -223,13 +224,13 @@ class ModelBuilder:
     def stmt_op(self, stmt: ast.Stmt):
         op = REGISTRY[stmt.word]
         layer = self.add_layer(stmt)
-        where = f"line{stmt.span.line}.{stmt.word}"
+        where = _layer_key(layer)
         if op.name not in LINEAR_OPS:
             if op.name == "dropout":
                 kwargs = [kw for kw in stmt.kwargs if kw.key not in ("keep",)]
                 keep = [kw for kw in stmt.kwargs if kw.key == "keep"]
                 if keep:
-                    p = self._dropout_kwargs(keep, stmt)
+                    p = self._dropout_kwargs(keep, stmt, where)
                     if p is None:
                         return
                     a = self._op_attrs(op, stmt, [], [], where)
@@ -311,7 +312,7 @@ class ModelBuilder:
             if aa is None:
                 return
             self.plan.append(PlannedNode(activation, aa, act_span, layer))
-        p = self._dropout_kwargs(dropout_kw, stmt)
+        p = self._dropout_kwargs(dropout_kw, stmt, where)
         if p:
             self.plan.append(PlannedNode("dropout", {"p": p}, stmt.span, layer))
 
@@ -393,8 +394,27 @@ class ModelBuilder:
         return Graph(self.block.name, self.input_shape, nodes, self.layers)
 
 
+def _layer_key(layer: int) -> str:
+    """A placeholder for a layer's name in range keys, until lowering has named its nodes."""
+    return f"@{layer}"
+
+
+def _named_ranges(ranges, layers: list[Layer]) -> list[tuple[str, SearchRange]]:
+    """Range keys by layer name: `dense1.dropout`, `input.dropout`, `dropout2.p`, `dense3.leaky_relu.alpha` --
+    the keys --set, --vary and search accept. A layer that failed to lower keeps its line: `line7`."""
+    out = []
+    for key, r in ranges:
+        if key.startswith("@"):
+            index, _, rest = key[1:].partition(".")
+            layer = layers[int(index)]
+            name = "input" if layer.word == "input" else (layer.nodes[0] if layer.nodes else f"line{layer.span.line}")
+            key = f"{name}.{rest}"
+        out.append((key, r))
+    return out
+
+
 def build_model(block: ast.ModelBlock, source_lines: list[str], diags: Diagnostics) -> ModelResult:
     b = ModelBuilder(block, source_lines, diags)
     b.read()
     graph = b.lower()
-    return ModelResult(graph, b.ranges, b.default_init)
+    return ModelResult(graph, _named_ranges(b.ranges, b.layers), b.default_init)

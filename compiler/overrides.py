@@ -41,15 +41,15 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
 
     for item in overrides:
         if "=" not in item:
-            raise DLError(Diagnostic("error", f"--set {item}: expected KEY=VALUE, e.g. optimizer.lr=0.01"), Source(text, filename))
+            _fail(text, filename, item, "expected KEY=VALUE, e.g. optimizer.lr=0.01")
         key, value = item.split("=", 1)
         word, _, sub = key.partition(".")
         if word == "model":
             text = _model_override(text, filename, item, sub, value)
             continue
         if word not in STATEMENTS:
-            raise DLError(Diagnostic("error", f"--set {item}: unknown statement '{word}'",
-                                     hint="one of: model, " + ", ".join(STATEMENTS)), Source(text, filename))
+            text = _layer_override(text, filename, item, word, sub, value)
+            continue
         tree = parse(text, filename)
         stmt = next((s for s in tree.stmts if s.word == word), None)
         lines = text.split("\n")
@@ -85,6 +85,81 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
     return text
 
 
+def _fail(text, filename, item, message, hint=None):
+    raise DLError(Diagnostic("error", f"{_flag(item)} {item}: {message}", hint=hint), Source(text, filename))
+
+
+def _flag(item) -> str:
+    return getattr(item, "flag", "--set")
+
+
+class Override(str):
+    """A KEY=VALUE item that remembers the option it came from (--set or --vary), for its errors."""
+
+    def __new__(cls, item: str, flag: str = "--set"):
+        obj = super().__new__(cls, item)
+        obj.flag = flag
+        return obj
+
+
+def _layer_override(text: str, filename: str, item: str, layer_name: str, key: str, value: str) -> str:
+    """`dense1.dropout=0.3`, `input.dropout=0.1`, `dropout2.p=0.4`, `dense3.leaky_relu.alpha=0.2`: set a key
+    on the model line that made that layer -- the keys `dlc check` and `dlc search` show for ranges."""
+    from dlc.grammar import parse
+    from .ops import REGISTRY
+    from .spec import compile
+
+    if not key:
+        _fail(text, filename, item, "expected LAYER.KEY=VALUE, e.g. dense1.dropout=0.3")
+    graph = compile(text, filename, lint=False, check_files=False, max_memory=0).graph
+    layer = next((lay for lay in graph.layers if (layer_name == "input" and lay.word == "input")
+                  or layer_name in lay.nodes), None)
+    if layer is None:
+        names = ["input"] + [lay.nodes[0] for lay in graph.layers if lay.nodes and lay.word != "input"]
+        _fail(text, filename, item, f"unknown statement or layer '{layer_name}'",
+              "a statement (" + ", ".join(["model", *STATEMENTS]) + ") or a layer: " + ", ".join(names[:12])
+              + (" ..." if len(names) > 12 else ""))
+    if sum(1 for lay in graph.layers if lay.span == layer.span) > 1:
+        _fail(text, filename, item, f"{layer_name} is on line {layer.span.line} inside a repeat, which makes "
+                                    "several layers", "edit the spec's line to change every repetition")
+    tree = parse(text, filename)
+    stmt = next(s for s in _source_order(tree.models[0].body) if s.span == layer.span)
+    attr = key.rsplit(".", 1)[-1]
+    lines = text.split("\n")
+    i = stmt.span.line - 1
+    line = lines[i]
+    target = next((kw.value for kw in stmt.kwargs if kw.key == attr), None)
+    if target is None:
+        target = next((kw.value for a in stmt.args if isinstance(a, ast.Call) for kw in a.kwargs if kw.key == attr),
+                      None)
+    op = REGISTRY[stmt.word] if stmt.word in REGISTRY else None
+    if target is None and op is not None and attr in op.positional:
+        values = [a for a in stmt.args if not isinstance(a, (ast.Name, ast.Call))]
+        pos = list(op.positional).index(attr)
+        target = values[pos] if pos < len(values) else None
+    if target is not None:
+        start = target.span.col - 1
+        lines[i] = line[:start] + value + line[value_end(line, start):]
+    else:
+        end = value_end_of_statement(line, stmt.span.col - 1)
+        lines[i] = line[:end].rstrip() + f" {attr}={value}" + line[end:]
+    return "\n".join(lines)
+
+
+def value_end_of_statement(line: str, col0: int) -> int:
+    """Where a statement starting at col0 ends on its line: a comment, ';' or '}' outside parentheses."""
+    depth = 0
+    for i in range(col0, len(line)):
+        c = line[i]
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif depth == 0 and c in "#;}":
+            return i
+    return len(line)
+
+
 def _source_order(body):
     """The model block's statements as written (a repeat's body once)."""
     for item in body:
@@ -99,7 +174,7 @@ def _model_override(text: str, filename: str, item: str, key: str, value: str) -
     from .ops import REGISTRY
 
     def fail(message, hint=None):
-        raise DLError(Diagnostic("error", f"--set {item}: {message}", hint=hint), Source(text, filename))
+        _fail(text, filename, item, message, hint)
 
     if key not in MODEL_KEYS:
         fail(f"unknown model key '{key}'", "one of: " + ", ".join(f"model.{k}" for k in MODEL_KEYS))

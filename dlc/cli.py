@@ -24,7 +24,14 @@ def cmd_check(args) -> int:
     status = EXIT_OK
     reports = []
     for path in args.specs:
-        spec = compile_file(path, overrides=args.set or (), max_memory=args.max_memory)
+        try:
+            spec = compile_file(path, overrides=args.set or (), max_memory=args.max_memory)
+        except DLError as e:
+            if not args.json:
+                raise
+            reports.append({"file": path, "errors": [d.to_json(e.source) for d in e.diagnostics]})
+            status = EXIT_ERROR
+            continue
         if args.json:
             reports.append(dict(to_json(spec), file=path))
         else:
@@ -33,7 +40,7 @@ def cmd_check(args) -> int:
                 print()
                 _print_diags(spec.warnings, spec.source, sys.stdout)
             print(f"{path}: ok, {len(spec.warnings)} warning(s)")
-        if spec.warnings and args.strict:
+        if spec.warnings and args.strict and status == EXIT_OK:
             status = EXIT_WARNINGS
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))

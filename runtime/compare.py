@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
+from dlc.compiler.overrides import Override
 from dlc.compiler.spec import Spec, compile
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data import prepare
@@ -172,5 +173,5 @@ def variants(vary: list[str]) -> list[tuple[str, list[str]]]:
     out = []
     for combo in itertools.product(*axes):
         label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in combo)
-        out.append((label, [f"{k}={v}" for k, v in combo]))
+        out.append((label, [Override(f"{k}={v}", "--vary") for k, v in combo]))
     return out

@@ -83,7 +83,7 @@ def test_several_errors_are_all_reported():
 def test_search_ranges_are_kept_and_nominal_used_for_shapes():
     s = compile_model("input 8\ndense relu units=choice(4, 16) dropout=choice(0.1, 0.5)\ndense 2 softmax",
                       "optimizer adam lr=loguniform(1e-4, 1e-2)")
-    assert {k for k, _ in s.ranges} == {"line3.dense.units", "line3.dropout", "optimizer.lr"}
+    assert {k for k, _ in s.ranges} == {"dense1.units", "dense1.dropout", "optimizer.lr"}
     dense1 = s.graph.node("dense1")
     assert dense1.out_shape == (4,) and s.graph.node("dense2").params["weight"].shape == (4, 2)  # choice: the first
     assert s.graph.node("dropout1").attrs["p"].nominal() == 0.1

@@ -23,7 +23,7 @@ def test_dimensions_one_per_place_in_the_text():
             "data iris\noptimizer adam lr=loguniform(1e-4, 1e-1)\ntrain validation=0.2\n")
     spec = dlc.compile(text)
     dims = dimensions(spec)
-    assert [d.key for d in dims] == ["line3.dropout", "optimizer.lr"]
+    assert [d.key for d in dims] == ["dense1.dropout", "optimizer.lr"]
     concrete = substitute(text, {dims[0]: 0.3, dims[1]: 0.00123})
     assert "dropout=0.3 }" in concrete and "lr=0.00123\n" in concrete
     spec2 = dlc.compile(concrete)
@@ -46,7 +46,7 @@ def test_narrowed_ranges_stay_inside_and_shrink():
     lo, hi = lr.range.args
     assert 1e-4 <= lo < 0.09 < hi <= 1e-1
     assert math.log(hi / lo) < 0.25 * math.log(1e3) + 1e-9
-    drop = next(d for d in dimensions(spec) if d.key == "line4.dropout").narrowed(0.2)
+    drop = next(d for d in dimensions(spec) if d.key == "dense1.dropout").narrowed(0.2)
     assert drop.range.args == (0.2,)
 
 
@@ -94,7 +94,7 @@ def test_default_is_coarse_to_fine(tmp_path):
     result = search(dlc.compile_file(IRIS, overrides=["train.epochs=5"]), 8, jobs=1, out=tmp_path / "f",
                     progress=False)
     assert sorted(t.stage for t in result.trials).count("fine") == 2 and len(result.trials) == 8
-    assert set(result.fine_ranges) == {"line4.dropout", "optimizer.lr", "regularize.l2"}
+    assert set(result.fine_ranges) == {"dense1.dropout", "optimizer.lr", "regularize.l2"}
 
 
 def test_ctrl_c_keeps_the_finished_trials(tmp_path, monkeypatch, capsys):
