@@ -65,6 +65,7 @@ def expanded_size(body) -> int:
 
 
 def _flatten(body, diags: Diagnostics, depth=0):
+    """The model lines with every repeat expanded; never more than MAX_LINES of work, whatever the counts."""
     for item in body:
         if isinstance(item, ast.Repeat):
             if item.count < 1:
@@ -73,12 +74,12 @@ def _flatten(body, diags: Diagnostics, depth=0):
             if depth > 8:
                 diags.error("repeat blocks nested more than 8 deep", item.span)
                 continue
-            size = item.count * expanded_size(item.body)
-            if depth == 0 and size > MAX_LINES:
+            inner = expanded_size(item.body)
+            if item.count > MAX_LINES or item.count * inner > MAX_LINES:
                 diags.error(f"repeat {item.count} expands to more than {MAX_LINES:,} layers", item.span,
                             "a model this deep cannot be trained here; use a smaller count")
                 continue
-            for _ in range(item.count):
+            for _ in range(item.count if inner else 1):  # a body that makes no lines is read once, for its errors
                 yield from _flatten(item.body, diags, depth + 1)
         else:
             yield item

@@ -1,0 +1,212 @@
+"""Fuzz `dlc check`'s entry point (dlc.cli.main) with generated and mutated specs.
+
+    python bench/fuzz_check.py [CASES=100000] [SEED=0] [JOBS=2] [TIMEOUT=30]
+
+Each case is a spec file run through `dlc check`, with a per-case timeout. Outcomes:
+accepted (exit 0/1), located error (exit 2 with `file:line:col: error:` or a file-level `error:`),
+crash (any other exit, an uncaught exception, an error without a message) and timeout.
+Generators: random bytes; token soup from the language's own words; line deletions, duplications
+and swaps of every spec in specs/; numbers swapped for huge, negative, zero, NaN and 1e309 values;
+unicode; long names; deep `repeat` nesting. Crashing cases are written to fuzz-crashes/.
+Done when it reports 0 crashes and 0 timeouts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import re
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CORPUS = [p.read_text() for p in sorted(ROOT.glob("specs/**/*.dl"))]
+NUMBERS = ["0", "-1", "-0", "1e309", "-1e309", "1e300", "1e-400", "99999999999999999999", "2147483648",
+           "4294967296", "0.5", "1.5", "nan", "inf", "3.", ".5", "1e", "0x10", "1_000", "00", "-0.0", "7"]
+UNICODE = ["é", "∞", "\u200b", "\ufeff", "𝟙", "ß", "\x00", "\t", "\r", "\r\n", "日本", "\u202e"]
+
+
+def _words() -> list[str]:
+    from dlc.compiler.attrs import RANGE_KINDS
+    from dlc.compiler.inits import SCHEMES
+    from dlc.compiler.ops import REGISTRY
+    from dlc.compiler.statements import DATA, LOSSES, OPTIMIZERS, SCHEDULES, STATEMENTS, TRAIN
+    from dlc.runtime.datasets import CATALOG
+    words = {"model", "input", "init", "repeat", "batchnorm", "same", "valid", "true", "false", "all"}
+    words |= set(REGISTRY.names()) | set(STATEMENTS) | set(SCHEMES) | set(CATALOG) | set(RANGE_KINDS)
+    words |= set(LOSSES) | set(OPTIMIZERS) | set(SCHEDULES) | set(DATA) | set(TRAIN)
+    for op in REGISTRY:
+        words |= set(op.attrs)
+    for attrs in list(OPTIMIZERS.values()) + list(SCHEDULES.values()):
+        words |= set(attrs)
+    return sorted(words)
+
+
+def token_soup(rng: random.Random, words) -> str:
+    parts = []
+    for _ in range(rng.randint(1, 60)):
+        r = rng.random()
+        if r < 0.5:
+            parts.append(rng.choice(words))
+        elif r < 0.7:
+            parts.append(rng.choice(["{", "}", "(", ")", "=", ",", "\n", ";", "#", '"', "  ", "x", "1x28x28", "0x0"]))
+        elif r < 0.9:
+            parts.append(rng.choice(NUMBERS))
+        else:
+            parts.append(rng.choice(UNICODE))
+    return " ".join(parts)
+
+
+def mutate_lines(rng: random.Random, text: str) -> str:
+    lines = text.split("\n")
+    for _ in range(rng.randint(1, 4)):
+        if not lines:
+            break
+        i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+        kind = rng.random()
+        if kind < 0.3:
+            del lines[i]
+        elif kind < 0.6:
+            lines.insert(j, lines[i])
+        else:
+            lines[i], lines[j] = lines[j], lines[i]
+    return "\n".join(lines)
+
+
+def mutate_numbers(rng: random.Random, text: str) -> str:
+    nums = list(re.finditer(r"(?<![A-Za-z_])\d+(\.\d+)?(e-?\d+)?", text))
+    for m in rng.sample(nums, min(len(nums), rng.randint(1, 3))) if nums else []:
+        text = text[:m.start()] + rng.choice(NUMBERS) + text[m.end():]
+        break  # one at a time: offsets of later matches moved
+    return text
+
+
+def insert_noise(rng: random.Random, text: str) -> str:
+    i = rng.randrange(len(text) + 1)
+    r = rng.random()
+    if r < 0.4:
+        noise = rng.choice(UNICODE)
+    elif r < 0.7:
+        noise = "n" * rng.choice([100, 1000, 20000])  # a long name
+    else:
+        noise = rng.choice(["{", "}", "(", ")", "=", "\"", "'", "#", ";", "\n", "repeat 3 {", "x"])
+    return text[:i] + noise + text[i:]
+
+
+def deep_repeat(rng: random.Random) -> str:
+    depth = rng.randint(1, 14)
+    counts = [rng.choice([0, 1, 2, 10, 100, 1000, 100000, 99999999999]) for _ in range(depth)]
+    body = "dense 4 relu"
+    for c in counts:
+        body = f"repeat {c} {{ {body} }}"
+    return f"model m {{\n input 8\n {body}\n dense 3 softmax\n}}\ndata iris\n"
+
+
+def case(rng: random.Random, words) -> bytes:
+    r = rng.random()
+    if r < 0.1:
+        return bytes(rng.randrange(256) for _ in range(rng.randint(0, 300)))
+    if r < 0.3:
+        text = token_soup(rng, words)
+    elif r < 0.55:
+        text = mutate_lines(rng, rng.choice(CORPUS))
+    elif r < 0.75:
+        text = mutate_numbers(rng, rng.choice(CORPUS))
+    elif r < 0.95:
+        text = insert_noise(rng, rng.choice(CORPUS))
+    else:
+        text = deep_repeat(rng)
+    return text.encode("utf-8", "surrogatepass")
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout
+
+
+def run_case(data: bytes, path: Path, timeout: float) -> str:
+    """accepted | located | crash | timeout"""
+    from dlc.cli import main
+    path.write_bytes(data)
+    out, err = io.StringIO(), io.StringIO()
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["check", str(path)])
+    except _Timeout:
+        return "timeout"
+    except BaseException:  # noqa: BLE001 -- anything escaping main is a crash
+        return "crash"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    if code in (0, 1):
+        return "accepted"
+    text = err.getvalue()
+    if code == 2 and ("error:" in text) and "internal error" not in text and "Traceback" not in text:
+        return "located"
+    return "crash"
+
+
+def worker(args) -> tuple[Counter, list[bytes]]:
+    seed, n, timeout = args
+    rng = random.Random(seed)
+    words = _words()
+    counts, crashes = Counter(), []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fuzz.dl"
+        for _ in range(n):
+            data = case(rng, words)
+            outcome = run_case(data, path, timeout)
+            counts[outcome] += 1
+            if outcome in ("crash", "timeout") and len(crashes) < 20:
+                crashes.append(data)
+    return counts, crashes
+
+
+def fuzz(cases: int, seed: int = 0, jobs: int = 2, timeout: float = 30.0) -> tuple[Counter, list[bytes]]:
+    chunk = 500
+    tasks = [(seed * 1_000_003 + i, min(chunk, cases - i * chunk), timeout) for i in range((cases + chunk - 1) // chunk)]
+    total, crashes = Counter(), []
+    if jobs == 1:
+        results = map(worker, tasks)
+    else:
+        import multiprocessing
+        pool = multiprocessing.get_context("spawn").Pool(jobs)
+        results = pool.imap_unordered(worker, tasks)
+    for counts, found in results:
+        total.update(counts)
+        crashes.extend(found)
+    return total, crashes
+
+
+def main(cases: int = 100_000, seed: int = 0, jobs: int = 2, timeout: float = 30.0) -> int:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    t0 = time.perf_counter()
+    total, crashes = fuzz(cases, seed, jobs, timeout)
+    dt = time.perf_counter() - t0
+    print(f"{cases:,} cases in {dt:.0f} s: " + ", ".join(f"{k} {total[k]:,}" for k in
+                                                           ("accepted", "located", "crash", "timeout")))
+    if crashes:
+        out = Path("fuzz-crashes")
+        out.mkdir(exist_ok=True)
+        for i, data in enumerate(crashes):
+            (out / f"case{i}.dl").write_bytes(data)
+        print(f"{len(crashes)} crashing case(s) written to {out}/")
+    return 1 if total["crash"] or total["timeout"] else 0
+
+
+if __name__ == "__main__":
+    args = [float(a) if "." in a else int(a) for a in sys.argv[1:]]
+    raise SystemExit(main(*args))
