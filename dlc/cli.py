@@ -71,6 +71,10 @@ def cmd_train(args) -> int:
 
     if args.vary:
         return _train_variants(args)
+    if args.resume and Path(args.spec).is_dir() and not (Path(args.spec) / "spec.dl").exists():
+        print(f"dlc: error: {args.spec} holds no spec.dl: the run stopped before its first epoch; "
+              f"start it again with dlc train SPEC -o {args.spec}", file=sys.stderr)
+        return EXIT_ERROR
     spec, run_from_dir = _spec_for(args.spec, args.set, args.max_memory)
     if spec.warnings and not args.quiet:
         _print_diags(spec.warnings, spec.source)

@@ -245,7 +245,8 @@ def test_a_bad_onnx_file_is_refused_by_name(files, run, tmp_path, capsys, conten
         elif content == "bad classes":
             meta["classes"].value = "{not json"
         elif content == "bad spec":
-            meta["spec"].value = "model m { " + "repeat 1000 { " * 4 + "dense 1"
+            meta["spec"].value = ("model m {\n input 4\n repeat 1000 { repeat 1000 { repeat 1000 { dense 2 } } }\n"
+                                  " dense 2 softmax\n}\n")  # would expand to 10^9 layers
         else:
             m.graph.input[0].name = "features"
             for n in m.graph.node:

@@ -311,3 +311,10 @@ def test_a_kill_after_the_last_checkpoint_is_finished_by_resume(tmp_path, monkey
     assert not resumed.complete and _rows(resumed.history) == _rows(uninterrupted.history)
     assert _same(_weights(resumed.run_dir), _weights(uninterrupted.run_dir))
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["stopped_early"]
+
+
+def test_resume_of_a_folder_without_a_spec_says_what_to_do(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    assert main(["train", str(tmp_path / "run"), "--resume", "-q"]) == 2
+    assert (f"dlc: error: {tmp_path / 'run'} holds no spec.dl: the run stopped before its first epoch; "
+            f"start it again with dlc train SPEC -o {tmp_path / 'run'}") in capsys.readouterr().err
