@@ -119,7 +119,7 @@ def _head_bytes(path: Path, n: int) -> bytes:
         return f.read(n)
 
 
-def _is_number(s: str) -> bool:
+def is_number(s: str) -> bool:
     try:
         float(s)
         return True
@@ -132,7 +132,7 @@ def _csv_layout(path: Path, rows, label: str | None, n_features: int | None):
     if not rows:
         raise DataError(f"{path} has no data rows")
     header = rows[0]
-    has_header = any(not _is_number(c) for c in header)
+    has_header = any(not is_number(c) for c in header)
     names = [c.strip() for c in header] if has_header else [str(i) for i in range(len(header))]
     if label is None and n_features is not None and len(names) == n_features:
         return has_header, names, None  # only features: a file to predict on
@@ -167,7 +167,7 @@ def read_csv(path: Path, label: str | None, n_features: int | None = None, limit
     except ValueError:
         for i, r in enumerate(cells):
             for j, v in enumerate(r):
-                if not _is_number(v):
+                if not is_number(v):
                     raise DataError(f"{path}: row {first_line + i}, column '{names[feat_cols[j]]}': "
                                     f"'{v}' is not a number") from None
         raise

@@ -13,7 +13,7 @@ from typing import Callable
 
 from dlc.compiler.lazy_numpy import lazy_numpy
 
-from dlc.runtime.data_files import DataError, check_file, read_csv, read_idx, read_npz, resolve_path
+from dlc.runtime.data_files import DataError, check_file, is_number, read_csv, read_idx, read_npz, resolve_path
 
 np = lazy_numpy(__name__)  # `dlc check` reads CATALOG and should not pay for NumPy
 
@@ -229,7 +229,7 @@ def class_labels(name: str, y):
             raise DataError(f"{name}: sample {i} has {'an empty' if text[i] == '' else 'a NaN'} label")
         if all(_is_int_text(t) for t in np.unique(text)):
             y = text.astype(np.int64)
-        elif all(_is_number_text(t) for t in np.unique(text)):
+        elif all(is_number(t) for t in np.unique(text)):
             y = text.astype(np.float64)
         else:
             labels, idx = np.unique(text, return_inverse=True)
@@ -260,9 +260,3 @@ def _is_int_text(t: str) -> bool:
     return t.lstrip("+-").isdigit()
 
 
-def _is_number_text(t: str) -> bool:
-    try:
-        float(t)
-        return True
-    except ValueError:
-        return False

@@ -1,5 +1,6 @@
 """Runs resume exactly: after Ctrl-C, after a kill at any moment, and not at all when complete."""
 
+import itertools
 import json
 import os
 import signal
@@ -95,21 +96,29 @@ def _spec_file(tmp_path, text=EARLY):
     return p
 
 
-def test_a_kill_between_checkpoint_and_history_resumes_exactly(tmp_path, monkeypatch, uninterrupted):
-    """The checkpoint is the one file resume reads: whatever else the kill left half-done is rewritten."""
-    real = rf.save_history
-    calls = {"n": 0}
+def _train_killed(monkeypatch, tmp_path, owner, name, dies):
+    """Train EARLY into tmp_path/run, dying (as a kill would) on the call of owner.name for which dies(*args)."""
+    real = getattr(owner, name)
 
-    def dying(path, history):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise SystemExit("killed")  # the epoch-5 checkpoint is on disk, its history.csv is not
-        real(path, history)
+    def dying(*args):
+        if dies(*args):
+            raise SystemExit("killed")
+        return real(*args)
 
     with monkeypatch.context() as m:
-        m.setattr(rf, "save_history", dying)
+        m.setattr(owner, name, dying)
         with pytest.raises(SystemExit):
             train(dlc.compile(EARLY), out=tmp_path / "run", progress=False)
+
+
+def _nth(n, match=lambda *args: True):
+    calls = itertools.count(1)
+    return lambda *args: match(*args) and next(calls) == n
+
+
+def test_a_kill_between_checkpoint_and_history_resumes_exactly(tmp_path, monkeypatch, uninterrupted):
+    """The checkpoint is the one file resume reads: whatever else the kill left half-done is rewritten."""
+    _train_killed(monkeypatch, tmp_path, rf, "save_history", _nth(5))  # checkpoint 5 is on disk, history 5 not
     assert rf.load_checkpoint(tmp_path / "run")[1]["epoch"] == 5
     resumed = train(dlc.compile(EARLY), out=tmp_path / "run", resume=True, progress=False)
     assert _rows(resumed.history) == _rows(uninterrupted.history)
@@ -117,20 +126,8 @@ def test_a_kill_between_checkpoint_and_history_resumes_exactly(tmp_path, monkeyp
 
 
 def test_a_kill_during_the_checkpoint_write_keeps_the_previous_epoch(tmp_path, monkeypatch, uninterrupted):
-    real = os.replace
-    calls = {"n": 0}
-
-    def dying(src, dst):
-        if str(dst).endswith("checkpoint.npz"):
-            calls["n"] += 1
-            if calls["n"] == 4:
-                raise SystemExit("killed")  # the temporary file is written, not yet renamed
-        real(src, dst)
-
-    with monkeypatch.context() as m:
-        m.setattr(os, "replace", dying)
-        with pytest.raises(SystemExit):
-            train(dlc.compile(EARLY), out=tmp_path / "run", progress=False)
+    # the 4th checkpoint's temporary file is written, not yet renamed
+    _train_killed(monkeypatch, tmp_path, os, "replace", _nth(4, lambda src, dst: str(dst).endswith("checkpoint.npz")))
     assert rf.load_checkpoint(tmp_path / "run")[1]["epoch"] == 3
     resumed = train(dlc.compile(EARLY), out=tmp_path / "run", resume=True, progress=False)
     assert not list((tmp_path / "run").glob(".*.tmp"))
@@ -295,17 +292,8 @@ def test_metrics_record_the_blas_thread_count(tmp_path):
 
 
 def test_a_kill_after_the_last_checkpoint_is_finished_by_resume(tmp_path, monkeypatch, uninterrupted):
-    real = rf.save_npz
-
-    def dying(path, arrays):
-        if path.name == "weights.npz":
-            raise SystemExit("killed")  # every epoch is checkpointed; the final files are not written
-        real(path, arrays)
-
-    with monkeypatch.context() as m:
-        m.setattr(rf, "save_npz", dying)
-        with pytest.raises(SystemExit):
-            train(dlc.compile(EARLY), out=tmp_path / "run", progress=False)
+    # every epoch is checkpointed; the final files are not written
+    _train_killed(monkeypatch, tmp_path, rf, "save_npz", lambda path, arrays: path.name == "weights.npz")
     assert not (tmp_path / "run" / "weights.npz").exists()
     resumed = train(dlc.compile(EARLY), out=tmp_path / "run", resume=True, progress=False)
     assert not resumed.complete and _rows(resumed.history) == _rows(uninterrupted.history)
