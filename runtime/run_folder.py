@@ -41,6 +41,7 @@ HISTORY = "history.csv"
 METRICS = "metrics.json"
 CURVES = "curves.png"
 LOCK = ".lock"
+RUN_FILES = (SPEC, WEIGHTS, PREPROCESS, DATA, CHECKPOINT, HISTORY, METRICS, CURVES)  # what a run writes
 
 
 def _error(message: str, hint: str | None = None) -> DLError:

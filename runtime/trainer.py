@@ -132,6 +132,7 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
     if not write:
         return _train(spec, run_dir, None, progress, splits, False, max_steps)
+    existed = run_dir.exists()
     rf.make_dir(run_dir)
     with rf.RunLock(run_dir):
         rf.remove_stale_temp_files(run_dir)
@@ -139,11 +140,12 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
         if resume:
             ckpt = rf.load_checkpoint(run_dir)
             if ckpt is None:
-                notify(f"{run_dir}: no epoch completed before the run stopped; starting it over")
+                notify(f"{run_dir}: no epoch completed before the run stopped; starting it over" if existed
+                       else f"{run_dir} does not exist yet: starting a new run")
             else:
                 spec = data_record.load_for_run(spec, run_dir)
-        if ckpt is None:  # a new run here: nothing of an earlier one may be resumed by mistake
-            for name in (rf.CHECKPOINT, rf.DATA):
+        if ckpt is None:  # a new run here: nothing of an earlier one may be resumed or mixed in by mistake
+            for name in rf.RUN_FILES:
                 (run_dir / name).unlink(missing_ok=True)
         return _train(spec, run_dir, ckpt, progress, splits, True, max_steps)
 

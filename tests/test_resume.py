@@ -306,3 +306,12 @@ def test_resume_of_a_folder_without_a_spec_says_what_to_do(tmp_path, capsys):
     assert main(["train", str(tmp_path / "run"), "--resume", "-q"]) == 2
     assert (f"dlc: error: {tmp_path / 'run'} holds no spec.dl: the run stopped before its first epoch; "
             f"start it again with dlc train SPEC -o {tmp_path / 'run'}") in capsys.readouterr().err
+
+
+def test_a_new_run_in_an_old_folder_leaves_nothing_of_the_old_one(tmp_path, monkeypatch):
+    train(dlc.compile(EARLY.replace("epochs=40", "epochs=2")), out=tmp_path / "run", progress=False)
+    with monkeypatch.context() as m:
+        _interrupt_at_step(m, 2)
+        train(dlc.compile(EARLY.replace("dense 16", "dense 8")), out=tmp_path / "run", progress=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock", "preprocess.npz", "spec.dl"]
+    assert "dense 8" in (tmp_path / "run" / "spec.dl").read_text()
