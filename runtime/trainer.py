@@ -234,10 +234,12 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
                     best_values = {k: v.copy() for k, v in values.items()}
             else:
                 wait += 1
-            last = _snapshot(values, opt, best_values if patience else None, history, epoch + 1, best, best_epoch,
+            snap = _snapshot(values, opt, best_values if patience else None, history, epoch + 1, best, best_epoch,
                              wait, shuffle_rng, noise_rng)
             if write:
-                rf.save_checkpoint(run_dir, last["groups"], last["state"])
+                rf.save_checkpoint(run_dir, snap["groups"], snap["state"])
+            last = snap  # what Ctrl-C goes back to: the epoch whose checkpoint is on disk
+            if write:
                 rf.save_history(run_dir / rf.HISTORY, history)
             if bar is not None:
                 bar.set_postfix(_progress_fields(row, has_val), refresh=False)

@@ -315,3 +315,21 @@ def test_a_new_run_in_an_old_folder_leaves_nothing_of_the_old_one(tmp_path, monk
         train(dlc.compile(EARLY.replace("dense 16", "dense 8")), out=tmp_path / "run", progress=False)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock", "preprocess.npz", "spec.dl"]
     assert "dense 8" in (tmp_path / "run" / "spec.dl").read_text()
+
+
+def test_ctrl_c_during_a_checkpoint_write_keeps_what_is_on_disk(tmp_path, monkeypatch, uninterrupted):
+    real = rf.save_checkpoint
+    calls = itertools.count(1)
+
+    def interrupted(run_dir, groups, state):
+        if next(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C while the 4th checkpoint is written: the 3rd stays
+        real(run_dir, groups, state)
+
+    with monkeypatch.context() as m:
+        m.setattr(rf, "save_checkpoint", interrupted)
+        part = train(dlc.compile(EARLY), out=tmp_path / "run", progress=False)
+    assert part.interrupted and len(part.history) == 3 == rf.load_checkpoint(tmp_path / "run")[1]["epoch"]
+    assert len((tmp_path / "run" / "history.csv").read_text().strip().splitlines()) == 1 + 3
+    resumed = train(dlc.compile(EARLY), out=tmp_path / "run", resume=True, progress=False)
+    assert _same(_weights(resumed.run_dir), _weights(uninterrupted.run_dir))
