@@ -18,7 +18,6 @@ from .ir import Buffer, Graph, Layer, Node, Param
 from .ops import REGISTRY, ShapeError, fmt_shape
 from .statements import STATEMENTS
 
-LINEAR_OPS = ("dense", "conv")
 # Keys any dense/conv line may carry besides its own attributes.
 LAYER_KEYS = {
     "dropout": Attr("float", 0.0, min=0, max=1, max_open=True,
@@ -226,7 +225,7 @@ class ModelBuilder:
         op = REGISTRY[stmt.word]
         layer = self.add_layer(stmt)
         where = _layer_key(layer)
-        if op.name not in LINEAR_OPS:
+        if not op.inline:
             if op.name == "dropout":
                 kwargs = [kw for kw in stmt.kwargs if kw.key not in ("keep",)]
                 keep = [kw for kw in stmt.kwargs if kw.key == "keep"]
@@ -348,7 +347,7 @@ class ModelBuilder:
         """The init for a weight layer with none given: by the activation that follows it."""
         for j in range(index + 1, len(self.plan)):  # no slice: a copy per layer is quadratic
             later = self.plan[j]
-            if later.op in LINEAR_OPS:
+            if REGISTRY[later.op].weight_layer:
                 break
             op = REGISTRY[later.op]
             if op.kind == "activation" and later.op != "linear":
@@ -368,7 +367,7 @@ class ModelBuilder:
         for i, pn in enumerate(self.plan):
             op = REGISTRY[pn.op]
             a = {k: resolve(v) for k, v in pn.attrs.items()}
-            if pn.op in LINEAR_OPS and not pn.bias_explicit and i + 1 < len(self.plan) \
+            if op.weight_layer and not pn.bias_explicit and i + 1 < len(self.plan) \
                     and self.plan[i + 1].op == "batchnorm":
                 a["bias"] = pn.attrs["bias"] = False  # batchnorm's beta does the bias's job
             try:

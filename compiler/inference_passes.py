@@ -1,6 +1,7 @@
 """Inference lowering passes on (graph nodes, values) before export.
 
-- batchnorm folding: a batchnorm right after dense or conv is folded into its weights and bias
+- batchnorm folding: a batchnorm right after a layer that declares its weight's output axis (dense, conv)
+  is folded into its weights and bias
   (W' = W * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps));
 - dropout needs no pass: its ONNX lowering is the identity; rrelu lowers to its mean slope.
 """
@@ -13,6 +14,7 @@ import numpy as np
 
 from .ir import Graph, Node, Param
 from .inits import InitSpec
+from .ops import REGISTRY
 
 
 def fold_batchnorm(graph: Graph, values: dict[str, np.ndarray]) -> tuple[list[Node], dict[str, np.ndarray]]:
@@ -21,13 +23,16 @@ def fold_batchnorm(graph: Graph, values: dict[str, np.ndarray]) -> tuple[list[No
     out: list[Node] = []
     for node in graph.nodes:
         prev = out[-1] if out else None
-        if node.op == "batchnorm" and prev is not None and prev.op in ("dense", "conv"):
+        axis = REGISTRY[prev.op].weight_out_axis if prev is not None else None
+        if node.op == "batchnorm" and axis is not None:
             gamma, beta = values[node.params["gamma"].name], values[node.params["beta"].name]
             mean, var = values[node.buffers["running_mean"].name], values[node.buffers["running_var"].name]
             scale = (gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + node.attrs["eps"]))
             w_name = prev.params["weight"].name
             w = values[w_name].astype(np.float64)
-            w = w * scale if prev.op == "dense" else w * scale[:, None, None, None]
+            shape = [1] * w.ndim
+            shape[axis] = -1
+            w = w * scale.reshape(shape)
             bias_name = f"{prev.name}.bias"
             b = values[bias_name].astype(np.float64) if "bias" in prev.params else 0.0
             values[w_name] = w.astype(np.float32)

@@ -12,8 +12,6 @@ from typing import Callable
 from .diagnostics import Diagnostic
 from .ops import REGISTRY
 
-SATURATING = ("sigmoid", "tanh")
-RELU_FAMILY = ("relu", "leaky_relu", "prelu", "rrelu", "elu", "gelu", "silu", "softplus", "maxout")
 # The usual learning-rate range per optimizer; warn beyond 10x either end.
 LR_RANGE = {"sgd": (1e-4, 1.0), "adagrad": (1e-4, 1.0), "rmsprop": (1e-5, 1e-2), "adam": (1e-5, 1e-2),
             "adamw": (1e-5, 1e-2)}
@@ -53,7 +51,7 @@ def _activations_after(nodes) -> list:
     for i in range(len(nodes) - 1, -1, -1):
         out[i] = nxt
         n = nodes[i]
-        if n.op in ("dense", "conv"):
+        if REGISTRY[n.op].weight_layer:
             nxt = None
         elif REGISTRY[n.op].kind == "activation" and n.op != "linear":
             nxt = n
@@ -83,10 +81,10 @@ def _constant_init(spec):
       "saturating activations shrink gradients layer by layer; deep sigmoid stacks stop learning")
 def _deep_saturating(spec):
     nodes = spec.graph.nodes
-    linear = [i for i, n in enumerate(nodes) if n.op in ("dense", "conv")]
+    linear = [i for i, n in enumerate(nodes) if REGISTRY[n.op].weight_layer]
     hidden = linear[:-1]
     after = _activations_after(nodes)
-    sat = [(i, a) for i in hidden if (a := after[i]) is not None and a.op in SATURATING]
+    sat = [(i, a) for i in hidden if (a := after[i]) is not None and REGISTRY[a.op].saturating]
     has_bn = any(n.op == "batchnorm" for n in nodes)
     if len(sat) >= DEEP and not has_bn:
         i, a = sat[0]
@@ -105,9 +103,10 @@ def _init_mismatch(spec):
         act = after[i]
         if act is None:
             continue
-        if w.init.name.startswith("xavier") and act.op in RELU_FAMILY:
+        family = REGISTRY[act.op].init_family
+        if w.init.name.startswith("xavier") and family == "he":
             yield n.span, f"{w.init.name} init before {act.op}", "use he_normal or he_uniform before relu-like activations"
-        elif w.init.name.startswith("he") and act.op in SATURATING:
+        elif w.init.name.startswith("he") and REGISTRY[act.op].saturating:
             yield n.span, f"{w.init.name} init before {act.op}", "use xavier_uniform or xavier_normal before tanh/sigmoid"
 
 
@@ -132,7 +131,7 @@ def _output_vs_loss(spec):
       "dropping outputs makes the prediction itself random in training and biases the loss")
 def _output_dropout(spec):
     nodes = spec.graph.nodes
-    last_linear = max((i for i, n in enumerate(nodes) if n.op in ("dense", "conv")), default=-1)
+    last_linear = max((i for i, n in enumerate(nodes) if REGISTRY[n.op].weight_layer), default=-1)
     for n in nodes[last_linear + 1:]:
         if n.op == "dropout":
             yield n.span, "dropout after the output layer", "remove dropout= from the last layer"
@@ -143,7 +142,7 @@ def _output_dropout(spec):
 def _bias_before_bn(spec):
     nodes = spec.graph.nodes
     for i, n in enumerate(nodes[:-1]):
-        if n.op in ("dense", "conv") and "bias" in n.params and nodes[i + 1].op == "batchnorm":
+        if REGISTRY[n.op].weight_layer and "bias" in n.params and nodes[i + 1].op == "batchnorm":
             yield n.span, f"{n.name} has a bias and feeds batchnorm", "drop bias=true (dlc removes it by default)"
 
 

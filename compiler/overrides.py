@@ -182,7 +182,8 @@ def _model_override(text: str, filename: str, item: str, key: str, value: str) -
     if not tree.models:
         fail("the spec has no model block")
     stmts = list(_source_order(tree.models[0].body))
-    last_linear = max((i for i, s in enumerate(stmts) if s.word in ("dense", "conv")), default=len(stmts))
+    weight_line = lambda w: w in REGISTRY and REGISTRY[w].weight_layer  # noqa: E731
+    last_linear = max((i for i, s in enumerate(stmts) if weight_line(s.word)), default=len(stmts))
     is_act = lambda w: w in REGISTRY and REGISTRY[w].kind == "activation"  # noqa: E731
     points = []  # (line, col) where a value to replace starts
     lines = text.split("\n")
@@ -192,7 +193,7 @@ def _model_override(text: str, filename: str, item: str, key: str, value: str) -
         for s in stmts[:last_linear]:
             if is_act(s.word):
                 points.append((s.span.line, s.span.col))
-            elif s.word in ("dense", "conv"):
+            elif weight_line(s.word):
                 points += [(a.span.line, a.span.col) for a in s.args if isinstance(a, ast.Name) and is_act(a.value)]
         if not points:
             fail("the model has no hidden activation to replace")

@@ -85,11 +85,11 @@ class Network:
         grads = {}
         steps = list(zip(self._plan[:len(self._caches)], self._caches))
         # Nothing consumes the input's gradient: the last op walked back that has parameters
-        # (dense, conv) skips computing it, and the parameter-free ops before it are not run.
+        # (a weight layer: dense, conv) skips computing it, and the parameter-free ops before it are not run.
         first = next((i for i, ((n, _, _), _) in enumerate(steps) if n.params), len(steps))
         for k in range(len(steps) - 1, first - 1, -1):
             (node, op, p), cache = steps[k]
-            if k == first and node.op in ("dense", "conv"):
+            if k == first and op.weight_layer:
                 dy, g = op.backward(dy, cache, p, node.attrs, need_dx=False)
             else:
                 dy, g = op.backward(dy, cache, p, node.attrs)

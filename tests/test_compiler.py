@@ -136,3 +136,14 @@ def test_lazy_numpy_rebinds_to_the_real_module():
 
     base.np.float32  # first use (or a no-op if already loaded)
     assert base.np is numpy
+
+
+def test_what_an_op_is_is_declared_on_its_class():
+    from dlc.compiler.ops import REGISTRY
+    for op in REGISTRY:
+        if op.kind == "activation":
+            assert op.init_family in ("he", "xavier", "lecun"), op.name
+        if op.weight_layer:
+            assert op.weight_out_axis is not None and op.inline, op.name
+    assert [op.name for op in REGISTRY if op.weight_layer] == ["dense", "conv"]
+    assert sorted(op.name for op in REGISTRY if op.saturating) == ["sigmoid", "tanh"]

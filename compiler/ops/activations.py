@@ -68,6 +68,7 @@ class Linear(Elementwise):
 class Sigmoid(Elementwise):
     name = "sigmoid"
     doc = "1 / (1 + exp(-x))"
+    saturating = True
 
     def f(self, x, a):
         return _sigmoid(x)
@@ -83,6 +84,7 @@ class Sigmoid(Elementwise):
 class Tanh(Elementwise):
     name = "tanh"
     doc = "hyperbolic tangent"
+    saturating = True
 
     def f(self, x, a):
         return np.tanh(x)

@@ -67,6 +67,12 @@ class Op:
     doc: ClassVar[str] = ""
     # Which input ranks the op accepts: 1 = feature vector, 3 = image.
     ranks: ClassVar[tuple[int, ...]] = (1, 3)
+    # What the op is, declared here once and read everywhere else (build, lint, folding, runtime):
+    weight_layer: ClassVar[bool] = False  # has a weight matrix or filters (dense, conv): a "layer" of the net
+    inline: ClassVar[bool] = False  # its line may carry an activation, batchnorm and dropout=
+    weight_out_axis: ClassVar[int | None] = None  # the weight's output-unit axis: what batchnorm folds into
+    init_family: ClassVar[str | None] = None  # activations: the init the layer before them wants (he, xavier, lecun)
+    saturating: ClassVar[bool] = False  # sigmoid/tanh: gradients vanish through deep stacks of them
     # Sample inputs for the registry-walking tests: per-sample shapes and attributes.
     examples: ClassVar[list[tuple[tuple[int, ...], dict[str, Any]]]] = []
 

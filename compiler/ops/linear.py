@@ -17,6 +17,8 @@ np = lazy_numpy(__name__)
 class Dense(Op):
     name = "dense"
     kind = "layer"
+    weight_layer = inline = True
+    weight_out_axis = 1  # (in, out)
     doc = "fully connected: y = x W + b, W stored (in, out)"
     attrs = {
         "units": Attr("int", min=1, doc="the number of output units"),
@@ -61,6 +63,8 @@ class Dense(Op):
 class Conv(Op):
     name = "conv"
     kind = "layer"
+    weight_layer = inline = True
+    weight_out_axis = 0  # (O, C, kh, kw)
     doc = "2-D convolution (cross-correlation), weights OIHW"
     attrs = {
         "filters": Attr("int", min=1, doc="the number of output channels"),
