@@ -88,6 +88,12 @@ def _check_range(key: str, v, attr: Attr, span: Span):
     return v
 
 
+def _check_size(key: str, value: ast.Number, attr: Attr, span: Span) -> None:
+    limit = max(attr.max if attr.max is not None else MAX_INT, MAX_INT)
+    if abs(value.value) > limit:
+        raise _err(f"{key}={value.text} is too large: at most {int(limit):,}", span, attr.doc or None)
+
+
 def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
     t = attr.type
     span = value.span
@@ -97,10 +103,7 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
         if t == "int":
             if not float(value.value).is_integer():
                 raise _err(f"{key} expects a whole number, got {value.text}", span)
-            limit = attr.max if attr.max is not None else MAX_INT
-            if abs(value.value) > max(limit, MAX_INT):
-                raise _err(f"{key}={value.text} is too large: at most {int(max(limit, MAX_INT)):,}", span,
-                           attr.doc or None)
+            _check_size(key, value, attr, span)
             return _check_range(key, int(value.value), attr, span)
         return _check_range(key, float(value.value), attr, span)
     if t == "bool":
@@ -122,7 +125,7 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
             return value.text
         raise _err(f"{key} expects a name or a quoted string", span)
     if t == "shape":
-        if isinstance(value, ast.Dims) and len(value.value) in (1, 3) and min(value.value) >= 1:
+        if isinstance(value, ast.Dims) and len(value.value) in (1, 3) and 1 <= min(value.value) <= max(value.value) <= MAX_INT:
             return tuple(value.value)
         if isinstance(value, ast.Number) and value.is_int and value.value >= 1:
             return (int(value.value),)
@@ -135,11 +138,15 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
             raise _err(f"{key} expects a number, HxW or 'same', got '{value.value}'", span,
                        did_you_mean(value.value, ["same", "valid"]))
         if isinstance(value, ast.Number) and float(value.value).is_integer():
+            _check_size(key, value, attr, span)
             v = int(value.value)
             _check_range(key, v, attr, span)
             return (v, v)
         if isinstance(value, ast.Dims) and len(value.value) == 2:
             for v in value.value:
+                if v > MAX_INT:
+                    raise _err(f"{key}={value.text if hasattr(value, 'text') else ast.value_text(value)} is too "
+                               f"large: at most {MAX_INT:,} each", span)
                 _check_range(key, v, attr, span)
             return tuple(value.value)
         raise _err(f"{key} expects a whole number or HxW, got '{ast.value_text(value)}'", span)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast
-from .attrs import REQUIRED, Attr, SearchRange, coerce, resolve
+from .attrs import MAX_INT, REQUIRED, Attr, SearchRange, coerce, resolve
 from .diagnostics import DLError, Diagnostics, Span, did_you_mean
 from .inits import AUTO_BY_FAMILY, SCHEMES, InitSpec, fixed
 from .ir import Buffer, Graph, Layer, Node, Param
@@ -176,8 +176,8 @@ class ModelBuilder:
             return
         v = stmt.args[0]
         shape = tuple(v.value) if isinstance(v, ast.Dims) else (int(v.value),)
-        if len(shape) not in (1, 3) or min(shape) < 1:
-            self.diags.error(f"input {fmt_shape(shape)}: expected N features or CxHxW with every size >= 1",
+        if len(shape) not in (1, 3) or min(shape) < 1 or max(shape) > MAX_INT:
+            self.diags.error(f"input {fmt_shape(shape)}: expected N features or CxHxW with every size from 1 to 2,147,483,647",
                              v.span, "e.g. input 64 or input 3x32x32")
             self.input_shape = ()
             return

@@ -166,3 +166,15 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 def test_compile_api_refuses_too_large_too():
     with pytest.raises(DLError, match="too large to train"):
         dlc.compile("model m {\n input 64\n dense 100000000\n dense 10 softmax\n}\n")
+
+
+@pytest.mark.parametrize("body, input_, message", [
+    ("conv 4 kernel=3 pad=1e300\n flatten", "1x8x8", "pad=1e300 is too large: at most 2,147,483,647"),
+    ("conv 4 kernel=99999999999x3\n flatten", "1x8x8", "kernel=99999999999x3 is too large: at most 2,147,483,647 each"),
+    ("flatten", "1x99999999999x3", "input 1x99999999999x3: expected N features or CxHxW with every size from 1 to 2,147,483,647"),
+])
+def test_huge_sizes_anywhere_are_located_errors(tmp_path, capsys, body, input_, message):
+    spec = _spec(tmp_path, body, extra="", input_=input_)
+    assert main(["check", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "internal error" not in err
