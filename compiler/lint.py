@@ -11,10 +11,8 @@ from typing import Callable
 
 from .diagnostics import Diagnostic
 from .ops import REGISTRY
+from .optimizers import OPTIMIZERS
 
-# The usual learning-rate range per optimizer; warn beyond 10x either end.
-LR_RANGE = {"sgd": (1e-4, 1.0), "adagrad": (1e-4, 1.0), "rmsprop": (1e-5, 1e-2), "adam": (1e-5, 1e-2),
-            "adamw": (1e-5, 1e-2)}
 DEEP = 4  # hidden layers with saturating activations from which vanishing gradients bite
 
 
@@ -151,7 +149,7 @@ def _bias_before_bn(spec):
 def _lr_range(spec):
     opt = spec["optimizer"]
     lr = opt.get("lr")
-    lo, hi = LR_RANGE[opt.kind]
+    lo, hi = OPTIMIZERS[opt.kind].lr_range  # the usual range, declared by each optimizer
     if isinstance(lr, (int, float)) and (lr > 10 * hi or lr < lo / 10):
         span = opt.spans.get("lr") or opt.span
         yield span, f"lr={lr:g} is far outside {opt.kind}'s usual range {lo:g} to {hi:g}", \

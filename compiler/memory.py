@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from .diagnostics import Diagnostic, DLError
 
 BYTES = 4  # float32
-# arrays kept per parameter while training: the value, its gradient, a scratch buffer, and the optimizer's
-OPTIMIZER_ARRAYS = {"sgd": 1, "adagrad": 1, "rmsprop": 2, "adam": 2, "adamw": 2}
 DEFAULT_FRACTION = 0.5
 
 
@@ -68,7 +66,9 @@ def _size(shape) -> int:
 def estimate(graph, batch, optimizer: str, samples: int | None = None) -> MemoryEstimate:
     params = sum(p.size for p in graph.params())
     buffers = sum(_size(b.shape) for b in graph.buffers())
-    per_param = 3 + OPTIMIZER_ARRAYS.get(optimizer, 2)
+    from .optimizers import OPTIMIZERS
+    # arrays kept per parameter while training: the value, its gradient, a scratch buffer, the optimizer's state
+    per_param = 3 + len(OPTIMIZERS[optimizer].state)
     b = samples if batch == "all" else batch
     per_sample = _size(graph.input_shape) + sum(_size(n.out_shape) for n in graph.nodes)
     largest = max(graph.nodes, key=lambda n: _size(n.out_shape), default=None)

@@ -15,25 +15,11 @@ from typing import Any
 
 from . import ast
 from .attrs import Attr, coerce
+from .optimizers import CLIP, OPTIMIZERS as OPTIMIZER_RULES
 from .diagnostics import Diagnostics, DLError, Span, did_you_mean
 
-_CLIP = {
-    "clip_norm": Attr("float", None, min=0, min_open=True, doc="rescale the global gradient norm to at most this"),
-    "clip_value": Attr("float", None, min=0, min_open=True, doc="clip every gradient entry to [-v, v]"),
-}
-
-OPTIMIZERS = {
-    "sgd": {"lr": Attr("float", 0.01, min=0, min_open=True), "momentum": Attr("float", 0.0, min=0, max=1, max_open=True),
-            "nesterov": Attr("bool", False)},
-    "adagrad": {"lr": Attr("float", 0.01, min=0, min_open=True), "eps": Attr("float", 1e-10, min=0, min_open=True)},
-    "rmsprop": {"lr": Attr("float", 1e-3, min=0, min_open=True), "rho": Attr("float", 0.9, min=0, max=1, max_open=True),
-                "eps": Attr("float", 1e-8, min=0, min_open=True), "momentum": Attr("float", 0.0, min=0, max=1, max_open=True)},
-    "adam": {"lr": Attr("float", 1e-3, min=0, min_open=True), "beta1": Attr("float", 0.9, min=0, max=1, max_open=True),
-             "beta2": Attr("float", 0.999, min=0, max=1, max_open=True), "eps": Attr("float", 1e-8, min=0, min_open=True)},
-}
-OPTIMIZERS["adamw"] = dict(OPTIMIZERS["adam"], weight_decay=Attr("float", 0.01, min=0, doc="decoupled decay per step, times lr"))
-for _attrs in OPTIMIZERS.values():
-    _attrs.update(_CLIP)
+# each optimizer's keys, from its class in the registry (compiler/optimizers.py), plus clipping
+OPTIMIZERS = {name: dict(rule.attrs, **CLIP) for name, rule in OPTIMIZER_RULES.items()}
 
 LOSSES = {"cross_entropy": {}, "binary_cross_entropy": {}, "mse": {}, "mae": {}}
 CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")

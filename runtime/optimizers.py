@@ -1,9 +1,7 @@
-"""Optimizers, learning-rate schedules, gradient clipping, weight decay and max-norm.
+"""Running optimizers (their rules are in the registry, compiler/optimizers.py), learning-rate
+schedules, gradient clipping, weight decay and max-norm.
 
 Conventions (docs/conventions.md):
-- sgd momentum as PyTorch: buf = momentum * buf + g (buf starts at g); nesterov uses g + momentum * buf.
-- adam as PyTorch: eps added to sqrt(v_hat) after bias correction.
-- adamw decays decoupled: w -= lr * weight_decay * w, before the adam step, weights only.
 - l2 adds (l2/2) * sum(w^2) to the loss, so l2 * w to the gradient; l1 adds l1 * sum|w|.
   Only weights are decayed (dense/conv weights); biases, batchnorm gamma/beta and prelu slopes are not.
 - max_norm caps each unit's incoming weight vector (a dense column, a conv filter) after every step.
@@ -17,25 +15,23 @@ import math
 import numpy as np
 
 from dlc.compiler.ir import Graph
+from dlc.compiler.optimizers import OPTIMIZERS
 
 
 class Optimizer:
+    """Applies a registered optimizer's update rule (compiler/optimizers.py) to every parameter, keeping
+    its per-parameter state and one scratch buffer per parameter: a step allocates nothing."""
+
     def __init__(self, kind: str, hp: dict, params: dict[str, np.ndarray]):
         self.kind = kind
+        self.rule = OPTIMIZERS[kind]
         self.hp = hp
         self.params = params
-        self.state: dict[str, np.ndarray] = {}
+        self.state: dict[str, dict[str, np.ndarray]] = {}  # parameter -> {role: buffer}
         self._tmp: dict[str, np.ndarray] = {}
         self.t = 0
 
-    def _buf(self, key, like):
-        b = self.state.get(key)
-        if b is None:
-            b = self.state[key] = np.zeros_like(like)
-        return b
-
     def _scratch(self, name, like):
-        """A reusable temporary per parameter: updates run in place, allocating nothing per step."""
         buf = self._tmp.get(name)
         if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
             buf = self._tmp[name] = np.empty_like(like)
@@ -43,84 +39,23 @@ class Optimizer:
 
     def step(self, grads: dict[str, np.ndarray], lr: float, decoupled: set[str] = frozenset()) -> None:
         self.t += 1
-        hp, kind = self.hp, self.kind
         for name, g in grads.items():
             w = self.params[name]
-            tmp = self._scratch(name, w)
-            if kind == "sgd":
-                mu = hp["momentum"]
-                if mu:
-                    buf = self.state.get(f"{name}.momentum")
-                    if buf is None:
-                        buf = self.state[f"{name}.momentum"] = g.copy()
-                    else:
-                        buf *= mu
-                        buf += g
-                    if hp["nesterov"]:
-                        np.multiply(buf, mu, out=tmp)
-                        tmp += g
-                        update = tmp
-                    else:
-                        update = buf
-                else:
-                    update = g
-                np.multiply(update, lr, out=tmp)
-                w -= tmp
-            elif kind == "adagrad":
-                acc = self._buf(f"{name}.sum_sq", w)
-                np.multiply(g, g, out=tmp)
-                acc += tmp
-                np.sqrt(acc, out=tmp)
-                tmp += hp["eps"]
-                np.divide(g, tmp, out=tmp)
-                tmp *= lr
-                w -= tmp
-            elif kind == "rmsprop":
-                v = self._buf(f"{name}.sq_avg", w)
-                v *= hp["rho"]
-                np.multiply(g, g, out=tmp)
-                tmp *= 1 - hp["rho"]
-                v += tmp
-                np.sqrt(v, out=tmp)
-                tmp += hp["eps"]
-                np.divide(g, tmp, out=tmp)
-                if hp["momentum"]:
-                    buf = self._buf(f"{name}.momentum", w)
-                    buf *= hp["momentum"]
-                    buf += tmp
-                    np.multiply(buf, lr, out=tmp)
-                else:
-                    tmp *= lr
-                w -= tmp
-            else:  # adam, adamw
-                if kind == "adamw" and name in decoupled and hp["weight_decay"]:
-                    w *= 1 - lr * hp["weight_decay"]
-                b1, b2 = hp["beta1"], hp["beta2"]
-                m = self._buf(f"{name}.m", w)
-                v = self._buf(f"{name}.v", w)
-                m *= b1
-                np.multiply(g, 1 - b1, out=tmp)
-                m += tmp
-                v *= b2
-                np.multiply(g, g, out=tmp)
-                tmp *= 1 - b2
-                v += tmp
-                c1 = 1 - b1 ** self.t
-                c2 = 1 - b2 ** self.t
-                # w -= (lr / c1) * m / (sqrt(v / c2) + eps)
-                np.multiply(v, 1 / c2, out=tmp)
-                np.sqrt(tmp, out=tmp)
-                tmp += hp["eps"]
-                np.divide(m, tmp, out=tmp)
-                tmp *= lr / c1
-                w -= tmp
+            self.rule.update(w, g, self.state.setdefault(name, {}), self._scratch(name, w), lr, self.hp, self.t,
+                             name in decoupled)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return dict(self.state, __t__=np.array(self.t))
+        """Flat, for an .npz: `dense1.weight.m`, ..., and the step count `__t__`."""
+        flat = {f"{name}.{role}": b for name, roles in self.state.items() for role, b in roles.items()}
+        return dict(flat, __t__=np.array(self.t))
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         self.t = int(state.get("__t__", 0))
-        self.state = {k: np.array(v) for k, v in state.items() if k != "__t__"}
+        self.state = {}
+        for key, v in state.items():
+            if key != "__t__":
+                name, role = key.rsplit(".", 1)
+                self.state.setdefault(name, {})[role] = np.array(v)
 
 
 def learning_rate(base: float, schedule: str, hp: dict, epoch: int, epochs: int) -> float:

@@ -169,3 +169,20 @@ def test_lenet_learns(tmp_path):
     r = train(spec, out=tmp_path / "r", progress=False)
     assert r.history[-1]["loss"] < r.history[0]["loss"]
     assert r.metrics["test"]["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("kind", sorted(__import__("dlc.compiler.optimizers", fromlist=["x"]).OPTIMIZERS))
+def test_every_registered_optimizer_descends_and_keeps_its_declared_state(kind):
+    from dlc.compiler.optimizers import OPTIMIZERS
+    rule = OPTIMIZERS[kind]
+    hp = {k: a.default for k, a in rule.attrs.items()}
+    if "momentum" in hp:
+        hp["momentum"] = 0.9  # exercise the momentum buffer too
+    w = {"w": np.array([3.0, -2.0], np.float32)}
+    opt = Optimizer(kind, hp, w)
+    for _ in range(200):
+        opt.step({"w": 2 * w["w"]}, lr=min(rule.lr_range[1], 0.05), decoupled={"w"})  # f = |w|^2
+    assert float(np.sum(w["w"] ** 2)) < 13.0 * 0.5
+    assert {k.rsplit(".", 1)[1] for k in opt.state_dict() if k != "__t__"} <= set(rule.state)
+    lo, hi = rule.lr_range
+    assert 0 < lo < hi
