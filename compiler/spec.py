@@ -55,12 +55,11 @@ def _base_dir(filename: str) -> Path | None:
 
 
 def _default_loss(graph: Graph) -> str:
+    """The loss that fuses with the output activation (softmax: cross_entropy, sigmoid:
+    binary_cross_entropy), else mse."""
+    from .losses import LOSSES
     act = graph.output_activation
-    if act == "softmax":
-        return "cross_entropy"
-    if act == "sigmoid":
-        return "binary_cross_entropy"
-    return "mse"
+    return next((name for name, loss in LOSSES.items() if loss.fuses and loss.fuses == act), "mse")
 
 
 def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics, base_dir: Path | None,

@@ -15,14 +15,15 @@ from typing import Any
 
 from . import ast
 from .attrs import Attr, coerce
+from .losses import LOSSES as LOSS_RULES
 from .optimizers import CLIP, OPTIMIZERS as OPTIMIZER_RULES
 from .diagnostics import Diagnostics, DLError, Span, did_you_mean
 
 # each optimizer's keys, from its class in the registry (compiler/optimizers.py), plus clipping
 OPTIMIZERS = {name: dict(rule.attrs, **CLIP) for name, rule in OPTIMIZER_RULES.items()}
 
-LOSSES = {"cross_entropy": {}, "binary_cross_entropy": {}, "mse": {}, "mae": {}}
-CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
+LOSSES = {name: loss.attrs for name, loss in LOSS_RULES.items()}  # from the registry, compiler/losses.py
+CLASSIFICATION_LOSSES = tuple(name for name, loss in LOSS_RULES.items() if loss.task == "classification")
 
 SCHEDULES = {
     "constant": {},

@@ -186,3 +186,24 @@ def test_every_registered_optimizer_descends_and_keeps_its_declared_state(kind):
     assert {k.rsplit(".", 1)[1] for k in opt.state_dict() if k != "__t__"} <= set(rule.state)
     lo, hi = rule.lr_range
     assert 0 < lo < hi
+
+
+@pytest.mark.parametrize("name", sorted(__import__("dlc.compiler.losses", fromlist=["x"]).LOSSES))
+@pytest.mark.parametrize("fused", [False, True])
+def test_every_registered_loss_gradient_matches_finite_differences(name, fused):
+    from dlc.compiler.losses import LOSSES
+    loss = LOSSES[name]
+    if fused and not loss.fuses:
+        pytest.skip("only fused losses have a logits form")
+    rng = np.random.default_rng(0)
+    out = rng.uniform(0.1, 0.9, (4, 3))
+    if not fused and loss.fuses == "softmax":
+        out = out / out.sum(axis=1, keepdims=True)
+    y = rng.integers(0, 3, 4) if loss.task == "classification" else rng.normal(size=(4, 3))
+    _, grad = loss.value_and_grad(out, y, fused)
+    num = np.zeros_like(out)
+    for idx in np.ndindex(out.shape):
+        d = np.zeros_like(out)
+        d[idx] = 1e-6
+        num[idx] = (loss.value_and_grad(out + d, y, fused)[0] - loss.value_and_grad(out - d, y, fused)[0]) / 2e-6
+    assert np.allclose(grad, num, atol=1e-6)
