@@ -147,3 +147,18 @@ def test_what_an_op_is_is_declared_on_its_class():
             assert op.weight_out_axis is not None and op.inline, op.name
     assert [op.name for op in REGISTRY if op.weight_layer] == ["dense", "conv"]
     assert sorted(op.name for op in REGISTRY if op.saturating) == ["sigmoid", "tanh"]
+
+
+def test_global_pooling_makes_a_feature_vector_and_max_ties_go_to_the_first():
+    import numpy as np
+    from dlc.compiler.ops import REGISTRY, Context
+    s = compile_model("input 3x4x4\nconv 8 kernel=3 pad=same relu\nglobalavgpool\ndense 2 softmax")
+    assert s.graph.node("globalavgpool1").out_shape == (8,)
+    op = REGISTRY["globalmaxpool"]
+    x = np.zeros((1, 1, 2, 2))
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = 1.0  # two maxima
+    y, cache = op.forward(x, {}, {}, Context())
+    dx, _ = op.backward(np.ones((1, 1)), cache, {}, {})
+    assert y[0, 0] == 1.0 and dx[0, 0].tolist() == [[0.0, 1.0], [0.0, 0.0]]
+    with pytest.raises(DLError, match="globalavgpool expects an image CxHxW, but its input is 8"):
+        compile_model("input 8\nglobalavgpool\ndense 2 softmax")

@@ -1,4 +1,4 @@
-"""Pooling and reshaping: maxpool, avgpool, flatten.
+"""Pooling and reshaping: maxpool, avgpool, flatten, globalavgpool, globalmaxpool.
 
 Conventions (pinned by tests): maxpool gives the whole gradient of a window to its
 first maximum (row-major), as PyTorch does; avgpool with padding divides by the
@@ -162,3 +162,61 @@ class Flatten(Op):
 
     def flops(self, in_shape, out_shape, a):
         return 0
+
+
+@register
+class GlobalAvgPool(Op):
+    name = "globalavgpool"
+    kind = "layer"
+    doc = "image CxHxW -> feature vector C: the mean of each channel (a ResNet head)"
+    ranks = (3,)
+    examples = [((3, 4, 5), {}), ((2, 1, 1), {})]
+
+    def infer(self, shape, a):
+        self.check_rank(shape)
+        return (shape[0],)
+
+    def forward(self, x, p, a, ctx):
+        return x.mean(axis=(2, 3), dtype=x.dtype), x.shape
+
+    def backward(self, dy, shape, p, a):
+        dx = np.empty(shape, dy.dtype)
+        dx[...] = (dy / dy.dtype.type(shape[2] * shape[3]))[:, :, None, None]
+        return dx, {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
+
+    def flops(self, in_shape, out_shape, a):
+        return int(math.prod(in_shape))
+
+
+@register
+class GlobalMaxPool(Op):
+    name = "globalmaxpool"
+    kind = "layer"
+    doc = "image CxHxW -> feature vector C: the max of each channel; ties send the gradient to the first"
+    ranks = (3,)
+    examples = [((3, 4, 5), {}), ((2, 1, 1), {})]
+
+    def infer(self, shape, a):
+        self.check_rank(shape)
+        return (shape[0],)
+
+    def forward(self, x, p, a, ctx):
+        n, c = x.shape[:2]
+        flat = x.reshape(n, c, -1)
+        idx = flat.argmax(axis=2)  # the first maximum, row-major
+        return np.take_along_axis(flat, idx[:, :, None], axis=2)[:, :, 0], (x.shape, idx)
+
+    def backward(self, dy, cache, p, a):
+        shape, idx = cache
+        dx = np.zeros((shape[0], shape[1], shape[2] * shape[3]), dy.dtype)
+        np.put_along_axis(dx, idx[:, :, None], dy[:, :, None], axis=2)
+        return dx.reshape(shape), {}
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Flatten", [g.node("GlobalMaxPool", [x])], axis=1)
+
+    def flops(self, in_shape, out_shape, a):
+        return int(math.prod(in_shape))
