@@ -78,7 +78,8 @@ def cmd_train(args) -> int:
     spec, run_from_dir = _spec_for(args.spec, args.set, args.max_memory)
     if spec.warnings and not args.quiet:
         _print_diags(spec.warnings, spec.source)
-    out = args.output or run_from_dir
+    # `dlc train RUN` retrains the run's spec into a new folder; only --resume writes into RUN itself
+    out = args.output or (run_from_dir if args.resume else None)
     if args.resume and out is None:
         print("dlc: --resume needs the run folder: dlc train RUN --resume, or -o RUN", file=sys.stderr)
         return EXIT_ERROR
@@ -295,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a spec with the NumPy trainer; write a run folder",
                        description="Train with the NumPy trainer and write the run folder (weights.npz, spec.dl, "
                                    "metrics.json, history.csv, curves.png). Ctrl-C keeps the completed epochs.")
-    t.add_argument("spec", metavar="SPEC", help="a .dl spec, or a run folder with --resume")
+    t.add_argument("spec", metavar="SPEC", help="a .dl spec, or a run folder: its spec.dl is trained into a new run folder, or continued in place with --resume")
     t.add_argument("-o", "--output", metavar="RUN", help="run folder (default: runs/MODEL, never overwritten)")
     _add_set(t)
     t.add_argument("--resume", action="store_true", help="continue the run in RUN from its last completed epoch")

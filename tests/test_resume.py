@@ -333,3 +333,14 @@ def test_ctrl_c_during_a_checkpoint_write_keeps_what_is_on_disk(tmp_path, monkey
     assert len((tmp_path / "run" / "history.csv").read_text().strip().splitlines()) == 1 + 3
     resumed = train(dlc.compile(EARLY), out=tmp_path / "run", resume=True, progress=False)
     assert _same(_weights(resumed.run_dir), _weights(uninterrupted.run_dir))
+
+
+def test_train_of_a_run_folder_without_resume_never_overwrites_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(_spec_file(tmp_path, EARLY.replace("epochs=40", "epochs=2"))), "-o", "runs/early",
+                 "-q"]) == 0
+    before = (tmp_path / "runs/early/weights.npz").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "runs/early", "-q", "--set", "train.seed=1"]) == 0
+    assert "run folder: runs/early-2" in capsys.readouterr().out
+    assert (tmp_path / "runs/early/weights.npz").read_bytes() == before
