@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ast
 from .attrs import SearchRange
 from .build import build_model
 from .diagnostics import Diagnostic, Diagnostics, DLError, Source, Span, did_you_mean

@@ -7,7 +7,6 @@ headers, a CSV's header and first rows, IDX headers -- without loading the input
 
 from __future__ import annotations
 
-import ast as pyast
 import csv
 import gzip
 import io

@@ -62,7 +62,7 @@ def load_onnx(path: Path):
 
 
 def predict(model_or_run: str, data: str) -> dict:
-    from dlc.runtime.evaluate import load_inputs, model_labels
+    from dlc.runtime.evaluate import load_inputs
     from dlc.runtime.runs import load_run
 
     path = Path(model_or_run)
