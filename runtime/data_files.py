@@ -55,7 +55,7 @@ def read_npz(path: Path, need_labels: bool = True):
     from dlc.runtime.run_folder import load_npz
 
     try:
-        arrays = load_npz(path)
+        arrays = load_npz(path, text=True)
     except DLError as e:
         raise DataError(e.diagnostics[0].message) from None
     if "x" not in arrays or (need_labels and "y" not in arrays):

@@ -124,9 +124,10 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write_bytes(path, npz_bytes(arrays))
 
 
-def load_npz(path: Path, what: str = "", finite: bool = False) -> dict[str, np.ndarray]:
+def load_npz(path: Path, what: str = "", finite: bool = False, text: bool = False) -> dict[str, np.ndarray]:
     """Every array of an .npz, or a `DLError` naming the file: missing, not a zip, truncated,
-    pickled (object) arrays (never loaded), or -- with finite=True -- NaN/inf values."""
+    pickled (object) arrays (never loaded), arrays that are not numbers (text=True also takes
+    strings: a data set's class names), or -- with finite=True -- NaN/inf values."""
     path = Path(path)
     label = f"{path}" + (f" ({what})" if what else "")
     if path.is_dir():
@@ -156,8 +157,9 @@ def load_npz(path: Path, what: str = "", finite: bool = False) -> dict[str, np.n
         raise _error(f"{label} is not a readable .npz file: {e.__class__.__name__}: {e}",
                      "it may be truncated or not an .npz file; write it again") from None
     for k, v in out.items():
-        if v.dtype.kind not in "biuf":
-            raise _error(f"{label}: array '{k}' has dtype {v.dtype}; only numeric arrays are read")
+        if v.dtype.kind not in ("biufUS" if text else "biuf"):
+            raise _error(f"{label}: array '{k}' has dtype {v.dtype}; only {'numeric or string' if text else 'numeric'} "
+                         "arrays are read")
         if finite and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
             bad = int(np.size(v) - np.count_nonzero(np.isfinite(v)))
             raise _error(f"{label}: array '{k}' holds {bad} NaN or inf value(s)",
