@@ -58,7 +58,6 @@ def _spec_path(path: str) -> tuple[Path, Path | None]:
 def _spec_for(path: str, overrides, max_memory=None):
     """The compiled spec of a spec path or a run folder, and the run folder (or None)."""
     from dlc.compiler.spec import compile_file
-
     from dlc.runtime.data_record import read
 
     spec_file, run = _spec_path(path)
@@ -109,16 +108,13 @@ def cmd_train(args) -> int:
 
 
 def _train_variants(args) -> int:
-    from dlc.compiler.spec import compile_file
     from dlc.runtime.compare import compare, variants
 
     if args.resume:
         print("dlc: --resume and --vary do not go together: resume each run folder on its own", file=sys.stderr)
         return EXIT_ERROR
     combos = variants(args.vary)
-    spec_file, _ = _spec_path(args.spec)
-    specs = [compile_file(spec_file, overrides=[*(args.set or ()), *extra], max_memory=args.max_memory)
-             for _, extra in combos]
+    specs = [_spec_for(args.spec, [*(args.set or ()), *extra], args.max_memory)[0] for _, extra in combos]
     if not args.quiet:
         _print_diags(specs[0].warnings, specs[0].source)
     name = specs[0].name
