@@ -106,8 +106,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def remove_stale_temp_files(run_dir: Path) -> None:
     """Temporary files a killed writer left behind (only called with the folder's lock held)."""
-    for tmp in Path(run_dir).glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+    remove(run_dir, [p.name for p in Path(run_dir).glob(".*.tmp")])
+
+
+def remove(run_dir: Path, names) -> None:
+    """Delete these files of the folder where they exist; a failure is a DLError naming the file."""
+    for name in names:
+        path = Path(run_dir) / name
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            raise _os_error(path, e, "remove") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

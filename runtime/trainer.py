@@ -147,8 +147,7 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
             else:
                 spec = data_record.load_for_run(spec, run_dir)
         if ckpt is None:  # a new run here: nothing of an earlier one may be resumed or mixed in by mistake
-            for name in rf.RUN_FILES:
-                (run_dir / name).unlink(missing_ok=True)
+            rf.remove(run_dir, rf.RUN_FILES)
         return _train(spec, run_dir, ckpt, progress, splits, True, max_steps)
 
 
