@@ -1,8 +1,8 @@
 """Text -> AST with Lark (LALR). Syntax errors become located `DLError`s.
 
-The parser recovers line by line: after a syntax error on a line without braces
-it blanks that line and parses again, so independent syntax errors on several
-lines are all reported in one run.
+The parser recovers in one pass: after a syntax error it skips the offending
+token and goes on, so independent syntax errors on several lines are all
+reported, one per line, without parsing the text again.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dlc.compiler.diagnostics import Diagnostic, DLError, Source, Span
 
 GRAMMAR_PATH = Path(__file__).with_name("dl.lark")
 MAX_SYNTAX_ERRORS = 20
-RECOVERY_BYTES = 4_000_000  # text re-parsed in all while recovering from syntax errors: bounded work
 
 _TERMINAL_WORDS = {
     "SIGNED_NUMBER": "a number",
@@ -180,30 +179,27 @@ def _describe(err: UnexpectedInput, source: Source) -> Diagnostic:
 
 
 def parse(text: str, filename: str = "<spec>") -> ast.SpecAST:
-    """Parse spec text. Raises `DLError` with every syntax error found."""
+    """Parse spec text. Raises `DLError` with every syntax error found (one per line, at most
+    MAX_SYNTAX_ERRORS), in one pass: after an error the parser skips the offending token and goes on
+    (Lark's on_error), so recovery costs no re-parse."""
     source = Source(text, filename)
     diags: list[Diagnostic] = []
-    lines = text.splitlines(keepends=True)
-    attempt = text
-    budget = max(1, min(MAX_SYNTAX_ERRORS, RECOVERY_BYTES // max(len(text), 1)))
-    while True:
-        try:
-            tree = _lark().parse(attempt)
-            break
-        except UnexpectedInput as err:
-            d = _describe(err, source)
+    lines_seen: set[int] = set()
+
+    def record(err: UnexpectedInput) -> bool:
+        d = _describe(err, source)
+        line = d.span.line if d.span else 0
+        if line not in lines_seen:
+            lines_seen.add(line)
             diags.append(d)
-            line = d.span.line if d.span else 0
-            # Recover: blank the offending line if that cannot change the block structure.
-            if len(diags) >= budget or not (0 < line <= len(lines)):
-                if len(diags) >= budget:
-                    diags.append(Diagnostic("note", f"stopped after {len(diags)} syntax error(s); fix these first"))
-                break
-            original = lines[line - 1]
-            if any(c in original for c in "{}") or not original.strip() or "end of file" in d.message:
-                break
-            lines[line - 1] = "\n" if original.endswith("\n") else ""
-            attempt = "".join(lines)
+        return len(diags) < MAX_SYNTAX_ERRORS and "end of file" not in d.message
+
+    try:
+        tree = _lark().parse(text, on_error=record)
+    except UnexpectedInput as err:
+        record(err)
     if diags:
+        if len(diags) >= MAX_SYNTAX_ERRORS:
+            diags.append(Diagnostic("note", f"stopped after {len(diags)} syntax error(s); fix these first"))
         raise DLError(diags, source)
     return tree
