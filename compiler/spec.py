@@ -79,10 +79,21 @@ def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics, base
     info = CATALOG[src]
     out = graph.output_shape
     shape = graph.input_shape
-    resize = data.get("resize")
-    fits = shape == info.features or (info.image_shape and shape == (info.image_shape[0], resize or info.image_shape[1],
-                                                                     resize or info.image_shape[2]))
-    if not fits:
+    resize, reshape = data.get("resize"), data.get("reshape")
+    image = (info.image_shape[0], resize or info.image_shape[1], resize or info.image_shape[2]) \
+        if info.image_shape else None
+    if reshape:  # the samples (as images after resize=) are given the shape reshape= says
+        made = image if image and resize else info.features
+        fits = tuple(reshape) == shape and _prod(reshape) == _prod(made)
+    else:
+        fits = shape == info.features or (image is not None and shape == image)
+    if not fits and reshape:
+        made_text = "x".join(map(str, made))
+        diags.error(f"reshape={'x'.join(map(str, reshape))} does not fit: {src} samples are {made_text} "
+                    f"({_prod(made)} values) and the model's input is {'x'.join(map(str, shape))}",
+                    data.spans.get("reshape", data.kind_span), f"write reshape={'x'.join(map(str, shape))} "
+                    f"with an input of {_prod(made)} values, or drop reshape=")
+    elif not fits:
         want = fmt = "x".join(map(str, info.features))
         if info.image_shape:
             fmt = f"{want} features (or the image {'x'.join(map(str, info.image_shape))})"

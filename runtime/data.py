@@ -79,19 +79,20 @@ def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, re
     refuse, naming both shapes. `error(message, hint)` makes the exception (default: at the data line)."""
     error = error or (lambda message, hint=None: _data_error(spec, message, hint))
     want = tuple(spec.graph.input_shape)
+    images = len(want) == 3 or bool(resize)  # resize= works on images, whatever reshape= makes of them after
+    if image_shape and images and x.ndim == 2 and x.shape[1] == int(np.prod(image_shape)):
+        x = x.reshape((len(x),) + tuple(image_shape))
+    if x.ndim == 3 and images and (want[0] == 1 or resize):
+        x = x[:, None]  # (N, H, W) grayscale -> (N, 1, H, W)
+    if resize and x.ndim == 4 and x.shape[2:] != (resize, resize):
+        from scipy.ndimage import zoom
+        x = zoom(x, (1, 1, resize / x.shape[2], resize / x.shape[3]), order=1).astype(np.float32)
     if reshape:
         per = int(np.prod(x.shape[1:]))
         if per != int(np.prod(reshape)):
             raise error(f"reshape={'x'.join(map(str, reshape))} needs {int(np.prod(reshape))} values per sample; "
                         f"{dataset_name} has {per}", "write the input's shape, e.g. reshape=1x28x28")
         x = x.reshape((len(x),) + tuple(reshape))
-    if image_shape and len(want) == 3 and x.ndim == 2 and x.shape[1] == int(np.prod(image_shape)):
-        x = x.reshape((len(x),) + tuple(image_shape))
-    if x.ndim == 3 and len(want) == 3 and want[0] == 1:
-        x = x[:, None]  # (N, H, W) grayscale -> (N, 1, H, W)
-    if resize and x.ndim == 4 and x.shape[2:] != (resize, resize):
-        from scipy.ndimage import zoom
-        x = zoom(x, (1, 1, resize / x.shape[2], resize / x.shape[3]), order=1).astype(np.float32)
     if tuple(x.shape[1:]) != want:
         got = "x".join(map(str, x.shape[1:]))
         hint = "change the input line or the data"

@@ -257,3 +257,14 @@ def test_a_bad_onnx_file_is_refused_by_name(files, run, tmp_path, capsys, conten
     err = capsys.readouterr().err
     assert err.startswith(f"{path}: error: ") and message in err, err
     assert "internal error" not in err
+
+
+def test_reshape_after_resize_of_a_built_in_image_set(tmp_path, capsys):
+    spec = tmp_path / "s.dl"
+    spec.write_text("model m {\n input 784\n dense 10 softmax\n}\ndata digits resize=28 reshape=784\ntrain epochs=1\n")
+    assert main(["check", str(spec)]) == 0
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run")]) == 0
+    spec.write_text("model m {\n input 64\n dense 10 softmax\n}\ndata digits reshape=1x8x8\n")
+    assert main(["check", str(spec)]) == 2
+    assert (f"{spec}:5:13: error: reshape=1x8x8 does not fit: digits samples are 64 (64 values) and the model's "
+            "input is 64") in capsys.readouterr().err
