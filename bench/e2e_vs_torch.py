@@ -13,50 +13,20 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
 
 import dlc
 from dlc.runtime.data import prepare
 from dlc.runtime.trainer import train
 
-NETS = {
-    "mlp": """model mlp {
-    input 784
-    dense 512 relu batchnorm dropout=0.5
-    dense 512 relu batchnorm dropout=0.5
-    dense 10 softmax
-}
-data digits resize=28 reshape=784 scale=0.0625 test=0.2
-optimizer adam lr=1e-3
-train epochs=%d batch=128 validation=0.1 seed=0
-""",
-    "lenet": """model lenet {
-    input 1x28x28
-    conv 20 kernel=5 relu
-    maxpool 2
-    conv 50 kernel=5 relu batchnorm
-    maxpool 2
-    flatten
-    dense 500 relu dropout=0.5
-    dense 10 softmax
-}
-data digits resize=28 scale=0.0625 test=0.2
-optimizer adam lr=1e-3
-train epochs=%d batch=64 validation=0.1 seed=0
-""",
-}
+sys.path.insert(0, str(Path(__file__).parent))
+from train_throughput import LENET, MLP, torch_net  # noqa: E402
 
-
-def torch_net(kind):
-    from torch import nn
-    if kind == "mlp":
-        return nn.Sequential(nn.Linear(784, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(0.5),
-                             nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(0.5),
-                             nn.Linear(512, 10))
-    return nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(20, 50, 5, bias=False), nn.BatchNorm2d(50), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Dropout(0.5), nn.Linear(500, 10))
+# the step benchmark's nets, with data and training lines
+NETS = {kind: text.replace("optimizer adam lr=1e-3\n", f"data digits resize=28{reshape} scale=0.0625 test=0.2\n"
+                           f"optimizer adam lr=1e-3\ntrain epochs=%d batch={batch} validation=0.1 seed=0\n")
+        for kind, text, reshape, batch in (("mlp", MLP, " reshape=784", 128), ("lenet", LENET, "", 64))}
 
 
 def torch_train(kind, splits, epochs, batch) -> tuple[float, float]:

@@ -69,6 +69,18 @@ def samples_per_second(step, batch: int, steps: int) -> float:
     return steps * batch / (time.perf_counter() - t)
 
 
+def torch_net(kind: str):
+    """The same nets as MLP and LENET above, in PyTorch (bench/e2e_vs_torch.py uses them too)."""
+    from torch import nn
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(784, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(0.5),
+                             nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(0.5),
+                             nn.Linear(512, 10))
+    return nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(20, 50, 5, bias=False), nn.BatchNorm2d(50), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Dropout(0.5), nn.Linear(500, 10))
+
+
 def torch_throughput(kind: str, batch: int, steps: int) -> float | None:
     try:
         import torch
@@ -76,16 +88,8 @@ def torch_throughput(kind: str, batch: int, steps: int) -> float | None:
     except ImportError:
         return None
     torch.manual_seed(0)
-    if kind == "mlp":
-        net = nn.Sequential(nn.Linear(784, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(0.5),
-                            nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(0.5),
-                            nn.Linear(512, 10))
-        x = torch.randn(batch, 784)
-    else:
-        net = nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Conv2d(20, 50, 5, bias=False), nn.BatchNorm2d(50), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Dropout(0.5), nn.Linear(500, 10))
-        x = torch.randn(batch, 1, 28, 28)
+    net = torch_net(kind)
+    x = torch.randn(batch, 784) if kind == "mlp" else torch.randn(batch, 1, 28, 28)
     y = torch.randint(0, 10, (batch,))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()

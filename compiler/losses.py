@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from .attrs import Attr
 from .lazy_numpy import lazy_numpy
+from .ops.base import registrar
 
 np = lazy_numpy(__name__)
 
@@ -37,13 +38,7 @@ class Loss:
 
 
 LOSSES: dict[str, Loss] = {}
-
-
-def register(cls):
-    if cls.name in LOSSES:
-        raise ValueError(f"loss '{cls.name}' registered twice")
-    LOSSES[cls.name] = cls()
-    return cls
+register = registrar(LOSSES, "loss")
 
 
 def softmax(z):

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from .attrs import Attr
 from .lazy_numpy import lazy_numpy
+from .ops.base import registrar
 
 np = lazy_numpy(__name__)
 
@@ -43,13 +44,7 @@ class OptimizerRule:
 
 
 OPTIMIZERS: dict[str, OptimizerRule] = {}
-
-
-def register(cls):
-    if cls.name in OPTIMIZERS:
-        raise ValueError(f"optimizer '{cls.name}' registered twice")
-    OPTIMIZERS[cls.name] = cls()
-    return cls
+register = registrar(OPTIMIZERS, "optimizer")
 
 
 @register

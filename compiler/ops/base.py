@@ -110,17 +110,23 @@ class Op:
         return {k: v.default for k, v in self.attrs.items() if v.default is not REQUIRED}
 
 
+def registrar(table: dict, what: str):
+    """A class decorator that puts one instance of each class in `table` under its name, refusing
+    a nameless class or a name taken twice (ops, losses and optimizers register this way)."""
+    def register(cls):
+        if not getattr(cls, "name", None):
+            raise ValueError(f"{cls.__name__} has no name")
+        if cls.name in table:
+            raise ValueError(f"{what} '{cls.name}' registered twice")
+        table[cls.name] = cls()
+        return cls
+    return register
+
+
 class Registry:
     def __init__(self):
         self._ops: dict[str, Op] = {}
-
-    def register(self, cls):
-        if not getattr(cls, "name", None):
-            raise ValueError(f"{cls.__name__} has no name")
-        if cls.name in self._ops:
-            raise ValueError(f"op '{cls.name}' registered twice")
-        self._ops[cls.name] = cls()
-        return cls
+        self.register = registrar(self._ops, "op")
 
     def __getitem__(self, name: str) -> Op:
         return self._ops[name]

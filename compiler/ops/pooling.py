@@ -164,17 +164,30 @@ class Flatten(Op):
         return 0
 
 
-@register
-class GlobalAvgPool(Op):
-    name = "globalavgpool"
+class _GlobalPool(Op):
+    """image CxHxW -> feature vector C, one value per channel (ONNX Global*Pool, then Flatten)."""
+
     kind = "layer"
-    doc = "image CxHxW -> feature vector C: the mean of each channel (a ResNet head)"
     ranks = (3,)
     examples = [((3, 4, 5), {}), ((2, 1, 1), {})]
+    onnx_op: str
 
     def infer(self, shape, a):
         self.check_rank(shape)
         return (shape[0],)
+
+    def to_onnx(self, g, x, p, a, shape):
+        return g.node("Flatten", [g.node(self.onnx_op, [x])], axis=1)
+
+    def flops(self, in_shape, out_shape, a):
+        return int(math.prod(in_shape))
+
+
+@register
+class GlobalAvgPool(_GlobalPool):
+    name = "globalavgpool"
+    doc = "image CxHxW -> feature vector C: the mean of each channel (a ResNet head)"
+    onnx_op = "GlobalAveragePool"
 
     def forward(self, x, p, a, ctx):
         return x.mean(axis=(2, 3), dtype=x.dtype), x.shape
@@ -184,24 +197,12 @@ class GlobalAvgPool(Op):
         dx[...] = (dy / dy.dtype.type(shape[2] * shape[3]))[:, :, None, None]
         return dx, {}
 
-    def to_onnx(self, g, x, p, a, shape):
-        return g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
-
-    def flops(self, in_shape, out_shape, a):
-        return int(math.prod(in_shape))
-
 
 @register
-class GlobalMaxPool(Op):
+class GlobalMaxPool(_GlobalPool):
     name = "globalmaxpool"
-    kind = "layer"
     doc = "image CxHxW -> feature vector C: the max of each channel; ties send the gradient to the first"
-    ranks = (3,)
-    examples = [((3, 4, 5), {}), ((2, 1, 1), {})]
-
-    def infer(self, shape, a):
-        self.check_rank(shape)
-        return (shape[0],)
+    onnx_op = "GlobalMaxPool"
 
     def forward(self, x, p, a, ctx):
         n, c = x.shape[:2]
@@ -214,9 +215,3 @@ class GlobalMaxPool(Op):
         dx = np.zeros((shape[0], shape[1], shape[2] * shape[3]), dy.dtype)
         np.put_along_axis(dx, idx[:, :, None], dy[:, :, None], axis=2)
         return dx.reshape(shape), {}
-
-    def to_onnx(self, g, x, p, a, shape):
-        return g.node("Flatten", [g.node("GlobalMaxPool", [x])], axis=1)
-
-    def flops(self, in_shape, out_shape, a):
-        return int(math.prod(in_shape))
