@@ -90,10 +90,10 @@ def cmd_train(args) -> int:
         return EXIT_ERROR
     m = result.metrics
     if result.complete:
+        key = "train.early_stop" if m.get("stopped_early") else "train.epochs"  # what would let it go on
         print(f"{result.run_dir} is complete: {m['epochs_run']} epoch(s)"
               + (", stopped early" if m.get("stopped_early") else "") + "; nothing changed. "
-              f"Train longer with: dlc train {result.run_dir} --resume --set train.epochs=N"
-              + (" (or a larger train.early_stop)" if m.get("stopped_early") else ""))
+              f"Train longer with: dlc train {result.run_dir} --resume --set {key}=N")
         return EXIT_OK
     if result.interrupted and not result.history:
         print(f"interrupted before the first epoch completed: nothing kept in {result.run_dir}",

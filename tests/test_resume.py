@@ -169,7 +169,8 @@ def test_resuming_a_complete_run_changes_nothing(tmp_path, capsys, uninterrupted
     assert main(["train", str(tmp_path / "run"), "--resume", "-q"]) == 0
     out = capsys.readouterr().out
     n = len(uninterrupted.history)
-    assert f"{tmp_path / 'run'} is complete: {n} epoch(s), stopped early; nothing changed." in out
+    assert (f"{tmp_path / 'run'} is complete: {n} epoch(s), stopped early; nothing changed. Train longer with: "
+            f"dlc train {tmp_path / 'run'} --resume --set train.early_stop=N") in out
     after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
     assert after == before
 
