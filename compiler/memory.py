@@ -5,6 +5,7 @@ spec whose estimate exceeds the memory limit (--max-memory, default half the phy
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -56,22 +57,15 @@ def fmt_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _size(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def estimate(graph, batch, optimizer: str, samples: int | None = None) -> MemoryEstimate:
     params = sum(p.size for p in graph.params())
-    buffers = sum(_size(b.shape) for b in graph.buffers())
+    buffers = sum(math.prod(b.shape) for b in graph.buffers())
     from .optimizers import OPTIMIZERS
     # arrays kept per parameter while training: the value, its gradient, a scratch buffer, the optimizer's state
     per_param = 3 + len(OPTIMIZERS[optimizer].state)
     b = samples if batch == "all" else batch
-    per_sample = _size(graph.input_shape) + sum(_size(n.out_shape) for n in graph.nodes)
-    largest = max(graph.nodes, key=lambda n: _size(n.out_shape), default=None)
+    per_sample = math.prod(graph.input_shape) + sum(math.prod(n.out_shape) for n in graph.nodes)
+    largest = max(graph.nodes, key=lambda n: math.prod(n.out_shape), default=None)
     activations = 2 * per_sample * b * BYTES if isinstance(b, int) else 0
     return MemoryEstimate((params + buffers) * BYTES, (params * per_param + buffers) * BYTES, activations,
                           b if isinstance(b, int) else None, largest.name if largest else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,15 +85,15 @@ def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics, base
         if info.image_shape else None
     if reshape:  # the samples (as images after resize=) are given the shape reshape= says
         made = image if image and resize else info.features
-        fits = tuple(reshape) == shape and _prod(reshape) == _prod(made)
+        fits = tuple(reshape) == shape and math.prod(reshape) == math.prod(made)
     else:
         fits = shape == info.features or (image is not None and shape == image)
     if not fits and reshape:
         made_text = "x".join(map(str, made))
         diags.error(f"reshape={'x'.join(map(str, reshape))} does not fit: {src} samples are {made_text} "
-                    f"({_prod(made)} values) and the model's input is {'x'.join(map(str, shape))}",
+                    f"({math.prod(made)} values) and the model's input is {'x'.join(map(str, shape))}",
                     data.spans.get("reshape", data.kind_span), f"write reshape={'x'.join(map(str, shape))} "
-                    f"with an input of {_prod(made)} values, or drop reshape=")
+                    f"with an input of {math.prod(made)} values, or drop reshape=")
     elif not fits:
         want = fmt = "x".join(map(str, info.features))
         if info.image_shape:
@@ -121,7 +122,7 @@ def _check_data_file(data, graph: Graph, loss: str, diags: Diagnostics, base_dir
                      data_files: dict | None):
     """What `check` can tell of a data file from its headers: that it exists and is readable, that
     its samples fit the input (after reshape=) and its labels the output. The inputs are not read."""
-    from dlc.runtime.data_files import DataError, peek, resolve_path
+    from dlc.runtime.data_files import DataError, peek, reshape_refusal, resolve_path, shape_refusal
     from dlc.runtime.datasets import Dataset, check_labels, class_labels
 
     def error(message, hint=None):
@@ -139,18 +140,13 @@ def _check_data_file(data, graph: Graph, loss: str, diags: Diagnostics, base_dir
         shape = tuple(p.sample_shape)
         if data.get("reshape"):
             reshape = tuple(data["reshape"])
-            if _prod(shape) != _prod(reshape):
-                raise error(f"reshape={'x'.join(map(str, reshape))} needs {_prod(reshape)} values per sample; "
-                            f"{data.kind} has {_prod(shape)}", "write the input's shape, e.g. reshape=1x28x28")
+            if math.prod(shape) != math.prod(reshape):
+                raise error(*reshape_refusal(reshape, math.prod(shape), data.kind))
             shape = reshape
         elif len(shape) == 2 and len(want) == 3 and want[0] == 1:
             shape = (1,) + shape
         if shape != want:
-            hint = "change the input line or the data"
-            if len(shape) == 1 and len(want) == 3 and shape[0] == _prod(want):
-                hint = f"the samples are flat: add reshape={'x'.join(map(str, want))} to the data line"
-            raise error(f"{data.kind} samples are {'x'.join(map(str, shape))} but the model's input is "
-                        f"{'x'.join(map(str, want))}", hint)
+            raise error(*shape_refusal(shape, want, data.kind))
         if p.labels is not None and loss in CLASSIFICATION_LOSSES:
             y, classes = class_labels(data.kind, p.labels)
             check_labels(graph.output_shape[0], loss, Dataset(None, y, "classification", classes, data.kind), error)
@@ -162,13 +158,6 @@ def _check_data_file(data, graph: Graph, loss: str, diags: Diagnostics, base_dir
 
 class _Reported(Exception):
     """An error already added to the diagnostics."""
-
-
-def _prod(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = (), lint: bool = True,

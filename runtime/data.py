@@ -13,6 +13,7 @@ import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
+from dlc.runtime.data_files import reshape_refusal, shape_refusal
 from dlc.runtime.datasets import CATALOG, DataError, Dataset, check_labels, load
 
 
@@ -90,15 +91,10 @@ def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, re
     if reshape:
         per = int(np.prod(x.shape[1:]))
         if per != int(np.prod(reshape)):
-            raise error(f"reshape={'x'.join(map(str, reshape))} needs {int(np.prod(reshape))} values per sample; "
-                        f"{dataset_name} has {per}", "write the input's shape, e.g. reshape=1x28x28")
+            raise error(*reshape_refusal(reshape, per, dataset_name))
         x = x.reshape((len(x),) + tuple(reshape))
     if tuple(x.shape[1:]) != want:
-        got = "x".join(map(str, x.shape[1:]))
-        hint = "change the input line or the data"
-        if x.ndim == 2 and len(want) == 3 and x.shape[1] == int(np.prod(want)):
-            hint = f"the samples are flat: add reshape={'x'.join(map(str, want))} to the data line"
-        raise error(f"{dataset_name} samples are {got} but the model's input is {'x'.join(map(str, want))}", hint)
+        raise error(*shape_refusal(tuple(x.shape[1:]), want, dataset_name))
     return x
 
 

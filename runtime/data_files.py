@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import io
 import struct
 import zipfile
@@ -34,6 +35,24 @@ def resolve_path(written: str, base_dir: Path | None) -> Path:
     if not path.is_absolute():
         path = (base_dir if base_dir is not None else Path.cwd()) / path
     return path
+
+
+def _dims(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def reshape_refusal(reshape, per_sample: int, name: str) -> tuple[str, str]:
+    """(message, hint) for reshape= whose size differs from the samples' (check time and run time alike)."""
+    return (f"reshape={_dims(reshape)} needs {math.prod(reshape)} values per sample; {name} has {per_sample}",
+            "write the input's shape, e.g. reshape=1x28x28")
+
+
+def shape_refusal(got, want, name: str) -> tuple[str, str]:
+    """(message, hint) for samples that do not fit the input layer; flat images get the reshape= fix."""
+    hint = "change the input line or the data"
+    if len(got) == 1 and len(want) == 3 and got[0] == math.prod(want):
+        hint = f"the samples are flat: add reshape={_dims(want)} to the data line"
+    return f"{name} samples are {_dims(got)} but the model's input is {_dims(want)}", hint
 
 
 def check_file(path: Path, what: str = "data file") -> Path:

@@ -227,6 +227,11 @@ def save_checkpoint(run_dir: Path, groups: dict[str, dict[str, np.ndarray]], sta
     save_npz(Path(run_dir) / CHECKPOINT, arrays)
 
 
+def checkpoint_damaged(path: Path, why: str) -> DLError:
+    """The refusal of a checkpoint that cannot be resumed from, naming the file and what is wrong."""
+    return _error(f"{path} (the training checkpoint) is damaged: {why}", "restore it, or train again without --resume")
+
+
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict] | None:
     """(groups, state) of the last completed epoch, None when no epoch completed; a damaged
     checkpoint is a `DLError` naming the file."""
@@ -236,8 +241,7 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, dict[str, np.ndarray]], di
     arrays = load_npz(path, "the training checkpoint")
 
     def damaged(why):
-        return _error(f"{path} (the training checkpoint) is damaged: {why}",
-                      "restore it, or train again without --resume")
+        return checkpoint_damaged(path, why)
 
     if "state" not in arrays or arrays["state"].dtype != np.uint8:
         raise damaged("it has no training state")

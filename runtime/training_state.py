@@ -87,8 +87,7 @@ class TrainingState:
         path = run_dir / rf.CHECKPOINT
 
         def damaged(why):
-            return DLError(Diagnostic("error", f"{path} (the training checkpoint) is damaged: {why}", None,
-                                      "restore it, or train again without --resume"))
+            return rf.checkpoint_damaged(path, why)
 
         try:
             check_weights(spec.graph, groups["weights"])
