@@ -66,6 +66,11 @@ class Stmt:
     args: list[Value] = field(default_factory=list)
     kwargs: list[KwArg] = field(default_factory=list)
     line_span: Span | None = None
+    # A statement that opens a braced body (`residual { ... } relu`): the body's statements,
+    # and the values and keys written after its closing brace. None: the statement has no body.
+    body: list[Union["Stmt", "Repeat"]] | None = None
+    after: list[Value] = field(default_factory=list)
+    after_kwargs: list[KwArg] = field(default_factory=list)
 
 
 @dataclass

@@ -1,8 +1,15 @@
-"""The model block -> IR: expand repeats, apply init defaults, lower each line in the
-canonical order linear -> batchnorm -> activation -> dropout, infer every shape.
+"""The graph and shape passes: expanded model lines -> IR.
+
+- graph: each line is read into planned nodes with explicit inputs, in the canonical order
+  linear -> batchnorm -> activation -> dropout; residual and parallel lines add their paths and
+  a merge node (add, concat), block uses and groups open a naming scope;
+- shapes: every node's shape is inferred from its inputs' shapes, its parameters are laid out,
+  a projection shortcut becomes the 1x1 conv (or dense) that maps the residual's input to its
+  body's output shape, and every node is named.
 
 Errors are collected, not raised one by one, so that independent mistakes are all
 reported; after a shape error the shapes below it are unknown and not checked.
+Neither pass changes what it reads: the AST and the expanded lines stay as they were.
 """
 
 from __future__ import annotations
@@ -13,9 +20,11 @@ from typing import Any
 from . import ast
 from .attrs import MAX_INT, REQUIRED, Attr, SearchRange, coerce, resolve
 from .diagnostics import DLError, Diagnostics, Span, did_you_mean
+from .expand import GROUP_WORDS, BlockDef, Line, Nested, ScopedDiagnostics, Use, expand_model
 from .inits import AUTO_BY_FAMILY, SCHEMES, InitSpec, fixed
-from .ir import Buffer, Graph, Layer, Node, Param
+from .ir import INPUT, Buffer, Graph, Layer, Node, Param
 from .ops import REGISTRY, ShapeError, fmt_shape
+from .ops.windows import out_size
 from .statements import STATEMENTS
 
 # Keys any dense/conv line may carry besides its own attributes.
@@ -28,19 +37,27 @@ LAYER_KEYS = {
     "l2": Attr("float", None, min=0, doc="l2 strength for this layer's weights"),
     "max_norm": Attr("float", None, min=0, min_open=True),
 }
-STRUCTURE_WORDS = ("input", "init", "repeat")
+STRUCTURE_WORDS = ("input", "init", "repeat") + GROUP_WORDS
+MERGES = ("add", "concat")
+PROJECT = "project"  # residual project { ... }: the shortcut projects the input to the body's shape
+IDENTITY = "identity"  # residual identity { ... }: the shortcut is the input itself (the default)
 
 
 @dataclass
 class PlannedNode:
-    op: str
+    op: str | None  # None: a projection shortcut; the shape pass makes it a conv or a dense
     attrs: dict[str, Any]
     span: Span
     layer: int
+    inputs: tuple[int, ...] = (-1,)  # plan indices; -1 is the model's input
+    scope: tuple[str, ...] = ()
+    uses: tuple[Use, ...] = ()
     init: InitSpec | None = None  # explicit init for the weights
     default_init: InitSpec | None = None  # the `init NAME` in force on this line
     reg: dict[str, float | None] = field(default_factory=dict)
     bias_explicit: bool = False
+    match: int | None = None  # a projection: the node whose shape it must give
+    paths: tuple[str, ...] = ()  # a merge: what each input is, for messages ("the body", "branch2")
 
 
 @dataclass
@@ -50,50 +67,37 @@ class ModelResult:
     default_init: InitSpec | None
 
 
-MAX_LINES = 200_000  # model lines after repeats are expanded
-
-
-def expanded_size(body) -> int:
-    """How many lines `body` becomes once its repeats are expanded (computed, not expanded)."""
-    n = 0
-    for item in body:
-        n += item.count * expanded_size(item.body) if isinstance(item, ast.Repeat) else 1
-        if n > MAX_LINES:
-            return n
-    return n
-
-
-def _flatten(body, diags: Diagnostics, depth=0):
-    """The model lines with every repeat expanded; never more than MAX_LINES of work, whatever the counts."""
-    for item in body:
-        if isinstance(item, ast.Repeat):
-            if item.count < 1:
-                diags.error(f"repeat count must be at least 1, got {item.count}", item.span)
-                continue
-            if depth > 8:
-                diags.error("repeat blocks nested more than 8 deep", item.span)
-                continue
-            inner = expanded_size(item.body)
-            if item.count > MAX_LINES or item.count * inner > MAX_LINES:
-                diags.error(f"repeat {item.count} expands to more than {MAX_LINES:,} layers", item.span,
-                            "a model this deep cannot be trained here; use a smaller count")
-                continue
-            for _ in range(item.count if inner else 1):  # a body that makes no lines is read once, for its errors
-                yield from _flatten(item.body, diags, depth + 1)
-        else:
-            yield item
-
-
 class ModelBuilder:
-    def __init__(self, block: ast.ModelBlock, source_lines: list[str], diags: Diagnostics):
+    def __init__(self, block: ast.ModelBlock, source_lines: list[str], diags: Diagnostics,
+                 blocks: dict[str, BlockDef] | None = None):
         self.block = block
+        self.block_names = tuple(blocks or ())
         self.lines = source_lines
-        self.diags = diags
+        self.diags = ScopedDiagnostics(diags)  # errors inside a block also point at its use
         self.plan: list[PlannedNode] = []
         self.layers: list[Layer] = []
         self.input_shape: tuple[int, ...] | None = None
         self.default_init: InitSpec | None = None
         self.ranges: list[tuple[str, SearchRange]] = []
+        self.cur = -1  # the plan index of the value the next line reads (-1: the model's input)
+        self.scope: tuple[str, ...] = ()
+        self.depth = 0
+        self.scope_counts: dict[tuple, int] = {}
+
+    def add(self, pn: PlannedNode) -> int:
+        """Plan a node reading the current value (unless it names its inputs); it becomes the current value."""
+        if pn.inputs == (-1,) and self.cur != -1:
+            pn.inputs = (self.cur,)
+        pn.scope, pn.uses = self.scope, self.diags.uses
+        self.plan.append(pn)
+        self.cur = len(self.plan) - 1
+        return self.cur
+
+    def open_scope(self, stem: str) -> tuple[str, ...]:
+        """A child scope named stem1, stem2 ... in order of appearance within the current scope."""
+        key = (self.scope, stem)
+        self.scope_counts[key] = self.scope_counts.get(key, 0) + 1
+        return self.scope + (f"{stem}{self.scope_counts[key]}",)
 
     # ---- attribute reading -------------------------------------------------
     def _coerce(self, key, value, attr, where):
@@ -158,14 +162,16 @@ class ModelBuilder:
     def add_layer(self, stmt: ast.Stmt) -> int:
         line = self.lines[stmt.span.line - 1] if stmt.span.line <= len(self.lines) else stmt.word
         text = line[stmt.span.col - 1:]
-        for stop in "#;}":
+        for stop in "#;{}":
             text = text.split(stop)[0]
         text = text.strip()
-        self.layers.append(Layer(len(self.layers), stmt.word, stmt.span, text))
+        if stmt.body is not None and (stmt.after or stmt.after_kwargs):
+            text += " { ... } " + _after_text(stmt)
+        self.layers.append(Layer(len(self.layers), stmt.word, stmt.span, text, depth=self.depth))
         return len(self.layers) - 1
 
     def stmt_input(self, stmt: ast.Stmt):
-        if self.input_shape is not None or self.plan:
+        if self.input_shape is not None or self.plan or self.depth:
             self.diags.error("input must be the first line of the model, and appear once", stmt.span)
             return
         if len(stmt.args) != 1 or not (isinstance(stmt.args[0], ast.Dims) or
@@ -185,7 +191,7 @@ class ModelBuilder:
         layer = self.add_layer(stmt)
         p = self._dropout_kwargs(stmt.kwargs, stmt, _layer_key(layer))
         if p:
-            self.plan.append(PlannedNode("dropout", {"p": p}, stmt.span, layer))
+            self.add(PlannedNode("dropout", {"p": p}, stmt.span, layer))
 
     def _dropout_kwargs(self, kwargs, stmt, where) -> float | SearchRange | None:
         p = None
@@ -223,6 +229,10 @@ class ModelBuilder:
 
     def stmt_op(self, stmt: ast.Stmt):
         op = REGISTRY[stmt.word]
+        if op.arity != 1:
+            self.diags.error(f"'{op.name}' joins paths and is not written as a line", stmt.span,
+                             f"write parallel {op.name} {{ branch {{ ... }} branch {{ ... }} }}")
+            return
         layer = self.add_layer(stmt)
         where = _layer_key(layer)
         if not op.inline:
@@ -236,7 +246,7 @@ class ModelBuilder:
                     a = self._op_attrs(op, stmt, [], [], where)
                     if a is not None:
                         a["p"] = p
-                        self.plan.append(PlannedNode("dropout", a, stmt.span, layer))
+                        self.add(PlannedNode("dropout", a, stmt.span, layer))
                     return
             else:
                 kwargs = stmt.kwargs
@@ -252,146 +262,388 @@ class ModelBuilder:
                 return
             a = self._op_attrs(op, stmt, args, kwargs, where)
             if a is not None:
-                self.plan.append(PlannedNode(op.name, a, stmt.span, layer, default_init=self.default_init))
+                self.add(PlannedNode(op.name, a, stmt.span, layer, default_init=self.default_init))
             return
         self._linear_line(op, stmt, layer, where)
 
     def _linear_line(self, op, stmt: ast.Stmt, layer: int, where: str):
-        positional, activation, act_args, act_span, batchnorm = [], None, [], None, False
-        kwargs = list(stmt.kwargs)  # elu(alpha=0.5) adds alpha=0.5; the statement itself stays as parsed
-        for value in stmt.args:
+        parts = self._inline_parts(op, stmt.args, stmt.kwargs, where)
+        if parts is None:
+            return
+        a = self._op_attrs(op, stmt, parts.positional, parts.own, where)
+        if a is None:
+            return
+        self.add(PlannedNode(op.name, a, stmt.span, layer, init=parts.init, default_init=self.default_init,
+                             reg=parts.reg, bias_explicit=parts.bias_explicit))
+        self._inline_tail(parts, stmt, layer, where)
+
+    def _inline_parts(self, op, values, kwargs, where) -> "_Inline | None":
+        """Split a line's values and keys into the op's own, its activation's, batchnorm and dropout.
+        `op` None: what follows a residual's or parallel's '}' (no own values, no init or l1/l2)."""
+        parts = _Inline()
+        kwargs = list(kwargs)  # elu(alpha=0.5) adds alpha=0.5; the statement itself stays as parsed
+        owner = op.name if op is not None else "a merge"
+        for value in values:
             if isinstance(value, (ast.Name, ast.Call)):
                 word = value.value if isinstance(value, ast.Name) else value.name
                 if word == "batchnorm" and isinstance(value, ast.Name):
-                    batchnorm = True
+                    parts.batchnorm = True
                 elif word in REGISTRY and REGISTRY[word].kind == "activation":
-                    if activation:
-                        self.diags.error(f"two activations on one line: {activation} and {word}", value.span)
-                        return
-                    activation, act_span = word, value.span
-                    act_args = value.args if isinstance(value, ast.Call) else []
+                    if parts.activation:
+                        self.diags.error(f"two activations on one line: {parts.activation} and {word}", value.span)
+                        return None
+                    parts.activation, parts.act_span = word, value.span
+                    parts.act_args = value.args if isinstance(value, ast.Call) else []
                     if isinstance(value, ast.Call):
                         kwargs.extend(value.kwargs)  # elu(alpha=0.5) is elu alpha=0.5
                 else:
                     known = REGISTRY.names("activation") + ["batchnorm"]
                     self.diags.error(f"unknown activation '{word}'", value.span, did_you_mean(word, known))
-                    return
+                    return None
+            elif op is None:
+                self.diags.error(f"after the '}}' come the activation, batchnorm and dropout=; "
+                                 f"got '{ast.value_text(value)}'", value.span, "e.g. } relu")
+                return None
             else:
-                positional.append(value)
-        act_op = REGISTRY[activation] if activation else None
-        own, act_kwargs, init, reg, bias_explicit = [], [], None, {}, False
-        dropout_kw = []
+                parts.positional.append(value)
+        act_op = REGISTRY[parts.activation] if parts.activation else None
+        own_attrs = op.attrs if op is not None else {}
         for kw in kwargs:
-            if kw.key in op.attrs:
-                own.append(kw)
-                bias_explicit |= kw.key == "bias"
+            if kw.key in own_attrs:
+                parts.own.append(kw)
+                parts.bias_explicit |= kw.key == "bias"
             elif act_op is not None and kw.key in act_op.attrs:
-                act_kwargs.append(kw)
+                parts.act_kwargs.append(kw)
             elif kw.key in ("dropout", "keep"):
-                dropout_kw.append(kw)
-            elif kw.key == "init":
-                init = self._init_spec(kw.value, kw.span)
-            elif kw.key in ("l1", "l2", "max_norm"):
-                reg[kw.key] = self._coerce(kw.key, kw.value, LAYER_KEYS[kw.key], f"{where}.{kw.key}")
+                parts.dropout_kw.append(kw)
+            elif kw.key == "init" and op is not None:
+                parts.init = self._init_spec(kw.value, kw.span)
+            elif kw.key in ("l1", "l2", "max_norm") and op is not None:
+                parts.reg[kw.key] = self._coerce(kw.key, kw.value, LAYER_KEYS[kw.key], f"{where}.{kw.key}")
             else:
-                keys = list(op.attrs) + list(LAYER_KEYS) + (list(act_op.attrs) if act_op else [])
+                keys = (list(own_attrs) + list(LAYER_KEYS) if op is not None else ["dropout", "keep"]) \
+                    + (list(act_op.attrs) if act_op else [])
                 hint = did_you_mean(kw.key, keys)
                 if kw.key in ("alpha", "k", "lower", "upper") and act_op is None:
                     hint = f"{kw.key}= belongs to an activation; name it on the line, e.g. leaky_relu {kw.key}=..."
-                self.diags.error(f"unknown key '{kw.key}' for {op.name}", kw.span, hint)
-                return
-        a = self._op_attrs(op, stmt, positional, own, where)
-        if a is None:
-            return
-        self.plan.append(PlannedNode(op.name, a, stmt.span, layer, init=init, default_init=self.default_init, reg=reg,
-                                     bias_explicit=bias_explicit))
-        if batchnorm:
-            self.plan.append(PlannedNode("batchnorm", REGISTRY["batchnorm"].defaults(), stmt.span, layer))
-        if act_op is not None:
-            aa = self._op_attrs(act_op, stmt, act_args, act_kwargs, f"{where}.{activation}")
+                self.diags.error(f"unknown key '{kw.key}' for {owner}", kw.span, hint)
+                return None
+        return parts
+
+    def _inline_tail(self, parts: "_Inline", stmt: ast.Stmt, layer: int, where: str):
+        """batchnorm -> activation -> dropout after the node just planned."""
+        if parts.batchnorm:
+            self.add(PlannedNode("batchnorm", REGISTRY["batchnorm"].defaults(), stmt.span, layer))
+        if parts.activation:
+            act_op = REGISTRY[parts.activation]
+            aa = self._op_attrs(act_op, stmt, parts.act_args, parts.act_kwargs, f"{where}.{parts.activation}")
             if aa is None:
                 return
-            self.plan.append(PlannedNode(activation, aa, act_span, layer))
-        p = self._dropout_kwargs(dropout_kw, stmt, where)
+            self.add(PlannedNode(parts.activation, aa, parts.act_span, layer))
+        p = self._dropout_kwargs(parts.dropout_kw, stmt, where)
         if p:
-            self.plan.append(PlannedNode("dropout", {"p": p}, stmt.span, layer))
+            self.add(PlannedNode("dropout", {"p": p}, stmt.span, layer))
 
-    def read(self):
-        if expanded_size(self.block.body) > MAX_LINES and not any(
-                isinstance(i, ast.Repeat) and i.count * expanded_size(i.body) > MAX_LINES for i in self.block.body):
-            self.diags.error(f"model {self.block.name} expands to more than {MAX_LINES:,} layers", self.block.span,
-                             "a model this deep cannot be trained here; use smaller repeat counts")
-            return
-        for item in _flatten(self.block.body, self.diags):
-            word = item.word
-            if word == "input":
-                self.stmt_input(item)
-                continue
-            if self.input_shape is None and word != "init":
-                self.diags.error("the model must start with an input line", item.span,
-                                 "e.g. input 64 (features) or input 1x28x28 (an image)")
-                self.input_shape = ()
-            if word == "init":
-                self.stmt_init(item)
-            elif word in REGISTRY:
-                self.stmt_op(item)
-            elif word in STATEMENTS or word == "model":
-                self.diags.error(f"'{word}' belongs outside the model block", item.span,
-                                 "move it below the closing '}'")
+    # ---- lines that hold lines ----------------------------------------------
+    def read_items(self, items):
+        for item in items:
+            self.diags.uses = item.uses
+            if isinstance(item, Nested):
+                self.read_nested(item)
             else:
-                self.diags.error(f"unknown layer '{word}'", item.span,
-                                 did_you_mean(word, REGISTRY.names() + list(STRUCTURE_WORDS)))
+                self.read_line(item.stmt)
 
-    # ---- IR ----------------------------------------------------------------
-    def auto_init(self, index: int) -> InitSpec:
-        """The init for a weight layer with none given: by the activation that follows it."""
-        for j in range(index + 1, len(self.plan)):  # no slice: a copy per layer is quadratic
-            later = self.plan[j]
-            if REGISTRY[later.op].weight_layer:
-                break
-            op = REGISTRY[later.op]
-            if op.kind == "activation" and later.op != "linear":
-                return InitSpec(AUTO_BY_FAMILY[getattr(op, "init_family", "xavier")], auto=True)
-        return InitSpec("xavier_uniform", auto=True)
+    def _inside(self, stem: str, body, layer: int):
+        """Read `body` one level deeper, in a new scope; `init NAME` inside it ends with it."""
+        scope, depth, default_init = self.scope, self.depth, self.default_init
+        self.scope, self.depth = self.open_scope(stem), depth + 1
+        self.read_items(body)
+        self.scope, self.depth, self.default_init = scope, depth, default_init
+        self.layers[layer].inner = len(self.layers) - layer - 1
 
-    def lower(self) -> Graph | None:
+    def read_nested(self, item: Nested):
+        stmt = item.stmt
         if self.input_shape is None:
-            self.diags.error(f"model {self.block.name} has no input line", self.block.span,
-                             "start the block with input 64 (features) or input 1x28x28 (an image)")
+            self.diags.error("the model must start with an input line", stmt.span,
+                             "e.g. input 64 (features) or input 1x28x28 (an image)")
+            self.input_shape = ()
+        if item.block is not None:
+            layer = self.add_layer(stmt)
+            self._inside(item.block, item.body, layer)
+            self.diags.uses = item.uses
+        elif stmt.word == "residual":
+            self.read_residual(item)
+        elif stmt.word == "parallel":
+            self.read_parallel(item)
+        else:
+            self.diags.error(f"'{stmt.word}' belongs inside parallel", stmt.span,
+                             "parallel concat { branch { ... } branch { ... } }")
+
+    def _no_keys(self, stmt: ast.Stmt, what: str) -> bool:
+        if stmt.kwargs:
+            kw = stmt.kwargs[0]
+            self.diags.error(f"{what} takes no key '{kw.key}' before its '{{'", kw.span,
+                             "activation, batchnorm and dropout= go after the closing '}'")
+            return False
+        return True
+
+    def read_residual(self, item: Nested):
+        stmt = item.stmt
+        project = None
+        for v in stmt.args:
+            if len(stmt.args) == 1 and isinstance(v, ast.Name) and v.value in (PROJECT, IDENTITY):
+                project = v if v.value == PROJECT else None
+            else:
+                self.diags.error(f"residual takes one shortcut before its '{{': {IDENTITY} (the default) or "
+                                 f"{PROJECT}; got '{ast.value_text(v)}'", v.span,
+                                 f"residual {{ ... }} or residual {PROJECT} {{ ... }}")
+                return
+        if not self._no_keys(stmt, "residual"):
+            return
+        layer = self.add_layer(stmt)
+        entry, start = self.cur, len(self.plan)
+        scope = self.open_scope("residual")
+        outer, depth, default_init = self.scope, self.depth, self.default_init
+        self.scope, self.depth = scope, depth + 1
+        self.read_items(item.body)
+        self.diags.uses = item.uses
+        self.layers[layer].inner = len(self.layers) - layer - 1
+        body_out = self.cur
+        if body_out == entry:
+            self.diags.error("residual has an empty body", stmt.span, "put the layers of its path inside the braces")
+            self.scope, self.depth, self.default_init = outer, depth, default_init
+            return
+        short, path = entry, "the input"
+        if project is not None:
+            has_bn = any(pn.op == "batchnorm" for pn in self.plan[start:])
+            self.scope = scope + ("shortcut",)
+            self.cur = entry
+            short = self.add(PlannedNode(None, {}, project.span, layer, match=body_out,
+                                         default_init=self.default_init))
+            if has_bn:
+                short = self.add(PlannedNode("batchnorm", REGISTRY["batchnorm"].defaults(), project.span, layer))
+            path = "the shortcut"
+            self.scope = scope
+        self.cur = body_out
+        self.add(PlannedNode("add", {}, stmt.span, layer, inputs=(body_out, short), paths=("the body", path)))
+        self._group_tail(stmt, layer)
+        self.scope, self.depth, self.default_init = outer, depth, default_init
+
+    def read_parallel(self, item: Nested):
+        stmt = item.stmt
+        mode = stmt.args[0] if len(stmt.args) == 1 and isinstance(stmt.args[0], ast.Name) else None
+        if mode is None or mode.value not in MERGES:
+            where = stmt.args[0].span if stmt.args else stmt.span
+            word = ast.value_text(stmt.args[0]) if stmt.args else ""
+            self.diags.error("parallel needs how its paths merge: concat or add", where,
+                             did_you_mean(word, MERGES) if word else "e.g. parallel concat { branch { ... } ... }")
+            return
+        if not self._no_keys(stmt, "parallel"):
+            return
+        branches = []
+        for b in item.body:
+            if isinstance(b, Nested) and b.block is None and b.stmt.word == "branch":
+                branches.append(b)
+            else:
+                self.diags.error(f"inside parallel, each path is written branch {{ ... }}", b.stmt.span,
+                                 "e.g. branch { conv 16 kernel=1 relu }", b.uses)
+                return
+        if len(branches) < 2:
+            self.diags.error(f"parallel needs two or more branches, got {len(branches)}", stmt.span,
+                             "an empty branch { } passes its input through")
+            return
+        layer = self.add_layer(stmt)
+        entry = self.cur
+        scope = self.open_scope("parallel")
+        outer, depth = self.scope, self.depth
+        self.scope, self.depth = scope, depth + 1
+        outs, paths = [], []
+        for b in branches:
+            for v in b.stmt.args + [k.value for k in b.stmt.kwargs]:
+                self.diags.error("branch takes nothing before its '{'", v.span, uses=b.uses)
+            self.cur = entry
+            blayer = self.add_layer(b.stmt)
+            paths.append(f"branch{len(paths) + 1}")
+            self._inside("branch", b.body, blayer)
+            outs.append(self.cur)
+        self.diags.uses = item.uses
+        self.layers[layer].inner = len(self.layers) - layer - 1
+        self.add(PlannedNode(mode.value, {}, stmt.span, layer, inputs=tuple(outs), paths=tuple(paths)))
+        self._group_tail(stmt, layer)
+        self.scope, self.depth = outer, depth
+
+    def _group_tail(self, stmt: ast.Stmt, layer: int):
+        where = _layer_key(layer)
+        parts = self._inline_parts(None, stmt.after, stmt.after_kwargs, where)
+        if parts is not None:
+            self._inline_tail(parts, stmt, layer, where)
+
+    def read_line(self, stmt: ast.Stmt):
+        word = stmt.word
+        if word == "input":
+            self.stmt_input(stmt)
+            return
+        if self.input_shape is None and word != "init":
+            self.diags.error("the model must start with an input line", stmt.span,
+                             "e.g. input 64 (features) or input 1x28x28 (an image)")
+            self.input_shape = ()
+        if word == "init":
+            self.stmt_init(stmt)
+        elif word in REGISTRY:
+            self.stmt_op(stmt)
+        elif word in STATEMENTS or word in ("model", "block"):
+            self.diags.error(f"'{word}' belongs outside the model block", stmt.span,
+                             "move it below the closing '}'" if word != "block" else
+                             "define blocks outside the model block, then use them as lines")
+        elif word in GROUP_WORDS:
+            self.diags.error(f"{word} needs its lines in braces", stmt.span,
+                             {"residual": "residual { conv 16 kernel=3 pad=same } relu",
+                              "parallel": "parallel concat { branch { ... } branch { ... } }"}.get(word,
+                                                                                                "branch { ... }"))
+        else:
+            self.diags.error(f"unknown layer '{word}'", stmt.span,
+                             did_you_mean(word, [n for n in REGISTRY.names() if REGISTRY[n].arity == 1]
+                                          + list(STRUCTURE_WORDS) + list(self.block_names)))
+
+
+
+@dataclass
+class _Inline:
+    """What a line carries besides its op: positional values, the op's own keys, an activation,
+    batchnorm, dropout=, and a weight layer's init= and l1/l2/max_norm."""
+
+    positional: list = field(default_factory=list)
+    own: list = field(default_factory=list)
+    activation: str | None = None
+    act_span: Span | None = None
+    act_args: list = field(default_factory=list)
+    act_kwargs: list = field(default_factory=list)
+    batchnorm: bool = False
+    dropout_kw: list = field(default_factory=list)
+    init: InitSpec | None = None
+    reg: dict = field(default_factory=dict)
+    bias_explicit: bool = False
+
+
+def _after_text(stmt: ast.Stmt) -> str:
+    return " ".join([ast.value_text(v) for v in stmt.after]
+                    + [f"{k.key}={ast.value_text(k.value)}" for k in stmt.after_kwargs])
+
+
+# ---- the shape pass -------------------------------------------------------------
+
+
+def _consumers(plan: list[PlannedNode]) -> list[list[int]]:
+    out: list[list[int]] = [[] for _ in plan]
+    for j, pn in enumerate(plan):
+        for i in pn.inputs:
+            if i >= 0:
+                out[i].append(j)
+    return out
+
+
+def _auto_init(plan: list[PlannedNode], consumers: list[list[int]], index: int) -> InitSpec:
+    """The init for a weight layer with none given: by the activation that its output meets first
+    (through batchnorm, dropout and merges), before another weight layer."""
+    j = index
+    while consumers[j]:
+        j = consumers[j][0]
+        op = REGISTRY[plan[j].op] if plan[j].op else None
+        if op is None or op.weight_layer:
+            break
+        if op.kind == "activation" and op.name != "linear":
+            return InitSpec(AUTO_BY_FAMILY[getattr(op, "init_family", "xavier")], auto=True)
+    return InitSpec("xavier_uniform", auto=True)
+
+
+def _projection(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
+    """The op that maps `shape` to `target` for a residual's shortcut: a 1x1 conv with the stride that
+    gives the body's height and width, or a dense for feature vectors."""
+    if len(shape) == 1 and len(target) == 1:
+        return "dense", dict(REGISTRY["dense"].defaults(), units=target[0])
+    if len(shape) == 3 and len(target) == 3:
+        stride = tuple(-(-shape[k] // target[k]) for k in (1, 2))
+        if all(out_size(shape[k + 1], 1, stride[k], 0, 0) == target[k + 1] for k in (0, 1)):
+            return "conv", dict(REGISTRY["conv"].defaults(), filters=target[0], kernel=(1, 1), stride=stride,
+                                pad=(0, 0))
+    raise ShapeError(f"no projection maps {fmt_shape(shape)} to {fmt_shape(target)}",
+                     "a projection shortcut handles a change of channels or features and a stride; "
+                     "keep the body's output of the same kind as its input")
+
+
+def _describe_projection(shape, target) -> str:
+    try:
+        op, a = _projection(shape, target)
+    except ShapeError:
+        return ""
+    if op == "dense":
+        return f" (dense {a['units']})"
+    stride = a["stride"][0] if a["stride"][0] == a["stride"][1] else "x".join(map(str, a["stride"]))
+    return f" (a 1x1 conv with {a['filters']} filters and stride {stride})"
+
+
+def _merge_error(pn: PlannedNode, shapes, e: ShapeError) -> tuple[str, str | None]:
+    """A merge's shape error in the words of the spec: the residual's body, the parallel's branches."""
+    listed = ", ".join(f"{p} gives {fmt_shape(s)}" for p, s in zip(pn.paths, shapes))
+    if pn.paths[1:] == ("the input",):
+        body, given = shapes
+        return (f"the residual body changes the shape from {fmt_shape(given)} to {fmt_shape(body)}, "
+                f"so x + body(x) is undefined",
+                f"write 'residual {PROJECT} {{' for a projection shortcut{_describe_projection(given, body)}, "
+                f"or keep the body's output at {fmt_shape(given)}")
+    if pn.paths[1:] == ("the shortcut",):
+        return f"residual: {listed}", e.hint
+    return f"parallel {pn.op}: {listed}; {e}", e.hint or ("every branch must end in the same shape"
+                                                          if pn.op == "add" else None)
+
+
+def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode], layers: list[Layer],
+                 diags: ScopedDiagnostics) -> Graph | None:
+    """The shape pass: planned nodes -> named IR nodes with shapes, parameters and FLOPs."""
+    layers = [Layer(l.index, l.word, l.span, l.text, [], l.depth, l.inner) for l in layers]
+    consumers = _consumers(plan)
+    counters: dict[tuple, int] = {}
+    nodes: list[Node] = []
+    shapes: list[tuple[int, ...]] = []
+    names: list[str] = []
+    for i, pn in enumerate(plan):
+        in_shapes = tuple(input_shape if k < 0 else shapes[k] for k in pn.inputs)
+        op_name, attrs = pn.op, pn.attrs
+        try:
+            if op_name is None:
+                op_name, attrs = _projection(in_shapes[0], shapes[pn.match])
+            op = REGISTRY[op_name]
+            a = {k: resolve(v) for k, v in attrs.items()}
+            if op.weight_layer and not pn.bias_explicit and len(consumers[i]) == 1 \
+                    and plan[consumers[i][0]].op == "batchnorm":
+                a["bias"] = False  # batchnorm's beta does the bias's job
+                attrs = dict(attrs, bias=False)
+            out = op.infer(list(in_shapes) if op.arity is None else in_shapes[0], a)
+        except ShapeError as e:
+            message, hint = (_merge_error(pn, in_shapes, e) if pn.paths else (str(e), e.hint))
+            diags.error(message, pn.span, hint, pn.uses)
             return None
-        if not self.input_shape:
-            return None
-        counters: dict[str, int] = {}
-        nodes: list[Node] = []
-        shape = self.input_shape
-        for i, pn in enumerate(self.plan):
-            op = REGISTRY[pn.op]
-            a = {k: resolve(v) for k, v in pn.attrs.items()}
-            if op.weight_layer and not pn.bias_explicit and i + 1 < len(self.plan) \
-                    and self.plan[i + 1].op == "batchnorm":
-                a["bias"] = pn.attrs["bias"] = False  # batchnorm's beta does the bias's job
-            try:
-                out = op.infer(shape, a)
-            except ShapeError as e:
-                self.diags.error(str(e), pn.span, e.hint)
-                return None
-            counters[pn.op] = counters.get(pn.op, 0) + 1
-            name = f"{pn.op}{counters[pn.op]}"
-            node = Node(name, pn.op, dict(pn.attrs), shape, out, pn.span, pn.layer, flops=op.flops(shape, out, a))
-            for spec in op.params(shape, a):
-                if spec.init == "auto":
-                    init = pn.init or pn.default_init or self.auto_init(i)
-                else:
-                    init = fixed(spec.init)
-                reg = {k: resolve(v) for k, v in pn.reg.items()} if spec.decay else {}
-                node.params[spec.role] = Param(f"{name}.{spec.role}", spec.role, spec.shape, init, spec.fan_in,
-                                               spec.fan_out, spec.decay, **reg)
-            for role, (bshape, fill) in op.buffers(shape, a).items():
-                node.buffers[role] = Buffer(f"{name}.{role}", role, bshape, fill)
-            self.layers[pn.layer].nodes.append(name)
-            nodes.append(node)
-            shape = out
-        return Graph(self.block.name, self.input_shape, nodes, self.layers)
+        key = (pn.scope, op_name)
+        counters[key] = counters.get(key, 0) + 1
+        node_name = ".".join(pn.scope + (f"{op_name}{counters[key]}",))
+        flops = op.flops(list(in_shapes) if op.arity is None else in_shapes[0], out, a)
+        node = Node(node_name, op_name, dict(attrs), in_shapes[0], out, pn.span, pn.layer, flops=flops,
+                    inputs=tuple(INPUT if k < 0 else names[k] for k in pn.inputs), in_shapes=in_shapes)
+        for spec in op.params(in_shapes[0], a):
+            if spec.init == "auto":
+                init = pn.init or pn.default_init or _auto_init(plan, consumers, i)
+            else:
+                init = fixed(spec.init)
+            reg = {k: resolve(v) for k, v in pn.reg.items()} if spec.decay else {}
+            node.params[spec.role] = Param(f"{node_name}.{spec.role}", spec.role, spec.shape, init, spec.fan_in,
+                                           spec.fan_out, spec.decay, **reg)
+        for role, (bshape, fill) in op.buffers(in_shapes[0], a).items():
+            node.buffers[role] = Buffer(f"{node_name}.{role}", role, bshape, fill)
+        layers[pn.layer].nodes.append(node_name)
+        nodes.append(node)
+        shapes.append(out)
+        names.append(node_name)
+    return Graph(name, input_shape, nodes, layers)
 
 
 def _layer_key(layer: int) -> str:
@@ -413,8 +665,19 @@ def _named_ranges(ranges, layers: list[Layer]) -> list[tuple[str, SearchRange]]:
     return out
 
 
-def build_model(block: ast.ModelBlock, source_lines: list[str], diags: Diagnostics) -> ModelResult:
-    b = ModelBuilder(block, source_lines, diags)
-    b.read()
-    graph = b.lower()
-    return ModelResult(graph, _named_ranges(b.ranges, b.layers), b.default_init)
+def build_model(block: ast.ModelBlock, source_lines: list[str], diags: Diagnostics,
+                blocks: dict[str, BlockDef] | None = None) -> ModelResult:
+    """expand -> graph -> shapes for the model block (`blocks`: the spec's block definitions)."""
+    blocks = blocks or {}
+    items = expand_model(block, blocks, diags)
+    b = ModelBuilder(block, source_lines, diags, blocks)
+    if items is None:
+        return ModelResult(None, [], None)
+    b.read_items(items)
+    graph = None
+    if b.input_shape is None:
+        diags.error(f"model {block.name} has no input line", block.span,
+                    "start the block with input 64 (features) or input 1x28x28 (an image)")
+    elif b.input_shape:
+        graph = infer_shapes(block.name, b.input_shape, b.plan, b.layers, b.diags)
+    return ModelResult(graph, _named_ranges(b.ranges, graph.layers if graph else b.layers), b.default_init)

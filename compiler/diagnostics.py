@@ -47,6 +47,7 @@ class Diagnostic:
     span: Span | None = None
     hint: str | None = None
     code: str | None = None  # lint rule code, e.g. DL101
+    notes: list["Diagnostic"] = field(default_factory=list)  # e.g. where the block holding the error was used
 
     def format(self, source: Source | None) -> str:
         filename = source.filename if source else "dlc"  # not about a file: a command-line mistake
@@ -67,6 +68,7 @@ class Diagnostic:
                 lines.append("    " + " " * (col - 1) + "^" * width)
         if self.hint:
             lines.append(f"  hint: {self.hint}")
+        lines += [n.format(source) for n in self.notes]
         return "\n".join(lines)
 
     def to_json(self, source: Source | None) -> dict:
@@ -74,6 +76,8 @@ class Diagnostic:
              "file": source.filename if source else None}
         if self.span:
             d.update(line=self.span.line, col=self.span.col)
+        if self.notes:
+            d["notes"] = [n.to_json(source) for n in self.notes]
         return d
 
 

@@ -1,9 +1,13 @@
-"""The typed IR: a chain of nodes, each an op with attributes, shapes and parameters.
+"""The typed IR: a graph of nodes in an order where each node comes after its inputs; each node is
+an op with attributes, the names of the nodes it reads (`inputs`; INPUT is the model's input),
+shapes and parameters. The last node is the output.
 
-Names: node `{op}{k}` (dense1, batchnorm2 ...), counted per op in spec order;
-parameter `{node}.{role}`: dense1.weight (in, out), dense1.bias, conv1.weight (O, C, kh, kw),
+Names: node `{op}{k}` (dense1, batchnorm2 ...), counted per op in spec order within its scope;
+nodes inside a residual, parallel, branch or block use are named under it, hierarchically:
+`basic2.residual1.conv1`, `parallel1.branch2.conv1`, `residual1.shortcut.conv1`, `residual1.add1`.
+Parameter `{node}.{role}`: dense1.weight (in, out), dense1.bias, conv1.weight (O, C, kh, kw),
 batchnorm1.gamma / .beta / .running_mean / .running_var, prelu1.slope.
-These are the keys of weights.npz and the ONNX initializer names.
+These are the keys of weights.npz and the ONNX initializer names. A chain keeps its flat names.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from typing import Any
 
 from .diagnostics import Span
 from .inits import InitSpec
+
+
+INPUT = "input"  # the name nodes use to read the model's input
 
 
 @dataclass
@@ -54,6 +61,8 @@ class Node:
     params: dict[str, Param] = field(default_factory=dict)
     buffers: dict[str, Buffer] = field(default_factory=dict)
     flops: int = 0
+    inputs: tuple[str, ...] = ()  # the nodes it reads; () in a chain built by hand: the node before it
+    in_shapes: tuple[tuple[int, ...], ...] = ()  # one per input (in_shape is the first)
 
 
 @dataclass
@@ -65,6 +74,8 @@ class Layer:
     span: Span
     text: str
     nodes: list[str] = field(default_factory=list)
+    depth: int = 0  # how deep inside residual / parallel / branch / block lines it is
+    inner: int = 0  # for a line that holds lines: how many layers after it are inside it
 
 
 @dataclass
@@ -73,6 +84,36 @@ class Graph:
     input_shape: tuple[int, ...]
     nodes: list[Node]
     layers: list[Layer]
+
+    def __post_init__(self):
+        prev = INPUT
+        for n in self.nodes:
+            if not n.inputs:
+                n.inputs = (prev,)
+            if not n.in_shapes:
+                n.in_shapes = (n.in_shape,)
+            prev = n.name
+
+    @property
+    def is_chain(self) -> bool:
+        prev = INPUT
+        for n in self.nodes:
+            if n.inputs != (prev,):
+                return False
+            prev = n.name
+        return True
+
+    def consumers(self) -> dict[str, list[Node]]:
+        """Each node's (and INPUT's) readers, in graph order."""
+        out: dict[str, list[Node]] = {INPUT: []}
+        for n in self.nodes:
+            out[n.name] = []
+            for i in n.inputs:
+                out[i].append(n)
+        return out
+
+    def producers(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -97,9 +138,9 @@ class Graph:
     @property
     def output_activation(self) -> str | None:
         """The last activation before the output (skipping dropout/linear), if any."""
-        for n in reversed(self.nodes):
-            if n.op in ("dropout", "linear"):
-                continue
-            from .ops import REGISTRY
-            return n.op if REGISTRY[n.op].kind == "activation" else None
-        return None
+        from .ops import REGISTRY
+        by_name = self.producers()
+        n = self.nodes[-1] if self.nodes else None
+        while n is not None and n.op in ("dropout", "linear"):
+            n = by_name.get(n.inputs[0])
+        return n.op if n is not None and REGISTRY[n.op].kind == "activation" else None

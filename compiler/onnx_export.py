@@ -14,7 +14,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .inference_passes import fold_batchnorm
-from .ir import Graph
+from .ir import INPUT as INPUT_NODE, Graph
 from .ops import REGISTRY
 
 OPSET = 18
@@ -57,11 +57,17 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
     if preprocess is not None and not preprocess.is_identity:
         x = g.node("Mul", [x, g.initializer("preprocess.mul", preprocess.mul.astype(np.float32))], name="preprocess_mul")
         x = g.node("Add", [x, g.initializer("preprocess.add", preprocess.add.astype(np.float32))], name="preprocess_add")
+    env = {INPUT_NODE: x}  # IR node name -> the ONNX value holding its output
     for node in nodes:
         p = {}
         for role, param in list(node.params.items()) + list(node.buffers.items()):
             p[role] = g.initializer(param.name, values[param.name].astype(np.float32))
-        x = REGISTRY[node.op].to_onnx(g, x, p, node.attrs, node.in_shape)
+        op = REGISTRY[node.op]
+        if op.arity is None:
+            x = op.to_onnx(g, [env[i] for i in node.inputs], p, node.attrs, node.in_shapes)
+        else:
+            x = op.to_onnx(g, env[node.inputs[0]], p, node.attrs, node.in_shape)
+        env[node.name] = x
     if x == INPUT:
         x = g.node("Identity", [x])
     g.node("Identity", [x], name=OUTPUT)

@@ -187,12 +187,22 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
                                  "write model NAME { input 64 ... } (see specs/ for examples)"), source)
     for extra in tree.models[1:]:
         diags.error("only one model block per spec", extra.span)
-    result = build_model(tree.models[0], text.splitlines(), diags)
+    from .build import STRUCTURE_WORDS
+    from .expand import read_blocks
+    from .ops import REGISTRY
+    blocks = read_blocks(tree.stmts, set(REGISTRY.names()) | set(STATEMENTS) | set(STRUCTURE_WORDS)
+                         | {"model", "block"}, diags)
+    result = build_model(tree.models[0], text.splitlines(), diags, blocks)
     settings: dict[str, Setting] = {}
     for stmt in tree.stmts:
+        if stmt.word == "block":
+            continue
+        if stmt.body is not None:
+            diags.error(f"'{stmt.word}' does not open a '{{' block", stmt.span,
+                        "outside the model, only block NAME(params) { ... } has a body")
+            continue
         if stmt.word not in STATEMENTS:
-            from .ops import REGISTRY
-            if stmt.word in REGISTRY or stmt.word in ("input", "init", "repeat"):
+            if stmt.word in REGISTRY or stmt.word in STRUCTURE_WORDS or stmt.word in blocks:
                 diags.error(f"'{stmt.word}' belongs inside the model block", stmt.span)
             else:
                 diags.error(f"unknown statement '{stmt.word}'", stmt.span, did_you_mean(stmt.word, STATEMENTS))

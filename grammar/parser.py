@@ -8,6 +8,7 @@ reported, one per line, without parsing the text again.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 from lark import Lark, Token, Transformer
@@ -47,6 +48,15 @@ def _span(tok: Token) -> Span:
     return Span(tok.line, tok.column, tok.end_line, tok.end_column)
 
 
+@dataclass
+class _Body:
+    """A braced body while it is being attached to its statement."""
+
+    items: list
+    after: list
+    after_kwargs: list
+
+
 class _ToAST(Transformer):
     """Parse tree -> `dlc.compiler.ast`. Purely structural: no semantic checks here."""
 
@@ -80,8 +90,20 @@ class _ToAST(Transformer):
         word, *rest = items
         s = ast.Stmt(str(word), _span(word))
         for r in rest:
-            (s.kwargs if isinstance(r, ast.KwArg) else s.args).append(r)
+            if isinstance(r, _Body):
+                s.body, s.after, s.after_kwargs = r.items, r.after, r.after_kwargs
+            else:
+                (s.kwargs if isinstance(r, ast.KwArg) else s.args).append(r)
         return s
+
+    def body(self, items):
+        b = _Body([], [], [])
+        for r in items:
+            if isinstance(r, (ast.Stmt, ast.Repeat)):
+                b.items.append(r)
+            else:
+                (b.after_kwargs if isinstance(r, ast.KwArg) else b.after).append(r)
+        return b
 
     def repeat(self, items):
         count, *body = items
@@ -171,7 +193,7 @@ def _describe(err: UnexpectedInput, source: Source) -> Diagnostic:
         elif tok.type == "RBRACE":
             msg, hint = "unexpected '}'", "this '}' closes no block"
         elif tok.type == "LBRACE":
-            hint = "only 'model NAME {' and 'repeat N {' open a block"
+            hint = "a '{' opens a block after model NAME, repeat N, block, residual, parallel or branch"
         elif tok.type in ("SIGNED_NUMBER", "INT", "DIMS") and "NAME" in expected:
             hint = "a statement starts with a word such as dense, conv, relu"
         return Diagnostic("error", msg, span, hint)

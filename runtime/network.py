@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlc.compiler.ir import Graph
+from dlc.compiler.ir import INPUT, Graph
 from dlc.compiler.ops import REGISTRY, Context
 from dlc.runtime.allocator import keep_freed_memory
 
@@ -54,7 +54,11 @@ def check_weights(graph: Graph, values: dict[str, np.ndarray]) -> None:
 
 
 class Network:
-    """Runs a graph on batches. `forward` keeps what `backward` needs."""
+    """Runs a graph on batches. `forward` keeps what `backward` needs.
+
+    The interpreter walks the nodes in order with an environment of values: each node reads its
+    inputs' outputs, and a value is dropped once its last reader has run (unless kept for backward).
+    Backward walks back, summing the gradients of a value that several nodes read."""
 
     def __init__(self, graph: Graph, values: dict[str, np.ndarray]):
         check_weights(graph, values)
@@ -62,50 +66,99 @@ class Network:
         self.graph = graph
         self.values = values
         self.nodes = graph.nodes
+        index = {INPUT: -1, **{n.name: k for k, n in enumerate(graph.nodes)}}
         self._plan = [(n, REGISTRY[n.op], {**{r: values[p.name] for r, p in n.params.items()},
-                                           **{r: values[b.name] for r, b in n.buffers.items()}})
+                                           **{r: values[b.name] for r, b in n.buffers.items()}},
+                       tuple(index[i] for i in n.inputs))
                       for n in graph.nodes]
+        self._chain = graph.is_chain
+        # The last reader of each value (by position; the model's input is -1), to free values early.
+        self._last_read = {}
+        for k, (_, _, _, ins) in enumerate(self._plan):
+            for i in ins:
+                self._last_read[i] = k
+        # Backward runs a node when it or a node before it has parameters: gradients of the rest are unused.
+        wants = []
+        for n, _, _, ins in self._plan:
+            wants.append(bool(n.params) or any(i >= 0 and wants[i] for i in ins))
+        self._wants_dy = wants
         self._caches: list = []
+        self._ran = 0
 
     def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 upto: int | None = None, keep: bool = True) -> np.ndarray:
-        """Run nodes [0, upto). With `keep`, caches are kept for `backward`."""
+        """Run nodes [0, upto) and return the output of node upto-1 (the model's output by default).
+        With `keep`, caches are kept for `backward`."""
         ctx = Context(training=training, rng=rng if rng is not None else np.random.default_rng(0))
-        caches = []
         plan = self._plan if upto is None else self._plan[:upto]
-        for node, op, p in plan:
-            x, cache = op.forward(x, p, node.attrs, ctx)
-            if keep:
-                caches.append(cache)
+        caches = []
+        if self._chain:
+            for node, op, p, _ in plan:
+                x, cache = op.forward(x, p, node.attrs, ctx)
+                if keep:
+                    caches.append(cache)
+        else:
+            env = {-1: x}
+            last = len(plan) - 1
+            for k, (node, op, p, ins) in enumerate(plan):
+                xin = [env[i] for i in ins] if op.arity is None else env[ins[0]]
+                y, cache = op.forward(xin, p, node.attrs, ctx)
+                for i in ins:
+                    if self._last_read[i] <= k and i != last:
+                        env.pop(i, None)
+                env[k] = y
+                if keep:
+                    caches.append(cache)
+            x = env[last] if plan else x
         self._caches = caches
+        self._ran = len(plan)
         return x
 
     def backward(self, dy: np.ndarray) -> dict[str, np.ndarray]:
-        """Gradients of every trainable parameter, keyed by name; uses the last forward's caches."""
+        """Gradients of every trainable parameter, keyed by name; uses the last forward's caches.
+        Nothing consumes the input's gradient: a weight layer (dense, conv) reading the model's
+        input skips computing it, and nodes with no parameters at or before them are not run."""
         grads = {}
-        steps = list(zip(self._plan[:len(self._caches)], self._caches))
-        # Nothing consumes the input's gradient: the last op walked back that has parameters
-        # (a weight layer: dense, conv) skips computing it, and the parameter-free ops before it are not run.
-        first = next((i for i, ((n, _, _), _) in enumerate(steps) if n.params), len(steps))
-        for k in range(len(steps) - 1, first - 1, -1):
-            (node, op, p), cache = steps[k]
-            if k == first and op.weight_layer:
-                dy, g = op.backward(dy, cache, p, node.attrs, need_dx=False)
+        n = len(self._caches)
+        dys = {n - 1: dy}
+        wants = self._wants_dy
+        for k in range(n - 1, -1, -1):
+            g_out = dys.pop(k, None)
+            if g_out is None or not wants[k]:
+                continue
+            node, op, p, ins = self._plan[k]
+            need_dx = any(i >= 0 and wants[i] for i in ins)
+            if op.weight_layer and not need_dx:
+                dx, g = op.backward(g_out, self._caches[k], p, node.attrs, need_dx=False)
             else:
-                dy, g = op.backward(dy, cache, p, node.attrs)
+                dx, g = op.backward(g_out, self._caches[k], p, node.attrs)
+            self._caches[k] = None
             for role, value in g.items():
                 grads[node.params[role].name] = value
+            if not need_dx:
+                continue
+            for i, d in zip(ins, dx if op.arity is None else (dx,)):
+                if i >= 0 and wants[i]:
+                    dys[i] = dys[i] + d if i in dys else d  # a fan-out: gradients add (never in place)
         self._caches = []
         return grads
 
     def trace(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None):
         """Yield (node, output) for every node in order: what dlc diagnose inspects. Keeps no caches."""
         ctx = Context(training=training, rng=rng if rng is not None else np.random.default_rng(0))
-        for node, op, p in self._plan:
-            x, _ = op.forward(x, p, node.attrs, ctx)
-            yield node, x
+        env = {-1: x}
+        for k, (node, op, p, ins) in enumerate(self._plan):
+            xin = [env[i] for i in ins] if op.arity is None else env[ins[0]]
+            env[k], _ = op.forward(xin, p, node.attrs, ctx)
+            for i in ins:
+                if self._last_read[i] <= k:
+                    env.pop(i, None)
+            yield node, env[k]
 
     def predict(self, x: np.ndarray, batch: int = 1024, upto: int | None = None) -> np.ndarray:
-        """Inference-mode outputs of nodes [0, upto) (dropout off, batchnorm running statistics), in batches."""
+        """Inference-mode outputs of node upto-1 (dropout off, batchnorm running statistics), in batches."""
         outs = [self.forward(x[i:i + batch], training=False, upto=upto, keep=False) for i in range(0, len(x), batch)]
-        return np.concatenate(outs) if outs else np.zeros((0,) + self.graph.output_shape, np.float32)
+        if outs:
+            return np.concatenate(outs)
+        shape = self.graph.output_shape if upto is None else self.nodes[upto - 1].out_shape
+        return np.zeros((0,) + tuple(shape), np.float32)

@@ -68,7 +68,9 @@ class Model:
 
 def _is_fused(spec: Spec) -> bool:
     act = fused_activation(spec.loss)
-    return act is not None and spec.graph.nodes[-1].op == act
+    nodes = spec.graph.nodes
+    # the loss takes the activation's input: the node before it, which the last node reads alone
+    return act is not None and nodes[-1].op == act and len(nodes) > 1 and nodes[-1].inputs == (nodes[-2].name,)
 
 
 class TrainStep:

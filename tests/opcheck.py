@@ -41,3 +41,19 @@ def run_forward(op, x, p, a, training, seed=0):
     ctx = Context(training=training, rng=np.random.default_rng(seed))
     buffers_copy = {k: v.copy() for k, v in p.items()}
     return op.forward(x, buffers_copy, a, ctx)
+
+
+def make_input(op, shape, n, rng, dtype=np.float64):
+    """A batch for the op: one array, or one per input for a merge (add, concat)."""
+    if op.arity is None:
+        return [rng.normal(0, 1, (n,) + tuple(s)).astype(dtype) for s in shape]
+    return rng.normal(0, 1, (n,) + tuple(shape)).astype(dtype)
+
+
+def first_shape(op, shape):
+    """The shape parameters are laid out for: a merge's first input's."""
+    return tuple(shape[0]) if op.arity is None else tuple(shape)
+
+
+def infer(op, shape, a):
+    return op.infer([tuple(s) for s in shape] if op.arity is None else tuple(shape), a)

@@ -38,7 +38,42 @@ def test_every_op_has_an_onnx_lowering():
     assert not missing
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def merge_graph(op, shapes, a):
+    """input -> one dense (or 1x1 conv) per path giving that path's shape -> the merge op."""
+    span = Span(1, 1)
+    first = tuple(shapes[0])
+    nodes, names = [], []
+    for k, shape in enumerate(shapes, 1):
+        kind, attrs = (("dense", {"units": shape[0]}) if len(shape) == 1
+                       else ("conv", {"filters": shape[0], "kernel": (1, 1)}))
+        lin = REGISTRY[kind]
+        la = {**lin.defaults(), **attrs}
+        node = Node(f"{kind}{k}", kind, la, first, lin.infer(first, la), span, 0, inputs=("input",))
+        for s in lin.params(first, la):
+            node.params[s.role] = Param(f"{node.name}.{s.role}", s.role, s.shape, InitSpec("normal", {"std": 0.5}),
+                                        s.fan_in, s.fan_out)
+        nodes.append(node)
+        names.append(node.name)
+    out = op.infer([tuple(s) for s in shapes], a)
+    nodes.append(Node(f"{op.name}1", op.name, a, tuple(shapes[0]), out, span, 0, inputs=tuple(names),
+                      in_shapes=tuple(map(tuple, shapes))))
+    return Graph("merge", first, nodes, [Layer(0, op.name, span, op.name, [n.name for n in nodes])])
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[1].arity is None], ids=lambda c: c[0])
+def test_merge_onnx_matches_numpy(case):
+    """A merge op in a graph of paths: onnxruntime against the NumPy interpreter (fan-out and merge)."""
+    from dlc.runtime.network import Network, init_params
+    _, op, shapes, a = case
+    graph = merge_graph(op, shapes, a)
+    values = init_params(graph, seed=4)
+    x = np.random.default_rng(3).normal(0, 1, (5,) + tuple(shapes[0])).astype(np.float32)
+    ref = Network(graph, values).predict(x)
+    got = OnnxModel(graph_to_onnx(graph, values)).run(x)["output"]
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[1].arity == 1], ids=lambda c: c[0])
 def test_op_onnx_matches_numpy(case):
     _, op, shape, a = case
     rng = np.random.default_rng(3)

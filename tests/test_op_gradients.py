@@ -6,7 +6,7 @@ import pytest
 
 from dlc.compiler.ops import REGISTRY
 
-from opcheck import cases, make_params, run_forward
+from opcheck import cases, first_shape, infer, make_input, make_params, run_forward
 
 CASES = list(cases())
 
@@ -26,22 +26,26 @@ def test_gradient_matches_finite_differences(case, training):
     _, op, shape, a = case
     rng = np.random.default_rng(1)
     n = 3
-    x = rng.normal(0, 1, (n,) + tuple(shape))
-    p = make_params(op, shape, a, rng)
+    x = make_input(op, shape, n, rng)
+    p = make_params(op, first_shape(op, shape), a, rng)
     y, cache = run_forward(op, x, p, a, training)
-    assert y.shape == (n,) + op.infer(tuple(shape), a)
+    assert y.shape == (n,) + infer(op, shape, a)
     assert y.dtype == np.float64
     r = rng.normal(0, 1, y.shape)
+    r_before = r.copy()
     dx, grads = op.backward(r, cache, {k: v.copy() for k, v in p.items()}, a)
-    assert dx.shape == x.shape
-    trainable = {s.role for s in op.params(shape, a)}
+    np.testing.assert_array_equal(r, r_before, err_msg=f"{op.name} backward changed the gradient it was given")
+    xs, dxs = (x, dx) if op.arity is None else ([x], [dx])
+    assert [d.shape for d in dxs] == [v.shape for v in xs]
+    trainable = {s.role for s in op.params(first_shape(op, shape), a)}
     assert set(grads) == trainable
 
     def loss(x_, p_):
         return float(np.sum(run_forward(op, x_, p_, a, training)[0] * r))
 
     eps = 1e-6
-    targets = [("x", x, dx)] + [(role, p[role], grads[role]) for role in sorted(trainable)]
+    targets = [(f"x{k}", v, d) for k, (v, d) in enumerate(zip(xs, dxs))] \
+        + [(role, p[role], grads[role]) for role in sorted(trainable)]
     for label, arr, analytic in targets:
         numeric = np.zeros_like(arr)
         it = np.nditer(arr, flags=["multi_index"])
@@ -62,12 +66,13 @@ def test_gradient_matches_finite_differences(case, training):
 def test_forward_keeps_float32(case):
     _, op, shape, a = case
     rng = np.random.default_rng(0)
-    x = rng.normal(0, 1, (2,) + tuple(shape)).astype(np.float32)
-    p = make_params(op, shape, a, rng, np.float32)
+    x = make_input(op, shape, 2, rng, np.float32)
+    p = make_params(op, first_shape(op, shape), a, rng, np.float32)
     for training in (True, False):
         y, cache = run_forward(op, x, p, a, training)
         assert y.dtype == np.float32, f"{op.name} forward returned {y.dtype}"
         dx, grads = op.backward(np.ones_like(y), cache, p, a)
-        assert dx.dtype == np.float32, f"{op.name} backward returned {dx.dtype}"
+        for d in (dx if op.arity is None else [dx]):
+            assert d.dtype == np.float32, f"{op.name} backward returned {d.dtype}"
         for k, g in grads.items():
             assert g.dtype == np.float32, f"{op.name} d{k} is {g.dtype}"

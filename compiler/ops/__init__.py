@@ -2,7 +2,7 @@
 NumPy forward/backward and ONNX lowering (see base.py)."""
 
 from .base import REGISTRY, Context, Op, ParamSpec, ShapeError, fmt_shape
-from . import linear, pooling, normalization, activations  # noqa: F401  (register the ops)
+from . import linear, pooling, normalization, activations, merge  # noqa: F401  (register the ops)
 
 ACTIVATIONS = REGISTRY.names("activation")
 

@@ -11,6 +11,8 @@ An op is a class with pure methods and no per-call state on `self`:
   parameter initializer names `p`, per-sample input `shape`), return the output name;
 - `flops(in_shape, out_shape, a)`: multiply-adds x2 per sample, for the summary.
 
+A merge op (ops/merge.py: add, concat) has `arity = None` and takes lists where others take one input.
+
 Shapes exclude the batch dimension: a feature vector is (F,), an image (C, H, W).
 Arrays include it. Every method keeps the dtype of its input (float32 in training,
 float64 in gradient checks).
@@ -73,6 +75,9 @@ class Op:
     weight_out_axis: ClassVar[int | None] = None  # the weight's output-unit axis: what batchnorm folds into
     init_family: ClassVar[str | None] = None  # activations: the init the layer before them wants (he, xavier, lecun)
     saturating: ClassVar[bool] = False  # sigmoid/tanh: gradients vanish through deep stacks of them
+    # How many inputs: 1, or None for a merge (add, concat) whose methods take and return lists
+    # (`infer(shapes)`, `forward(xs)`, `backward -> ([dx, ...], grads)`, `to_onnx(g, xs, p, a, shapes)`).
+    arity: ClassVar[int | None] = 1
     # Sample inputs for the registry-walking tests: per-sample shapes and attributes.
     examples: ClassVar[list[tuple[tuple[int, ...], dict[str, Any]]]] = []
 
