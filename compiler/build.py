@@ -83,6 +83,7 @@ class ModelBuilder:
         self.scope: tuple[str, ...] = ()
         self.depth = 0
         self.scope_counts: dict[tuple, int] = {}
+        self.layer_out: dict[int, int] = {}  # layer -> the plan index of the value that leaves it
 
     def add(self, pn: PlannedNode) -> int:
         """Plan a node reading the current value (unless it names its inputs); it becomes the current value."""
@@ -165,6 +166,9 @@ class ModelBuilder:
         for stop in "#;{}":
             text = text.split(stop)[0]
         text = text.strip()
+        if self.diags.uses:  # inside a block: the line with the values this use gives
+            text = " ".join([stmt.word] + [ast.value_text(v) for v in stmt.args]
+                            + [f"{k.key}={ast.value_text(k.value)}" for k in stmt.kwargs])
         if stmt.body is not None and (stmt.after or stmt.after_kwargs):
             text += " { ... } " + _after_text(stmt)
         self.layers.append(Layer(len(self.layers), stmt.word, stmt.span, text, depth=self.depth))
@@ -348,10 +352,13 @@ class ModelBuilder:
     def read_items(self, items):
         for item in items:
             self.diags.uses = item.uses
+            first = len(self.layers)
             if isinstance(item, Nested):
                 self.read_nested(item)
             else:
                 self.read_line(item.stmt)
+            if len(self.layers) > first:
+                self.layer_out[first] = self.cur
 
     def _inside(self, stem: str, body, layer: int):
         """Read `body` one level deeper, in a new scope; `init NAME` inside it ends with it."""
@@ -465,6 +472,7 @@ class ModelBuilder:
             blayer = self.add_layer(b.stmt)
             paths.append(f"branch{len(paths) + 1}")
             self._inside("branch", b.body, blayer)
+            self.layer_out[blayer] = self.cur
             outs.append(self.cur)
         self.diags.uses = item.uses
         self.layers[layer].inner = len(self.layers) - layer - 1
@@ -598,7 +606,7 @@ def _merge_error(pn: PlannedNode, shapes, e: ShapeError) -> tuple[str, str | Non
 
 
 def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode], layers: list[Layer],
-                 diags: ScopedDiagnostics) -> Graph | None:
+                 layer_out: dict[int, int], diags: ScopedDiagnostics) -> Graph | None:
     """The shape pass: planned nodes -> named IR nodes with shapes, parameters and FLOPs."""
     layers = [Layer(l.index, l.word, l.span, l.text, [], l.depth, l.inner) for l in layers]
     consumers = _consumers(plan)
@@ -643,6 +651,9 @@ def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode
         nodes.append(node)
         shapes.append(out)
         names.append(node_name)
+    for layer in layers:
+        k = layer_out.get(layer.index, -1)
+        layer.output = names[k] if k >= 0 else INPUT
     return Graph(name, input_shape, nodes, layers)
 
 
@@ -679,5 +690,5 @@ def build_model(block: ast.ModelBlock, source_lines: list[str], diags: Diagnosti
         diags.error(f"model {block.name} has no input line", block.span,
                     "start the block with input 64 (features) or input 1x28x28 (an image)")
     elif b.input_shape:
-        graph = infer_shapes(block.name, b.input_shape, b.plan, b.layers, b.diags)
+        graph = infer_shapes(block.name, b.input_shape, b.plan, b.layers, b.layer_out, b.diags)
     return ModelResult(graph, _named_ranges(b.ranges, graph.layers if graph else b.layers), b.default_init)

@@ -129,6 +129,8 @@ def error(message: str, span: Span | None = None, hint: str | None = None, sourc
 def did_you_mean(word: str, known: Iterable[str]) -> str | None:
     """A hint naming the closest known word(s), or listing the options when few."""
     known = sorted(set(known))
+    if not known:
+        return None
     close = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
     if close:
         return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"

@@ -76,6 +76,7 @@ class Layer:
     nodes: list[str] = field(default_factory=list)
     depth: int = 0  # how deep inside residual / parallel / branch / block lines it is
     inner: int = 0  # for a line that holds lines: how many layers after it are inside it
+    output: str = ""  # the node whose value leaves the line (INPUT: the line passes its input on)
 
 
 @dataclass

@@ -34,34 +34,36 @@ def rule(code, title, why):
     return wrap
 
 
-def _prev_meaningful(nodes, i):
-    for j in range(i - 1, -1, -1):
-        if nodes[j].op not in ("dropout",):
-            return nodes[j]
-    return None
+def _reads(graph, node, producers):
+    """The node whose value `node` reads (its first input), skipping dropout; None for the model's input."""
+    n = producers.get(node.inputs[0])
+    while n is not None and n.op == "dropout":
+        n = producers.get(n.inputs[0])
+    return n
 
 
-def _activations_after(nodes) -> list:
-    """For each node, the first nonlinear activation after it before the next dense/conv (or None):
-    one pass from the end, so a 100,000-layer spec lints in linear time."""
-    out = [None] * len(nodes)
-    nxt = None
-    for i in range(len(nodes) - 1, -1, -1):
-        out[i] = nxt
-        n = nodes[i]
-        if REGISTRY[n.op].weight_layer:
-            nxt = None
-        elif REGISTRY[n.op].kind == "activation" and n.op != "linear":
-            nxt = n
+def _activations_after(graph) -> dict:
+    """For each node, the first nonlinear activation its value meets (along its first reader) before
+    the next dense/conv, or None: one pass from the end, so a 100,000-layer spec lints in linear time."""
+    consumers = graph.consumers()
+    out: dict = {}
+    for n in reversed(graph.nodes):
+        c = consumers[n.name][0] if consumers[n.name] else None
+        if c is None or REGISTRY[c.op].weight_layer:
+            out[n.name] = None
+        elif REGISTRY[c.op].kind == "activation" and c.op != "linear":
+            out[n.name] = c
+        else:
+            out[n.name] = out[c.name]
     return out
 
 
 @rule("DL101", "batchnorm after a nonlinearity",
       "BN normalizes the pre-activations; after the nonlinearity it re-shifts the activation's output")
 def _bn_after_nonlinearity(spec):
-    nodes = spec.graph.nodes
-    for i, n in enumerate(nodes):
-        prev = _prev_meaningful(nodes, i)
+    producers = spec.graph.producers()
+    for n in spec.graph.nodes:
+        prev = _reads(spec.graph, n, producers)
         if n.op == "batchnorm" and prev is not None and REGISTRY[prev.op].kind == "activation" and prev.op != "linear":
             yield n.span, f"batchnorm follows {prev.op}", "put batchnorm before the activation: dense 128 batchnorm relu"
 
@@ -81,8 +83,8 @@ def _deep_saturating(spec):
     nodes = spec.graph.nodes
     linear = [i for i, n in enumerate(nodes) if REGISTRY[n.op].weight_layer]
     hidden = linear[:-1]
-    after = _activations_after(nodes)
-    sat = [(i, a) for i in hidden if (a := after[i]) is not None and REGISTRY[a.op].saturating]
+    after = _activations_after(spec.graph)
+    sat = [(i, a) for i in hidden if (a := after[nodes[i].name]) is not None and REGISTRY[a.op].saturating]
     has_bn = any(n.op == "batchnorm" for n in nodes)
     if len(sat) >= DEEP and not has_bn:
         i, a = sat[0]
@@ -92,13 +94,12 @@ def _deep_saturating(spec):
 @rule("DL104", "init does not match the activation",
       "he init keeps relu activations' variance; xavier keeps tanh/sigmoid's; the other way round they shrink or grow")
 def _init_mismatch(spec):
-    nodes = spec.graph.nodes
-    after = _activations_after(nodes)
-    for i, n in enumerate(nodes):
+    after = _activations_after(spec.graph)
+    for n in spec.graph.nodes:
         w = n.params.get("weight")
         if w is None or w.init.auto:
             continue
-        act = after[i]
+        act = after[n.name]
         if act is None:
             continue
         family = REGISTRY[act.op].init_family
@@ -138,9 +139,10 @@ def _output_dropout(spec):
 @rule("DL107", "bias before batchnorm",
       "batchnorm subtracts the mean, so the bias cancels out; beta does its job")
 def _bias_before_bn(spec):
-    nodes = spec.graph.nodes
-    for i, n in enumerate(nodes[:-1]):
-        if REGISTRY[n.op].weight_layer and "bias" in n.params and nodes[i + 1].op == "batchnorm":
+    consumers = spec.graph.consumers()
+    for n in spec.graph.nodes:
+        readers = consumers[n.name]
+        if REGISTRY[n.op].weight_layer and "bias" in n.params and readers and readers[0].op == "batchnorm":
             yield n.span, f"{n.name} has a bias and feeds batchnorm", "drop bias=true (dlc removes it by default)"
 
 

@@ -1,4 +1,7 @@
-"""The `dlc check` summary: one row per spec line, with the ops it lowered to."""
+"""The `dlc check` summary: one row per spec line, with the ops it lowered to.
+
+Lines inside a residual, parallel, branch or block use are indented under it; such a line's row
+gives the totals of everything inside it (parameters, FLOPs) and the shape that leaves it."""
 
 from __future__ import annotations
 
@@ -19,19 +22,26 @@ def rows(spec: Spec) -> list[dict]:
     out = []
     for layer in g.layers:
         nodes = [by_name[name] for name in layer.nodes]
-        params = sum(p.size for n in nodes for p in n.params.values())
+        inside = [by_name[name] for lay in g.layers[layer.index:layer.index + layer.inner + 1] for name in lay.nodes]
         inits = [w.init.describe(w.fan_in, w.fan_out) for n in nodes if (w := n.params.get("weight")) is not None]
         out.append({
             "line": layer.span.line,
             "layer": layer.text,
+            "depth": layer.depth,
+            "inner": layer.inner,  # how many rows after this one are inside it
             "ops": [n.op for n in nodes],
             "nodes": layer.nodes,
-            "output": list(nodes[-1].out_shape if nodes else g.input_shape),
-            "params": params,
-            "init": inits[0] if inits else "",
-            "flops": sum(n.flops for n in nodes),
+            "output": list(_leaving(layer, g, by_name)),
+            "params": sum(p.size for n in inside for p in n.params.values()),
+            "init": inits[0] if inits and not layer.inner else "",
+            "flops": sum(n.flops for n in nodes) if not layer.inner else sum(n.flops for n in inside),
         })
     return out
+
+
+def _leaving(layer, g, by_name) -> tuple[int, ...]:
+    """The shape of the value that leaves a line (for a line that holds lines: what leaves them all)."""
+    return by_name[layer.output].out_shape if layer.output in by_name else g.input_shape
 
 
 def to_json(spec: Spec) -> dict:
@@ -42,7 +52,7 @@ def to_json(spec: Spec) -> dict:
         "output": list(spec.graph.output_shape),
         "layers": r,
         "params": spec.graph.param_count,
-        "flops_per_sample": sum(x["flops"] for x in r),
+        "flops_per_sample": sum(n.flops for n in spec.graph.nodes),
         "loss": spec.loss,
         "optimizer": {"name": spec["optimizer"].kind, **{k: _plain(v) for k, v in spec["optimizer"].values.items()}},
         "data": spec.settings["data"].kind if "data" in spec.settings else None,
@@ -74,7 +84,8 @@ def _plain(v):
 def render(spec: Spec) -> str:
     r = rows(spec)
     head = ["line", "layer", "lowered to", "output", "params", "init", "FLOPs"]
-    table = [[str(x["line"]), x["layer"], " > ".join(x["ops"]) or "-", fmt_shape(tuple(x["output"])),
+    table = [[str(x["line"]), "  " * x["depth"] + x["layer"],
+              " > ".join(x["ops"]) or (f"{x['inner']} line(s)" if x["inner"] else "-"), fmt_shape(tuple(x["output"])),
               f"{x['params']:,}", x["init"], _num(x["flops"])] for x in r]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(head)]
     right = {0, 4, 6}
@@ -85,7 +96,7 @@ def render(spec: Spec) -> str:
     out = [f"model {spec.name}: input {fmt_shape(spec.graph.input_shape)} -> output {fmt_shape(spec.graph.output_shape)}",
            line(head), line(["-" * w for w in widths])]
     out += [line(row) for row in table]
-    total_flops = sum(x["flops"] for x in r)
+    total_flops = sum(n.flops for n in spec.graph.nodes)
     out.append(f"total: {spec.graph.param_count:,} parameters, {_num(total_flops)} FLOPs per sample "
                f"(forward), {len(spec.graph.nodes)} ops")
     opt = spec["optimizer"]

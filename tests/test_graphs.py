@@ -1,0 +1,150 @@
+"""Graph networks: residual and parallel paths, reusable blocks.
+
+Whole graphs with fan-out and both merge kinds pass a float64 finite-difference gradient check;
+the NumPy interpreter and onnxruntime agree on them (batchnorm kept and folded); names are
+hierarchical and chains keep theirs; errors inside blocks point at the line and at the use."""
+
+import numpy as np
+import pytest
+
+from dlc.compiler.diagnostics import DLError
+from dlc.compiler.onnx_export import graph_to_onnx
+from dlc.compiler.spec import compile
+from dlc.runtime.network import Network, init_params
+from dlc.runtime.onnx_runner import OnnxModel
+
+GRAPH = """
+block unit(c, stride=1, shortcut=identity) {
+    residual shortcut {
+        conv c kernel=3 stride=stride pad=same tanh batchnorm
+        conv c kernel=3 pad=same batchnorm
+    } elu
+}
+model g {
+    input 2x6x6
+    conv 3 kernel=3 pad=same tanh
+    unit 3
+    unit 4 stride=2 shortcut=project
+    parallel concat {
+        branch { conv 2 kernel=1 tanh }
+        branch { }
+        branch { avgpool 3 stride=1 pad=1 }
+    }
+    parallel add {
+        branch { conv 10 kernel=3 pad=same }
+        branch { conv 10 kernel=1 batchnorm }
+    } tanh
+    globalavgpool
+    residual project { dense 5 tanh } tanh
+    residual { dense 5 } tanh
+    dense 3 softmax
+}
+"""
+
+
+def test_graph_names_are_hierarchical_and_inputs_explicit():
+    g = compile(GRAPH, lint=False).graph
+    names = [n.name for n in g.nodes]
+    assert "unit1.residual1.conv1" in names
+    assert "unit2.residual1.shortcut.conv1" in names and "unit2.residual1.shortcut.batchnorm1" in names
+    assert "parallel1.branch1.conv1" in names and "parallel1.concat1" in names
+    assert "parallel2.add1" in names and "residual1.shortcut.dense1" in names
+    concat = g.producers()["parallel1.concat1"]
+    # the empty branch passes the unit's output on: that value is read three times (fan-out)
+    assert concat.inputs == ("parallel1.branch1.tanh1", "unit2.residual1.elu1", "parallel1.branch3.avgpool1")
+    assert concat.out_shape == (2 + 4 + 4, 3, 3)
+    shortcut = g.producers()["unit2.residual1.shortcut.conv1"]
+    assert shortcut.attrs["stride"] == (2, 2) and shortcut.attrs["kernel"] == (1, 1) and shortcut.out_shape == (4, 3, 3)
+    assert "unit2.residual1.shortcut.conv1.weight" in {p.name for p in g.params()}
+
+
+def test_chain_names_are_unchanged():
+    g = compile("model m {\n input 4\n dense 3 relu batchnorm\n dense 2 softmax\n}\n", lint=False).graph
+    assert [n.name for n in g.nodes] == ["dense1", "batchnorm1", "relu1", "dense2", "softmax1"]
+    assert g.is_chain
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "infer"])
+def test_whole_graph_gradient_matches_finite_differences(training):
+    spec = compile(GRAPH, lint=False)
+    values = init_params(spec.graph, seed=1, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    for k in values:  # batchnorm statistics away from their defaults, so inference mode is tested too
+        if k.endswith("running_var"):
+            values[k] = rng.uniform(0.5, 1.5, values[k].shape)
+        elif k.endswith("running_mean"):
+            values[k] = rng.normal(0, 0.3, values[k].shape)
+    net = Network(spec.graph, values)
+    x = rng.normal(0, 1, (3, 2, 6, 6))
+    r = rng.normal(0, 1, (3, 3))
+    saved = {k: v.copy() for k, v in values.items()}
+
+    def loss():
+        for k, v in saved.items():
+            if "running" in k:
+                values[k][...] = v  # training-mode forward updates the running statistics
+        return float(np.sum(net.forward(x, training=training, keep=False) * r))
+
+    net.forward(x, training=training)
+    grads = net.backward(r)
+    for k, v in saved.items():
+        values[k][...] = v
+    assert set(grads) == {p.name for p in spec.graph.params()}
+    eps = 1e-6
+    for name, g in grads.items():
+        arr = values[name]
+        flat = arr.reshape(-1)
+        picks = rng.choice(flat.size, size=min(flat.size, 6), replace=False)
+        for i in picks:
+            old = flat[i]
+            flat[i] = old + eps
+            up = loss()
+            flat[i] = old - eps
+            down = loss()
+            flat[i] = old
+            numeric = (up - down) / (2 * eps)
+            assert abs(numeric - g.reshape(-1)[i]) <= 1e-6 * max(1.0, abs(numeric)), (name, i, numeric, g.reshape(-1)[i])
+
+
+@pytest.mark.parametrize("keep_bn", [True, False], ids=["bn-kept", "bn-folded"])
+def test_graph_onnx_matches_numpy(keep_bn):
+    spec = compile(GRAPH, lint=False)
+    values = init_params(spec.graph, seed=3)
+    rng = np.random.default_rng(4)
+    for k in values:
+        if k.endswith("running_var"):
+            values[k] = rng.uniform(0.5, 1.5, values[k].shape).astype(np.float32)
+        elif k.endswith("running_mean"):
+            values[k] = rng.normal(0, 0.3, values[k].shape).astype(np.float32)
+    x = rng.normal(0, 1, (7, 2, 6, 6)).astype(np.float32)
+    ref = Network(spec.graph, values).predict(x)
+    model = graph_to_onnx(spec.graph, values, keep_bn=keep_bn)
+    got = OnnxModel(model).run(x)["output"]
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
+    bn = sum(1 for n in model.graph.node if n.op_type == "BatchNormalization")
+    # folded: every batchnorm reads a conv or dense that feeds it alone, so none is left
+    assert bn == (sum(1 for n in spec.graph.nodes if n.op == "batchnorm") if keep_bn else 0)
+
+
+def test_batchnorm_does_not_fold_into_a_layer_another_path_reads():
+    spec = compile("""model m {
+    input 4
+    dense 6
+    parallel add {
+        branch { batchnorm }
+        branch { }
+    } relu
+    dense 2 softmax
+}""", lint=False)
+    values = init_params(spec.graph, seed=0)
+    values["parallel1.branch1.batchnorm1.running_var"][...] = 2.0
+    model = graph_to_onnx(spec.graph, values)
+    assert [n.op_type for n in model.graph.node].count("BatchNormalization") == 1
+    x = np.random.default_rng(0).normal(0, 1, (5, 4)).astype(np.float32)
+    np.testing.assert_allclose(OnnxModel(model).run(x)["output"], Network(spec.graph, values).predict(x), atol=1e-6)
+
+
+def errors(text):
+    with pytest.raises(DLError) as e:
+        compile(text, "g.dl", lint=False)
+    return e.value.format()
