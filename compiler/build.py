@@ -574,7 +574,7 @@ def _projection(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[str, d
         if all(out_size(shape[k + 1], 1, stride[k], 0, 0) == target[k + 1] for k in (0, 1)):
             return "conv", dict(REGISTRY["conv"].defaults(), filters=target[0], kernel=(1, 1), stride=stride,
                                 pad=(0, 0))
-    raise ShapeError(f"no projection maps {fmt_shape(shape)} to {fmt_shape(target)}",
+    raise ShapeError(f"no projection maps the input {fmt_shape(shape)} to the body's output {fmt_shape(target)}",
                      "a projection shortcut handles a change of channels or features and a stride; "
                      "keep the body's output of the same kind as its input")
 

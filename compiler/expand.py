@@ -190,6 +190,10 @@ class Expander:
                 if used is not None:
                     items.append(used)
             elif item.body is not None:
+                if item.word == "block":
+                    self.out.error("'block' belongs outside the model block", item.span,
+                                   "define blocks above the model, then use them as lines", uses)
+                    continue
                 if item.word not in GROUP_WORDS:
                     self.out.error(f"'{item.word}' does not open a '{{' block", item.span,
                                    "inside a model, residual, parallel and branch open blocks (and repeat N)",
@@ -249,7 +253,7 @@ class Expander:
             else:
                 env[kw.key] = kw.value
         missing = [p for p, default in block.params if p not in env and default is None]
-        if missing:
+        if missing and ok:  # after an unknown key, that key was most likely the missing one
             self.out.error(f"block {block.name} needs {', '.join(missing)}", stmt.span,
                            f"e.g. {block.name} " + " ".join("16" for _ in missing), uses)
             ok = False

@@ -148,3 +148,88 @@ def errors(text):
     with pytest.raises(DLError) as e:
         compile(text, "g.dl", lint=False)
     return e.value.format()
+
+
+def model(body, before=""):
+    return before + "model m {\n    input 4\n" + body + "\n    dense 2 softmax\n}\n"
+
+
+@pytest.mark.parametrize("body, before, expected", [
+    ("    residual\n", "", "g.dl:3:5: error: residual needs its lines in braces"),
+    ("    residual { }\n", "", "g.dl:3:5: error: residual has an empty body"),
+    ("    residual big { dense 4 }\n", "", "g.dl:3:14: error: residual takes one shortcut before its '{': identity (the default) or project; got 'big'"),
+    ("    residual { dense 4 } 16\n", "", "g.dl:3:26: error: after the '}' come the activation, batchnorm and dropout=; got '16'"),
+    ("    residual { dense 4 } relu l2=0.1\n", "", "g.dl:3:31: error: unknown key 'l2' for a merge"),
+    ("    residual dropout=0.5 { dense 4 }\n", "", "g.dl:3:14: error: residual takes no key 'dropout' before its '{'"),
+    ("    parallel sum { branch { dense 4 }; branch { } }\n", "", "g.dl:3:14: error: parallel needs how its paths merge: concat or add"),
+    ("    parallel add { branch { dense 4 } }\n", "", "g.dl:3:5: error: parallel needs two or more branches, got 1"),
+    ("    parallel add { branch { dense 4 }\n dense 4 }\n", "", "g.dl:4:2: error: inside parallel, each path is written branch { ... }"),
+    ("    branch { dense 4 }\n", "", "g.dl:3:5: error: 'branch' belongs inside parallel"),
+    ("    add\n", "", "g.dl:3:5: error: 'add' joins paths and is not written as a line"),
+    ("    dense 4 { relu }\n", "", "g.dl:3:5: error: 'dense' does not open a '{' block"),
+    ("    block b(c) { dense c }\n", "", "g.dl:3:5: error: 'block' belongs outside the model block"),
+    ("    b 4\n", "block b(c)\n", "g.dl:1:1: error: block b has no body"),
+    ("    dense 4\n", "block dense(c) { dense c }\n", "g.dl:1:7: error: 'dense' is a layer or statement of the language; a block needs another name"),
+    ("    b 4\n", "block b(c) { dense c }\nblock b(c) { dense c }\n", "g.dl:2:7: error: block b is defined twice (first on line 1)"),
+    ("    b 4 5\n", "block b(c) { dense c }\n", "g.dl:4:9: error: block b takes 1 value(s), got 2"),
+    ("    b 4 c=5\n", "block b(c) { dense c }\n", "g.dl:4:9: error: parameter 'c' of block b is given twice"),
+    ("    b 4\n", "block b(c, 3) { dense c }\n", "g.dl:1:12: error: a block parameter is a name, got '3'"),
+    ("    b 4\n", "block b(c) { dense c } relu\n", "g.dl:1:24: error: nothing may follow the '}' of block b"),
+    ("    b 0\n", "block b(c) { dense c }\n", "g.dl:4:7: error: units=0 is out of range: units must be >= 1"),
+    ("", "train { }\n", "g.dl:1:1: error: 'train' does not open a '{' block"),
+])
+def test_graph_errors_are_located(body, before, expected):
+    assert expected in errors(model(body, before))
+
+
+def test_error_inside_nested_blocks_notes_every_use():
+    text = """block inner(c) {
+    dense c rleu
+}
+block outer(c) {
+    inner c
+}
+model m {
+    input 4
+    outer 3
+    dense 2 softmax
+}
+"""
+    out = errors(text)
+    assert "g.dl:2:13: error: unknown activation 'rleu'" in out
+    assert out.index("g.dl:5:5: note: in block 'inner', used here") < out.index("g.dl:9:5: note: in block 'outer', used here")
+
+
+def test_blocks_nest_and_repeat_and_take_search_ranges():
+    spec = compile("""block pair(c) {
+    dense c relu
+    dense c relu
+}
+block stage(c, n=1) {
+    pair c
+}
+model m {
+    input 4
+    repeat 2 { stage 8 }
+    dense 2 softmax
+}
+""", lint=False)
+    names = [n.name for n in spec.graph.nodes if n.op == "dense"]
+    assert names == ["stage1.pair1.dense1", "stage1.pair1.dense2", "stage2.pair1.dense1", "stage2.pair1.dense2", "dense1"]
+    # the lines of a use show the values it gives, indented under it
+    layers = [(lay.depth, lay.text) for lay in spec.graph.layers]
+    assert (2, "dense 8 relu") in layers and (0, "stage 8") in layers
+
+
+def test_the_ast_is_not_changed_by_compiling():
+    from dlc.grammar import parse
+    text = model("    repeat 3 { dense 4 elu(alpha=0.5) }\n    r 4\n", "block r(c) { residual { dense c } relu }\n")
+    tree = parse(text)
+    before = repr(tree)
+    from dlc.compiler.build import build_model
+    from dlc.compiler.diagnostics import Diagnostics
+    from dlc.compiler.expand import read_blocks
+    diags = Diagnostics()
+    blocks = read_blocks(tree.stmts, set(), diags)
+    build_model(tree.models[0], text.splitlines(), diags, blocks)
+    assert not diags.errors and repr(tree) == before
