@@ -48,7 +48,7 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
             text = _model_override(text, filename, item, sub, value)
             continue
         if word not in STATEMENTS:
-            text = _layer_override(text, filename, item, word, sub, value)
+            text = _layer_override(text, filename, item, key, value)
             continue
         tree = parse(text, filename)
         stmt = next((s for s in tree.stmts if s.word == word), None)
@@ -102,16 +102,21 @@ class Override(str):
         return obj
 
 
-def _layer_override(text: str, filename: str, item: str, layer_name: str, key: str, value: str) -> str:
+def _layer_override(text: str, filename: str, item: str, full_key: str, value: str) -> str:
     """`dense1.dropout=0.3`, `input.dropout=0.1`, `dropout2.p=0.4`, `dense3.leaky_relu.alpha=0.2`: set a key
     on the model line that made that layer -- the keys `dlc check` and `dlc search` show for ranges."""
     from dlc.grammar import parse
     from .ops import REGISTRY
     from .spec import compile
 
+    graph = compile(text, filename, lint=False, check_files=False, max_memory=0).graph
+    parts = full_key.split(".")
+    known = {"input"} | {name for lay in graph.layers for name in lay.nodes}
+    # the longest prefix that names a node: basic2.residual1.conv1.dropout -> basic2.residual1.conv1, dropout
+    cut = next((k for k in range(len(parts) - 1, 0, -1) if ".".join(parts[:k]) in known), 1)
+    layer_name, key = ".".join(parts[:cut]), ".".join(parts[cut:])
     if not key:
         _fail(text, filename, item, "expected LAYER.KEY=VALUE, e.g. dense1.dropout=0.3")
-    graph = compile(text, filename, lint=False, check_files=False, max_memory=0).graph
     layer = next((lay for lay in graph.layers if (layer_name == "input" and lay.word == "input")
                   or layer_name in lay.nodes), None)
     if layer is None:
@@ -120,10 +125,12 @@ def _layer_override(text: str, filename: str, item: str, layer_name: str, key: s
               "a statement (" + ", ".join(["model", *STATEMENTS]) + ") or a layer: " + ", ".join(names[:12])
               + (" ..." if len(names) > 12 else ""))
     if sum(1 for lay in graph.layers if lay.span == layer.span) > 1:
-        _fail(text, filename, item, f"{layer_name} is on line {layer.span.line} inside a repeat, which makes "
-                                    "several layers", "edit the spec's line to change every repetition")
+        _fail(text, filename, item, f"{layer_name} is on line {layer.span.line} inside a repeat or a block used "
+                                    "more than once, which makes several layers",
+              "edit the spec's line to change every repetition")
     tree = parse(text, filename)
-    stmt = next(s for s in _source_order(tree.models[0].body) if s.span == layer.span)
+    stmt = next(s for s in _source_order(tree.models[0].body + [b for b in tree.stmts if b.word == "block"])
+                if s.span == layer.span)
     attr = key.rsplit(".", 1)[-1]
     lines = text.split("\n")
     i = stmt.span.line - 1
@@ -161,9 +168,12 @@ def value_end_of_statement(line: str, col0: int) -> int:
 
 
 def _source_order(body):
-    """The model block's statements as written (a repeat's body once)."""
+    """The model block's statements as written (a repeat's body once, and the lines inside groups)."""
     for item in body:
         if isinstance(item, ast.Repeat):
+            yield from _source_order(item.body)
+        elif item.body is not None:
+            yield item
             yield from _source_order(item.body)
         else:
             yield item

@@ -233,3 +233,13 @@ def test_the_ast_is_not_changed_by_compiling():
     blocks = read_blocks(tree.stmts, set(), diags)
     build_model(tree.models[0], text.splitlines(), diags, blocks)
     assert not diags.errors and repr(tree) == before
+
+
+def test_set_reaches_a_line_inside_a_block_used_once_and_refuses_one_used_twice():
+    text = model("    b 4\n", "block b(c) {\n    residual { dense c relu }\n}\n")
+    spec = compile(text, "g.dl", overrides=["b1.residual1.dense1.dropout=0.25"], lint=False)
+    assert spec.graph.producers()["b1.residual1.dropout1"].attrs["p"] == 0.25
+    twice = model("    b 4\n    b 4\n", "block b(c) {\n    residual { dense c relu }\n}\n")
+    with pytest.raises(DLError) as e:
+        compile(twice, "g.dl", overrides=["b1.residual1.dense1.dropout=0.25"], lint=False)
+    assert "b1.residual1.dense1 is on line 2 inside a repeat or a block used more than once" in e.value.format()
