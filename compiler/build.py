@@ -20,7 +20,7 @@ from typing import Any
 from . import ast
 from .attrs import MAX_INT, REQUIRED, Attr, SearchRange, coerce, resolve
 from .diagnostics import DLError, Diagnostics, Span, did_you_mean
-from .expand import GROUP_WORDS, BlockDef, Line, Nested, ScopedDiagnostics, Use, expand_model
+from .expand import GROUP_WORDS, BlockDef, Nested, ScopedDiagnostics, Use, expand_model
 from .inits import AUTO_BY_FAMILY, SCHEMES, InitSpec, fixed
 from .ir import INPUT, Buffer, Graph, Layer, Node, Param
 from .ops import REGISTRY, ShapeError, fmt_shape
@@ -452,7 +452,7 @@ class ModelBuilder:
             if isinstance(b, Nested) and b.block is None and b.stmt.word == "branch":
                 branches.append(b)
             else:
-                self.diags.error(f"inside parallel, each path is written branch {{ ... }}", b.stmt.span,
+                self.diags.error("inside parallel, each path is written branch { ... }", b.stmt.span,
                                  "e.g. branch { conv 16 kernel=1 relu }", b.uses)
                 return
         if len(branches) < 2:

@@ -109,7 +109,7 @@ def _layer_override(text: str, filename: str, item: str, full_key: str, value: s
     from .ops import REGISTRY
     from .spec import compile
 
-    graph = compile(text, filename, lint=False, check_files=False, max_memory=0).graph
+    graph = compile(text, filename, lint=False, max_memory=0).graph
     parts = full_key.split(".")
     known = {"input"} | {name for lay in graph.layers for name in lay.nodes}
     # the longest prefix that names a node: basic2.residual1.conv1.dropout -> basic2.residual1.conv1, dropout

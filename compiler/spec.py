@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .attrs import SearchRange
+from .catalog import BUILTIN_SETS as CATALOG, is_file_source
 from .build import build_model
 from .diagnostics import Diagnostic, Diagnostics, DLError, Source, Span, did_you_mean
 from .ir import Graph
@@ -62,17 +63,12 @@ def _default_loss(graph: Graph) -> str:
     return next((name for name, loss in LOSSES.items() if loss.fuses and loss.fuses == act), "mse")
 
 
-def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics, base_dir: Path | None,
-                data_files: dict | None, check_files: bool):
-    from dlc.runtime.datasets import CATALOG
+def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
+    """A built-in data set against the model (a data file is the runtime's to check: runtime/data_check.py)."""
     data = spec_settings.get("data")
-    if data is None or not data.written:
+    if data is None or not data.written or is_file_source(data):
         return
     src = data.kind
-    if data.quoted or src not in CATALOG and any(c in src for c in "./\\"):
-        if check_files:
-            _check_data_file(data, graph, loss, diags, base_dir, data_files)
-        return
     if src not in CATALOG:
         diags.error(f"unknown data set '{src}'", data.kind_span, did_you_mean(src, CATALOG)
                     or "write a file path in quotes, or a built-in set: " + ", ".join(CATALOG))
@@ -118,56 +114,14 @@ def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics, base
                     "make the last layer dense 1 sigmoid, or use cross_entropy with softmax")
 
 
-def _check_data_file(data, graph: Graph, loss: str, diags: Diagnostics, base_dir: Path | None,
-                     data_files: dict | None):
-    """What `check` can tell of a data file from its headers: that it exists and is readable, that
-    its samples fit the input (after reshape=) and its labels the output. The inputs are not read."""
-    from dlc.runtime.data_files import DataError, peek, reshape_refusal, resolve_path, shape_refusal
-    from dlc.runtime.datasets import Dataset, check_labels, class_labels
-
-    def error(message, hint=None):
-        diags.error(message, data.kind_span, hint)
-        return _Reported()
-
-    try:
-        def where(written):
-            if data_files and written in data_files:
-                return Path(data_files[written]["path"])
-            return resolve_path(written, base_dir)
-
-        p = peek(where(data.kind), data.values, where(data["labels"]) if data.get("labels") else None)
-        want = tuple(graph.input_shape)
-        shape = tuple(p.sample_shape)
-        if data.get("reshape"):
-            reshape = tuple(data["reshape"])
-            if math.prod(shape) != math.prod(reshape):
-                raise error(*reshape_refusal(reshape, math.prod(shape), data.kind))
-            shape = reshape
-        elif len(shape) == 2 and len(want) == 3 and want[0] == 1:
-            shape = (1,) + shape
-        if shape != want:
-            raise error(*shape_refusal(shape, want, data.kind))
-        if p.labels is not None and loss in CLASSIFICATION_LOSSES:
-            y, classes = class_labels(data.kind, p.labels)
-            check_labels(graph.output_shape[0], loss, Dataset(None, y, "classification", classes, data.kind), error)
-    except DataError as e:
-        diags.error(str(e), data.kind_span)
-    except _Reported:
-        pass
-
-
-class _Reported(Exception):
-    """An error already added to the diagnostics."""
-
-
 def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = (), lint: bool = True,
-            data_files: dict | None = None, check_files: bool = True, max_memory: int | None = None) -> Spec:
+            data_files: dict | None = None, max_memory: int | None = None) -> Spec:
     """Parse, lower, infer shapes, validate (and lint). Raises `DLError` with every error found.
 
-    A data file is looked for relative to the spec file's folder (the current folder for text);
-    `data_files` pins recorded paths (a run folder's data.json); check_files=False leaves the data
-    file unread (loading a trained run, whose data may be gone). A spec whose training would need
-    more than `max_memory` bytes is refused (None: half the physical memory; 0: no limit)."""
+    The compiler reads no data: a built-in set is checked against the model here, a data file by
+    the runtime (runtime/data_check.py, which `dlc check` and training run). `data_files` records a
+    run folder's data files (data.json) on the spec. A spec whose training would need more than
+    `max_memory` bytes is refused (None: half the physical memory; 0: no limit)."""
     from dlc.grammar import parse
     from .overrides import apply_overrides
 
@@ -231,8 +185,7 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
         if graph.nodes:
             if "loss" not in settings:
                 settings["loss"] = default_setting("loss", _default_loss(graph))
-            _check_data(settings, graph, settings["loss"].kind, diags, _base_dir(filename), data_files,
-                        check_files)
+            _check_data(settings, graph, settings["loss"].kind, diags)
     for word in STATEMENTS:
         if word not in settings and word != "data":
             settings[word] = default_setting(word)
@@ -250,7 +203,7 @@ MAX_SPEC_BYTES = 10_000_000
 
 
 def compile_file(path: str | Path, overrides=(), lint: bool = True, data_files: dict | None = None,
-                 check_files: bool = True, max_memory: int | None = None) -> Spec:
+                 max_memory: int | None = None) -> Spec:
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -267,4 +220,4 @@ def compile_file(path: str | Path, overrides=(), lint: bool = True, data_files: 
                                           f"{e.start})"), Source("", str(path))) from None
     except OSError as e:
         raise DLError(Diagnostic("error", f"cannot read {path}: {e.strerror or e}"), Source("", str(path))) from None
-    return compile(text, str(path), overrides, lint, data_files, check_files, max_memory)
+    return compile(text, str(path), overrides, lint, data_files, max_memory)

@@ -12,7 +12,12 @@ from dlc.compiler.spec import Spec, compile_file
 
 
 def _spec(spec) -> Spec:
-    return spec if isinstance(spec, Spec) else compile_file(spec)
+    if isinstance(spec, Spec):
+        return spec
+    from dlc.runtime.data_check import check_data_file
+    compiled = compile_file(spec)
+    check_data_file(compiled)
+    return compiled
 
 
 def _run_dir(run) -> Path:

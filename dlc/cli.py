@@ -17,15 +17,24 @@ def _print_diags(diags, source, stream=None):
         print(d.format(source), file=stream or sys.stderr)  # sys.stderr at call time
 
 
-def cmd_check(args) -> int:
+def compile_checked(path, **kwargs):
+    """Compile a spec file and check its data file against it (the runtime reads the headers)."""
     from dlc.compiler.spec import compile_file
+    from dlc.runtime.data_check import check_data_file
+
+    spec = compile_file(path, **kwargs)
+    check_data_file(spec)
+    return spec
+
+
+def cmd_check(args) -> int:
     from dlc.compiler.summary import render, to_json
 
     status = EXIT_OK
     reports = []
     for path in args.specs:
         try:
-            spec = compile_file(path, overrides=args.set or (), max_memory=args.max_memory)
+            spec = compile_checked(path, overrides=args.set or (), max_memory=args.max_memory)
         except DLError as e:
             if not args.json:
                 raise
@@ -57,11 +66,10 @@ def _spec_path(path: str) -> tuple[Path, Path | None]:
 
 def _spec_for(path: str, overrides, max_memory=None):
     """The compiled spec of a spec path or a run folder, and the run folder (or None)."""
-    from dlc.compiler.spec import compile_file
     from dlc.runtime.data_record import read
 
     spec_file, run = _spec_path(path)
-    return compile_file(spec_file, overrides=overrides or (), data_files=read(run) if run else None,
+    return compile_checked(spec_file, overrides=overrides or (), data_files=read(run) if run else None,
                         max_memory=max_memory), run
 
 
@@ -126,20 +134,18 @@ def _train_variants(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from dlc.compiler.spec import compile_file
     from dlc.runtime.compare import compare
 
-    specs = [compile_file(p, overrides=args.set or (), max_memory=args.max_memory) for p in args.specs]
+    specs = [compile_checked(p, overrides=args.set or (), max_memory=args.max_memory) for p in args.specs]
     result = compare(specs, out=args.output, progress=not args.quiet)
     print(result.render())
     return 130 if result.interrupted else EXIT_OK
 
 
 def cmd_search(args) -> int:
-    from dlc.compiler.spec import compile_file
     from dlc.runtime.search import search
 
-    spec = compile_file(args.spec, overrides=args.set or (), max_memory=args.max_memory)
+    spec = compile_checked(args.spec, overrides=args.set or (), max_memory=args.max_memory)
     if spec.warnings and not args.quiet:
         _print_diags(spec.warnings, spec.source)
     result = search(spec, args.trials, fine=args.fine, jobs=args.jobs, seed=args.seed, out=args.output,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from dlc.compiler.catalog import BUILTIN_SETS, BuiltinSet
 from dlc.compiler.lazy_numpy import lazy_numpy
 
 from dlc.runtime.data_files import DataError, check_file, is_number, read_csv, read_idx, read_npz, resolve_path
@@ -32,14 +33,10 @@ class Dataset:
 
 
 @dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    features: tuple[int, ...]  # per-sample shape as loaded; None-like () when it depends on options
-    task: str
-    classes: int  # 0 for regression
-    doc: str
-    loader: Callable
-    image_shape: tuple[int, ...] | None = None
+class DatasetInfo(BuiltinSet):
+    """A built-in set as the compiler describes it (compiler/catalog.py), with its loader."""
+
+    loader: Callable = None
 
 
 def _spiral(rng, n=300, classes=3, noise=0.2):
@@ -91,20 +88,16 @@ def _synthetic(fn, defaults):
     return load
 
 
-CATALOG: dict[str, DatasetInfo] = {d.name: d for d in [
-    DatasetInfo("spiral", (2,), "classification", 3, "3 interleaved spirals in 2-D (cs231n)",
-                _synthetic(_spiral, {"n": 300, "classes": 3, "noise": 0.2})),
-    DatasetInfo("xor", (2,), "classification", 2, "the XOR quadrants with noise", _synthetic(_xor, {"n": 400, "noise": 0.1})),
-    DatasetInfo("moons", (2,), "classification", 2, "two interleaved half circles", _synthetic(_moons, {"n": 400, "noise": 0.1})),
-    DatasetInfo("blobs", (2,), "classification", 3, "Gaussian blobs", _synthetic(_blobs, {"n": 400, "noise": 1.0, "classes": 3})),
-    DatasetInfo("sine", (1,), "regression", 0, "y = sin(x) + noise on [-pi, pi]", _synthetic(_sine, {"n": 400, "noise": 0.05})),
-    DatasetInfo("digits", (64,), "classification", 10, "scikit-learn's 8x8 handwritten digits (1,797)",
-                _sklearn("digits"), image_shape=(1, 8, 8)),
-    DatasetInfo("iris", (4,), "classification", 3, "scikit-learn's iris (150)", _sklearn("iris")),
-    DatasetInfo("wine", (13,), "classification", 3, "scikit-learn's wine (178)", _sklearn("wine")),
-    DatasetInfo("breast_cancer", (30,), "classification", 2, "scikit-learn's breast cancer (569)", _sklearn("breast_cancer")),
-    DatasetInfo("diabetes", (10,), "regression", 0, "scikit-learn's diabetes regression (442)", _sklearn("diabetes")),
-]}
+_LOADERS: dict[str, Callable] = {
+    "spiral": _synthetic(_spiral, {"n": 300, "classes": 3, "noise": 0.2}),
+    "xor": _synthetic(_xor, {"n": 400, "noise": 0.1}),
+    "moons": _synthetic(_moons, {"n": 400, "noise": 0.1}),
+    "blobs": _synthetic(_blobs, {"n": 400, "noise": 1.0, "classes": 3}),
+    "sine": _synthetic(_sine, {"n": 400, "noise": 0.05}),
+    **{name: _sklearn(name) for name in ("digits", "iris", "wine", "breast_cancer", "diabetes")},
+}
+CATALOG: dict[str, DatasetInfo] = {name: DatasetInfo(**vars(info), loader=_LOADERS[name])
+                                   for name, info in BUILTIN_SETS.items()}
 
 
 def _file_entry(source: str, base_dir: Path | None, files: dict | None, what: str = "data file") -> Path:

@@ -40,7 +40,7 @@ def load_onnx(path: Path):
     if "spec" not in meta:
         raise _refuse(path, f"{path} was not exported by dlc (no spec in its metadata)")
     try:
-        spec = compile_spec(meta["spec"], f"{path}:spec", lint=False, check_files=False)
+        spec = compile_spec(meta["spec"], f"{path}:spec", lint=False)
     except DLError as e:
         raise _refuse(path, f"the spec in {path}'s metadata does not compile: {e.diagnostics[0].message}") from None
     try:

@@ -37,7 +37,7 @@ def load_run(run_dir: str | Path, weights: str | Path | None = None) -> Model:
                                  hint="pass the folder dlc train wrote, e.g. runs/digits_mlp"), Source("", str(run_dir)))
     if not (run_dir / rf.SPEC).exists():
         raise _not_a_run(run_dir, rf.SPEC)
-    spec = compile_file(run_dir / rf.SPEC, lint=False, data_files=data_record.read(run_dir), check_files=False)
+    spec = compile_file(run_dir / rf.SPEC, lint=False, data_files=data_record.read(run_dir))
     values = rf.load_npz(Path(weights), "weights", finite=True) if weights else final_weights(run_dir)
     try:
         check_weights(spec.graph, values)

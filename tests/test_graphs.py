@@ -243,3 +243,14 @@ def test_set_reaches_a_line_inside_a_block_used_once_and_refuses_one_used_twice(
     with pytest.raises(DLError) as e:
         compile(twice, "g.dl", overrides=["b1.residual1.dense1.dropout=0.25"], lint=False)
     assert "b1.residual1.dense1 is on line 2 inside a repeat or a block used more than once" in e.value.format()
+
+
+def test_the_compiler_does_not_import_the_runtime():
+    import subprocess
+    import sys
+    code = ("import sys; from dlc.compiler.spec import compile_file; from dlc.compiler.summary import render; "
+            "render(compile_file('specs/resnet_digits.dl')); "
+            "print(sorted(m for m in sys.modules if m.startswith('dlc.runtime')))")
+    from conftest import ROOT
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

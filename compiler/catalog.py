@@ -1,0 +1,41 @@
+"""The built-in data sets as the language knows them: names, sample shapes, task, classes.
+
+This is what `check` needs to tell whether a model fits `data digits`; the runtime
+(runtime/datasets.py) adds a loader to each entry. A data source that is quoted, or is not a
+built-in name and looks like a path, is a file; the runtime checks files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BuiltinSet:
+    name: str
+    features: tuple[int, ...]  # per-sample shape as loaded
+    task: str  # classification | regression
+    classes: int  # 0 for regression
+    doc: str
+    image_shape: tuple[int, ...] | None = None  # the samples as images (CxHxW), when they are
+
+
+BUILTIN_SETS: dict[str, BuiltinSet] = {d.name: d for d in [
+    BuiltinSet("spiral", (2,), "classification", 3, "3 interleaved spirals in 2-D (cs231n)"),
+    BuiltinSet("xor", (2,), "classification", 2, "the XOR quadrants with noise"),
+    BuiltinSet("moons", (2,), "classification", 2, "two interleaved half circles"),
+    BuiltinSet("blobs", (2,), "classification", 3, "Gaussian blobs"),
+    BuiltinSet("sine", (1,), "regression", 0, "y = sin(x) + noise on [-pi, pi]"),
+    BuiltinSet("digits", (64,), "classification", 10, "scikit-learn's 8x8 handwritten digits (1,797)",
+               image_shape=(1, 8, 8)),
+    BuiltinSet("iris", (4,), "classification", 3, "scikit-learn's iris (150)"),
+    BuiltinSet("wine", (13,), "classification", 3, "scikit-learn's wine (178)"),
+    BuiltinSet("breast_cancer", (30,), "classification", 2, "scikit-learn's breast cancer (569)"),
+    BuiltinSet("diabetes", (10,), "regression", 0, "scikit-learn's diabetes regression (442)"),
+]}
+
+
+def is_file_source(data) -> bool:
+    """Does the data statement name a file (quoted, or not a built-in set and path-like)?"""
+    src = data.kind
+    return data.quoted or (src not in BUILTIN_SETS and any(c in src for c in "./\\"))

@@ -1,0 +1,67 @@
+"""Data files against the model, from their headers only: the runtime's half of `dlc check`.
+
+The compiler checks a built-in set (compiler/catalog.py) and reads no files; this module opens a
+spec's data file (npz headers and labels, CSV header and first rows, IDX headers) and refuses,
+at the data line, what does not fit: a missing or unreadable file, samples that do not fit the
+input (after reshape=), labels that do not fit the output.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from dlc.compiler.catalog import is_file_source
+from dlc.compiler.diagnostics import Diagnostics
+from dlc.compiler.spec import Spec
+from dlc.compiler.statements import CLASSIFICATION_LOSSES
+from dlc.runtime.data_files import DataError, peek, reshape_refusal, resolve_path, shape_refusal
+from dlc.runtime.datasets import Dataset, check_labels, class_labels
+
+
+def check_data_file(spec: Spec) -> None:
+    """What `check` can tell of a spec's data file from its headers: that it exists and is readable,
+    that its samples fit the input (after reshape=) and its labels the output. The inputs are not
+    read. Raises `DLError` located at the data line; a spec with a built-in set or no data passes."""
+    data = spec.settings.get("data")
+    if data is None or not data.written or not is_file_source(data):
+        return
+    diags = Diagnostics(spec.source)
+    _check(data, spec.graph, spec.loss, diags, spec.base_dir, spec.data_files)
+    diags.raise_if_errors()
+
+
+def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, data_files: dict | None):
+    def error(message, hint=None):
+        diags.error(message, data.kind_span, hint)
+        return _Reported()
+
+    try:
+        def where(written):
+            if data_files and written in data_files:
+                return Path(data_files[written]["path"])
+            return resolve_path(written, base_dir)
+
+        p = peek(where(data.kind), data.values, where(data["labels"]) if data.get("labels") else None)
+        want = tuple(graph.input_shape)
+        shape = tuple(p.sample_shape)
+        if data.get("reshape"):
+            reshape = tuple(data["reshape"])
+            if math.prod(shape) != math.prod(reshape):
+                raise error(*reshape_refusal(reshape, math.prod(shape), data.kind))
+            shape = reshape
+        elif len(shape) == 2 and len(want) == 3 and want[0] == 1:
+            shape = (1,) + shape
+        if shape != want:
+            raise error(*shape_refusal(shape, want, data.kind))
+        if p.labels is not None and loss in CLASSIFICATION_LOSSES:
+            y, classes = class_labels(data.kind, p.labels)
+            check_labels(graph.output_shape[0], loss, Dataset(None, y, "classification", classes, data.kind), error)
+    except DataError as e:
+        diags.error(str(e), data.kind_span)
+    except _Reported:
+        pass
+
+
+class _Reported(Exception):
+    """An error already added to the diagnostics."""
