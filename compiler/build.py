@@ -664,9 +664,14 @@ def _layer_key(layer: int) -> str:
 
 def _named_ranges(ranges, layers: list[Layer]) -> list[tuple[str, SearchRange]]:
     """Range keys by layer name: `dense1.dropout`, `input.dropout`, `dropout2.p`, `dense3.leaky_relu.alpha` --
-    the keys --set, --vary and search accept. A layer that failed to lower keeps its line: `line7`."""
-    out = []
+    the keys --set, --vary and search accept. A layer that failed to lower keeps its line: `line7`.
+    A range written once is listed once, under its first layer, even when a repeat or a block used
+    several times makes several layers of its line (they all take the value search picks)."""
+    out, seen = [], set()
     for key, r in ranges:
+        if (r.span.line, r.span.col) in seen:
+            continue
+        seen.add((r.span.line, r.span.col))
         if key.startswith("@"):
             index, _, rest = key[1:].partition(".")
             layer = layers[int(index)]

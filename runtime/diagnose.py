@@ -243,7 +243,8 @@ def check_gradient_flow(fs: _FirstSteps) -> Check:
                      "lower the learning rate 10x, or add batchnorm or gradient clipping (clip_norm=5)")
     names = list(fs.weights)
     means = {k: float(np.mean(fs.grad_norms[k])) for k in names}
-    details = [f"{fs.weights[k]:<12} |grad| {means[k]:.2e}   |dW|/|W| {_median(fs.ratios[k]):.2e}" for k in names]
+    width = max([12] + [len(fs.weights[k]) for k in names])
+    details = [f"{fs.weights[k]:<{width}} |grad| {means[k]:.2e}   |dW|/|W| {_median(fs.ratios[k]):.2e}" for k in names]
     dead = [fs.weights[k] for k in names if means[k] == 0.0]
     if dead:
         return Check("gradient flow", FAIL, f"no gradient reaches {', '.join(dead)}", details=details,
@@ -316,17 +317,18 @@ def check_activations(spec: Spec, splits: Splits, fs: _FirstSteps) -> Check:
         return Check("activations", FAIL, "skipped: training diverged", "lower the learning rate")
     x = splits.x_train[:STATS_BATCH]
     details, bad = [], []
+    width = max([12] + [len(n.name) for n in spec.graph.nodes if n.op in ("relu", "sigmoid", "tanh")])
     for node, out in fs.model.net.trace(x, training=True, rng=np.random.default_rng(0)):
         op = node.op
         if op == "relu":
             axes = (0,) if out.ndim == 2 else (0, 2, 3)  # a unit is a feature, or a conv channel
             dead = float(np.mean(np.all(out <= 0, axis=axes)))
-            details.append(f"{node.name:<12} dead units {100 * dead:.0f}%")
+            details.append(f"{node.name:<{width}} dead units {100 * dead:.0f}%")
             if dead >= DEAD_WARN:
                 bad.append(f"{node.name} {100 * dead:.0f}% dead")
         elif op in ("sigmoid", "tanh") and node is not spec.graph.nodes[-1]:
             sat = float(np.mean(np.abs(out - 0.5) > 0.48)) if op == "sigmoid" else float(np.mean(np.abs(out) > 0.96))
-            details.append(f"{node.name:<12} saturated {100 * sat:.0f}%")
+            details.append(f"{node.name:<{width}} saturated {100 * sat:.0f}%")
             if sat >= SATURATED_WARN:
                 bad.append(f"{node.name} {100 * sat:.0f}% saturated")
     if not details:
