@@ -7,7 +7,8 @@ accepted (exit 0/1), located error (exit 2 with `file:line:col: error:` or a fil
 crash (any other exit, an uncaught exception, an error without a message) and timeout.
 Generators: random bytes; token soup from the language's own words; line deletions, duplications
 and swaps of every spec in specs/; numbers swapped for huge, negative, zero, NaN and 1e309 values;
-unicode; long names; deep `repeat` nesting. Crashing cases are written to fuzz-crashes/.
+unicode; long names; deep `repeat` nesting; blocks using blocks (and themselves) inside residual and
+parallel groups. Crashing cases are written to fuzz-crashes/.
 Done when it reports 0 crashes and 0 timeouts.
 """
 
@@ -40,7 +41,8 @@ def _words() -> list[str]:
     from dlc.compiler.ops import REGISTRY
     from dlc.compiler.statements import DATA, LOSSES, OPTIMIZERS, SCHEDULES, STATEMENTS, TRAIN
     from dlc.runtime.datasets import CATALOG
-    words = {"model", "input", "init", "repeat", "batchnorm", "same", "valid", "true", "false", "all"}
+    words = {"model", "input", "init", "repeat", "batchnorm", "same", "valid", "true", "false", "all",
+             "block", "residual", "parallel", "branch", "project", "identity"}
     words |= set(REGISTRY.names()) | set(STATEMENTS) | set(SCHEMES) | set(CATALOG) | set(RANGE_KINDS)
     words |= set(LOSSES) | set(OPTIMIZERS) | set(SCHEDULES) | set(DATA) | set(TRAIN)
     for op in REGISTRY:
@@ -110,6 +112,23 @@ def deep_repeat(rng: random.Random) -> str:
     return f"model m {{\n input 8\n {body}\n dense 3 softmax\n}}\ndata iris\n"
 
 
+def nested_blocks(rng: random.Random) -> str:
+    """Blocks that use blocks (sometimes themselves, or a missing one), residual and parallel groups
+    nested in one another and in repeats, with random values for the parameters."""
+    n = rng.randint(1, 6)
+    defs = []
+    for k in range(n):
+        inner = rng.choice([f"b{rng.randrange(n + 1)} c" for _ in range(2)] + ["dense c relu", "conv c kernel=3 pad=same",
+                            "flatten", "globalavgpool", "residual { dense c }", "residual project { conv c stride=s }"])
+        group = rng.choice(["residual {{ {} }} relu", "residual project {{ {} }}", "parallel concat {{ branch {{ {} }}; branch {{ }} }}",
+                            "parallel add {{ branch {{ {} }}; branch {{ {} }} }}", "repeat 2 {{ {} }}", "{}"])
+        defs.append(f"block b{k}(c, s=1) {{\n {group.format(inner, inner)}\n}}")
+    uses = " ".join(f"b{rng.randrange(n)} {rng.choice(NUMBERS)}" + rng.choice(["", " s=2", " c=0", " d=1"]) + "\n"
+                    for _ in range(rng.randint(1, 4)))
+    shape = rng.choice(["8", "1x8x8", "3x5x5"])
+    return "\n".join(defs) + f"\nmodel m {{\n input {shape}\n {uses} flatten\n dense 3 softmax\n}}\ndata iris\n"
+
+
 def case(rng: random.Random, words) -> bytes:
     r = rng.random()
     if r < 0.1:
@@ -120,8 +139,10 @@ def case(rng: random.Random, words) -> bytes:
         text = mutate_lines(rng, rng.choice(CORPUS))
     elif r < 0.75:
         text = mutate_numbers(rng, rng.choice(CORPUS))
-    elif r < 0.95:
+    elif r < 0.9:
         text = insert_noise(rng, rng.choice(CORPUS))
+    elif r < 0.95:
+        text = nested_blocks(rng)
     else:
         text = deep_repeat(rng)
     return text.encode("utf-8", "surrogatepass")

@@ -8,6 +8,7 @@ reported, one per line, without parsing the text again.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,6 +193,9 @@ def _describe(err: UnexpectedInput, source: Source) -> Diagnostic:
             msg, hint = "missing value at end of line", "write a value after '=', e.g. dropout=0.5"
         elif tok.type == "RBRACE":
             msg, hint = "unexpected '}'", "this '}' closes no block"
+        elif tok.type == "LBRACE" and re.search(r"\}\s*\w+\s*$", line_text[:tok.column - 1]):
+            hint = ("the words after a '}' on its line belong to that block (} relu); start the next "
+                    "statement on a new line or after ';'")
         elif tok.type == "LBRACE":
             hint = "a '{' opens a block after model NAME, repeat N, block, residual, parallel or branch"
         elif tok.type in ("SIGNED_NUMBER", "INT", "DIMS") and "NAME" in expected:

@@ -254,3 +254,10 @@ def test_the_compiler_does_not_import_the_runtime():
     from conftest import ROOT
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_two_branches_on_one_line_without_a_separator_are_explained():
+    out = errors(model("    parallel add { branch { dense 4 } branch { } }\n"))
+    assert "g.dl:3:46: error: unexpected '{'" in out
+    assert "hint: the words after a '}' on its line belong to that block (} relu); start the next statement on a " \
+           "new line or after ';'" in out
