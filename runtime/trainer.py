@@ -43,7 +43,7 @@ class Model:
         self.fused = _is_fused(self.spec)
         self.upto = len(self.spec.graph.nodes) - 1 if self.fused else None
 
-    def outputs(self, x_prepared: np.ndarray, batch: int = 1024) -> np.ndarray:
+    def outputs(self, x_prepared: np.ndarray, batch: int | None = None) -> np.ndarray:
         """Raw outputs (logits when the loss is fused) for already-preprocessed inputs."""
         return self.net.predict(x_prepared, batch, self.upto)
 
@@ -51,7 +51,7 @@ class Model:
         """What the exported ONNX model computes: raw inputs -> the network's final outputs."""
         return probabilities(self.spec.loss, self.outputs(self.preprocess.apply(x_raw)), self.fused)
 
-    def evaluate(self, x_prepared, y, batch: int = 1024) -> dict:
+    def evaluate(self, x_prepared, y, batch: int | None = None) -> dict:
         if len(x_prepared) == 0:
             return {"loss": None, "accuracy": None}
         out = self.outputs(x_prepared, batch)

@@ -76,3 +76,46 @@ def test_forward_keeps_float32(case):
             assert d.dtype == np.float32, f"{op.name} backward returned {d.dtype}"
         for k, g in grads.items():
             assert g.dtype == np.float32, f"{op.name} d{k} is {g.dtype}"
+
+
+def _chwn(x):
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0)) if x.ndim == 4 else x
+
+
+def _nchw(x):
+    return np.ascontiguousarray(x.transpose(3, 0, 1, 2)) if x.ndim == 4 else x
+
+
+LAYOUT_CASES = [c for c in CASES if "CHWN" in c[1].layouts
+                and len(c[2][0] if c[1].arity is None else c[2]) == 3]
+
+
+def test_the_layout_walk_covers_the_conv_stack_ops():
+    assert {c[1].name for c in LAYOUT_CASES} >= {"conv", "maxpool", "avgpool", "batchnorm", "relu", "flatten",
+                                                 "globalavgpool", "globalmaxpool", "concat", "add", "dropout"}
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "infer"])
+@pytest.mark.parametrize("case", LAYOUT_CASES, ids=[c[0] for c in LAYOUT_CASES])
+def test_chwn_layout_matches_nchw(case, training):
+    """An op run on CHWN images (how the runtime keeps conv stacks) gives the NCHW results, transposed."""
+    from dlc.compiler.ops import Context
+    _, op, shape, a = case
+    rng = np.random.default_rng(5)
+    x = make_input(op, shape, 3, rng)
+    p = make_params(op, first_shape(op, shape), a, rng)
+    ref, cache = op.forward(x, {k: v.copy() for k, v in p.items()}, a,
+                            Context(training=training, rng=np.random.default_rng(0)))
+    r = rng.normal(0, 1, ref.shape)
+    dref, gref = op.backward(r, cache, {k: v.copy() for k, v in p.items()}, a)
+    xc = [_chwn(v) for v in x] if op.arity is None else _chwn(x)
+    got, cache = op.forward(xc, {k: v.copy() for k, v in p.items()}, a,
+                            Context(training=training, rng=np.random.default_rng(0), layout="CHWN"))
+    if op.name in ("dropout", "rrelu") and training:
+        return  # the random mask is drawn in the array's own order: the same law, other draws
+    np.testing.assert_allclose(_nchw(got), ref, rtol=1e-10, atol=1e-12)
+    dgot, ggot = op.backward(_chwn(r), cache, {k: v.copy() for k, v in p.items()}, a)
+    for d, dr in zip(dgot if op.arity is None else [dgot], dref if op.arity is None else [dref]):
+        np.testing.assert_allclose(_nchw(d), dr, rtol=1e-10, atol=1e-12)
+    for k in gref:
+        np.testing.assert_allclose(ggot[k], gref[k], rtol=1e-10, atol=1e-12)

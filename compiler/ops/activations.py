@@ -14,7 +14,7 @@ import math
 from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
-from .base import Op, ParamSpec, ShapeError, channel_axes, fmt_shape, per_channel, register
+from .base import CHWN, NCHW, Op, ParamSpec, ShapeError, channel_axes, per_channel, register
 
 np = lazy_numpy(__name__)
 
@@ -29,6 +29,7 @@ class Elementwise(Op):
     kind = "activation"
     # relu-like activations want he init; saturating ones xavier; selu lecun.
     init_family = "xavier"
+    layouts = (NCHW, CHWN)  # y = f(x) elementwise: any layout
     examples = [((7,), {}), ((2, 3, 3), {})]
 
     def f(self, x, a):
@@ -286,14 +287,17 @@ class PReLU(Op):
     def params(self, shape, a):
         return [ParamSpec("slope", (shape[0],), init=f"constant:{a['init_slope']}", decay=False)]
 
-    def forward(self, x, p, a, ctx):
-        slope = per_channel(p["slope"], x.ndim)
-        return np.where(x > 0, x, x * slope), x
+    layouts = (NCHW, CHWN)
 
-    def backward(self, dy, x, p, a):
+    def forward(self, x, p, a, ctx):
+        slope = per_channel(p["slope"], x.ndim, ctx.layout)
+        return np.where(x > 0, x, x * slope), (x, ctx.layout)
+
+    def backward(self, dy, cache, p, a):
+        x, lay = cache
         neg = x <= 0
-        slope = per_channel(p["slope"], x.ndim)
-        dslope = np.sum(np.where(neg, dy * x, 0), axis=channel_axes(x))
+        slope = per_channel(p["slope"], x.ndim, lay)
+        dslope = np.sum(np.where(neg, dy * x, 0), axis=channel_axes(x, lay))
         return np.where(neg, dy * slope, dy), {"slope": dslope}
 
     def to_onnx(self, g, x, p, a, shape):

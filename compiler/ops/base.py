@@ -49,12 +49,20 @@ class ParamSpec:
     decay: bool = True  # does l1/l2 weight decay apply
 
 
+# Image layouts. NCHW is the IR's and ONNX's. CHWN (the batch innermost) is what conv's im2col
+# wants: the NumPy runtime keeps a conv stack's images in CHWN between the ops that declare it
+# (`Op.layouts`), so no conv transposes its input and output each step (runtime/network.py).
+NCHW, CHWN = "NCHW", "CHWN"
+
+
 @dataclass
 class Context:
-    """Per-call runtime context: training flag and the random generator (dropout, rrelu)."""
+    """Per-call runtime context: training flag, the random generator (dropout, rrelu), and the layout
+    of the image arrays the op is given (one of the op's `layouts`; vectors are always (N, F))."""
 
     training: bool = False
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    layout: str = NCHW
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:
@@ -78,6 +86,10 @@ class Op:
     # How many inputs: 1, or None for a merge (add, concat) whose methods take and return lists
     # (`infer(shapes)`, `forward(xs)`, `backward -> ([dx, ...], grads)`, `to_onnx(g, xs, p, a, shapes)`).
     arity: ClassVar[int | None] = 1
+    # The image layouts its forward/backward accept (ctx.layout says which it is given); an op that
+    # never looks at axes (elementwise, dropout, add) accepts both unchanged.
+    layouts: ClassVar[tuple[str, ...]] = (NCHW,)
+    preferred_layout: ClassVar[str | None] = None  # the layout it is fastest in (conv: CHWN); None: its input's
     # Sample inputs for the registry-walking tests: per-sample shapes and attributes.
     examples: ClassVar[list[tuple[tuple[int, ...], dict[str, Any]]]] = []
 
@@ -150,11 +162,26 @@ REGISTRY = Registry()
 register = REGISTRY.register
 
 
-def channel_axes(x: np.ndarray) -> tuple[int, ...]:
-    """Axes reduced for per-channel statistics: (0,) for vectors, (0, 2, 3) for images."""
-    return (0,) if x.ndim == 2 else (0, 2, 3)
+def channel_axes(x: np.ndarray, layout: str = NCHW) -> tuple[int, ...]:
+    """Axes reduced for per-channel statistics: (0,) for vectors, (0, 2, 3) for NCHW images, (1, 2, 3) for CHWN."""
+    if x.ndim == 2:
+        return (0,)
+    return (0, 2, 3) if layout == NCHW else (1, 2, 3)
 
 
-def per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
-    """Reshape a (C,) vector to broadcast against (N, C) or (N, C, H, W)."""
-    return v if ndim == 2 else v.reshape(1, -1, 1, 1)
+def channel_axis(ndim: int, layout: str = NCHW) -> int:
+    return 0 if ndim == 4 and layout == CHWN else 1
+
+
+def per_channel(v: np.ndarray, ndim: int, layout: str = NCHW) -> np.ndarray:
+    """Reshape a (C,) vector to broadcast against (N, C), (N, C, H, W) or (C, H, W, N)."""
+    if ndim == 2:
+        return v
+    return v.reshape(1, -1, 1, 1) if layout == NCHW else v.reshape(-1, 1, 1, 1)
+
+
+def to_layout(x: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """An image batch moved from one layout to the other (a contiguous copy); vectors are unchanged."""
+    if x.ndim != 4 or src == dst:
+        return x
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0) if dst == CHWN else x.transpose(3, 0, 1, 2))

@@ -7,7 +7,7 @@ import math
 from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
-from .base import Op, ParamSpec, ShapeError, fmt_shape, register
+from .base import CHWN, NCHW, Op, ParamSpec, ShapeError, fmt_shape, register
 from .windows import kernel_offsets, out_size, resolve_pads
 
 np = lazy_numpy(__name__)
@@ -98,19 +98,26 @@ class Conv(Op):
             ps.append(ParamSpec("bias", (o,), init="zeros", decay=False))
         return ps
 
+    layouts = (NCHW, CHWN)
+    preferred_layout = CHWN
+
     def forward(self, x, p, a, ctx):
         # im2col in a (C, H, W, N) layout, the batch innermost: each kernel offset copies (and
-        # backward adds) runs of Wo*N contiguous values instead of rows of Wo.
-        n, c, h, w = x.shape
+        # backward adds) runs of Wo*N contiguous values instead of rows of Wo. Given CHWN (the
+        # runtime keeps conv stacks in it) neither the input nor the output is transposed.
+        chwn = ctx.layout == CHWN
+        xt = x if chwn else x.transpose(1, 2, 3, 0)
+        c, h, w, n = xt.shape
         w_ = p["weight"]
         o, _, kh, kw = w_.shape
         s = a["stride"]
         t, l, b, r = pads = resolve_pads(a["pad"], (h, w), a["kernel"], s)
         if any(pads):
-            xt = np.zeros((c, h + t + b, w + l + r, n), dtype=x.dtype)
-            xt[:, t:t + h, l:l + w, :] = x.transpose(1, 2, 3, 0)
+            padded = np.zeros((c, h + t + b, w + l + r, n), dtype=x.dtype)
+            padded[:, t:t + h, l:l + w, :] = xt
+            xt = padded
         else:
-            xt = np.ascontiguousarray(x.transpose(1, 2, 3, 0))
+            xt = np.ascontiguousarray(xt)
         ho, wo = out_size(h, kh, s[0], t, b), out_size(w, kw, s[1], l, r)
         cols = np.empty((c, kh, kw, ho, wo, n), dtype=x.dtype)
         for i, j, idx in kernel_offsets((kh, kw), s, (ho, wo), spatial_axes=(1, 2)):
@@ -119,15 +126,17 @@ class Conv(Op):
         y = w_.reshape(o, -1) @ cols  # (O, Ho*Wo*N)
         if "bias" in p:
             y += p["bias"][:, None]
-        y = np.ascontiguousarray(y.reshape(o, ho, wo, n).transpose(3, 0, 1, 2))
-        return y, (cols, xt.shape, pads, (ho, wo))
+        y = y.reshape(o, ho, wo, n)
+        if not chwn:
+            y = np.ascontiguousarray(y.transpose(3, 0, 1, 2))
+        return y, (cols, xt.shape, pads, (ho, wo), chwn)
 
     def backward(self, dy, cache, p, a, need_dx=True):
-        cols, padded_shape, (t, l, b, r), (ho, wo) = cache
+        cols, padded_shape, (t, l, b, r), (ho, wo), chwn = cache
         w_ = p["weight"]
         o, c, kh, kw = w_.shape
-        n = dy.shape[0]
-        dy_t = np.ascontiguousarray(dy.transpose(1, 2, 3, 0)).reshape(o, -1)  # (O, Ho*Wo*N)
+        n = padded_shape[3]
+        dy_t = (np.ascontiguousarray(dy) if chwn else np.ascontiguousarray(dy.transpose(1, 2, 3, 0))).reshape(o, -1)
         grads = {"weight": (dy_t @ cols.T).reshape(w_.shape)}
         if "bias" in p:
             grads["bias"] = dy_t.sum(axis=1)
@@ -137,8 +146,8 @@ class Conv(Op):
         dxt = np.zeros(padded_shape, dtype=dy.dtype)
         for i, j, idx in kernel_offsets((kh, kw), a["stride"], (ho, wo), spatial_axes=(1, 2)):
             dxt[idx] += dcols[:, i, j]
-        dx = dxt[:, t:padded_shape[1] - b, l:padded_shape[2] - r, :].transpose(3, 0, 1, 2)
-        return np.ascontiguousarray(dx), grads
+        dx = dxt[:, t:padded_shape[1] - b, l:padded_shape[2] - r, :]
+        return np.ascontiguousarray(dx if chwn else dx.transpose(3, 0, 1, 2)), grads
 
     def to_onnx(self, g, x, p, a, shape):
         _, h, w = shape

@@ -12,7 +12,7 @@ import math
 
 from ..lazy_numpy import lazy_numpy
 
-from .base import Op, ShapeError, fmt_shape, register
+from .base import CHWN, NCHW, Op, ShapeError, channel_axis, fmt_shape, register
 
 np = lazy_numpy(__name__)
 
@@ -36,6 +36,7 @@ class Add(Merge):
     name = "add"
     doc = "the elementwise sum of its inputs, which have one shape (a residual path: x + body(x))"
     examples = [([(4,), (4,)], {}), ([(2, 3, 3), (2, 3, 3), (2, 3, 3)], {})]
+    layouts = (NCHW, CHWN)  # elementwise
 
     def infer(self, shapes, a):
         self.check_inputs(shapes)
@@ -72,12 +73,16 @@ class Concat(Merge):
                              "give the paths the same strides and pad=same")
         return (sum(s[0] for s in shapes),) + tuple(shapes[0][1:])
 
-    def forward(self, xs, p, a, ctx):
-        return np.concatenate(xs, axis=1), [x.shape[1] for x in xs]
+    layouts = (NCHW, CHWN)
 
-    def backward(self, dy, sizes, p, a):
+    def forward(self, xs, p, a, ctx):
+        axis = channel_axis(xs[0].ndim, ctx.layout)
+        return np.concatenate(xs, axis=axis), ([x.shape[axis] for x in xs], axis)
+
+    def backward(self, dy, cache, p, a):
+        sizes, axis = cache
         edges = np.cumsum(sizes)[:-1]
-        return [np.ascontiguousarray(d) for d in np.split(dy, edges, axis=1)], {}
+        return [np.ascontiguousarray(d) for d in np.split(dy, edges, axis=axis)], {}
 
     def to_onnx(self, g, xs, p, a, shapes):
         return g.node("Concat", list(xs), axis=1)

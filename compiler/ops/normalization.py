@@ -15,7 +15,7 @@ import math
 from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
-from .base import Op, ParamSpec, ShapeError, channel_axes, per_channel, register
+from .base import CHWN, NCHW, Op, ParamSpec, ShapeError, channel_axes, channel_axis, per_channel, register
 
 np = lazy_numpy(__name__)
 
@@ -38,14 +38,17 @@ class BatchNorm(Op):
     def buffers(self, shape, a):
         return {"running_mean": ((shape[0],), 0.0), "running_var": ((shape[0],), 1.0)}
 
+    layouts = (NCHW, CHWN)
+
     def forward(self, x, p, a, ctx):
-        axes = channel_axes(x)
-        gamma, beta = per_channel(p["gamma"], x.ndim), per_channel(p["beta"], x.ndim)
+        lay = ctx.layout
+        axes = channel_axes(x, lay)
+        gamma, beta = per_channel(p["gamma"], x.ndim, lay), per_channel(p["beta"], x.ndim, lay)
         if ctx.training:
             mean = x.mean(axis=axes)
-            xc = x - per_channel(mean, x.ndim)
+            xc = x - per_channel(mean, x.ndim, lay)
             var = np.mean(xc * xc, axis=axes)
-            count = x.size // x.shape[1]
+            count = x.size // x.shape[channel_axis(x.ndim, lay)]
             m = a["momentum"]
             rm, rv = p["running_mean"], p["running_var"]
             rm *= m
@@ -54,22 +57,22 @@ class BatchNorm(Op):
             rv += (1 - m) * var * (count / max(count - 1, 1))
         else:
             var = p["running_var"]
-            xc = x - per_channel(p["running_mean"], x.ndim)
+            xc = x - per_channel(p["running_mean"], x.ndim, lay)
         inv_std = (1.0 / np.sqrt(var + a["eps"])).astype(x.dtype)
-        xhat = xc * per_channel(inv_std, x.ndim)
-        return xhat * gamma + beta, (xhat, inv_std, ctx.training)
+        xhat = xc * per_channel(inv_std, x.ndim, lay)
+        return xhat * gamma + beta, (xhat, inv_std, ctx.training, lay)
 
     def backward(self, dy, cache, p, a):
-        xhat, inv_std, training = cache
-        axes = channel_axes(dy)
+        xhat, inv_std, training, lay = cache
+        axes = channel_axes(dy, lay)
         grads = {"gamma": np.sum(dy * xhat, axis=axes), "beta": dy.sum(axis=axes)}
-        dxhat = dy * per_channel(p["gamma"], dy.ndim)
+        dxhat = dy * per_channel(p["gamma"], dy.ndim, lay)
         if not training:
-            return dxhat * per_channel(inv_std, dy.ndim), grads
-        count = dy.size // dy.shape[1]
-        s1 = per_channel(dxhat.sum(axis=axes), dy.ndim)
-        s2 = per_channel(np.sum(dxhat * xhat, axis=axes), dy.ndim)
-        dx = (dxhat - s1 / count - xhat * (s2 / count)) * per_channel(inv_std, dy.ndim)
+            return dxhat * per_channel(inv_std, dy.ndim, lay), grads
+        count = dy.size // dy.shape[channel_axis(dy.ndim, lay)]
+        s1 = per_channel(dxhat.sum(axis=axes), dy.ndim, lay)
+        s2 = per_channel(np.sum(dxhat * xhat, axis=axes), dy.ndim, lay)
+        dx = (dxhat - s1 / count - xhat * (s2 / count)) * per_channel(inv_std, dy.ndim, lay)
         return dx, grads
 
     def to_onnx(self, g, x, p, a, shape):
@@ -135,6 +138,7 @@ class Dropout(Op):
     doc = "inverted dropout: drop with probability p, scale the kept by 1/(1-p); identity at inference"
     attrs = {"p": Attr("float", 0.5, min=0, max=1, max_open=True, doc="the probability of dropping a unit")}
     positional = ("p",)
+    layouts = (NCHW, CHWN)  # elementwise
     examples = [((6,), {"p": 0.5}), ((2, 3, 3), {"p": 0.25})]
 
     def forward(self, x, p, a, ctx):

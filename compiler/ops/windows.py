@@ -31,11 +31,14 @@ def resolve_pads(pad, hw, kernel, stride) -> tuple[int, int, int, int]:
     return pad[0], pad[1], pad[0], pad[1]
 
 
-def pad_image(x: np.ndarray, pads, value=0.0) -> np.ndarray:
+def pad_image(x: np.ndarray, pads, value=0.0, axes=(2, 3)) -> np.ndarray:
+    """x padded along its two spatial axes ((2, 3) in NCHW, (1, 2) in CHWN)."""
     t, l, b, r = pads
     if not any(pads):
         return x
-    return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
+    widths = [(0, 0)] * 4
+    widths[axes[0]], widths[axes[1]] = (t, b), (l, r)
+    return np.pad(x, widths, constant_values=value)
 
 
 def kernel_offsets(kernel, stride, out_hw, spatial_axes=(2, 3), ndim=4):
