@@ -215,7 +215,7 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
         "seconds": round(time.perf_counter() - t_start, 3), "blas_threads": metrics_threads,
         "samples": {"train": len(splits.x_train), "validation": len(splits.x_val), "test": len(splits.x_test)},
         "train": model.evaluate(splits.x_train, splits.y_train),
-        "validation": model.evaluate(splits.x_val, splits.y_val),
+        "validation": _final_validation(model, splits, st, patience),
         "test": model.evaluate(splits.x_test, splits.y_test),
     }
     if write:
@@ -225,6 +225,17 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
         if st.history:
             rf.save_curves(run_dir / rf.CURVES, {spec.name: st.history}, spec.name)
     return RunResult(run_dir, model, st.history, metrics, interrupted)
+
+
+def _final_validation(model: Model, splits: Splits, st: TrainingState, patience: int) -> dict:
+    """The kept weights' validation metrics: the history row of the epoch they come from was measured
+    on exactly these weights (and batchnorm statistics), so it is reused, not recomputed; regression
+    (which also reports MAE) and a run with no row for them are evaluated."""
+    kept = st.best_epoch if patience and st.best_values else len(st.history)
+    row = st.history[kept - 1] if 0 < kept <= len(st.history) else None
+    if row is None or row.get("val_loss") is None or row.get("val_accuracy") is None:
+        return model.evaluate(splits.x_val, splits.y_val)
+    return {"loss": row["val_loss"], "accuracy": row["val_accuracy"]}
 
 
 def _epoch(spec: Spec, learner: TrainStep, st: TrainingState, splits: Splits, steps: int,

@@ -207,3 +207,32 @@ def test_every_registered_loss_gradient_matches_finite_differences(name, fused):
         d[idx] = 1e-6
         num[idx] = (loss.value_and_grad(out + d, y, fused)[0] - loss.value_and_grad(out - d, y, fused)[0]) / 2e-6
     assert np.allclose(grad, num, atol=1e-6)
+
+
+@pytest.mark.parametrize("early_stop", [0, 3], ids=["last-epoch", "best-epoch"])
+def test_final_validation_metrics_equal_a_fresh_evaluation(early_stop):
+    """The final validation metrics are reused from the kept epoch's history row: they must be
+    exactly what evaluating the kept weights gives."""
+    from dlc.compiler.spec import compile
+    from dlc.runtime.trainer import train
+    spec = compile(f"""model m {{
+    input 2
+    dense 16 relu batchnorm
+    dense 3 softmax
+}}
+data spiral
+optimizer adam lr=0.3
+train epochs=30 batch=32 validation=0.2 early_stop={early_stop} seed=3
+""")
+    r = train(spec, write=False, progress=False)
+    if early_stop:  # the kept weights are an earlier epoch's (8 of 11 run)
+        assert r.metrics["best_epoch"] < r.metrics["epochs_run"]
+    fresh = r.model.evaluate(*_val(spec))
+    assert r.metrics["validation"]["loss"] == fresh["loss"]
+    assert r.metrics["validation"]["accuracy"] == fresh["accuracy"]
+
+
+def _val(spec):
+    from dlc.runtime.data import prepare
+    s = prepare(spec)
+    return s.x_val, s.y_val
