@@ -20,6 +20,13 @@ from .base import CHWN, NCHW, Op, ParamSpec, ShapeError, channel_axes, channel_a
 np = lazy_numpy(__name__)
 
 
+def _rows(x, layout):
+    """x as a (C, M) matrix whose rows are the channels, when that is a view: CHWN images; None otherwise."""
+    if x.ndim == 4 and layout == CHWN:
+        return x.reshape(x.shape[0], -1)
+    return None
+
+
 @register
 class BatchNorm(Op):
     name = "batchnorm"
@@ -41,14 +48,19 @@ class BatchNorm(Op):
     layouts = (NCHW, CHWN)
 
     def forward(self, x, p, a, ctx):
+        # As a (C, M) matrix -- M the samples (and pixels) of a channel -- in CHWN and for vectors (as
+        # (F, N) transposed): per-channel sums run along rows; products of two passes are einsum
+        # reductions (no temporary). NCHW images go through the axis form.
         lay = ctx.layout
-        axes = channel_axes(x, lay)
-        gamma, beta = per_channel(p["gamma"], x.ndim, lay), per_channel(p["beta"], x.ndim, lay)
+        c = x.shape[channel_axis(x.ndim, lay)]
+        rows = _rows(x, lay)
         if ctx.training:
-            mean = x.mean(axis=axes)
+            count = x.size // c
+            mean = (rows.sum(axis=1) / count if rows is not None else x.mean(axis=channel_axes(x, lay))).astype(x.dtype)
             xc = x - per_channel(mean, x.ndim, lay)
-            var = np.mean(xc * xc, axis=axes)
-            count = x.size // x.shape[channel_axis(x.ndim, lay)]
+            rc = _rows(xc, lay)
+            var = (np.einsum("ij,ij->i", rc, rc) / count if rc is not None
+                   else np.mean(xc * xc, axis=channel_axes(x, lay))).astype(x.dtype)
             m = a["momentum"]
             rm, rv = p["running_mean"], p["running_var"]
             rm *= m
@@ -59,20 +71,29 @@ class BatchNorm(Op):
             var = p["running_var"]
             xc = x - per_channel(p["running_mean"], x.ndim, lay)
         inv_std = (1.0 / np.sqrt(var + a["eps"])).astype(x.dtype)
-        xhat = xc * per_channel(inv_std, x.ndim, lay)
-        return xhat * gamma + beta, (xhat, inv_std, ctx.training, lay)
+        y = xc * per_channel(p["gamma"] * inv_std, x.ndim, lay)
+        y += per_channel(p["beta"], x.ndim, lay)
+        return y, (xc, inv_std, ctx.training, lay)
 
     def backward(self, dy, cache, p, a):
-        xhat, inv_std, training, lay = cache
-        axes = channel_axes(dy, lay)
-        grads = {"gamma": np.sum(dy * xhat, axis=axes), "beta": dy.sum(axis=axes)}
-        dxhat = dy * per_channel(p["gamma"], dy.ndim, lay)
+        xc, inv_std, training, lay = cache
+        nd = dy.ndim
+        rows_dy, rows_xc = _rows(dy, lay), _rows(xc, lay)
+        if rows_dy is not None:
+            dbeta = rows_dy.sum(axis=1)
+            dxc = np.einsum("ij,ij->i", rows_dy, rows_xc)  # sum(dy * xc) per channel
+        else:
+            axes = channel_axes(dy, lay)
+            dbeta, dxc = dy.sum(axis=axes), np.sum(dy * xc, axis=axes)
+        grads = {"gamma": (dxc * inv_std).astype(dy.dtype), "beta": dbeta}
+        scale = p["gamma"] * inv_std
         if not training:
-            return dxhat * per_channel(inv_std, dy.ndim, lay), grads
-        count = dy.size // dy.shape[channel_axis(dy.ndim, lay)]
-        s1 = per_channel(dxhat.sum(axis=axes), dy.ndim, lay)
-        s2 = per_channel(np.sum(dxhat * xhat, axis=axes), dy.ndim, lay)
-        dx = (dxhat - s1 / count - xhat * (s2 / count)) * per_channel(inv_std, dy.ndim, lay)
+            return dy * per_channel(scale, nd, lay), grads
+        count = dy.size // dy.shape[channel_axis(nd, lay)]
+        # dx = gamma inv_std (dy - mean(dy) - xhat mean(dy xhat)), xhat = xc inv_std
+        dx = dy - per_channel(dbeta / count, nd, lay)
+        dx -= xc * per_channel(dxc * inv_std * inv_std / count, nd, lay)
+        dx *= per_channel(scale, nd, lay)
         return dx, grads
 
     def to_onnx(self, g, x, p, a, shape):
