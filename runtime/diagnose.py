@@ -387,9 +387,10 @@ def check_lr(curve: dict, lr: float) -> Check:
 
 
 def save_lr_plot(path: Path, curve: dict, lr: float, title: str) -> None:
-    from dlc.runtime.run_folder import pyplot, save_figure
+    from dlc.runtime.run_folder import new_figure, save_figure
 
-    fig, ax = pyplot().subplots(figsize=(6, 4))
+    fig = new_figure((6, 4))
+    ax = fig.subplots()
     ax.plot(curve["lr"], curve["loss"], label="smoothed training loss")
     ax.set_xscale("log")
     ax.axvline(lr, color="tab:red", ls="--", label=f"spec lr {lr:g}")

@@ -318,29 +318,29 @@ class RunLock:
 
 # ---- plots -------------------------------------------------------------------------------------
 
-def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (no screen needed)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def new_figure(figsize):
+    """A matplotlib Figure drawn by the Agg canvas: no pyplot (its import and global state cost
+    about 0.2 s at start-up), no screen needed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def save_figure(path: Path, fig) -> None:
-    """Write a matplotlib figure as PNG, atomically, and free it."""
-    plt = pyplot()
+    """Write a matplotlib figure as PNG, atomically."""
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def save_curves(path: Path, histories: dict[str, list[dict]], title: str = "") -> None:
     """Loss and accuracy per epoch; several runs side by side share the axes."""
-    plt = pyplot()
     has_acc = any(r.get("accuracy") is not None for h in histories.values() for r in h)
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6, 4.5), squeeze=False)
+    fig = new_figure((11 if has_acc else 6, 4.5))
+    axes = fig.subplots(1, 2 if has_acc else 1, squeeze=False)
     for label, h in histories.items():
         ep = [r["epoch"] for r in h]
         line, = axes[0][0].plot(ep, [_plottable(r["loss"]) for r in h], label=f"{label} train")

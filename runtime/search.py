@@ -251,7 +251,8 @@ def save_plot(path: Path, result: SearchResult, dims: list[Dimension]) -> None:
     ok = [t for t in result.trials if t.status == "ok"]
     score = (lambda t: 100 * t.val_acc) if result.classify else (lambda t: t.val_loss)  # noqa: E731
     label = "validation accuracy %" if result.classify else "validation loss"
-    fig, axes = rf.pyplot().subplots(1, len(dims), figsize=(4 * len(dims), 3.5), squeeze=False)
+    fig = rf.new_figure((4 * len(dims), 3.5))
+    axes = fig.subplots(1, len(dims), squeeze=False)
     for ax, d in zip(axes[0], dims):
         for stage, marker in (("coarse", "o"), ("fine", "^")):
             pts = [(t.values[d.key], score(t)) for t in ok if t.stage == stage]
