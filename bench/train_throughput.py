@@ -102,14 +102,32 @@ def torch_throughput(kind: str, batch: int, steps: int) -> float | None:
     return samples_per_second(step, batch, steps)
 
 
+def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+    """This machine's float32 matmul rate (GFLOP/s): the best of `reps` n x n x n products through NumPy's BLAS."""
+    a = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(reps))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(f) -> float:
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=30)
     args = ap.parse_args()
+    peak = matmul_peak()
+    print(f"float32 matmul peak (2048^3 through NumPy's BLAS): {peak:.0f} GFLOP/s")
     for name, text, batch in (("mlp", MLP, 128), ("lenet", LENET, 64)):
         ours = dlc_throughput(text, batch, args.steps)
         ref = torch_throughput(name, batch, args.steps)
-        line = f"{name:6s} batch {batch:4d}: dlc {ours:9.0f} samples/s"
+        # a training step costs three times the forward FLOPs (forward, and the two products of backward)
+        rate = 3 * sum(n.flops for n in dlc.compile(text).graph.nodes) * ours / 1e9
+        line = f"{name:6s} batch {batch:4d}: dlc {ours:9.0f} samples/s ({rate:.0f} GFLOP/s, {rate / peak:.2f} of peak)"
         if ref is not None:
             import torch
             line += f" | torch {torch.__version__} eager {ref:9.0f} samples/s | ratio dlc/torch {ours / ref:.2f}x"
