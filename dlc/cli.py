@@ -149,7 +149,8 @@ def cmd_search(args) -> int:
     if spec.warnings and not args.quiet:
         _print_diags(spec.warnings, spec.source)
     result = search(spec, args.trials, fine=args.fine, jobs=args.jobs, seed=args.seed, out=args.output,
-                    progress=not args.quiet)
+                    progress=not args.quiet, sampler=args.sampler, prune=args.prune, storage=args.storage,
+                    study=args.study)
     print(result.render())
     if result.interrupted:
         return 130
@@ -322,17 +323,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_max_memory(cp)
     cp.set_defaults(func=cmd_compare)
 
-    se = sub.add_parser("search", help="random search over the ranges written in the spec",
-                        description="Random search: each trial writes a sampled value where each range is written "
+    se = sub.add_parser("search", help="search over the ranges written in the spec (Optuna)",
+                        description="Search on Optuna: each trial writes a sampled value where each range is written "
                                     "(loguniform in log space) and trains with the spec's seed on one shared split. "
                                     "Trials run in parallel and are ranked by validation accuracy (validation loss "
-                                    "for regression). Writes RUN/results.csv, results.json, search.png and best.dl.")
+                                    "for regression). The study is kept in RUN/study.db: running the same command "
+                                    "again resumes it. Writes RUN/results.csv, results.json, search.png and best.dl.")
     se.add_argument("spec", metavar="SPEC")
     se.add_argument("--trials", type=int, default=20, help="trials in all (default 20)")
     se.add_argument("--fine", type=int, default=None, metavar="M",
                     help="how many of the trials sample ranges narrowed around the best coarse trial "
                          "(default a quarter; 0: one coarse stage)")
     se.add_argument("--jobs", type=int, default=None, help="parallel trials (default: the machine's cores)")
+    se.add_argument("--sampler", choices=("random", "tpe", "genetic"), default="random",
+                    help="how trials pick values: random (default, coarse to fine), tpe (Optuna's Bayesian "
+                         "sampler) or genetic (Optuna's NSGA-II)")
+    se.add_argument("--prune", action="store_true",
+                    help="stop trials whose validation score is behind the median of the earlier trials at "
+                         "the same epoch (Optuna's MedianPruner: after 5 trials, from a trial's third epoch)")
+    se.add_argument("--storage", metavar="URL",
+                    help="where the study lives, any URL Optuna accepts (default: sqlite:///RUN/study.db); "
+                         "searches on one storage and study share their trials, also across machines")
+    se.add_argument("--study", metavar="NAME", help="the study's name in the storage (default: the model's name)")
     se.add_argument("--seed", type=int, default=None, help="sampling seed (default: the spec's train seed)")
     se.add_argument("-o", "--output", metavar="RUN", help="results folder (default: runs/MODEL-search)")
     _add_set(se)

@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.overrides import apply_overrides
@@ -39,7 +38,7 @@ class Trial:
     stage: str  # coarse | fine
     values: dict[str, object]
     text: str
-    status: str = "pending"  # ok | diverged | invalid | interrupted
+    status: str = "pending"  # ok | pruned | diverged | invalid
     val_loss: float | None = None
     val_acc: float | None = None
     train_loss: float | None = None
@@ -49,7 +48,9 @@ class Trial:
     message: str = ""
 
     def score(self, classify: bool) -> float:
-        """Lower is better; failed trials last."""
+        """Lower is better; pruned trials after the finished ones, failed trials last."""
+        if self.status == "pruned":
+            return 1e9 if self.val_loss is None else 1e6 + _score(classify, self.val_loss, self.val_acc)
         if self.status != "ok" or self.val_loss is None:
             return math.inf
         if classify and self.val_acc is not None:
@@ -68,6 +69,8 @@ class SearchResult:
     seconds: float = 0.0
     jobs: int = 1
     interrupted: bool = False
+    storage: str = ""
+    study: str = ""
 
     @property
     def best(self) -> Trial | None:
@@ -104,7 +107,94 @@ class SearchResult:
         return "\n".join(lines)
 
 
-# ---- one trial (runs in a worker process) --------------------------------------
+# ---- Optuna: samplers, pruner, storage --------------------------------------------
+SAMPLERS = ("random", "tpe", "genetic")
+STUDY_FILE = "study.db"
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:  # pragma: no cover - optuna is a dependency; a broken install is named
+        raise DLError(Diagnostic("error", "dlc search needs optuna, which is not installed",
+                                 hint='pip install "optuna>=4"')) from None
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # dlc prints its own table; failed trials are rows
+    return optuna
+
+
+def _sampler(name: str, seed: int):
+    optuna = _optuna()
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "genetic":
+        return optuna.samplers.NSGAIISampler(seed=seed)  # a genetic algorithm (one objective here)
+
+    class RandomPerTrial(optuna.samplers.BaseSampler):
+        """Optuna's RandomSampler seeded by (seed, the trial's place in the search): a trial's values
+        depend on nothing else, so parallel processes, shared studies and a resumed search sample what
+        one process would."""
+
+        def __init__(self):
+            self._current = (None, None)
+
+        def infer_relative_search_space(self, study, trial):
+            return {}
+
+        def sample_relative(self, study, trial, search_space):
+            return {}
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            if self._current[0] != trial.number:
+                slot = trial.user_attrs.get("slot", trial.number)  # its place in the search
+                rng_seed = (seed * 1_000_003 + slot) % 2 ** 32
+                self._current = (trial.number, optuna.samplers.RandomSampler(seed=rng_seed))
+            return self._current[1].sample_independent(study, trial, param_name, param_distribution)
+
+    return RandomPerTrial()
+
+
+def _pruner(prune: bool):
+    optuna = _optuna()
+    if not prune:
+        return optuna.pruners.NopPruner()
+    # a trial behind the median of the earlier trials at the same epoch stops, once 5 trials have
+    # finished, from its third epoch on
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+
+
+def _storage(url: str):
+    optuna = _optuna()
+    if url.startswith("sqlite"):  # several processes write one file: wait for its lock, not fail
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    return url
+
+
+@dataclass
+class SearchConfig:
+    """What a worker needs to run trials of one study (picklable: sent to worker processes)."""
+
+    study: str
+    storage: str
+    sampler: str
+    seed: int
+    prune: bool
+    trials: int  # trial numbers below this are the search's (the rest are surplus, not run)
+    coarse: int  # trial numbers below this are the coarse stage
+    text: str
+    filename: str
+    dims: list
+    classify: bool
+    threads: bool  # parallel trials: the spec says train.threads=1
+
+
+def _score(classify: bool, val_loss, val_acc) -> float:
+    """What the study minimizes: -accuracy (ties broken by the loss) for classification, else the loss."""
+    if classify and val_acc is not None:
+        return -val_acc + 1e-6 * val_loss
+    return val_loss
+
+
+# ---- one trial -------------------------------------------------------------------
 _SPLITS: Splits | None = None
 _LIMITS = None
 
@@ -117,7 +207,8 @@ def _worker_init(splits: Splits | None, threads: int | None) -> None:
         _LIMITS = threadpool_limits(threads)  # parallel trials, not parallel BLAS inside each
 
 
-def _run_trial(text: str, filename: str) -> dict:
+def _run_trial(text: str, filename: str, report=None) -> dict:
+    """Train one concrete spec; `report(row)` sees each epoch (and may stop the trial by raising)."""
     from dlc.runtime.trainer import TrainingDiverged, train
 
     try:
@@ -125,7 +216,7 @@ def _run_trial(text: str, filename: str) -> dict:
     except DLError as e:
         return {"status": "invalid", "message": e.format().splitlines()[0]}
     try:
-        r = train(spec, write=False, progress=False, splits=_SPLITS)
+        r = train(spec, write=False, progress=False, splits=_SPLITS, on_epoch=report)
     except TrainingDiverged as e:
         return {"status": "diverged", "message": str(e)}
     except DLError as e:
@@ -136,6 +227,125 @@ def _run_trial(text: str, filename: str) -> dict:
     return {"status": "ok", "val_loss": m["validation"]["loss"], "val_acc": m["validation"]["accuracy"],
             "train_loss": m["train"]["loss"], "train_acc": m["train"]["accuracy"], "epochs": m["epochs_run"],
             "seconds": m["seconds"]}
+
+
+def _suggest(trial, d: Dimension, fixed: dict):
+    """The trial's value for one dimension, through Optuna (log scale for loguniform)."""
+    r = d.range
+    if r.kind == "choice":
+        if d.key in fixed:  # the fine stage fixes a choice to the best coarse trial's
+            trial.set_user_attr(f"fixed:{d.key}", fixed[d.key])
+            return fixed[d.key]
+        return trial.suggest_categorical(d.key, list(r.args))
+    lo, hi = r.args
+    if r.kind == "randint":
+        return trial.suggest_int(d.key, int(lo), int(hi))
+    return trial.suggest_float(d.key, float(lo), float(hi), log=r.kind == "loguniform")
+
+
+def _fine_stage(study, cfg: SearchConfig) -> tuple[list[Dimension], dict] | None:
+    """The ranges narrowed around the best coarse trial, once every coarse trial has finished
+    (None: no coarse trial succeeded, so there is no fine stage)."""
+    optuna = _optuna()
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        coarse = [t for t in trials if t.user_attrs.get("stage") == "coarse" and not t.user_attrs.get("surplus")]
+        pending = [t for t in coarse if t.state not in done or t.user_attrs.get("status") == "interrupted"]
+        if len({t.number for t in coarse}) >= cfg.coarse and not [t for t in pending if t.number < cfg.coarse]:
+            break
+        time.sleep(0.2)
+    ok = [t for t in coarse if t.state == optuna.trial.TrialState.COMPLETE]
+    if not ok:
+        return None
+    best = min(ok, key=lambda t: (t.value, t.number))
+    values = _values(best, cfg.dims)
+    narrow = [d.narrowed(values[d.key]) for d in cfg.dims]
+    fixed = {d.key: values[d.key] for d in cfg.dims if d.range.kind == "choice"}
+    return [n if d.range.kind != "choice" else d for d, n in zip(cfg.dims, narrow)], fixed
+
+
+def _values(frozen, dims) -> dict:
+    return {d.key: frozen.params.get(d.key, frozen.user_attrs.get(f"fixed:{d.key}")) for d in dims}
+
+
+def _trial_text(cfg: SearchConfig, values: dict) -> str:
+    text = substitute(cfg.text, {d: values[d.key] for d in cfg.dims})
+    # parallel trials run with one BLAS thread each; the spec says so, so that best.dl reproduces its trial
+    return apply_overrides(text, cfg.filename, ["train.threads=1"]) if cfg.threads else text
+
+
+def work(cfg: SearchConfig, on_trial=None) -> None:
+    """Run trials of the study until its trial numbers reach cfg.trials: in this process, in a worker
+    process, or in a `dlc search` on another machine sharing the storage."""
+    optuna = _optuna()
+    study = optuna.load_study(study_name=cfg.study, storage=_storage(cfg.storage),
+                              sampler=_sampler(cfg.sampler, cfg.seed), pruner=_pruner(cfg.prune))
+    fine = None
+    while True:
+        trial = study.ask()
+        stage = trial.user_attrs.get("stage")  # set on a re-run of an interrupted trial
+        if stage is None:
+            slot = _slot(study, trial.number)
+            if slot >= cfg.trials:  # the search has all its trials: this one is surplus
+                trial.set_user_attr("surplus", True)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                return
+            stage = "coarse" if slot < cfg.coarse else "fine"
+            trial.set_user_attr("stage", stage)
+            trial.set_user_attr("slot", slot)
+        dims, fixed = cfg.dims, {}
+        if stage == "fine":
+            fine = fine or _fine_stage(study, cfg)
+            if fine is None:
+                trial.set_user_attr("surplus", True)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                return
+            dims, fixed = fine
+            study.set_user_attr("fine_ranges", {d.key: d.range.text for d in dims if d.key not in fixed}
+                                | {k: f"choice({format_value(v)})" for k, v in fixed.items()})
+        values = {d.key: _suggest(trial, d, fixed) for d in dims}
+
+        def report(row, trial=trial):
+            trial.set_user_attr("epochs", row["epoch"])
+            if row["val_loss"] is not None:
+                trial.report(_score(cfg.classify, row["val_loss"], row["val_accuracy"]), row["epoch"])
+                if trial.should_prune():
+                    trial.set_user_attr("val_loss", row["val_loss"])
+                    trial.set_user_attr("val_acc", row["val_accuracy"])
+                    raise optuna.TrialPruned()
+
+        t0 = time.perf_counter()
+        try:
+            result = _run_trial(_trial_text(cfg, values), cfg.filename, report)
+        except optuna.TrialPruned:
+            trial.set_user_attr("status", "pruned")
+            trial.set_user_attr("message", f"stopped after epoch {trial.user_attrs.get('epochs')}: behind the "
+                                           "median of the trials before it at that epoch")
+            trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            if on_trial:
+                on_trial()
+            continue
+        except KeyboardInterrupt:
+            result = {"status": "interrupted", "message": "stopped by Ctrl-C"}
+        for k, v in result.items():
+            trial.set_user_attr(k, v)
+        if result["status"] == "ok":
+            study.tell(trial, _score(cfg.classify, result["val_loss"], result["val_acc"]))
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if result["status"] == "interrupted":
+            raise KeyboardInterrupt
+        if on_trial:
+            on_trial()
+
+
+def _work_in_pool(cfg: SearchConfig) -> None:
+    try:
+        work(cfg)
+    except KeyboardInterrupt:
+        pass  # the parent collects what finished
 
 
 # ---- the search ------------------------------------------------------------------
@@ -151,99 +361,157 @@ def _check_searchable(spec: Spec, dims: list[Dimension]) -> None:
                                  "add validation=0.2 to the train line (the test split stays unseen)"), spec.source)
 
 
-def _sample(dims: list[Dimension], rng, n: int) -> list[dict[Dimension, object]]:
-    return [{d: d.range.sample(rng) for d in dims} for _ in range(n)]
-
-
 def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = None, seed: int | None = None,
-           out: str | Path | None = None, progress: bool = True) -> SearchResult:
-    """`trials` in all; the last `fine` of them (default trials // 4) in the narrowed ranges."""
+           out: str | Path | None = None, progress: bool = True, sampler: str = "random", prune: bool = False,
+           storage: str | None = None, study: str | None = None) -> SearchResult:
+    """`trials` in all in the study; with the random sampler the last `fine` of them (default trials // 4)
+    sample the ranges narrowed around the best coarse trial. The study lives in `storage` (default
+    RUN/study.db); running the same search again, or another `dlc search` on the same storage and
+    study, works on the same trials."""
     if trials < 1:
         raise DLError(Diagnostic("error", f"--trials must be at least 1, got {trials}"))
-    fine = trials // 4 if fine is None else fine
+    if sampler not in SAMPLERS:
+        raise DLError(Diagnostic("error", f"unknown sampler '{sampler}'", hint="expected one of: " + ", ".join(SAMPLERS)))
+    if sampler != "random" and fine:
+        raise DLError(Diagnostic("error", f"--fine is random search's second stage; the {sampler} sampler "
+                                          "narrows the ranges by itself", hint="drop --fine, or use --sampler random"))
+    fine = (trials // 4 if sampler == "random" else 0) if fine is None else fine
     if not 0 <= fine < trials:
         raise DLError(Diagnostic("error", f"--fine {fine}: must be from 0 to {trials - 1} (trials - 1)",
                                  hint="the fine trials are part of --trials; the rest are the coarse stage"))
     dims = dimensions(spec)
     _check_searchable(spec, dims)
+    optuna = _optuna()
     t0 = time.perf_counter()
-    rng = np.random.default_rng(spec["train"]["seed"] if seed is None else seed)
+    out_dir = Path(out) if out else rf.default_run_dir(f"{spec.name}-search")
+    rf.make_dir(out_dir)
+    url = storage or f"sqlite:///{(out_dir / STUDY_FILE).resolve()}"
+    name = study or spec.name
+    try:
+        st = optuna.create_study(study_name=name, storage=_storage(url), direction="minimize", load_if_exists=True)
+    except Exception as e:  # a URL optuna cannot open: named, not a traceback
+        raise DLError(Diagnostic("error", f"cannot open the study storage {url}: {str(e).splitlines()[0]}",
+                                 hint="a URL optuna accepts, e.g. sqlite:///study.db or postgresql://user@host/db")) from None
+    keys = [d.key for d in dims]
+    known = st.user_attrs.get("keys")
+    if known is not None and known != keys:
+        raise DLError(Diagnostic("error", f"study '{name}' in {url} searches {', '.join(known)}, not {', '.join(keys)}",
+                                 hint="give this search its own --study NAME (or its own -o folder)"))
+    st.set_user_attr("keys", keys)
+    if storage is None:
+        _requeue_unfinished(st)  # only this folder's search uses its own study file
     # One split for every trial, unless a range changes the data itself.
     splits = None if any(d.key.startswith("data.") for d in dims) else prepare(nominal_spec(spec))
     jobs = max(1, min(jobs or os.cpu_count() or 1, trials))
     classify = spec.task == "classification"
-    keys = [d.key for d in dims]
-    done: list[Trial] = []
+    cfg = SearchConfig(name, url, sampler, spec["train"]["seed"] if seed is None else seed, prune, trials,
+                       trials - fine, spec.source.text, spec.source.filename, dims, classify, jobs > 1)
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=trials, desc=f"search {spec.name}", unit="trial", dynamic_ncols=True)
-
-    def trial_text(config) -> str:
-        text = substitute(spec.source.text, config)
-        # parallel trials run with one BLAS thread each; the spec says so, so that best.dl reproduces its trial
-        return apply_overrides(text, spec.source.filename, ["train.threads=1"]) if jobs > 1 else text
-
-    def run(configs, stage):
-        batch = [Trial(len(done) + i + 1, stage, {d.key: v for d, v in c.items()}, trial_text(c))
-                 for i, c in enumerate(configs)]
-        done.extend(batch)
-        for i, r in _map(batch, spec.source.filename, splits, jobs):
-            for k, v in r.items():
-                setattr(batch[i], k, v)
-            if bar is not None:
-                best = min(done, key=lambda t: t.score(classify))
-                if best.status == "ok":
-                    metric = f"acc {100 * best.val_acc:.2f}%" if classify else f"loss {best.val_loss:.4g}"
-                    bar.set_postfix_str(f"best val {metric} (trial {best.index})", refresh=False)
-                bar.update(1)
-
-    fine_ranges, interrupted = {}, False
+    interrupted = False
     try:
-        run(_sample(dims, rng, trials - fine), "coarse")
-        ok = [t for t in done if t.status == "ok"]
-        if fine and ok:
-            best = min(ok, key=lambda t: t.score(classify))
-            narrow = [d.narrowed(best.values[d.key]) for d in dims]
-            fine_ranges = {d.key: d.range.text for d in narrow}
-            # the narrowed dimensions keep the originals' places in the text
-            run([{orig: v for orig, v in zip(dims, c.values())} for c in _sample(narrow, rng, fine)], "fine")
+        if jobs == 1:
+            _worker_init(splits, None)
+            work(cfg, on_trial=lambda: _progress(bar, st, cfg))
+        else:
+            _run_processes(cfg, splits, jobs, lambda: _progress(bar, st, cfg))
     except KeyboardInterrupt:
         interrupted = True
     finally:
         if bar is not None:
+            _progress(bar, st, cfg)
             bar.close()
-    done = [t for t in done if t.status != "pending"]
-    done.sort(key=lambda t: (t.score(classify), t.index))
-    out_dir = Path(out) if out else rf.default_run_dir(f"{spec.name}-search")
+    done = _collect(st, cfg)
+    fine_ranges = st.user_attrs.get("fine_ranges", {}) if fine else {}
     result = SearchResult(spec.name, keys, done, classify, out_dir, fine_ranges,
                           round(time.perf_counter() - t0, 2), jobs, interrupted)
+    result.storage, result.study = url, name
     _write(result, spec)
     if result.best is not None:
         save_plot(out_dir / "search.png", result, dims)
     return result
 
 
-def _map(batch: list[Trial], filename: str, splits, jobs: int):
-    """Yield (position in batch, result) as trials finish."""
-    if jobs == 1:
-        _worker_init(splits, None)
-        for i, t in enumerate(batch):
-            yield i, _run_trial(t.text, filename)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _requeue_unfinished(st) -> None:
+    """Trials an earlier, interrupted run of this search left running or stopped by Ctrl-C are run
+    again with the same values and stage; the study remembers which records were replaced."""
+    optuna = _optuna()
+    replaced = set(st.user_attrs.get("replaced", []))
+    for t in st.get_trials(deepcopy=False):
+        running = t.state == optuna.trial.TrialState.RUNNING
+        if t.number in replaced or not (running or t.user_attrs.get("status") == "interrupted"):
+            continue
+        if running:
+            st._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        replaced.add(t.number)
+        fixed = {k: v for k, v in t.user_attrs.items() if k.startswith("fixed:")}
+        st.enqueue_trial(t.params, user_attrs={**fixed, "stage": t.user_attrs.get("stage", "coarse"),
+                                               "replaces": t.number})
+    st.set_user_attr("replaced", sorted(replaced))
 
-    # spawn: a fresh interpreter per worker, no inherited BLAS thread pools or locks
+
+def _slot_of_replaced(st, attrs) -> int:
+    """A re-run's trial index: that of the trial it replaces."""
+    old = st.trials[attrs["replaces"]] if attrs["replaces"] < len(st.trials) else None
+    return (old.user_attrs.get("slot", old.number) if old is not None else attrs["replaces"]) + 1
+
+
+def _slot(study, number: int) -> int:
+    """A new trial's place in the search: its number, less the records before it that hold no place of
+    their own -- re-runs of interrupted trials (which take the place of the trial they replace) and
+    surplus records -- so a resumed search runs, and samples, what an uninterrupted one would."""
+    before = [t for t in study.get_trials(deepcopy=False) if t.number < number]
+    return number - sum(1 for t in before if "replaces" in t.user_attrs or t.user_attrs.get("surplus"))
+
+
+def _run_processes(cfg: SearchConfig, splits, jobs: int, tick) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # spawn: a fresh interpreter per worker, no inherited BLAS thread pools, locks or database connections
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init, initargs=(splits, 1)) as pool:
-        futures = {pool.submit(_run_trial, t.text, filename): i for i, t in enumerate(batch)}
-        try:
-            for f in as_completed(futures):
-                yield futures[f], f.result()
-        finally:
-            for f in futures:
-                f.cancel()  # after Ctrl-C: trials not started yet never start
+        futures = [pool.submit(_work_in_pool, cfg) for _ in range(jobs)]
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for f in finished:
+                f.result()
+            tick()
+
+
+def _progress(bar, st, cfg: SearchConfig) -> None:
+    if bar is None:
+        return
+    done = _collect(st, cfg)
+    bar.n = min(len(done), bar.total)
+    best = done[0] if done and done[0].status == "ok" else None
+    if best is not None:
+        metric = f"acc {100 * best.val_acc:.2f}%" if cfg.classify else f"loss {best.val_loss:.4g}"
+        bar.set_postfix_str(f"best val {metric} (trial {best.index})", refresh=False)
+    bar.refresh()
+
+
+def _collect(st, cfg: SearchConfig) -> list[Trial]:
+    """The study's finished trials as rows, best first (surplus and replaced records left out)."""
+    optuna = _optuna()
+    rows = []
+    replaced = set(st.user_attrs.get("replaced", []))
+    for t in st.get_trials(deepcopy=False):
+        a = t.user_attrs
+        if a.get("surplus") or t.number in replaced or t.state in (optuna.trial.TrialState.RUNNING,
+                                                                   optuna.trial.TrialState.WAITING):
+            continue
+        if a.get("status") in (None, "interrupted"):
+            continue
+        values = _values(t, cfg.dims)
+        rows.append(Trial(a.get("slot", t.number) + 1 if "replaces" not in a else _slot_of_replaced(st, a), a.get("stage", "coarse"), values, _trial_text(cfg, values),
+                          a.get("status"), a.get("val_loss"), a.get("val_acc"), a.get("train_loss"),
+                          a.get("train_acc"), a.get("epochs"), a.get("seconds"), a.get("message", "")))
+    rows.sort(key=lambda t: (t.score(cfg.classify), t.index))
+    return rows
 
 
 def save_plot(path: Path, result: SearchResult, dims: list[Dimension]) -> None:

@@ -124,18 +124,20 @@ def _check_concrete(spec: Spec):
 
 def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progress: bool = True,
           splits: Splits | None = None, write: bool = True, max_steps: int | None = None,
-          notify=None) -> RunResult:
+          notify=None, on_epoch=None) -> RunResult:
     """Train `spec`; write the run folder (unless write=False); return the trained model and history.
 
     Every completed epoch is one checkpoint (weights, optimizer state, best weights, counters, both
     random streams, history) written as one file, so `resume=True` continues exactly where the last
-    completed epoch ended, whatever was kept as the best. `notify(message)` receives notes for the user.
+    completed epoch ended, whatever was kept as the best. `notify(message)` receives notes for the user;
+    `on_epoch(row)` is called with each epoch's history row after its checkpoint (a search's pruner
+    stops a trial by raising from it).
     """
     _check_concrete(spec)
     notify = notify or (lambda message: None)
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
     if not write:
-        return _train(spec, run_dir, None, progress, splits, False, max_steps)
+        return _train(spec, run_dir, None, progress, splits, False, max_steps, on_epoch)
     existed = run_dir.exists()
     rf.make_dir(run_dir)
     with rf.RunLock(run_dir):
@@ -150,11 +152,11 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
                 spec = data_record.load_for_run(spec, run_dir)
         if ckpt is None:  # a new run here: nothing of an earlier one may be resumed or mixed in by mistake
             rf.remove(run_dir, rf.RUN_FILES)
-        return _train(spec, run_dir, ckpt, progress, splits, True, max_steps)
+        return _train(spec, run_dir, ckpt, progress, splits, True, max_steps, on_epoch)
 
 
 def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | None, write: bool,
-           max_steps: int | None) -> RunResult:
+           max_steps: int | None, on_epoch=None) -> RunResult:
     tr = spec["train"]
     epochs, patience = tr["epochs"], tr["early_stop"]
     model = Model(spec, init_params(spec.graph, tr["seed"]), None, [])
@@ -193,6 +195,8 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
             if write:
                 rf.save_history(run_dir / rf.HISTORY, st.history)
             bar.epoch(row)
+            if on_epoch is not None:
+                on_epoch(row)
             if st.finished(epochs, patience) or (max_steps and steps >= max_steps):
                 break
     except KeyboardInterrupt:

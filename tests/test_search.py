@@ -102,11 +102,11 @@ def test_ctrl_c_keeps_the_finished_trials(tmp_path, monkeypatch, capsys):
 
     real, calls = search_module._run_trial, []
 
-    def interrupted_on_third(text, filename):
+    def interrupted_on_third(text, filename, report=None):
         calls.append(text)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(text, filename)
+        return real(text, filename, report)
 
     monkeypatch.setattr(search_module, "_run_trial", interrupted_on_third)
     out = tmp_path / "i"
@@ -132,3 +132,82 @@ def test_command_line_mistakes_name_dlc_not_a_file(capsys):
     assert capsys.readouterr().err.startswith("dlc: error: --trials must be at least 1")
     assert main(["compare", str(IRIS)]) == 2
     assert "dlc: error: compare needs at least two specs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "genetic"])
+def test_other_samplers_search_the_same_ranges(tmp_path, sampler):
+    spec = dlc.compile_file(IRIS, overrides=["train.epochs=5"])
+    result = search(spec, 6, jobs=1, seed=1, out=tmp_path / sampler, progress=False, sampler=sampler)
+    assert len(result.trials) == 6 and {t.stage for t in result.trials} == {"coarse"}  # no fine stage
+    lr = [t.values["optimizer.lr"] for t in result.trials]
+    assert all(1e-4 <= v <= 1e-1 for v in lr) and len(set(lr)) == 6
+    assert (tmp_path / sampler / "best.dl").exists()
+
+
+def test_sampler_mistakes_are_refused(tmp_path):
+    spec = dlc.compile_file(IRIS, overrides=FAST)
+    with pytest.raises(DLError, match="--fine is random search's second stage; the tpe sampler narrows"):
+        search(spec, 4, fine=1, sampler="tpe", out=tmp_path / "a", progress=False)
+    with pytest.raises(DLError, match="unknown sampler 'grid'"):
+        search(spec, 4, sampler="grid", out=tmp_path / "b", progress=False)
+    with pytest.raises(DLError, match="cannot open the study storage nosuchdb://x"):
+        search(spec, 2, storage="nosuchdb://x", out=tmp_path / "c", progress=False)
+
+
+def test_pruned_trials_are_rows_with_the_epochs_they_ran(tmp_path):
+    spec = dlc.compile_file(IRIS, overrides=["train.epochs=30", "train.early_stop=0"])
+    result = search(spec, 16, fine=0, jobs=1, seed=0, out=tmp_path / "p", progress=False, prune=True)
+    pruned = [t for t in result.trials if t.status == "pruned"]
+    assert pruned and len(result.trials) == 16
+    assert all(3 <= t.epochs < 30 for t in pruned)  # stopped after the warm-up, before the end
+    assert all(t.epochs == 30 for t in result.trials if t.status == "ok")
+    statuses = [t.status for t in result.trials]
+    assert statuses.index("pruned") > max(i for i, s in enumerate(statuses) if s == "ok")  # ranked after
+    rows = list(csv.DictReader((tmp_path / "p" / "results.csv").open()))
+    assert sum(r["status"] == "pruned" for r in rows) == len(pruned)
+
+
+def test_running_the_same_search_again_resumes_its_study(tmp_path, monkeypatch):
+    from dlc.runtime import search as search_module
+
+    real, calls = search_module._run_trial, []
+
+    def interrupted_on_third(text, filename, report=None):
+        calls.append(text)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(text, filename, report)
+
+    spec = dlc.compile_file(IRIS, overrides=FAST)
+    monkeypatch.setattr(search_module, "_run_trial", interrupted_on_third)
+    first = search(spec, 5, fine=0, jobs=1, seed=3, out=tmp_path / "r", progress=False)
+    assert first.interrupted and len(first.trials) == 2
+    monkeypatch.setattr(search_module, "_run_trial", real)
+    again = search(spec, 5, fine=0, jobs=1, seed=3, out=tmp_path / "r", progress=False)
+    assert not again.interrupted and sorted(t.index for t in again.trials) == [1, 2, 3, 4, 5]
+    # the interrupted trial 3 ran again with the values it had; the resumed search is the uninterrupted one
+    fresh = search(spec, 5, fine=0, jobs=1, seed=3, out=tmp_path / "f", progress=False)
+    assert [(t.index, t.values, t.val_loss) for t in again.trials] == \
+        [(t.index, t.values, t.val_loss) for t in fresh.trials]
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study(tmp_path):
+    """Two dlc search processes on one SQLite study finish the trials together, each trial once."""
+    import subprocess
+    import sys
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    cmd = [sys.executable, "-m", "dlc", "search", str(IRIS), "--trials", "8", "--fine", "0", "--jobs", "1",
+           "--storage", db, "--study", "iris", "-q", "--set", FAST[0]]
+    procs = [subprocess.Popen(cmd + ["-o", str(tmp_path / name)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for name in ("a", "b")]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    rows = [list(csv.DictReader((tmp_path / name / "results.csv").open())) for name in ("a", "b")]
+    # each table covers the study: the same 8 distinct trials, whichever process ran them
+    assert [sorted(int(r["trial"]) for r in t) for t in rows] == [list(range(1, 9))] * 2
+    import optuna
+    study = optuna.load_study(study_name="iris", storage=db)
+    ran = [t for t in study.get_trials() if not t.user_attrs.get("surplus")]
+    assert len(ran) == 8 and len({t.number for t in ran}) == 8
+    assert len({tuple(sorted(t.params.items())) for t in ran}) == 8
