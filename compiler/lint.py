@@ -172,6 +172,18 @@ def _cannot_train(spec):
             yield n.span, f"dropout p={n.attrs['p']:g} keeps under 10 % of the units", "p is the drop probability; use 0.5 or keep=0.9"
 
 
+@rule("DL110", "a gradient-free optimizer on a large net",
+      "the genetic algorithm searches weight space by trial: its chance of improving by mutation falls "
+      "as the weights grow, and each generation costs a forward pass per individual")
+def _search_in_weight_space(spec):
+    opt = spec["optimizer"]
+    rule = OPTIMIZERS[opt.kind]
+    n = spec.graph.param_count
+    if rule.max_weights is not None and n > rule.max_weights:
+        yield opt.span, f"{opt.kind} on {n:,} weights (more than {rule.max_weights:,})", \
+            "use adam (or sgd) for nets this size; keep genetic for tiny nets"
+
+
 _IGNORE = re.compile(r"#.*\bdlc:\s*ignore\b([A-Z0-9, ]*)")
 
 

@@ -57,12 +57,12 @@ def fmt_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def estimate(graph, batch, optimizer: str, samples: int | None = None) -> MemoryEstimate:
+def estimate(graph, batch, optimizer: str, samples: int | None = None, hp: dict | None = None) -> MemoryEstimate:
     params = sum(p.size for p in graph.params())
     buffers = sum(math.prod(b.shape) for b in graph.buffers())
     from .optimizers import OPTIMIZERS
     # arrays kept per parameter while training: the value, its gradient, a scratch buffer, the optimizer's state
-    per_param = 3 + len(OPTIMIZERS[optimizer].state)
+    per_param = 3 + OPTIMIZERS[optimizer].state_copies(hp or {})
     b = samples if batch == "all" else batch
     per_sample = math.prod(graph.input_shape) + sum(math.prod(n.out_shape) for n in graph.nodes)
     largest = max(graph.nodes, key=lambda n: math.prod(n.out_shape), default=None)

@@ -29,6 +29,17 @@ class OptimizerRule:
     attrs: ClassVar[dict[str, Attr]] = {}
     lr_range: ClassVar[tuple[float, float]] = (1e-5, 1e-2)
     state: ClassVar[tuple[str, ...]] = ()  # per-parameter buffers, the names in optimizer state (dense1.weight.m)
+    # False: the rule never sees a gradient; it implements `evolve` (the genetic algorithm) instead of `update`
+    uses_gradients: ClassVar[bool] = True
+    max_weights: ClassVar[int | None] = None  # the linter warns above this many weights (a search in weight space)
+
+    def state_copies(self, hp: dict) -> int:
+        """How many arrays the size of the weights the state holds (for the memory estimate)."""
+        return len(self.state)
+
+    def state_shape(self, role: str, shape: tuple[int, ...], hp: dict) -> tuple[int, ...]:
+        """The shape of a parameter's state buffer `role` (checkpoints are checked against it)."""
+        return tuple(shape)
 
     def update(self, w, g, state: dict, tmp, lr: float, hp: dict, t: int, decayed: bool) -> None:
         """One step for one parameter, in place: `state` holds its buffers by role (created here on
@@ -163,3 +174,72 @@ class AdamW(Adam):
         if decayed and hp["weight_decay"]:
             w *= 1 - lr * hp["weight_decay"]
         super().update(w, g, state, tmp, lr, hp, t, decayed)
+
+
+@register
+class Genetic(OptimizerRule):
+    """A genetic algorithm in weight space: no gradients. Each training batch is one generation: every
+    individual of the population (a full set of weights) is scored by its loss on the batch (plus the
+    l1/l2 penalty); the `elite` best pass unchanged; each other child takes, gene by gene, a parent's
+    value from two parents chosen by tournaments of `tournament` (the second parent's with probability
+    `crossover`), then each gene mutates with probability `mutation_rate` by Gaussian noise of standard
+    deviation `lr` (so schedules anneal the mutation scale). The model's weights are the best
+    individual's after each generation. The population is optimizer state: checkpoints and resume keep it.
+    """
+
+    name = "genetic"
+    attrs = {"lr": Attr("float", 0.05, min=0, min_open=True, doc="the mutation scale (noise standard deviation)"),
+             "population": Attr("int", 50, min=2, max=10_000, doc="individuals per generation"),
+             "mutation_rate": Attr("float", 0.1, min=0, max=1, doc="the probability that a gene mutates"),
+             "crossover": Attr("float", 0.5, min=0, max=1, doc="the probability a gene comes from the second parent"),
+             "elite": Attr("int", 2, min=1, doc="the best individuals kept unchanged each generation"),
+             "tournament": Attr("int", 3, min=1, doc="individuals drawn per tournament to pick a parent")}
+    lr_range = (1e-3, 1.0)
+    state = ("population",)
+    uses_gradients = False
+    max_weights = 10_000
+
+    def state_shape(self, role, shape, hp):
+        return (hp["population"],) + tuple(shape)
+
+    def state_copies(self, hp: dict) -> int:
+        population = hp.get("population", 50)
+        return 2 * population if isinstance(population, int) else 100  # the population and the next one
+
+    def evolve(self, params: dict, state: dict, fitness, rng, lr: float, hp: dict) -> float:
+        """One generation, in place: `params` are the model's weight arrays by name, `state[name]` their
+        buffers (the population, created around the current weights on first use), `fitness(values)`
+        the batch loss of a set of weights (it writes them into `params`). Returns the best loss."""
+        names = list(params)
+        size = hp["population"]
+        for name in names:  # individual 0 is the current model, the rest start as mutants of it
+            if "population" not in state.setdefault(name, {}):
+                w = params[name]
+                pop = np.repeat(w[None], size, axis=0)
+                pop[1:] += rng.normal(0.0, lr, pop[1:].shape).astype(w.dtype)
+                state[name]["population"] = pop
+        pops = [state[n]["population"] for n in names]
+        losses = np.empty(size)
+        for i in range(size):
+            losses[i] = fitness({n: pop[i] for n, pop in zip(names, pops)})
+        losses = np.where(np.isfinite(losses), losses, np.inf)
+        order = np.argsort(losses, kind="stable")
+        elite = min(hp["elite"], size)  # at least 1: the best so far always survives, as individual 0
+        k = min(hp["tournament"], size)
+
+        def pick(count):  # tournament selection: the best of k drawn at random, `count` times
+            draws = rng.integers(0, size, (count, k))
+            return draws[np.arange(count), np.argmin(losses[draws], axis=1)]
+
+        children = size - elite
+        first, second = pick(children), pick(children)
+        for n, pop in zip(names, pops):
+            new = np.empty_like(pop)
+            new[:elite] = pop[order[:elite]]
+            take = rng.random((children,) + pop.shape[1:]) < hp["crossover"]
+            new[elite:] = np.where(take, pop[second], pop[first])
+            mutate = rng.random(new[elite:].shape) < hp["mutation_rate"]
+            new[elite:] += (mutate * rng.normal(0.0, lr, new[elite:].shape)).astype(pop.dtype)
+            pop[...] = new
+            params[n][...] = pop[0]
+        return float(losses[order[0]])

@@ -42,7 +42,7 @@ class Spec:
     def memory(self):
         """What training allocates: parameters, optimizer state, one batch's activations (compiler/memory.py)."""
         from .memory import estimate
-        return estimate(self.graph, self["train"]["batch"], self["optimizer"].kind)
+        return estimate(self.graph, self["train"]["batch"], self["optimizer"].kind, hp=self["optimizer"].values)
 
     @property
     def base_dir(self) -> Path | None:

@@ -44,6 +44,11 @@ class Optimizer:
             self.rule.update(w, g, self.state.setdefault(name, {}), self._scratch(name, w), lr, self.hp, self.t,
                              name in decoupled)
 
+    def evolve(self, fitness, rng: np.random.Generator, lr: float, names) -> float:
+        """A gradient-free step (the genetic algorithm) over the parameters `names`: returns the best loss."""
+        self.t += 1
+        return self.rule.evolve({n: self.params[n] for n in names}, self.state, fitness, rng, lr, self.hp)
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat, for an .npz: `dense1.weight.m`, ..., and the step count `__t__`."""
         flat = {f"{name}.{role}": b for name, roles in self.state.items() for role, b in roles.items()}

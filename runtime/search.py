@@ -387,11 +387,7 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
     rf.make_dir(out_dir)
     url = storage or f"sqlite:///{(out_dir / STUDY_FILE).resolve()}"
     name = study or spec.name
-    try:
-        st = optuna.create_study(study_name=name, storage=_storage(url), direction="minimize", load_if_exists=True)
-    except Exception as e:  # a URL optuna cannot open: named, not a traceback
-        raise DLError(Diagnostic("error", f"cannot open the study storage {url}: {str(e).splitlines()[0]}",
-                                 hint="a URL optuna accepts, e.g. sqlite:///study.db or postgresql://user@host/db")) from None
+    st = _open_study(optuna, name, url)
     keys = [d.key for d in dims]
     known = st.user_attrs.get("keys")
     if known is not None and known != keys:
@@ -417,6 +413,7 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
             work(cfg, on_trial=lambda: _progress(bar, st, cfg))
         else:
             _run_processes(cfg, splits, jobs, lambda: _progress(bar, st, cfg))
+        _wait_for_peers(st, cfg, lambda: _progress(bar, st, cfg))
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -432,6 +429,38 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
     if result.best is not None:
         save_plot(out_dir / "search.png", result, dims)
     return result
+
+
+def _wait_for_peers(st, cfg: SearchConfig, tick) -> None:
+    """On a shared study, trials other processes are still running finish before the table is written:
+    wait for them, as long as twice the longest finished trial took (a process that died leaves its
+    trial running for ever; its row is then missing, and a later run on the study shows it)."""
+    optuna = _optuna()
+    finished = [t for t in _collect(st, cfg) if t.seconds]
+    limit = time.perf_counter() + max(10.0, 2 * max((t.seconds for t in finished), default=0.0))
+    while time.perf_counter() < limit:
+        running = [t for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                   if not t.user_attrs.get("surplus")]
+        if not running:
+            return
+        tick()
+        time.sleep(0.5)
+
+
+def _open_study(optuna, name: str, url: str):
+    """Create the study or join it. Processes starting together race to create its tables and its
+    record: the loser of the race tries again and joins."""
+    for attempt in range(5):
+        try:
+            return optuna.create_study(study_name=name, storage=_storage(url), direction="minimize",
+                                       load_if_exists=True)
+        except Exception as e:  # a URL optuna cannot open: named, not a traceback
+            error = e
+            if url.split(":", 1)[0] not in ("sqlite", "postgresql", "mysql") and "://" in url:
+                break  # not a database optuna knows: trying again will not help
+            time.sleep(0.2 * (attempt + 1))
+    raise DLError(Diagnostic("error", f"cannot open the study storage {url}: {str(error).splitlines()[0]}",
+                             hint="a URL optuna accepts, e.g. sqlite:///study.db or postgresql://user@host/db"))
 
 
 def _requeue_unfinished(st) -> None:

@@ -93,6 +93,8 @@ class TrainStep:
     def __call__(self, xb, yb, lr: float, rng: np.random.Generator) -> tuple[float, np.ndarray, dict]:
         """-> (loss with penalties, the network's outputs for the batch, the gradients used)."""
         m = self.model
+        if not self.opt.rule.uses_gradients:
+            return self._evolve(xb, yb, lr, rng)
         out = m.net.forward(xb, training=True, rng=rng, upto=m.upto)
         loss, dout = loss_and_grad(self.spec.loss, out, yb, m.fused)
         grads = m.net.backward(dout)
@@ -102,6 +104,25 @@ class TrainStep:
             self.opt.step(grads, lr, self.reg.decayed)
             self.reg.constrain(m.values)
         return loss, out, grads
+
+
+    def _evolve(self, xb, yb, lr: float, rng: np.random.Generator) -> tuple[float, np.ndarray, dict]:
+        """A generation of a gradient-free optimizer: fitness is the batch loss (with penalties) of a set
+        of trainable weights, written into the model; the model keeps the best set."""
+        m = self.model
+        names = [p.name for p in self.spec.graph.params()]
+
+        def fitness(candidate) -> float:
+            for n, v in candidate.items():
+                m.values[n][...] = v
+            out = m.net.forward(xb, training=True, rng=rng, upto=m.upto, keep=False)
+            loss, _ = loss_and_grad(self.spec.loss, out, yb, m.fused)
+            return loss + self.reg.penalty(m.values)
+
+        loss = self.opt.evolve(fitness, rng, lr, names)
+        self.reg.constrain(m.values)
+        out = m.net.forward(xb, training=False, upto=m.upto, keep=False)
+        return loss, out, {}
 
 
 @dataclass

@@ -110,8 +110,9 @@ class TrainingState:
         if state["epoch"] < 1 or len(state["history"]) != state["epoch"] or state["wait"] < 0:
             raise damaged(f"epoch {state['epoch']} does not match its {len(state['history'])} history rows")
         for k, v in groups["optimizer"].items():
-            param = k.rsplit(".", 1)[0]
-            if k != "__t__" and (param not in self.values or self.values[param].shape != v.shape):
+            param, _, role = k.rpartition(".")
+            if k != "__t__" and (param not in self.values or tuple(v.shape) != self.opt.rule.state_shape(
+                    role, self.values[param].shape, self.opt.hp)):
                 raise damaged(f"optimizer array '{k}' {tuple(v.shape)} fits no parameter")
         try:
             self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
