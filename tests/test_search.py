@@ -211,3 +211,22 @@ def test_two_processes_share_one_study(tmp_path):
     ran = [t for t in study.get_trials() if not t.user_attrs.get("surplus")]
     assert len(ran) == 8 and len({t.number for t in ran}) == 8
     assert len({tuple(sorted(t.params.items())) for t in ran}) == 8
+
+
+def test_a_missing_optuna_is_a_message_with_the_install_command(monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    assert main(["search", str(IRIS), "--trials", "2", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "dlc: error: dlc search needs optuna, which is not installed" in err
+    assert 'hint: pip install "optuna>=4"' in err and "Traceback" not in err
+
+
+def test_a_study_of_another_search_is_refused(tmp_path):
+    spec = dlc.compile_file(IRIS, overrides=["train.epochs=2"])
+    search(spec, 1, fine=0, jobs=1, out=tmp_path / "s", progress=False)
+    other = dlc.compile(IRIS.read_text().replace("regularize l2=loguniform(1e-6, 1e-2)", "regularize l2=1e-4"),
+                        str(IRIS), overrides=["train.epochs=2"])
+    with pytest.raises(DLError, match="study 'iris' in sqlite:///.*searches dense1.dropout, optimizer.lr, "
+                                      "regularize.l2, not dense1.dropout, optimizer.lr"):
+        search(other, 1, fine=0, jobs=1, out=tmp_path / "s", progress=False)
