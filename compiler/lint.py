@@ -198,9 +198,11 @@ def _silenced(spec, span, code) -> bool:
 
 
 def lint(spec) -> list[Diagnostic]:
-    out = []
+    out, seen = [], set()
     for r in RULES.values():
         for span, message, fix in r.check(spec):
-            if not _silenced(spec, span, r.code):
+            # a line inside a block used several times (or a repeat) is warned about once
+            if not _silenced(spec, span, r.code) and (span, r.code, message) not in seen:
+                seen.add((span, r.code, message))
                 out.append(Diagnostic("warning", f"{message}: {r.why}", span, fix, r.code))
     return sorted(out, key=lambda d: (d.span.line if d.span else 0, d.span.col if d.span else 0, d.code))

@@ -197,18 +197,23 @@ def _model_override(text: str, filename: str, item: str, key: str, value: str) -
     is_act = lambda w: w in REGISTRY and REGISTRY[w].kind == "activation"  # noqa: E731
     points = []  # (line, col) where a value to replace starts
     lines = text.split("\n")
+    # the lines of the blocks the spec defines: a block's lines are the model's where it is used
+    blocks = [b for b in _source_order([d for d in tree.stmts if d.word == "block" and d.body is not None])
+              if b.word != "block"]
     if key == "activation":
         if not is_act(value):
             fail(f"'{value}' is not an activation", "one of: " + ", ".join(REGISTRY.names("activation")))
-        for s in stmts[:last_linear]:
+        for s in stmts[:last_linear] + blocks:
             if is_act(s.word):
                 points.append((s.span.line, s.span.col))
             elif weight_line(s.word):
                 points += [(a.span.line, a.span.col) for a in s.args if isinstance(a, ast.Name) and is_act(a.value)]
+            if s.body is not None:  # residual { ... } relu: the activation after the group's '}'
+                points += [(a.span.line, a.span.col) for a in s.after if isinstance(a, ast.Name) and is_act(a.value)]
         if not points:
             fail("the model has no hidden activation to replace")
     elif key == "init":
-        for s in stmts:
+        for s in stmts + blocks:
             if s.word == "init" and s.args:
                 points.append((s.args[0].span.line, s.args[0].span.col))
             points += [(kw.value.span.line, kw.value.span.col) for kw in s.kwargs if kw.key == "init"]
@@ -220,11 +225,12 @@ def _model_override(text: str, filename: str, item: str, key: str, value: str) -
             lines.insert(first.span.line, f"{indent}init {value}")
             points = [(line + (line > first.span.line), col) for line, col in points]
     else:  # dropout
-        for i, s in enumerate(stmts):
+        for i, s in enumerate(stmts + blocks):
             if s.word == "dropout" and s.args:
                 points.append((s.args[0].span.line, s.args[0].span.col))
             elif s.word != "input" and i != last_linear:
-                points += [(kw.value.span.line, kw.value.span.col) for kw in s.kwargs if kw.key == "dropout"]
+                points += [(kw.value.span.line, kw.value.span.col) for kw in s.kwargs + s.after_kwargs
+                           if kw.key == "dropout"]
         if not points:
             fail("the model has no dropout to vary", "write dropout= on the layers that should have it")
     for line_no, col in sorted(points, reverse=True):

@@ -261,3 +261,10 @@ def test_two_branches_on_one_line_without_a_separator_are_explained():
     assert "g.dl:3:46: error: unexpected '{'" in out
     assert "hint: the words after a '}' on its line belong to that block (} relu); start the next statement on a " \
            "new line or after ';'" in out
+
+
+def test_model_keys_reach_the_lines_of_blocks_and_group_tails():
+    spec = compile((__import__("conftest").ROOT / "specs/experiments/deep_residual.dl").read_text(), "d.dl",
+                   overrides=["model.activation=tanh"], lint=False)
+    acts = [n.op for n in spec.graph.nodes if n.op in ("relu", "tanh", "softmax")]
+    assert set(acts) == {"tanh", "softmax"} and acts.count("tanh") == 41  # 1 + 20 blocks x (body + after '}')

@@ -51,3 +51,9 @@ def test_warning_is_located_with_why_and_fix():
     text = spec.warnings[0].format(spec.source)
     assert text.startswith("w.dl:5:2: warning: [DL101] batchnorm follows relu: BN normalizes")
     assert "hint: put batchnorm before the activation" in text
+
+
+def test_a_line_of_a_block_used_many_times_is_warned_about_once():
+    text = ("block b(c) {\n    residual { dense c tanh init=he_normal }\n}\n"
+            "model m {\n    input 8\n    repeat 5 { b 8 }\n    dense 2 softmax\n}\n")
+    assert codes(text).count("DL104") == 1
