@@ -59,6 +59,19 @@ class Dense(Op):
         return 2 * in_shape[0] * out_shape[0]
 
 
+def _inside(offset: int, stride: int, n_out: int, size: int):
+    """For a kernel offset (already less the padding): the outputs [o0, o1) whose input cell
+    o*stride + offset lies inside [0, size), and the slice of those input cells; None if none does."""
+    o0 = max(0, -(offset // stride)) if offset < 0 else 0
+    while o0 < n_out and o0 * stride + offset < 0:
+        o0 += 1
+    o1 = min(n_out, (size - 1 - offset) // stride + 1) if size - 1 - offset >= 0 else 0
+    if o1 <= o0:
+        return None
+    start = o0 * stride + offset
+    return o0, o1, slice(start, (o1 - 1) * stride + offset + 1, stride)
+
+
 @register
 class Conv(Op):
     name = "conv"
@@ -143,11 +156,22 @@ class Conv(Op):
         if not need_dx:
             return None, grads
         dcols = (w_.reshape(o, -1).T @ dy_t).reshape(c, kh, kw, ho, wo, n)
-        dxt = np.zeros(padded_shape, dtype=dy.dtype)
-        for i, j, idx in kernel_offsets((kh, kw), a["stride"], (ho, wo), spatial_axes=(1, 2)):
-            dxt[idx] += dcols[:, i, j]
-        dx = dxt[:, t:padded_shape[1] - b, l:padded_shape[2] - r, :]
-        return np.ascontiguousarray(dx if chwn else dx.transpose(3, 0, 1, 2)), grads
+        # col2im straight into the unpadded input: each offset adds the part of its window that
+        # falls inside the image (no padded buffer to zero, add into and copy out of)
+        h, w = padded_shape[1] - t - b, padded_shape[2] - l - r
+        dx = np.zeros((c, h, w, n), dtype=dy.dtype)
+        (sh, sw) = a["stride"]
+        for i in range(kh):
+            rows = _inside(i - t, sh, ho, h)
+            if rows is None:
+                continue
+            for j in range(kw):
+                cols_ = _inside(j - l, sw, wo, w)
+                if cols_ is None:
+                    continue
+                (oy0, oy1, iy), (ox0, ox1, ix) = rows, cols_
+                dx[:, iy, ix, :] += dcols[:, i, j, oy0:oy1, ox0:ox1]
+        return (dx if chwn else np.ascontiguousarray(dx.transpose(3, 0, 1, 2))), grads
 
     def to_onnx(self, g, x, p, a, shape):
         _, h, w = shape
