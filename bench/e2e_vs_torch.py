@@ -33,7 +33,7 @@ NETS = {kind: text.replace("optimizer adam lr=1e-3\n", f"data digits resize=28{r
         for kind, text, reshape, batch in (("mlp", MLP, " reshape=784", 128), ("lenet", LENET, "", 64))}
 RESNET = (Path(__file__).resolve().parent.parent / "specs/resnet_digits.dl").read_text()
 NETS["resnet"] = (RESNET.replace("regularize l2=5e-4\n", "").replace("schedule cosine\n", "")
-                  .replace("epochs=40", "epochs=%d"))
+                  .replace("epochs=60", "epochs=%d"))
 
 
 def torch_resnet():

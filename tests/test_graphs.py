@@ -268,3 +268,15 @@ def test_model_keys_reach_the_lines_of_blocks_and_group_tails():
                    overrides=["model.activation=tanh"], lint=False)
     acts = [n.op for n in spec.graph.nodes if n.op in ("relu", "tanh", "softmax")]
     assert set(acts) == {"tanh", "softmax"} and acts.count("tanh") == 41  # 1 + 20 blocks x (body + after '}')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet_digits", "inception_digits"])
+def test_graph_specs_reach_98_5_percent_on_digits_and_export_exactly(name, tmp_path):
+    from conftest import ROOT
+    from dlc.compiler.spec import compile_file
+    from dlc.runtime.export import export_run
+    from dlc.runtime.trainer import train
+    r = train(compile_file(ROOT / f"specs/{name}.dl"), out=tmp_path / name, progress=False)
+    assert r.metrics["test"]["accuracy"] >= 0.985
+    assert export_run(tmp_path / name, tmp_path / f"{name}.onnx").max_abs_diff <= 1e-5
