@@ -97,7 +97,8 @@ def test_default_is_coarse_to_fine(tmp_path):
     assert set(result.fine_ranges) == {"dense1.dropout", "optimizer.lr", "regularize.l2"}
 
 
-def test_ctrl_c_keeps_the_finished_trials(tmp_path, monkeypatch, capsys):
+def ctrl_c_on_third_trial(monkeypatch):
+    """Make the third trial of a search raise KeyboardInterrupt, as Ctrl-C would; returns the real runner."""
     from dlc.runtime import search as search_module
 
     real, calls = search_module._run_trial, []
@@ -109,6 +110,11 @@ def test_ctrl_c_keeps_the_finished_trials(tmp_path, monkeypatch, capsys):
         return real(text, filename, report)
 
     monkeypatch.setattr(search_module, "_run_trial", interrupted_on_third)
+    return real
+
+
+def test_ctrl_c_keeps_the_finished_trials(tmp_path, monkeypatch, capsys):
+    ctrl_c_on_third_trial(monkeypatch)
     out = tmp_path / "i"
     code = main(["search", str(IRIS), "--trials", "6", "--jobs", "1", "-o", str(out), "-q", "--set", FAST[0]])
     assert code == 130
@@ -170,16 +176,8 @@ def test_pruned_trials_are_rows_with_the_epochs_they_ran(tmp_path):
 def test_running_the_same_search_again_resumes_its_study(tmp_path, monkeypatch):
     from dlc.runtime import search as search_module
 
-    real, calls = search_module._run_trial, []
-
-    def interrupted_on_third(text, filename, report=None):
-        calls.append(text)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(text, filename, report)
-
     spec = dlc.compile_file(IRIS, overrides=FAST)
-    monkeypatch.setattr(search_module, "_run_trial", interrupted_on_third)
+    real = ctrl_c_on_third_trial(monkeypatch)
     first = search(spec, 5, fine=0, jobs=1, seed=3, out=tmp_path / "r", progress=False)
     assert first.interrupted and len(first.trials) == 2
     monkeypatch.setattr(search_module, "_run_trial", real)
