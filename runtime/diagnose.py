@@ -35,6 +35,7 @@ from dlc.runtime.data import Splits, prepare
 from dlc.runtime.losses import loss_and_grad
 from dlc.runtime.network import init_params
 from dlc.runtime.optimizers import learning_rate
+from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.runtime.trainer import Model, TrainStep
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -406,6 +407,14 @@ def diagnose(spec: Spec, out: str | Path | None = None, splits: Splits | None = 
     Search ranges take their middle value."""
     from dlc.runtime import run_folder as rf
 
+    from dlc.compiler.optimizers import OPTIMIZERS
+
+    opt = spec["optimizer"]
+    if not OPTIMIZERS[opt.kind].uses_gradients:
+        raise DLError(Diagnostic("error", f"dlc diagnose follows gradients and the learning rate, and optimizer "
+                                          f"{opt.kind} uses no gradients", opt.span,
+                                 "to check the network itself, diagnose it with a gradient optimizer: "
+                                 "--set optimizer=adam"), spec.source)
     if spec.ranges:
         from dlc.compiler.search_space import nominal_spec
         spec = nominal_spec(spec)

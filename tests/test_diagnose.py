@@ -86,3 +86,14 @@ def test_cli_bad_spec_is_a_located_error(tmp_path, capsys):
     bad.write_text("model m {\n    input 4\n    dense 3 softmaxx\n}\ndata iris\n")
     assert main(["diagnose", str(bad)]) == 2
     assert "bad.dl:3:13: error: unknown" in capsys.readouterr().err
+
+
+def test_diagnose_refuses_a_gradient_free_optimizer_at_its_line(capsys):
+    from dlc.cli import main
+    from conftest import ROOT
+    path = ROOT / "specs/experiments/genetic_xor.dl"
+    assert main(["diagnose", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:10:1: error: dlc diagnose follows gradients and the learning rate, and optimizer genetic " \
+           "uses no gradients" in err
+    assert "hint: to check the network itself, diagnose it with a gradient optimizer: --set optimizer=adam" in err
