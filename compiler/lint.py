@@ -184,6 +184,41 @@ def _search_in_weight_space(spec):
             "use adam (or sgd) for nets this size; keep genetic for tiny nets"
 
 
+DEEP_RESIDUAL = 8  # residual blocks without normalization from which the sums' growth bites
+
+
+@rule("DL111", "a deep residual stack without normalization",
+      "each x + f(x) adds the body's variance to its input's: over many blocks the activations and "
+      "gradients grow geometrically unless the bodies start near zero or are normalized")
+def _deep_unnormalized_residuals(spec):
+    producers = spec.graph.producers()
+    layers = spec.graph.layers
+    normalized = set()  # residual scopes whose body holds a batchnorm (one pass over the names)
+    for m in spec.graph.nodes:
+        if m.op == "batchnorm":
+            parts = m.name.split(".")
+            for i in range(len(parts) - 1):
+                if parts[i].startswith("residual") and parts[i + 1] != "shortcut":
+                    normalized.add(".".join(parts[:i + 1]))
+    full_scale = []
+    for n in spec.graph.nodes:
+        if n.op != "add" or layers[n.layer].word != "residual" or n.name.rsplit(".", 1)[0] in normalized:
+            continue
+        scope = n.name.rsplit(".", 1)[0] + "."
+        last = producers.get(n.inputs[0])  # the body's last weight layer, looked for inside the body only
+        while last is not None and last.name.startswith(scope) and not REGISTRY[last.op].weight_layer:
+            last = producers.get(last.inputs[0])
+        if last is None or not last.name.startswith(scope):
+            continue
+        w = last.params.get("weight") if last is not None else None
+        if w is not None and w.init.scale(w.fan_in, w.fan_out) * w.fan_in ** 0.5 >= 0.5:
+            full_scale.append(n)
+    if len(full_scale) >= DEEP_RESIDUAL:
+        yield layers[full_scale[0].layer].span, \
+            f"{len(full_scale)} residual blocks without batchnorm add their bodies at full scale", \
+            "start each body's last layer near zero (e.g. init=normal(std=0.01)) or put batchnorm in the bodies"
+
+
 _IGNORE = re.compile(r"#.*\bdlc:\s*ignore\b([A-Z0-9, ]*)")
 
 

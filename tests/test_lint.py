@@ -24,6 +24,9 @@ CASES = {  # rule: (a spec that triggers it, a spec that does not)
     "DL107": (spec("input 8\ndense 4 bias=true batchnorm relu\ndense 2 softmax"), spec("input 8\ndense 4 batchnorm relu\ndense 2 softmax")),
     "DL108": (spec("input 8\ndense 2 softmax", "optimizer adam lr=10"), spec("input 8\ndense 2 softmax", "optimizer adam lr=1e-3")),
     "DL109": (spec("input 8\ndense 1 relu\ndense 2 softmax"), spec("input 8\ndense 4 relu\ndense 2 softmax")),
+    "DL111": ("block u(c) {\n residual { dense c relu; dense c } relu\n}\n" + spec("input 8\nrepeat 8 { u 8 }\ndense 2 softmax"),
+              "block u(c) {\n residual { dense c relu; dense c init=normal(std=0.01) } relu\n}\n"
+              + spec("input 8\nrepeat 8 { u 8 }\ndense 2 softmax")),
     "DL110": (spec("input 64\ndense 200 relu\ndense 10 softmax", "optimizer genetic"),
               spec("input 64\ndense 32 relu\ndense 10 softmax", "optimizer genetic")),
 }
