@@ -675,7 +675,9 @@ def _named_ranges(ranges, layers: list[Layer]) -> list[tuple[str, SearchRange]]:
         if key.startswith("@"):
             index, _, rest = key[1:].partition(".")
             layer = layers[int(index)]
-            name = "input" if layer.word == "input" else (layer.nodes[0] if layer.nodes else f"line{layer.span.line}")
+            from .overrides import group_name
+            name = "input" if layer.word == "input" else (
+                group_name(layer) or (layer.nodes[0] if layer.nodes else f"line{layer.span.line}"))
             key = f"{name}.{rest}"
         out.append((key, r))
     return out

@@ -111,14 +111,15 @@ def _layer_override(text: str, filename: str, item: str, full_key: str, value: s
 
     graph = compile(text, filename, lint=False, max_memory=0).graph
     parts = full_key.split(".")
-    known = {"input"} | {name for lay in graph.layers for name in lay.nodes}
+    groups = {group_name(lay): lay for lay in graph.layers if group_name(lay)}
+    known = {"input"} | {name for lay in graph.layers for name in lay.nodes} | set(groups)
     # the longest prefix that names a node: basic2.residual1.conv1.dropout -> basic2.residual1.conv1, dropout
     cut = next((k for k in range(len(parts) - 1, 0, -1) if ".".join(parts[:k]) in known), 1)
     layer_name, key = ".".join(parts[:cut]), ".".join(parts[cut:])
     if not key:
         _fail(text, filename, item, "expected LAYER.KEY=VALUE, e.g. dense1.dropout=0.3")
-    layer = next((lay for lay in graph.layers if (layer_name == "input" and lay.word == "input")
-                  or layer_name in lay.nodes), None)
+    layer = groups.get(layer_name) or next((lay for lay in graph.layers if (layer_name == "input" and lay.word == "input")
+                                            or layer_name in lay.nodes), None)
     if layer is None:
         names = ["input"] + [lay.nodes[0] for lay in graph.layers if lay.nodes and lay.word != "input"]
         _fail(text, filename, item, f"unknown statement or layer '{layer_name}'",
@@ -135,22 +136,64 @@ def _layer_override(text: str, filename: str, item: str, full_key: str, value: s
     lines = text.split("\n")
     i = stmt.span.line - 1
     line = lines[i]
-    target = next((kw.value for kw in stmt.kwargs if kw.key == attr), None)
+    written = stmt.kwargs + stmt.after_kwargs  # a group's keys are after its '}'
+    target = next((kw.value for kw in written if kw.key == attr), None)
     if target is None:
-        target = next((kw.value for a in stmt.args if isinstance(a, ast.Call) for kw in a.kwargs if kw.key == attr),
-                      None)
+        target = next((kw.value for a in stmt.args + stmt.after if isinstance(a, ast.Call) for kw in a.kwargs
+                       if kw.key == attr), None)
     op = REGISTRY[stmt.word] if stmt.word in REGISTRY else None
     if target is None and op is not None and attr in op.positional:
         values = [a for a in stmt.args if not isinstance(a, (ast.Name, ast.Call))]
         pos = list(op.positional).index(attr)
         target = values[pos] if pos < len(values) else None
     if target is not None:
-        start = target.span.col - 1
+        i = target.span.line - 1
+        line, start = lines[i], target.span.col - 1
         lines[i] = line[:start] + value + line[value_end(line, start):]
     else:
-        end = value_end_of_statement(line, stmt.span.col - 1)
-        lines[i] = line[:end].rstrip() + f" {attr}={value}" + line[end:]
+        if stmt.body is not None:  # after the group's closing '}' (and what follows it on that line)
+            i, col = _closing_brace(lines, stmt.span.line - 1, stmt.span.col - 1)
+            line = lines[i]
+            end = value_end_of_statement(line, col + 1)
+        else:
+            end = value_end_of_statement(line, stmt.span.col - 1)
+        rest = line[end:]
+        lines[i] = line[:end].rstrip() + f" {attr}={value}" + (" " if rest.startswith("#") else "") + rest
     return "\n".join(lines)
+
+
+def group_name(layer) -> str | None:
+    """The key prefix of a residual or parallel line: its scope (`residual1`, `basic2.residual1`),
+    the name its merge node is under."""
+    if layer.word not in ("residual", "parallel"):
+        return None
+    merge = next((n for n in layer.nodes if n.rsplit(".", 1)[-1].startswith(("add", "concat"))), None)
+    return merge.rsplit(".", 1)[0] if merge and "." in merge else None
+
+
+def _closing_brace(lines: list[str], line0: int, col0: int) -> tuple[int, int]:
+    """(line, column) of the '}' that closes the first '{' at or after (line0, col0), skipping comments and strings."""
+    depth = 0
+    for i in range(line0, len(lines)):
+        line = lines[i]
+        j = col0 if i == line0 else 0
+        quote = None
+        while j < len(line):
+            c = line[j]
+            if quote:
+                quote = None if c == quote else quote
+            elif c in "\"'":
+                quote = c
+            elif c == "#":
+                break
+            elif c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    return i, j
+            j += 1
+    return line0, len(lines[line0])
 
 
 def value_end_of_statement(line: str, col0: int) -> int:

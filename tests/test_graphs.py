@@ -280,3 +280,15 @@ def test_graph_specs_reach_98_5_percent_on_digits_and_export_exactly(name, tmp_p
     r = train(compile_file(ROOT / f"specs/{name}.dl"), out=tmp_path / name, progress=False)
     assert r.metrics["test"]["accuracy"] >= 0.985
     assert export_run(tmp_path / name, tmp_path / f"{name}.onnx").max_abs_diff <= 1e-5
+
+
+def test_set_edits_the_keys_after_a_groups_closing_brace():
+    from dlc.compiler.overrides import apply_overrides
+    one_line = model("    residual { dense 4 relu } relu dropout=choice(0.1, 0.2)\n").replace("input 4", "input 4")
+    spec = compile(one_line, "g.dl", lint=False)
+    assert [k for k, _ in spec.ranges] == ["residual1.dropout"]
+    assert "residual { dense 4 relu } relu dropout=0.3\n" in apply_overrides(one_line, "g.dl", ["residual1.dropout=0.3"])
+    multi = model("    residual {\n        dense 4 relu\n    } relu   # tail\n")
+    out = apply_overrides(multi, "g.dl", ["residual1.dropout=0.3"])
+    assert "    } relu dropout=0.3 # tail\n" in out and "dense 4 relu\n" in out
+    assert compile(out, "g.dl", lint=False).graph.producers()["residual1.dropout1"].attrs["p"] == 0.3
