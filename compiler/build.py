@@ -389,8 +389,12 @@ class ModelBuilder:
     def _no_keys(self, stmt: ast.Stmt, what: str) -> bool:
         if stmt.kwargs:
             kw = stmt.kwargs[0]
-            self.diags.error(f"{what} takes no key '{kw.key}' before its '{{'", kw.span,
-                             "activation, batchnorm and dropout= go after the closing '}'")
+            hint = "activation, batchnorm and dropout= go after the closing '}'"
+            if kw.key in ("shortcut", "project"):
+                hint = f"the shortcut is a word: residual {PROJECT} {{ ... }} (or {IDENTITY}, the default)"
+            elif kw.key in ("merge", "mode"):
+                hint = "the merge is a word: parallel concat { ... } or parallel add { ... }"
+            self.diags.error(f"{what} takes no key '{kw.key}' before its '{{'", kw.span, hint)
             return False
         return True
 

@@ -259,8 +259,9 @@ class Expander:
             ok = False
         if not ok:
             return None
-        for p, default in block.params:
-            env.setdefault(p, default)
+        for p, default in block.params:  # a default may name an earlier parameter: block b(c, d=c)
+            if p not in env:
+                env[p] = _substitute(default, env)
         body = [_substitute(s, env) for s in block.body]
         inner = uses + (Use(block.name, stmt.span),)
         return Nested(stmt, self.expand(body, inner, depth + 1, stack + (block.name,)), uses, block.name)

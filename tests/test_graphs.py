@@ -161,6 +161,7 @@ def model(body, before=""):
     ("    residual { dense 4 } 16\n", "", "g.dl:3:26: error: after the '}' come the activation, batchnorm and dropout=; got '16'"),
     ("    residual { dense 4 } relu l2=0.1\n", "", "g.dl:3:31: error: unknown key 'l2' for a merge"),
     ("    residual dropout=0.5 { dense 4 }\n", "", "g.dl:3:14: error: residual takes no key 'dropout' before its '{'"),
+    ("    residual shortcut=project { dense 4 }\n", "", "hint: the shortcut is a word: residual project { ... } (or identity, the default)"),
     ("    parallel sum { branch { dense 4 }; branch { } }\n", "", "g.dl:3:14: error: parallel needs how its paths merge: concat or add"),
     ("    parallel add { branch { dense 4 } }\n", "", "g.dl:3:5: error: parallel needs two or more branches, got 1"),
     ("    parallel add { branch { dense 4 }\n dense 4 }\n", "", "g.dl:4:2: error: inside parallel, each path is written branch { ... }"),
@@ -292,3 +293,12 @@ def test_set_edits_the_keys_after_a_groups_closing_brace():
     out = apply_overrides(multi, "g.dl", ["residual1.dropout=0.3"])
     assert "    } relu dropout=0.3 # tail\n" in out and "dense 4 relu\n" in out
     assert compile(out, "g.dl", lint=False).graph.producers()["residual1.dropout1"].attrs["p"] == 0.3
+
+
+def test_a_block_default_may_name_an_earlier_parameter_and_a_parameter_may_be_an_activation():
+    text = ("block b(c, d=c, act=relu) {\n    dense c act\n    dense d\n}\n"
+            + model("    b 8\n    b 8 act=tanh d=4\n"))
+    g = compile(text, "g.dl", lint=False).graph
+    shapes = {n.name: n.out_shape for n in g.nodes}
+    assert shapes["b1.dense2"] == (8,) and shapes["b2.dense2"] == (4,)
+    assert "b1.relu1" in shapes and "b2.tanh1" in shapes
