@@ -14,6 +14,7 @@ Neither pass changes what it reads: the AST and the expanded lines stay as they 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -360,12 +361,20 @@ class ModelBuilder:
             if len(self.layers) > first:
                 self.layer_out[first] = self.cur
 
+    @contextlib.contextmanager
+    def _descend(self, stem: str):
+        """One level deeper, in a new scope named stem1, stem2 ...; `init NAME` inside ends with it."""
+        saved = self.scope, self.depth, self.default_init
+        self.scope, self.depth = self.open_scope(stem), self.depth + 1
+        try:
+            yield self.scope
+        finally:
+            self.scope, self.depth, self.default_init = saved
+
     def _inside(self, stem: str, body, layer: int):
-        """Read `body` one level deeper, in a new scope; `init NAME` inside it ends with it."""
-        scope, depth, default_init = self.scope, self.depth, self.default_init
-        self.scope, self.depth = self.open_scope(stem), depth + 1
-        self.read_items(body)
-        self.scope, self.depth, self.default_init = scope, depth, default_init
+        """Read `body` one level deeper, in a new scope; the layer it belongs to counts its lines."""
+        with self._descend(stem):
+            self.read_items(body)
         self.layers[layer].inner = len(self.layers) - layer - 1
 
     def read_nested(self, item: Nested):
@@ -413,32 +422,29 @@ class ModelBuilder:
             return
         layer = self.add_layer(stmt)
         entry, start = self.cur, len(self.plan)
-        scope = self.open_scope("residual")
-        outer, depth, default_init = self.scope, self.depth, self.default_init
-        self.scope, self.depth = scope, depth + 1
-        self.read_items(item.body)
-        self.diags.uses = item.uses
-        self.layers[layer].inner = len(self.layers) - layer - 1
-        body_out = self.cur
-        if body_out == entry:
-            self.diags.error("residual has an empty body", stmt.span, "put the layers of its path inside the braces")
-            self.scope, self.depth, self.default_init = outer, depth, default_init
-            return
-        short, path = entry, "the input"
-        if project is not None:
-            has_bn = any(pn.op == "batchnorm" for pn in self.plan[start:])
-            self.scope = scope + ("shortcut",)
-            self.cur = entry
-            short = self.add(PlannedNode(None, {}, project.span, layer, match=body_out,
-                                         default_init=self.default_init))
-            if has_bn:
-                short = self.add(PlannedNode("batchnorm", REGISTRY["batchnorm"].defaults(), project.span, layer))
-            path = "the shortcut"
-            self.scope = scope
-        self.cur = body_out
-        self.add(PlannedNode("add", {}, stmt.span, layer, inputs=(body_out, short), paths=("the body", path)))
-        self._group_tail(stmt, layer)
-        self.scope, self.depth, self.default_init = outer, depth, default_init
+        with self._descend("residual") as scope:
+            default_init = self.default_init
+            self.read_items(item.body)
+            self.diags.uses, self.default_init = item.uses, default_init  # the body's `init` ends with it
+            self.layers[layer].inner = len(self.layers) - layer - 1
+            body_out = self.cur
+            if body_out == entry:
+                self.diags.error("residual has an empty body", stmt.span,
+                                 "put the layers of its path inside the braces")
+                return
+            short, path = entry, "the input"
+            if project is not None:
+                has_bn = any(pn.op == "batchnorm" for pn in self.plan[start:])
+                self.scope, self.cur = scope + ("shortcut",), entry
+                short = self.add(PlannedNode(None, {}, project.span, layer, match=body_out,
+                                             default_init=self.default_init))
+                if has_bn:
+                    short = self.add(PlannedNode("batchnorm", REGISTRY["batchnorm"].defaults(), project.span, layer))
+                path = "the shortcut"
+                self.scope = scope
+            self.cur = body_out
+            self.add(PlannedNode("add", {}, stmt.span, layer, inputs=(body_out, short), paths=("the body", path)))
+            self._group_tail(stmt, layer)
 
     def read_parallel(self, item: Nested):
         stmt = item.stmt
@@ -465,24 +471,21 @@ class ModelBuilder:
             return
         layer = self.add_layer(stmt)
         entry = self.cur
-        scope = self.open_scope("parallel")
-        outer, depth = self.scope, self.depth
-        self.scope, self.depth = scope, depth + 1
-        outs, paths = [], []
-        for b in branches:
-            for v in b.stmt.args + [k.value for k in b.stmt.kwargs]:
-                self.diags.error("branch takes nothing before its '{'", v.span, uses=b.uses)
-            self.cur = entry
-            blayer = self.add_layer(b.stmt)
-            paths.append(f"branch{len(paths) + 1}")
-            self._inside("branch", b.body, blayer)
-            self.layer_out[blayer] = self.cur
-            outs.append(self.cur)
-        self.diags.uses = item.uses
-        self.layers[layer].inner = len(self.layers) - layer - 1
-        self.add(PlannedNode(mode.value, {}, stmt.span, layer, inputs=tuple(outs), paths=tuple(paths)))
-        self._group_tail(stmt, layer)
-        self.scope, self.depth = outer, depth
+        with self._descend("parallel"):
+            outs, paths = [], []
+            for b in branches:
+                for v in b.stmt.args + [k.value for k in b.stmt.kwargs]:
+                    self.diags.error("branch takes nothing before its '{'", v.span, uses=b.uses)
+                self.cur = entry
+                blayer = self.add_layer(b.stmt)
+                paths.append(f"branch{len(paths) + 1}")
+                self._inside("branch", b.body, blayer)
+                self.layer_out[blayer] = self.cur
+                outs.append(self.cur)
+            self.diags.uses = item.uses
+            self.layers[layer].inner = len(self.layers) - layer - 1
+            self.add(PlannedNode(mode.value, {}, stmt.span, layer, inputs=tuple(outs), paths=tuple(paths)))
+            self._group_tail(stmt, layer)
 
     def _group_tail(self, stmt: ast.Stmt, layer: int):
         where = _layer_key(layer)
