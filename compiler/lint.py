@@ -219,6 +219,15 @@ def _deep_unnormalized_residuals(spec):
             "start each body's last layer near zero (e.g. init=normal(std=0.01)) or put batchnorm in the bodies"
 
 
+@rule("DL112", "a block that is never used",
+      "its lines are not part of the model, and are checked only when a model line uses the block")
+def _unused_block(spec):
+    used = {layer.word for layer in spec.graph.layers}
+    for name, span in spec.blocks.items():
+        if name not in used:
+            yield span, f"block {name} is never used", f"use it as a line of the model ({name} ...) or delete it"
+
+
 _IGNORE = re.compile(r"#.*\bdlc:\s*ignore\b([A-Z0-9, ]*)")
 
 

@@ -22,6 +22,7 @@ class Spec:
     ranges: list[tuple[str, SearchRange]] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
     data_files: dict | None = None  # a run's recorded data files {name: {path, sha256}} (runtime/data_record.py)
+    blocks: dict[str, Span] = field(default_factory=dict)  # the blocks the spec defines, where their names are
 
     @property
     def name(self) -> str:
@@ -190,7 +191,8 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
         if word not in settings and word != "data":
             settings[word] = default_setting(word)
     diags.raise_if_errors()
-    spec = Spec(source, graph, settings, ranges, data_files=data_files)
+    spec = Spec(source, graph, settings, ranges, data_files=data_files,
+                blocks={name: b.span for name, b in blocks.items()})
     from .memory import check_limit, default_limit
     check_limit(spec, default_limit() if max_memory is None else (max_memory or None))
     if lint:
