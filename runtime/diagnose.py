@@ -36,6 +36,7 @@ from dlc.runtime.losses import loss_and_grad
 from dlc.runtime.network import init_params
 from dlc.runtime.optimizers import learning_rate
 from dlc.compiler.diagnostics import Diagnostic, DLError
+from dlc.compiler.ops import REGISTRY
 from dlc.runtime.trainer import Model, TrainStep
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -318,7 +319,7 @@ def check_activations(spec: Spec, splits: Splits, fs: _FirstSteps) -> Check:
         return Check("activations", FAIL, "skipped: training diverged", "lower the learning rate")
     x = splits.x_train[:STATS_BATCH]
     details, bad = [], []
-    width = max([12] + [len(n.name) for n in spec.graph.nodes if n.op in ("relu", "sigmoid", "tanh")])
+    width = max([12] + [len(n.name) for n in spec.graph.nodes if n.op == "relu" or REGISTRY[n.op].saturating])
     for node, out in fs.model.net.trace(x, training=True, rng=np.random.default_rng(0)):
         op = node.op
         if op == "relu":
@@ -327,8 +328,8 @@ def check_activations(spec: Spec, splits: Splits, fs: _FirstSteps) -> Check:
             details.append(f"{node.name:<{width}} dead units {100 * dead:.0f}%")
             if dead >= DEAD_WARN:
                 bad.append(f"{node.name} {100 * dead:.0f}% dead")
-        elif op in ("sigmoid", "tanh") and node is not spec.graph.nodes[-1]:
-            sat = float(np.mean(np.abs(out - 0.5) > 0.48)) if op == "sigmoid" else float(np.mean(np.abs(out) > 0.96))
+        elif REGISTRY[op].saturating and node is not spec.graph.nodes[-1]:
+            sat = float(np.mean(REGISTRY[op].saturated(out)))
             details.append(f"{node.name:<{width}} saturated {100 * sat:.0f}%")
             if sat >= SATURATED_WARN:
                 bad.append(f"{node.name} {100 * sat:.0f}% saturated")

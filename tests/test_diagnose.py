@@ -97,3 +97,13 @@ def test_diagnose_refuses_a_gradient_free_optimizer_at_its_line(capsys):
     assert f"{path}:10:1: error: dlc diagnose follows gradients and the learning rate, and optimizer genetic " \
            "uses no gradients" in err
     assert "hint: to check the network itself, diagnose it with a gradient optimizer: --set optimizer=adam" in err
+
+
+def test_every_saturating_activation_says_which_outputs_are_saturated():
+    import numpy as np
+    from dlc.compiler.ops import REGISTRY
+    saturating = [op for op in REGISTRY if op.saturating]
+    assert {op.name for op in saturating} >= {"sigmoid", "tanh"}
+    for op in saturating:
+        y = op.forward(np.array([[-20.0, 0.0, 20.0]]), {}, {}, __import__("dlc.compiler.ops", fromlist=["x"]).Context())[0]
+        assert op.saturated(y).tolist() == [[True, False, True]], op.name

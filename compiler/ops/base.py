@@ -82,7 +82,8 @@ class Op:
     inline: ClassVar[bool] = False  # its line may carry an activation, batchnorm and dropout=
     weight_out_axis: ClassVar[int | None] = None  # the weight's output-unit axis: what batchnorm folds into
     init_family: ClassVar[str | None] = None  # activations: the init the layer before them wants (he, xavier, lecun)
-    saturating: ClassVar[bool] = False  # sigmoid/tanh: gradients vanish through deep stacks of them
+    saturating: ClassVar[bool] = False  # sigmoid/tanh: gradients vanish through deep stacks of them (and
+    # such an op defines saturated(y), the outputs in its flat tails)
     # How many inputs: 1, or None for a merge (add, concat) whose methods take and return lists
     # (`infer(shapes)`, `forward(xs)`, `backward -> ([dx, ...], grads)`, `to_onnx(g, xs, p, a, shapes)`).
     arity: ClassVar[int | None] = 1
