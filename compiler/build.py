@@ -168,10 +168,9 @@ class ModelBuilder:
             text = text.split(stop)[0]
         text = text.strip()
         if self.diags.uses:  # inside a block: the line with the values this use gives
-            text = " ".join([stmt.word] + [ast.value_text(v) for v in stmt.args]
-                            + [f"{k.key}={ast.value_text(k.value)}" for k in stmt.kwargs])
+            text = " ".join([stmt.word, _values_text(stmt.args, stmt.kwargs)]).strip()
         if stmt.body is not None and (stmt.after or stmt.after_kwargs):
-            text += " { ... } " + _after_text(stmt)
+            text += " { ... } " + _values_text(stmt.after, stmt.after_kwargs)
         self.layers.append(Layer(len(self.layers), stmt.word, stmt.span, text, depth=self.depth))
         return len(self.layers) - 1
 
@@ -423,6 +422,7 @@ class ModelBuilder:
         layer = self.add_layer(stmt)
         entry, start = self.cur, len(self.plan)
         with self._descend("residual") as scope:
+            self.layers[layer].group = ".".join(scope)
             default_init = self.default_init
             self.read_items(item.body)
             self.diags.uses, self.default_init = item.uses, default_init  # the body's `init` ends with it
@@ -471,7 +471,8 @@ class ModelBuilder:
             return
         layer = self.add_layer(stmt)
         entry = self.cur
-        with self._descend("parallel"):
+        with self._descend("parallel") as scope:
+            self.layers[layer].group = ".".join(scope)
             outs, paths = [], []
             for b in branches:
                 for v in b.stmt.args + [k.value for k in b.stmt.kwargs]:
@@ -540,9 +541,9 @@ class _Inline:
     bias_explicit: bool = False
 
 
-def _after_text(stmt: ast.Stmt) -> str:
-    return " ".join([ast.value_text(v) for v in stmt.after]
-                    + [f"{k.key}={ast.value_text(k.value)}" for k in stmt.after_kwargs])
+def _values_text(values, kwargs) -> str:
+    """Values and keys as they would be written on a line."""
+    return " ".join([ast.value_text(v) for v in values] + [f"{k.key}={ast.value_text(k.value)}" for k in kwargs])
 
 
 # ---- the shape pass -------------------------------------------------------------
@@ -615,7 +616,7 @@ def _merge_error(pn: PlannedNode, shapes, e: ShapeError) -> tuple[str, str | Non
 def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode], layers: list[Layer],
                  layer_out: dict[int, int], diags: ScopedDiagnostics) -> Graph | None:
     """The shape pass: planned nodes -> named IR nodes with shapes, parameters and FLOPs."""
-    layers = [Layer(l.index, l.word, l.span, l.text, [], l.depth, l.inner) for l in layers]
+    layers = [Layer(l.index, l.word, l.span, l.text, [], l.depth, l.inner, group=l.group) for l in layers]
     consumers = _consumers(plan)
     counters: dict[tuple, int] = {}
     nodes: list[Node] = []
@@ -682,9 +683,8 @@ def _named_ranges(ranges, layers: list[Layer]) -> list[tuple[str, SearchRange]]:
         if key.startswith("@"):
             index, _, rest = key[1:].partition(".")
             layer = layers[int(index)]
-            from .overrides import group_name
             name = "input" if layer.word == "input" else (
-                group_name(layer) or (layer.nodes[0] if layer.nodes else f"line{layer.span.line}"))
+                layer.group or (layer.nodes[0] if layer.nodes else f"line{layer.span.line}"))
             key = f"{name}.{rest}"
         out.append((key, r))
     return out

@@ -16,7 +16,7 @@ before anything is copied.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Union
 
 from . import ast
@@ -68,7 +68,6 @@ class ScopedDiagnostics:
 
     diags: Diagnostics
     uses: tuple[Use, ...] = ()
-    _notes: dict = field(default_factory=dict)
 
     def notes(self, uses: tuple[Use, ...]) -> list[Diagnostic]:
         return [Diagnostic("note", f"in block '{u.block}', used here", u.span) for u in reversed(uses)]

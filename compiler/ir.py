@@ -77,6 +77,7 @@ class Layer:
     depth: int = 0  # how deep inside residual / parallel / branch / block lines it is
     inner: int = 0  # for a line that holds lines: how many layers after it are inside it
     output: str = ""  # the node whose value leaves the line (INPUT: the line passes its input on)
+    group: str = ""  # a residual or parallel line: its scope (`residual1`, `basic2.residual1`), its keys' prefix
 
 
 @dataclass

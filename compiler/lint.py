@@ -193,18 +193,20 @@ DEEP_RESIDUAL = 8  # residual blocks without normalization from which the sums' 
 def _deep_unnormalized_residuals(spec):
     producers = spec.graph.producers()
     layers = spec.graph.layers
+    residuals = {lay.group for lay in layers if lay.word == "residual" and lay.group}
     normalized = set()  # residual scopes whose body holds a batchnorm (one pass over the names)
     for m in spec.graph.nodes:
         if m.op == "batchnorm":
             parts = m.name.split(".")
-            for i in range(len(parts) - 1):
-                if parts[i].startswith("residual") and parts[i + 1] != "shortcut":
-                    normalized.add(".".join(parts[:i + 1]))
+            for i in range(1, len(parts)):
+                if ".".join(parts[:i]) in residuals and parts[i] != "shortcut":
+                    normalized.add(".".join(parts[:i]))
     full_scale = []
     for n in spec.graph.nodes:
-        if n.op != "add" or layers[n.layer].word != "residual" or n.name.rsplit(".", 1)[0] in normalized:
+        group = layers[n.layer].group
+        if n.op != "add" or layers[n.layer].word != "residual" or group in normalized:
             continue
-        scope = n.name.rsplit(".", 1)[0] + "."
+        scope = group + "."
         last = producers.get(n.inputs[0])  # the body's last weight layer, looked for inside the body only
         while last is not None and last.name.startswith(scope) and not REGISTRY[last.op].weight_layer:
             last = producers.get(last.inputs[0])

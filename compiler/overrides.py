@@ -111,7 +111,7 @@ def _layer_override(text: str, filename: str, item: str, full_key: str, value: s
 
     graph = compile(text, filename, lint=False, max_memory=0).graph
     parts = full_key.split(".")
-    groups = {group_name(lay): lay for lay in graph.layers if group_name(lay)}
+    groups = {lay.group: lay for lay in graph.layers if lay.group}
     known = {"input"} | {name for lay in graph.layers for name in lay.nodes} | set(groups)
     # the longest prefix that names a node: basic2.residual1.conv1.dropout -> basic2.residual1.conv1, dropout
     cut = next((k for k in range(len(parts) - 1, 0, -1) if ".".join(parts[:k]) in known), 1)
@@ -160,15 +160,6 @@ def _layer_override(text: str, filename: str, item: str, full_key: str, value: s
         rest = line[end:]
         lines[i] = line[:end].rstrip() + f" {attr}={value}" + (" " if rest.startswith("#") else "") + rest
     return "\n".join(lines)
-
-
-def group_name(layer) -> str | None:
-    """The key prefix of a residual or parallel line: its scope (`residual1`, `basic2.residual1`),
-    the name its merge node is under."""
-    if layer.word not in ("residual", "parallel"):
-        return None
-    merge = next((n for n in layer.nodes if n.rsplit(".", 1)[-1].startswith(("add", "concat"))), None)
-    return merge.rsplit(".", 1)[0] if merge and "." in merge else None
 
 
 def _closing_brace(lines: list[str], line0: int, col0: int) -> tuple[int, int]:

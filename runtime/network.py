@@ -112,7 +112,7 @@ class Network:
             layout[k] = mode if len(node.out_shape) == 3 else NCHW
         self._layout = layout
 
-    def _inputs(self, env, k, ins, arity, mode):
+    def _inputs(self, env, ins, arity, mode):
         xs = [to_layout(env[i], self._layout[i], mode) for i in ins]
         return xs if arity is None else xs[0]
 
@@ -127,7 +127,7 @@ class Network:
         last = len(plan) - 1
         for k, (node, op, p, ins) in enumerate(plan):
             ctx.layout = mode = self._modes[k]
-            y, cache = op.forward(self._inputs(env, k, ins, op.arity, mode), p, node.attrs, ctx)
+            y, cache = op.forward(self._inputs(env, ins, op.arity, mode), p, node.attrs, ctx)
             for i in ins:
                 if self._last_read[i] <= k:
                     env.pop(i, None)
@@ -174,7 +174,7 @@ class Network:
         env = {-1: x}
         for k, (node, op, p, ins) in enumerate(self._plan):
             ctx.layout = mode = self._modes[k]
-            env[k], _ = op.forward(self._inputs(env, k, ins, op.arity, mode), p, node.attrs, ctx)
+            env[k], _ = op.forward(self._inputs(env, ins, op.arity, mode), p, node.attrs, ctx)
             for i in ins:
                 if self._last_read[i] <= k:
                     env.pop(i, None)
