@@ -14,6 +14,8 @@ Neither pass changes what it reads: the AST and the expanded lines stay as they 
 
 from __future__ import annotations
 
+import re
+
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,10 +165,9 @@ class ModelBuilder:
     # ---- statements --------------------------------------------------------
     def add_layer(self, stmt: ast.Stmt) -> int:
         line = self.lines[stmt.span.line - 1] if stmt.span.line <= len(self.lines) else stmt.word
-        text = line[stmt.span.col - 1:]
-        for stop in "#;{}":
-            text = text.split(stop)[0]
-        text = text.strip()
+        start = stmt.span.col - 1
+        stop = _LINE_END.search(line, start)  # the statement ends at the first of # ; { } after it
+        text = line[start:stop.start() if stop else len(line)].strip()
         if self.diags.uses:  # inside a block: the line with the values this use gives
             text = " ".join([stmt.word, _values_text(stmt.args, stmt.kwargs)]).strip()
         if stmt.body is not None and (stmt.after or stmt.after_kwargs):
@@ -688,6 +689,9 @@ def _named_ranges(ranges, layers: list[Layer]) -> list[tuple[str, SearchRange]]:
             key = f"{name}.{rest}"
         out.append((key, r))
     return out
+
+
+_LINE_END = re.compile(r"[#;{}]")
 
 
 def build_model(block: ast.ModelBlock, source_lines: list[str], diags: Diagnostics,

@@ -204,11 +204,47 @@ def _describe(err: UnexpectedInput, source: Source) -> Diagnostic:
     return Diagnostic("error", str(err).splitlines()[0], Span(getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1))
 
 
+MAX_NESTING = 32  # braces and parentheses open at once, whatever opens them
+MAX_NAME = 80  # characters in a name (a block's name is in every node name of every use)
+_BRACKETS = re.compile(r"#[^\n]*|\"[^\"\n]*\"|'[^'\n]*'|[{}()]|(?<!\w)[A-Za-z_]\w{%d,}" % MAX_NAME)
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _check_limits(text: str, source: Source) -> None:
+    """Refuse braces or parentheses nested deeper than MAX_NESTING before anything recursive reads
+    the text (Lark's tree, the transformer and every pass after it recurse once per level), and names
+    longer than MAX_NAME (each use of a block copies its name into every node name: check's memory
+    grows with name length x uses). Comments and strings are skipped; unbalanced brackets are left
+    for the parser to report."""
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        ch = m.group()
+        if len(ch) > MAX_NAME and (ch[0].isalpha() or ch[0] == "_"):
+            line, col = _line_col(text, m.start())
+            raise DLError(Diagnostic("error", f"a name of {len(ch):,} characters; names are at most {MAX_NAME}",
+                                     Span(line, col, line, col + min(len(ch), 20)),
+                                     "shorten it (it becomes part of every layer name below it)"), source)
+        if ch in "{(":
+            depth += 1
+            if depth > MAX_NESTING:
+                line, col = _line_col(text, m.start())
+                kind = "braces" if ch == "{" else "parentheses"
+                raise DLError(Diagnostic("error", f"{kind} nested more than {MAX_NESTING} deep (blocks, groups, "
+                                                  "repeats and calls together)", Span(line, col, line, col + 1),
+                                         "flatten the nesting: define a block once and use it as a line"), source)
+        elif ch in "})":
+            depth = max(0, depth - 1)
+
+
 def parse(text: str, filename: str = "<spec>") -> ast.SpecAST:
     """Parse spec text. Raises `DLError` with every syntax error found (one per line, at most
     MAX_SYNTAX_ERRORS), in one pass: after an error the parser skips the offending token and goes on
     (Lark's on_error), so recovery costs no re-parse."""
     source = Source(text, filename)
+    _check_limits(text, source)
     diags: list[Diagnostic] = []
     lines_seen: set[int] = set()
 
