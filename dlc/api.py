@@ -24,10 +24,12 @@ def _run_dir(run) -> Path:
     return Path(getattr(run, "run_dir", run))
 
 
-def train(spec, out=None, resume: bool = False, progress: bool = False, write: bool = True):
-    """Train; returns a RunResult (run_dir, model, history, metrics)."""
+def train(spec, out=None, resume: bool = False, progress: bool = False, write: bool = True,
+          overwrite: bool = False):
+    """Train; returns a RunResult (run_dir, model, history, metrics). `out` must be new or empty
+    unless `overwrite` (see dlc train --overwrite)."""
     from dlc.runtime.trainer import train as _train
-    return _train(_spec(spec), out=out, resume=resume, progress=progress, write=write)
+    return _train(_spec(spec), out=out, resume=resume, progress=progress, write=write, overwrite=overwrite)
 
 
 def evaluate(run, data=None, split: str = "all") -> dict:
@@ -52,9 +54,9 @@ def diagnose(spec, out=None, plot: bool = True):
     return _diagnose(_spec(spec), out=out, plot=plot)
 
 
-def compare(specs, labels=None, out=None, progress: bool = False):
+def compare(specs, labels=None, out=None, progress: bool = False, overwrite: bool = False):
     from dlc.runtime.compare import compare as _compare
-    return _compare([_spec(s) for s in specs], labels=labels, out=out, progress=progress)
+    return _compare([_spec(s) for s in specs], labels=labels, out=out, progress=progress, overwrite=overwrite)
 
 
 def search(spec, trials: int = 20, fine: int | None = None, jobs=None, seed=None, out=None, progress: bool = False):

@@ -120,7 +120,7 @@ def cmd_train(args) -> int:
         print("dlc: --resume needs the run folder: dlc train RUN --resume, or -o RUN", file=sys.stderr)
         return EXIT_ERROR
     try:
-        result = train(spec, out=out, resume=args.resume, progress=not args.quiet,
+        result = train(spec, out=out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite,
                        notify=lambda message: print(f"dlc: {message}", file=sys.stderr))
     except TrainingDiverged as e:
         print(f"{spec.source.filename}: error: {e}", file=sys.stderr)
@@ -157,7 +157,8 @@ def _train_variants(args) -> int:
     name = specs[0].name
     from dlc.runtime.run_folder import default_run_dir
     out = args.output or default_run_dir(f"{name}-vary")
-    result = compare(specs, [label for label, _ in combos], out=out, progress=not args.quiet)
+    result = compare(specs, [label for label, _ in combos], out=out, progress=not args.quiet,
+                     overwrite=args.overwrite)
     print(result.render())
     return 130 if result.interrupted else EXIT_OK
 
@@ -166,7 +167,7 @@ def cmd_compare(args) -> int:
     from dlc.runtime.compare import compare
 
     specs = [compile_checked(p, overrides=args.set or (), max_memory=args.max_memory) for p in args.specs]
-    result = compare(specs, out=args.output, progress=not args.quiet)
+    result = compare(specs, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
     print(result.render())
     return 130 if result.interrupted else EXIT_OK
 
@@ -329,7 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train with the NumPy trainer and write the run folder (weights.npz, spec.dl, "
                                    "metrics.json, history.csv, curves.png). Ctrl-C keeps the completed epochs.")
     t.add_argument("spec", metavar="SPEC", help="a .dl spec, or a run folder: its spec.dl is trained into a new run folder, or continued in place with --resume")
-    t.add_argument("-o", "--output", metavar="RUN", help="run folder (default: runs/MODEL, never overwritten)")
+    t.add_argument("-o", "--output", metavar="RUN", help="run folder: new or empty (default: runs/MODEL, or "
+                                                         "runs/MODEL-2 ... when taken)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="let -o name a folder that holds an earlier run (its files are replaced) or other files "
+                        "(kept beside the run)")
     _add_set(t)
     t.add_argument("--resume", action="store_true", help="continue the run in RUN from its last completed epoch")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
@@ -347,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("specs", nargs="+", metavar="SPEC")
     cp.add_argument("-o", "--output", metavar="RUN", help="folder for the runs and the plot "
                                                           "(default: runs/compare-A-vs-B)")
+    cp.add_argument("--overwrite", action="store_true", help="let -o name a folder that is not empty "
+                                                             "(earlier runs of the same names are replaced)")
     _add_set(cp, "in every spec ")
     cp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _add_max_memory(cp)

@@ -3,7 +3,8 @@ the same data split with the same seed, one table, the curves side by side in on
 
 The folder it writes:
 
-    RUN/LABEL/        a full run folder per spec (exportable like any other)
+    RUN/LABEL/        a full run folder per spec (exportable like any other); the label made safe as a
+                      folder name (lr=0.1,act=relu -> lr-0.1_act-relu)
     RUN/compare.png   loss and accuracy curves of every run on shared axes
     RUN/compare.csv   the table, one row per run (also compare.json)
 """
@@ -11,7 +12,6 @@ The folder it writes:
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,15 +66,18 @@ class Comparison:
         return "\n".join(lines)
 
 
-def _labels(specs: list[Spec], labels: list[str] | None) -> list[str]:
+def _labels(specs: list[Spec], labels: list[str] | None) -> list[tuple[str, str]]:
+    """(label shown in the table, folder name inside RUN) of each run: distinct, and every folder
+    stays inside RUN (never '..', '/', control characters or a name too long; see rf.folder_name)."""
     raw = labels or [s.name for s in specs]
     if len(set(raw)) < len(raw) and not labels:
         raw = [Path(s.source.filename).stem for s in specs]
     out, seen = [], {}
     for r in raw:
-        safe = re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", r)
-        seen[safe] = seen.get(safe, 0) + 1
-        out.append(safe if seen[safe] == 1 else f"{safe}-{seen[safe]}")
+        folder = rf.folder_name(r)
+        seen[folder] = seen.get(folder, 0) + 1
+        suffix = "" if seen[folder] == 1 else f"-{seen[folder]}"
+        out.append((r + suffix, folder + suffix))
     return out
 
 
@@ -91,8 +94,10 @@ def _same_data(specs: list[Spec]) -> None:
 
 
 def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path | None = None,
-            progress: bool = True) -> Comparison:
-    """Train every spec on the first spec's data split with the first spec's seed."""
+            progress: bool = True, overwrite: bool = False) -> Comparison:
+    """Train every spec on the first spec's data split with the first spec's seed, each into a run
+    folder RUN/LABEL. RUN must be new or empty, unless `overwrite` (which replaces earlier runs of the
+    same labels there, as `train(overwrite=True)` does)."""
     if len(specs) < 2:
         raise DLError(Diagnostic("error", "compare needs at least two specs (or two values with --vary)"))
     specs = list(specs)  # seeds are replaced in this copy, not in the caller's list
@@ -107,16 +112,20 @@ def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path 
             notes.append(f"{s.source.filename}: validation={s['train']['validation']} ignored; every run uses the "
                          f"first spec's split (validation={specs[0]['train']['validation']})")
     names = _labels(specs, labels)
-    out_dir = Path(out) if out else rf.default_run_dir("compare-" + "-vs-".join(names)[:80])
+    out_dir = Path(out) if out else rf.default_run_dir("compare-" + "-vs-".join(f for _, f in names)[:80])
+    if not overwrite and out_dir.is_dir() and any(out_dir.iterdir()):
+        raise DLError(Diagnostic("error", f"{out_dir} is not empty; dlc does not overwrite earlier runs",
+                                 hint="write the comparison to a new folder with -o, or replace the runs "
+                                      "in it with --overwrite"))
     splits = prepare(specs[0])
     comparison = Comparison(out_dir, [], {}, notes)
-    for name, spec in zip(names, specs):
+    for (name, folder), spec in zip(names, specs):
         if progress:
             print(f"== {name}", flush=True)
         row = {c: None for c in COLUMNS}
         row.update(run=name, params=spec.graph.param_count)
         try:
-            r = train(spec, out=out_dir / name, progress=progress, splits=splits)
+            r = train(spec, out=out_dir / folder, progress=progress, splits=splits, overwrite=overwrite)
         except TrainingDiverged as e:
             row.update(status="diverged", epochs=len(e.history))
             notes.append(f"{name}: {e}")

@@ -10,6 +10,12 @@
     metrics.json      final train / validation / test metrics, classes, task, timing, BLAS threads
     curves.png        loss and accuracy curves
     .lock             held by the dlc process writing the folder
+    .dlc-run.json     the manifest: the folder is a dlc run, and the files the run owns
+
+A folder is a run's when dlc created its manifest; dlc deletes or replaces only the files the
+manifest names, never a file by its name alone, and never follows a symbolic link to write.
+A new run goes into a folder that does not exist or is empty, or over an earlier run with
+`overwrite` (files of the user's beside it are kept; one that takes a run file's name is refused).
 
 Every write goes to a temporary file in the folder, is fsynced and renamed over the old file,
 so a file is always either the old or the new version. Files get the user's umask, as any
@@ -24,6 +30,8 @@ import io
 import json
 import math
 import os
+import re
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -41,6 +49,7 @@ HISTORY = "history.csv"
 METRICS = "metrics.json"
 CURVES = "curves.png"
 LOCK = ".lock"
+MANIFEST = ".dlc-run.json"
 RUN_FILES = (SPEC, WEIGHTS, PREPROCESS, DATA, CHECKPOINT, HISTORY, METRICS, CURVES)  # what a run writes
 
 
@@ -105,8 +114,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def remove_stale_temp_files(run_dir: Path) -> None:
-    """Temporary files a killed writer left behind (only called with the folder's lock held)."""
-    remove(run_dir, [p.name for p in Path(run_dir).glob(".*.tmp")])
+    """Temporary files a killed writer of the run left behind (only called with the folder's lock held):
+    `.NAME.XXXX.tmp` for the run's own file names, in a folder the manifest says is a run's."""
+    if not (Path(run_dir) / MANIFEST).is_file():
+        return
+    remove(run_dir, [p.name for name in RUN_FILES for p in Path(run_dir).glob(f".{name}.*.tmp")])
 
 
 def remove(run_dir: Path, names) -> None:
@@ -275,6 +287,68 @@ def save_history(path: Path, history: list[dict]) -> None:
     save_csv(path, history, HISTORY_FIELDS)
 
 
+# ---- the manifest: which folder is a run's, which files are the run's --------------------------
+
+def _manifest(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / MANIFEST
+    if os.path.islink(path) or not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) and isinstance(obj.get("files"), list) else None
+
+
+def is_run(run_dir: Path) -> bool:
+    return _manifest(run_dir) is not None
+
+
+def _foreign(run_dir: Path, owned: set[str]) -> list[str]:
+    """The folder's entries that are not the run's: not in the manifest, not its lock or temp files."""
+    out = []
+    for entry in sorted(os.listdir(run_dir)):
+        if entry in (LOCK, MANIFEST) or entry in owned:
+            continue
+        if owned and entry.endswith(".tmp") and any(entry.startswith(f".{n}.") for n in RUN_FILES):
+            continue
+        out.append(entry)
+    return out
+
+
+def _listed(names: list[str], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def claim(run_dir: Path, model: str, overwrite: bool = False, flag: str = "--overwrite") -> None:
+    """Make `run_dir` (which exists, lock held) the folder of a new run: refuse a folder that holds an
+    earlier run or files of the user's unless `overwrite`; then delete the earlier run's files (only
+    those its manifest names) and write this run's manifest. Nothing is deleted from a folder dlc did
+    not create as a run, and a file of the user's that takes a run file's name is never replaced."""
+    run_dir = Path(run_dir)
+    manifest = _manifest(run_dir)
+    owned = set(manifest["files"]) & set(RUN_FILES) if manifest else set()
+    present = {n for n in owned if os.path.lexists(run_dir / n)}
+    foreign = _foreign(run_dir, owned)
+    if not overwrite and present:
+        earlier = manifest.get("model") if isinstance(manifest.get("model"), str) else "another model"
+        raise _error(f"{run_dir} holds a run of {earlier}; dlc does not overwrite a run",
+                     f"continue it with dlc train {run_dir} --resume, write this run to a new folder with -o, "
+                     f"or replace it with {flag}")
+    if not overwrite and foreign:
+        raise _error(f"{run_dir} is not empty ({_listed(foreign)}) and is not a dlc run folder",
+                     f"write the run to a new folder with -o, or beside these files with {flag}")
+    taken = [n for n in foreign if n in RUN_FILES]
+    if taken:
+        raise _error(f"{run_dir} holds {_listed(taken)}, which dlc did not write; a run would replace "
+                     f"{'it' if len(taken) == 1 else 'them'}", "move the file(s) away, or write the run to a new "
+                                                                  "folder with -o")
+    remove(run_dir, sorted(present))
+    remove_stale_temp_files(run_dir)
+    save_json(run_dir / MANIFEST, {"dlc": "run folder", "files": list(RUN_FILES), "model": model})
+
+
 # ---- the lock: one writer per run folder -------------------------------------------------------
 
 class RunLock:
@@ -290,10 +364,17 @@ class RunLock:
             import fcntl
         except ImportError:  # not a POSIX system: no lock
             return self
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, _file_mode())
+        try:  # never through a link: a planted .lock -> ~/file would be truncated
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, _file_mode())
         except OSError as e:
+            if os.path.islink(self.path):
+                raise _error(f"{self.path} is a symbolic link; dlc does not follow links in a run folder",
+                             "remove the link, or write the run to another folder with -o") from None
             raise _os_error(self.path, e, "create") from None
+        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            os.close(self.fd)
+            self.fd = None
+            raise _error(f"{self.path} is not a regular file", "remove it, or write the run to another folder with -o")
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -366,8 +447,23 @@ def _plottable(v):
     return v if v is None or math.isfinite(v) else None
 
 
+MAX_FOLDER_NAME = 100  # characters of a folder name dlc derives (file systems allow 255 bytes)
+
+
+def folder_name(label: str) -> str:
+    """A folder name made from a label (a model name, a spec's file name, `lr=0.1,act=relu`) that stays
+    inside its parent: letters, digits and _ . + - only (`=` becomes -, everything else _), no leading
+    dot (so never `.` or `..`), shortened with a hash of the whole label when long."""
+    name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", label.replace("=", "-")).lstrip(".") or "run"
+    if len(name) > MAX_FOLDER_NAME:
+        digest = hashlib.sha256(label.encode()).hexdigest()[:8]
+        name = f"{name[:MAX_FOLDER_NAME - 9]}-{digest}"
+    return name
+
+
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
     """runs/NAME, or runs/NAME-2, -3 ... when taken: a new run never overwrites an old one."""
+    name = folder_name(name)
     path = root / name
     k = 2
     while path.exists():

@@ -145,14 +145,15 @@ def _check_concrete(spec: Spec):
 
 def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progress: bool = True,
           splits: Splits | None = None, write: bool = True, max_steps: int | None = None,
-          notify=None, on_epoch=None) -> RunResult:
+          notify=None, on_epoch=None, overwrite: bool = False) -> RunResult:
     """Train `spec`; write the run folder (unless write=False); return the trained model and history.
 
     Every completed epoch is one checkpoint (weights, optimizer state, best weights, counters, both
     random streams, history) written as one file, so `resume=True` continues exactly where the last
     completed epoch ended, whatever was kept as the best. `notify(message)` receives notes for the user;
     `on_epoch(row)` is called with each epoch's history row after its checkpoint (a search's pruner
-    stops a trial by raising from it).
+    stops a trial by raising from it). A new run goes into a folder that is new or empty; `overwrite`
+    replaces an earlier run there (only the files its manifest names) or writes beside the user's files.
     """
     _check_concrete(spec)
     notify = notify or (lambda message: None)
@@ -162,9 +163,9 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     existed = run_dir.exists()
     rf.make_dir(run_dir)
     with rf.RunLock(run_dir):
-        rf.remove_stale_temp_files(run_dir)
         ckpt = None
         if resume:
+            rf.remove_stale_temp_files(run_dir)
             ckpt = rf.load_checkpoint(run_dir)
             if ckpt is None:
                 notify(f"{run_dir}: no epoch completed before the run stopped; starting it over" if existed
@@ -172,7 +173,7 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
             else:
                 spec = data_record.load_for_run(spec, run_dir)
         if ckpt is None:  # a new run here: nothing of an earlier one may be resumed or mixed in by mistake
-            rf.remove(run_dir, rf.RUN_FILES)
+            rf.claim(run_dir, spec.name, overwrite=overwrite or (resume and rf.is_run(run_dir)))
         return _train(spec, run_dir, ckpt, progress, splits, True, max_steps, on_epoch)
 
 

@@ -80,7 +80,7 @@ def test_train_vary_every_combination(tmp_path, capsys):
     rows = list(csv.DictReader((out / "compare.csv").open()))
     assert [r["run"] for r in rows] == ["activation=tanh,lr=0.01", "activation=tanh,lr=0.003",
                                         "activation=relu,lr=0.01", "activation=relu,lr=0.003"]
-    assert "relu" in (out / "activation=relu,lr=0.01" / "spec.dl").read_text()
+    assert "relu" in (out / "activation-relu_lr-0.01" / "spec.dl").read_text()
 
 
 def test_vary_errors(capsys):
@@ -187,4 +187,4 @@ def test_vary_a_run_folder_uses_its_spec(tmp_path):
     run = dlc.train(dlc.compile_file(ROOT / "specs/spiral.dl", overrides=["train.epochs=2"]), out=tmp_path / "r")
     out = tmp_path / "v"
     assert main(["train", str(run.run_dir), "--vary", "optimizer.lr=0.1,0.01", "-o", str(out), "-q"]) == 0
-    assert "epochs=2" in (out / "lr=0.1" / "spec.dl").read_text()
+    assert "epochs=2" in (out / "lr-0.1" / "spec.dl").read_text()

@@ -261,7 +261,7 @@ def test_an_unwritable_folder_is_refused_and_leaves_no_temp_files(tmp_path, monk
     monkeypatch.setattr(tempfile, "mkstemp", denied)
     assert main(["train", str(_spec_file(tmp_path)), "-o", str(tmp_path / "run"), "-q"]) == 2
     err = capsys.readouterr().err
-    assert f"dlc: error: cannot write {tmp_path / 'run' / 'spec.dl'}: Permission denied" in err
+    assert f"dlc: error: cannot write {tmp_path / 'run' / '.dlc-run.json'}: Permission denied" in err
 
 
 def test_a_file_size_limit_is_refused_and_leaves_no_temp_files(tmp_path):
@@ -313,8 +313,10 @@ def test_a_new_run_in_an_old_folder_leaves_nothing_of_the_old_one(tmp_path, monk
     train(dlc.compile(EARLY.replace("epochs=40", "epochs=2")), out=tmp_path / "run", progress=False)
     with monkeypatch.context() as m:
         _interrupt_at_step(m, 2)
-        train(dlc.compile(EARLY.replace("dense 16", "dense 8")), out=tmp_path / "run", progress=False)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock", "preprocess.npz", "spec.dl"]
+        train(dlc.compile(EARLY.replace("dense 16", "dense 8")), out=tmp_path / "run", progress=False,
+              overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".dlc-run.json", ".lock", "preprocess.npz",
+                                                                     "spec.dl"]
     assert "dense 8" in (tmp_path / "run" / "spec.dl").read_text()
 
 
