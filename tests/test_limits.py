@@ -151,6 +151,18 @@ def test_the_grammar_cache_is_never_read_from_a_shared_folder(tmp_path, monkeypa
     assert parser._cache_file() is False
     os.chmod(good, 0o600)
     assert parser._cache_file() == good
+    shared = tmp_path / "shared"  # a parent others can write: they could swap the cache folder
+    (shared / "cache").mkdir(parents=True)
+    os.chmod(shared, 0o777)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared / "cache"))
+    assert parser._cache_file() is False
+    os.chmod(shared, 0o1777)  # sticky, but another user's: they may still swap what is in it
+    if os.getuid() == 0:
+        os.chown(shared, 65534, 65534)
+    assert parser._cache_file() is False
+    os.chmod(shared, 0o755)
+    os.chown(shared, os.getuid(), os.getgid())
+    assert parser._cache_file() == str(shared / "cache" / "dlc" / Path(good).name)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
     (tmp_path / "file").write_text("")
     assert parser._cache_file() is False  # no writable cache folder: no cache, and no temp-folder fallback
