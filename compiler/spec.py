@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .attrs import SearchRange
 from .catalog import BUILTIN_SETS as CATALOG, is_file_source
+from .files import not_regular
 from .build import build_model
 from .diagnostics import Diagnostic, Diagnostics, DLError, Source, Span, did_you_mean
 from .ir import Graph
@@ -23,6 +24,7 @@ class Spec:
     warnings: list[Diagnostic] = field(default_factory=list)
     data_files: dict | None = None  # a run's recorded data files {name: {path, sha256}} (runtime/data_record.py)
     blocks: dict[str, Span] = field(default_factory=dict)  # the blocks the spec defines, where their names are
+    memory_limit: int | None = None  # bytes training may hold (--max-memory; None: no limit), data included
 
     @property
     def name(self) -> str:
@@ -191,10 +193,11 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
         if word not in settings and word != "data":
             settings[word] = default_setting(word)
     diags.raise_if_errors()
-    spec = Spec(source, graph, settings, ranges, data_files=data_files,
-                blocks={name: b.span for name, b in blocks.items()})
     from .memory import check_limit, default_limit
-    check_limit(spec, default_limit() if max_memory is None else (max_memory or None))
+    limit = default_limit() if max_memory is None else (max_memory or None)
+    spec = Spec(source, graph, settings, ranges, data_files=data_files,
+                blocks={name: b.span for name, b in blocks.items()}, memory_limit=limit)
+    check_limit(spec, limit)
     if lint:
         from .lint import lint as run_lint
         spec.warnings = run_lint(spec)
@@ -207,6 +210,12 @@ MAX_SPEC_BYTES = 10_000_000
 def compile_file(path: str | Path, overrides=(), lint: bool = True, data_files: dict | None = None,
                  max_memory: int | None = None) -> Spec:
     path = Path(path)
+    kind = not_regular(path)
+    if kind == "a folder":
+        raise DLError(Diagnostic("error", f"{path} is a folder, not a spec"), Source("", str(path)))
+    if kind:
+        raise DLError(Diagnostic("error", f"{path} is {kind}, not a spec file", hint="pass a .dl file"),
+                      Source("", str(path)))
     try:
         size = path.stat().st_size
         if size > MAX_SPEC_BYTES:

@@ -107,7 +107,8 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     seed = data.get("data_seed") if data.get("data_seed") is not None else spec["train"]["seed"]
     if dataset is None:
         try:
-            dataset = load(data.kind, data.values, spec.task, seed, spec.base_dir, spec.data_files)
+            dataset = load(data.kind, data.values, spec.task, seed, spec.base_dir, spec.data_files,
+                           limit=spec.memory_limit)
         except DataError as e:
             raise _data_error(spec, str(e)) from None
     info = CATALOG.get(data.kind)

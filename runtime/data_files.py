@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import csv
 import gzip
-import math
 import io
+import math
+import os
 import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlc.compiler.files import not_regular
 from dlc.compiler.lazy_numpy import lazy_numpy
 
 np = lazy_numpy(__name__)
@@ -31,7 +33,10 @@ class DataError(Exception):
 def resolve_path(written: str, base_dir: Path | None) -> Path:
     """A data path as written in a spec: absolute, ~, or relative to the spec's folder (the
     current folder for a spec that is not a file)."""
-    path = Path(written).expanduser()
+    try:
+        path = Path(written).expanduser()
+    except RuntimeError:  # ~nosuchuser/...
+        raise DataError(f"cannot resolve {written}: no such user's home folder") from None
     if not path.is_absolute():
         path = (base_dir if base_dir is not None else Path.cwd()) / path
     return path
@@ -56,10 +61,17 @@ def shape_refusal(got, want, name: str) -> tuple[str, str]:
 
 
 def check_file(path: Path, what: str = "data file") -> Path:
-    if not path.exists():
-        raise DataError(f"no such {what}: {path}")
-    if path.is_dir():
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"no such {what}: {path}") from None
+    except OSError as e:  # a name too long, a loop of links, a component that is a file ...
+        raise DataError(f"cannot open the {what} {path}: {e.strerror or e}") from None
+    kind = not_regular(path)
+    if kind == "a folder":
         raise DataError(f"{path} is a folder; the {what} must be a file (.npz, .csv or IDX)")
+    if kind:
+        raise DataError(f"{path} is {kind}, not a regular file; the {what} must be a file (.npz, .csv or IDX)")
     if path.suffix == ".npy":
         raise DataError(f"{path} is a single .npy array; dlc reads inputs and labels from one .npz",
                         )
@@ -68,13 +80,13 @@ def check_file(path: Path, what: str = "data file") -> Path:
 
 # ---- .npz --------------------------------------------------------------------------------------
 
-def read_npz(path: Path, need_labels: bool = True):
+def read_npz(path: Path, need_labels: bool = True, limit: int | None | str = "default"):
     """(x, y or None) from an .npz holding arrays 'x' and 'y'."""
     from dlc.compiler.diagnostics import DLError
     from dlc.runtime.run_folder import load_npz
 
     try:
-        arrays = load_npz(path, text=True)
+        arrays = load_npz(path, text=True, limit=limit)
     except DLError as e:
         raise DataError(e.diagnostics[0].message) from None
     if "x" not in arrays or (need_labels and "y" not in arrays):
@@ -88,38 +100,28 @@ def read_npz(path: Path, need_labels: bool = True):
 
 def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     """{array name: (shape, dtype str)} from the .npy headers inside the zip, without the data."""
-    out = {}
+    from dlc.compiler.diagnostics import DLError
+    from dlc.runtime.run_folder import npz_headers
+
     try:
-        with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                with z.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    reader = {(1, 0): np.lib.format.read_array_header_1_0,
-                              (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                    if reader is None:
-                        raise DataError(f"{path}: unsupported .npy version {version} in '{info.filename}'")
-                    shape, _, dtype = reader(f)
-                out[info.filename[:-4]] = (tuple(shape), dtype.str)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise DataError(f"{path} is not a readable .npz file: {e.__class__.__name__}: {e}") from None
-    return out
+        return {k: (shape, dtype.str) for k, (shape, dtype) in npz_headers(path, str(path)).items()}
+    except DLError as e:
+        raise DataError(e.diagnostics[0].message) from None
 
 
 # ---- .csv --------------------------------------------------------------------------------------
 
 def _csv_rows(path: Path, limit: int | None = None) -> list[tuple[int, list[str]]]:
     """(line number, cells) of the non-empty rows; a file that is not UTF-8 is refused by line."""
-    raw = path.read_bytes() if limit is None else _head_bytes(path, 1 << 20)
+    raw, whole = (path.read_bytes(), True) if limit is None else _head_lines(path, limit + 1)
+    if not whole:  # only complete lines: a character or a row cut at the end of the read is not read
+        raw = raw[:raw.rfind(b"\n") + 1]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
                         "save the CSV as UTF-8") from None
-    if limit is not None and len(raw) == 1 << 20:
-        text = text[:text.rfind("\n") + 1] if "\n" in text else text
     rows = []
     try:
         for row in csv.reader(io.StringIO(text, newline="")):
@@ -132,9 +134,18 @@ def _csv_rows(path: Path, limit: int | None = None) -> list[tuple[int, list[str]
     return rows
 
 
-def _head_bytes(path: Path, n: int) -> bytes:
+def _head_lines(path: Path, lines: int, chunk: int = 1 << 20) -> tuple[bytes, bool]:
+    """(the file's first bytes holding at least `lines` complete lines, whether that is the whole
+    file): read a MiB at a time, so a header of 200,000 columns is read whole, not cut."""
+    parts, newlines = [], 0
     with open(path, "rb") as f:
-        return f.read(n)
+        while newlines < lines:
+            block = f.read(chunk)
+            if not block:
+                return b"".join(parts), True
+            parts.append(block)
+            newlines += block.count(b"\n")
+    return b"".join(parts), False
 
 
 def is_number(s: str) -> bool:
@@ -215,22 +226,45 @@ def _idx_header(path: Path, head: bytes) -> tuple[str, tuple[int, ...], int]:
     return dtype, dims, 4 + 4 * ndim
 
 
-def read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path, limit: int | None | str = "default") -> np.ndarray:
+    """An IDX array (gzipped or not). The header says how many bytes follow: more than `limit`
+    (default: half the physical memory) is refused before reading, and no more than the header's
+    count is ever decompressed (a gzip bomb is refused, not inflated)."""
     check_file(path, "IDX file")
     try:
         with _open_maybe_gzip(path) as f:
-            raw = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+            head = f.read(4 + 4 * 255)
+            dtype, dims, offset = _idx_header(path, head)
+            count = math.prod(dims)
+            itemsize = int(dtype[-1])
+            _check_size(path, count * itemsize, limit)
+            body = head[offset:]
+            if len(body) <= count * itemsize:  # one byte past the header's count tells a file that holds more
+                body += f.read(count * itemsize - len(body) + 1)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib_error()) as e:
         raise DataError(f"{path} cannot be read: {e.__class__.__name__}: {e}") from None
-    dtype, dims, offset = _idx_header(path, raw)
-    count = 1
-    for d in dims:
-        count *= d
-    itemsize = int(dtype[-1])
-    if len(raw) - offset != count * itemsize:
+    if len(body) != count * itemsize:
+        held = f"{len(body) // itemsize}" if len(body) < count * itemsize else "more"
         raise DataError(f"{path}: IDX header says {'x'.join(map(str, dims))} ({count} values) but the file "
-                        f"holds {(len(raw) - offset) // itemsize}")
-    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(dims)
+                        f"holds {held}")
+    return np.frombuffer(body, dtype=dtype).reshape(dims)
+
+
+def _check_size(path: Path, nbytes: int, limit) -> None:
+    from dlc.compiler.diagnostics import DLError
+    from dlc.runtime.run_folder import check_size
+    if limit == "default":
+        from dlc.compiler.memory import default_limit
+        limit = default_limit()
+    try:
+        check_size(str(path), nbytes, limit)
+    except DLError as e:
+        raise DataError(e.diagnostics[0].message) from None
+
+
+def zlib_error():
+    import zlib
+    return zlib.error
 
 
 def _idx_peek(path: Path) -> tuple[int, ...]:
@@ -261,6 +295,10 @@ def peek(path: Path, options: dict, labels_path: Path | None = None) -> Peek:
         shape = heads["x"][0]
         if not shape:
             raise DataError(f"{path}: 'x' is a single number (0-d array); it must hold one row per sample")
+        if shape[0] == 0:
+            raise DataError(f"{path} holds no samples ('x' is {_dims(shape)})")
+        y_shape, y_type = heads["y"]
+        _check_size(path, math.prod(y_shape) * np.dtype(y_type).itemsize, "default")
         y = read_npz_labels(path)
         return Peek(shape[1:], shape[0], y)
     if path.suffix == ".csv":

@@ -115,11 +115,13 @@ def _file_entry(source: str, base_dir: Path | None, files: dict | None, what: st
 
 
 def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir: Path | None = None,
-         files: dict | None = None, need_labels: bool = True, n_features: int | None = None) -> Dataset:
+         files: dict | None = None, need_labels: bool = True, n_features: int | None = None,
+         limit: int | None | str = "default") -> Dataset:
     """Load a built-in set by name or a user file (.npz, .csv, IDX) by path.
 
     need_labels=False reads a file without labels too (y is then None: predictions only);
-    n_features tells a CSV of features only from one with a label column."""
+    n_features tells a CSV of features only from one with a label column. A file whose arrays
+    would take more than `limit` bytes (default: half the physical memory) is refused unread."""
     rng = np.random.default_rng(seed)
     if source in CATALOG:
         info = CATALOG[source]
@@ -131,15 +133,15 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
         path = _file_entry(source, base_dir, files)
         name = path.name
         if path.suffix == ".npz":
-            x, y = read_npz(path, need_labels)
+            x, y = read_npz(path, need_labels, limit)
         elif path.suffix == ".csv":
             x, y = read_csv(path, options.get("label"), n_features)
             if y is None and need_labels:
                 raise DataError(f"{path} has no label column")
         else:
-            x = read_idx(path)
+            x = read_idx(path, limit)
             if options.get("labels"):
-                y = read_idx(_file_entry(options["labels"], base_dir, files, "labels file"))
+                y = read_idx(_file_entry(options["labels"], base_dir, files, "labels file"), limit)
             elif need_labels:
                 raise DataError(f"{path} looks like IDX images; name the labels file: labels=\"...-labels-idx1-ubyte\"")
             else:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError, Source
+from dlc.compiler.files import not_regular
 from dlc.compiler.spec import compile as compile_spec
 from dlc.runtime.losses import predicted_class
 
@@ -28,6 +29,9 @@ def load_onnx(path: Path):
         raise _refuse(path, f"no such file: {path}")
     if path.is_dir():
         raise _refuse(path, f"{path} is a folder, not an .onnx file")
+    kind = not_regular(path)
+    if kind:
+        raise _refuse(path, f"{path} is {kind}, not an .onnx file")
     if path.stat().st_size == 0:
         raise _refuse(path, f"{path} is empty")
     try:
@@ -45,7 +49,7 @@ def load_onnx(path: Path):
         raise _refuse(path, f"the spec in {path}'s metadata does not compile: {e.diagnostics[0].message}") from None
     try:
         classes = json.loads(meta.get("classes", "[]"))
-    except ValueError:
+    except (ValueError, RecursionError):
         classes = None
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise _refuse(path, f"{path}'s metadata is malformed: 'classes' is not a JSON list of names")

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
+from dlc.compiler.files import not_regular
 
 SPEC = "spec.dl"
 WEIGHTS = "weights.npz"
@@ -145,16 +146,63 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write_bytes(path, npz_bytes(arrays))
 
 
-def load_npz(path: Path, what: str = "", finite: bool = False, text: bool = False) -> dict[str, np.ndarray]:
+def npz_headers(path: Path, label: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """{array name: (shape, dtype)} from the .npy headers inside an .npz, reading no data. Each header
+    must agree with its member's size in the zip directory (which bounds what unzipping yields), so
+    a header that claims 10^12 values, or a member that inflates past its header, is refused here."""
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                name = info.filename[:-4]
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                              (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if reader is None:
+                        raise _error(f"{label}: unsupported .npy version {version} in '{info.filename}'")
+                    shape, _, dtype = reader(f)
+                    start = f.tell()
+                if dtype.hasobject:
+                    raise _error(f"{label} holds pickled (object) arrays: dlc never loads pickles",
+                                 "save plain numeric arrays (np.savez(path, x=x.astype('float32'), ...))")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if info.file_size - start != nbytes:
+                    raise _error(f"{label} is damaged: array '{name}' claims {'x'.join(map(str, shape)) or 'one value'} "
+                                 f"({nbytes:,} bytes) but holds {max(0, info.file_size - start):,} bytes",
+                                 "it may be truncated or altered; write it again")
+                out[name] = (tuple(shape), dtype)
+    except DLError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, zlib_error()) as e:
+        raise _error(f"{label} is not a readable .npz file: {e.__class__.__name__}: {e}",
+                     "it may be truncated or not an .npz file; write it again") from None
+    return out
+
+
+def check_size(label: str, nbytes: int, limit: int | None) -> None:
+    """Refuse reading `nbytes` into memory when it exceeds `limit` (None: no limit)."""
+    if limit is not None and nbytes > limit:
+        from dlc.compiler.memory import fmt_bytes
+        raise _error(f"{label} holds {fmt_bytes(nbytes)} once read; the limit is {fmt_bytes(limit)}",
+                     "raise the limit with --max-memory, or use a smaller file")
+
+
+def load_npz(path: Path, what: str = "", finite: bool = False, text: bool = False,
+             limit: int | None | str = "default") -> dict[str, np.ndarray]:
     """Every array of an .npz, or a `DLError` naming the file: missing, not a zip, truncated,
-    pickled (object) arrays (never loaded), arrays that are not numbers (text=True also takes
-    strings: a data set's class names), or -- with finite=True -- NaN/inf values."""
+    headers that disagree with the data, more bytes than `limit` (default: half the physical
+    memory; None: no limit), pickled (object) arrays (never loaded), arrays that are not numbers
+    (text=True also takes strings: a data set's class names), or -- with finite=True -- NaN/inf values."""
     path = Path(path)
     label = f"{path}" + (f" ({what})" if what else "")
     if path.is_dir():
         raise _error(f"{label} is a folder, not an .npz file")
     if not path.exists():
         raise _error(f"no such file: {label}")
+    _check_regular(path, label)
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
@@ -166,6 +214,11 @@ def load_npz(path: Path, what: str = "", finite: bool = False, text: bool = Fals
     if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         raise _error(f"{label} is not a readable .npz file: BadZipFile: not a zip archive",
                      "it may be damaged or another kind of file; write it again")
+    heads = npz_headers(path, label)
+    if limit == "default":
+        from dlc.compiler.memory import default_limit
+        limit = default_limit()
+    check_size(label, sum(math.prod(s) * d.itemsize for s, d in heads.values()), limit)
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
@@ -193,12 +246,21 @@ def zlib_error():
     return zlib.error
 
 
+def _check_regular(path: Path, label: str) -> None:
+    kind = not_regular(path)
+    if kind:
+        raise _error(f"{label} is {kind}, not a regular file", "dlc reads only regular files")
+
+
 def load_json(path: Path, what: str = "") -> dict:
     label = f"{path}" + (f" ({what})" if what else "")
+    _check_regular(path, label)
     try:
         obj = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise _error(f"no such file: {label}") from None
+    except RecursionError:
+        raise _error(f"{label} is damaged: its JSON is nested too deeply", "restore the file or train the run again") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise _error(f"{label} is damaged: {e.__class__.__name__}: {e}",
                      "restore the file or train the run again") from None
@@ -222,6 +284,7 @@ def _json_default(o):
 
 
 def file_sha256(path: Path) -> str:
+    _check_regular(path, str(path))
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -259,6 +322,8 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, dict[str, np.ndarray]], di
         raise damaged("it has no training state")
     try:
         state = json.loads(arrays.pop("state").tobytes().decode())
+    except RecursionError:
+        raise damaged("the training state's JSON is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise damaged(f"the training state is not JSON ({e})") from None
     groups: dict[str, dict[str, np.ndarray]] = {"weights": {}, "optimizer": {}, "best": {}}
@@ -296,7 +361,7 @@ def _manifest(run_dir: Path) -> dict | None:
     try:
         obj = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return None
+        return None  # not a manifest dlc wrote: the folder is not a run's
     return obj if isinstance(obj, dict) and isinstance(obj.get("files"), list) else None
 
 

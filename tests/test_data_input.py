@@ -77,7 +77,7 @@ REFUSED = [
     ("x_only.npz", VECTOR, "x_only.npz must hold arrays 'x' and 'y'; it holds x"),
     ("nothing.npz", VECTOR, "nothing.npz must hold arrays 'x' and 'y'; it holds no arrays"),
     ("zero_d.npz", VECTOR, "zero_d.npz: 'x' is a single number (0-d array); it must hold one row per sample"),
-    ("pickled.npz", VECTOR, "pickled.npz: 'y' cannot be read"),
+    ("pickled.npz", VECTOR, "pickled.npz holds pickled (object) arrays: dlc never loads pickles"),
     ("empty.npz", VECTOR, "empty.npz is not a readable .npz file: BadZipFile"),
     ("truncated.npz", VECTOR, "truncated.npz is not a readable .npz file: BadZipFile"),
     ("not_a_zip.npz", VECTOR, "not_a_zip.npz is not a readable .npz file: BadZipFile"),

@@ -207,3 +207,147 @@ def test_compare_into_a_folder_that_is_not_empty_is_refused_unless_overwrite(tmp
     assert main(["compare", *specs, "-o", str(out), "-q"]) == 2
     assert f"dlc: error: {out} is not empty; dlc does not overwrite earlier runs" in capsys.readouterr().err
     assert main(["compare", *specs, "-o", str(out), "-q", "--overwrite"]) == 0
+
+
+# ---- data files that lie about their size, are not files, or cannot be named -----------------
+
+def _data_spec(tmp_path, source, extra=""):
+    return _write(tmp_path, f"model m {{\n input 2\n dense 2 softmax\n}}\ndata \"{source}\"{extra}\n"
+                            "train epochs=1 seed=0\n")
+
+
+def _npz_with_header(path, arrays, claims):
+    """An .npz whose .npy headers claim the shapes in `claims` over the data of `arrays`."""
+    import io
+    import zipfile
+
+    import numpy as np
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for k, a in arrays.items():
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": a.dtype.str, "fortran_order": False,
+                                                          "shape": claims.get(k, a.shape)})
+            z.writestr(f"{k}.npy", header.getvalue() + a.tobytes())
+
+
+def _zeros_npz(path, rows):
+    """An honest .npz of `rows` x 2 float32 zeros, written by streaming (it deflates ~1000:1)."""
+    import io
+    import zipfile
+
+    import numpy as np
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (rows, 2)})
+        with z.open("x.npy", "w", force_zip64=True) as f:
+            f.write(header.getvalue())
+            block = bytes(1 << 22)
+            left = rows * 8
+            while left:
+                f.write(block[:min(left, len(block))])
+                left -= min(left, len(block))
+        y = io.BytesIO()
+        np.save(y, np.zeros(rows, np.int8))
+        z.writestr("y.npy", y.getvalue())
+
+
+@pytest.mark.parametrize("command", ["check", "train"])
+@pytest.mark.parametrize("case, message", [
+    ("no_samples", "no_samples.npz holds no samples ('x' is 0x2)"),
+    ("y_claims_1e12", "y_claims_1e12.npz is damaged: array 'y' claims 1000000000000 (8,000,000,000,000 bytes) "
+                      "but holds 80 bytes"),
+    ("x_claims_1e12", "x_claims_1e12.npz is damaged: array 'x' claims 1000000000000x2 (8,000,000,000,000 bytes) "
+                      "but holds 80 bytes"),
+])
+def test_npz_headers_are_checked_against_the_data_before_reading(tmp_path, capsys, command, case, message):
+    import numpy as np
+    x, y = np.zeros((10, 2), np.float32), np.zeros(10, np.int64)
+    claims = {"no_samples": {}, "y_claims_1e12": {"y": (10 ** 12,)}, "x_claims_1e12": {"x": (10 ** 12, 2)}}[case]
+    arrays = {"x": np.zeros((0, 2), np.float32), "y": np.zeros(0, np.int64)} if case == "no_samples" else \
+        {"x": x, "y": y}
+    _npz_with_header(tmp_path / f"{case}.npz", arrays, claims)
+    spec = _data_spec(tmp_path, f"{case}.npz")
+    args = [command, str(spec)] + (["-q", "-o", str(tmp_path / "run")] if command == "train" else [])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"s.dl:5:6: error: {tmp_path / case}" in err and message in err, err
+
+
+@pytest.mark.slow
+def test_an_npz_that_inflates_past_the_memory_limit_is_refused_unread(tmp_path, capsys):
+    _zeros_npz(tmp_path / "bomb.npz", 25_000_000)  # 200 MB of zeros in a file of ~200 kB
+    assert (tmp_path / "bomb.npz").stat().st_size < 1_000_000
+    spec = _data_spec(tmp_path, "bomb.npz", " test=0")
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run"), "--max-memory", "100M"]) == 2
+    err = capsys.readouterr().err
+    assert f"s.dl:5:6: error: {tmp_path / 'bomb.npz'} holds 215 MB once read; the limit is 100 MB" in err
+
+
+def test_a_gzipped_idx_file_is_never_inflated_past_its_header(tmp_path, capsys):
+    import gzip
+    import struct
+    with gzip.open(tmp_path / "img-idx3-ubyte.gz", "wb") as f:  # says 10 images of 2 values; inflates to 64 MB
+        f.write(bytes([0, 0, 8, 2]) + struct.pack(">2I", 10, 2) + bytes(1 << 26))
+    with gzip.open(tmp_path / "lab-idx1-ubyte.gz", "wb") as f:
+        f.write(bytes([0, 0, 8, 1]) + struct.pack(">I", 10) + bytes(10))
+    spec = _data_spec(tmp_path, "img-idx3-ubyte.gz", ' labels="lab-idx1-ubyte.gz"')
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'img-idx3-ubyte.gz'}: IDX header says 10x2 (20 values) but the file holds more" in err
+    with gzip.open(tmp_path / "big-idx3-ubyte.gz", "wb") as f:  # claims 4 G values: refused before reading
+        f.write(bytes([0, 0, 8, 2]) + struct.pack(">2I", 2 ** 31, 2))
+    spec = _data_spec(tmp_path, "big-idx3-ubyte.gz", ' labels="lab-idx1-ubyte.gz"')
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run2"), "--max-memory", "1G"]) == 2
+    assert "big-idx3-ubyte.gz holds 4 GB once read; the limit is 1 GB" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["check", "train"])
+@pytest.mark.parametrize("make, message", [
+    (lambda p: __import__("os").mkfifo(p / "fifo.csv"), "fifo.csv is a FIFO (named pipe), not a regular file"),
+    (lambda p: (p / "zero.csv").symlink_to("/dev/zero"), "zero.csv is a character device, not a regular file"),
+    (lambda p: (p / "random.npz").symlink_to("/dev/urandom"), "random.npz is a character device, not a regular file"),
+])
+def test_data_that_is_not_a_regular_file_is_refused_without_reading(tmp_path, capsys, command, make, message):
+    make(tmp_path)
+    name = message.split(" ")[0]
+    spec = _data_spec(tmp_path, name)
+    args = [command, str(spec)] + (["-q", "-o", str(tmp_path / "run")] if command == "train" else [])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"s.dl:5:6: error: {tmp_path / name} is {message.split(' is ', 1)[1]}" in err
+
+
+@pytest.mark.parametrize("source, message", [
+    ("~nosuchuser_dlc/x.csv", "cannot resolve ~nosuchuser_dlc/x.csv: no such user's home folder"),
+    ("a" * 300 + ".csv", "cannot open the data file "),
+])
+def test_data_paths_that_cannot_be_opened_are_located(tmp_path, capsys, source, message):
+    spec = _data_spec(tmp_path, source)
+    assert main(["check", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert f"s.dl:5:6: error: {message}" in err and "File name too long" in err or "no such user" in err
+
+
+def test_a_spec_that_is_a_fifo_is_refused_without_reading(tmp_path, capsys):
+    import os
+    os.mkfifo(tmp_path / "spec.dl")
+    assert main(["check", str(tmp_path / "spec.dl")]) == 2
+    assert f"{tmp_path / 'spec.dl'}: error: {tmp_path / 'spec.dl'} is a FIFO (named pipe), not a spec file" \
+        in capsys.readouterr().err
+
+
+def test_a_csv_peek_does_not_cut_a_character_or_a_long_header(tmp_path, capsys):
+    # byte 1,048,575 begins a two-byte character; the header alone is longer than 1 MiB
+    names = [f"f{i}" for i in range(200_000)]
+    header = ",".join(names) + ",label\n"
+    assert len(header) > 1 << 20
+    (tmp_path / "wide.csv").write_text(header + ",".join(["0"] * 200_000) + ",a\n")
+    spec = _write(tmp_path, "model m {\n input 200000\n dense 2 softmax\n}\ndata \"wide.csv\" label=label\n", "w.dl")
+    assert main(["check", str(spec)]) == 0, capsys.readouterr().err
+    text = "a,label\n" + "1,y\n" * 262_140 + "1,yy\n" + "1,"
+    assert len(text.encode()) == 1_048_575
+    (tmp_path / "utf8.csv").write_text(text + "é\n")
+    spec = _write(tmp_path, "model m {\n input 1\n dense 3 softmax\n}\ndata \"utf8.csv\"\n", "u.dl")
+    code = main(["check", str(spec)])
+    assert "not UTF-8" not in capsys.readouterr().err
+    assert code == 0
