@@ -41,6 +41,11 @@ class OptimizerRule:
         """The shape of a parameter's state buffer `role` (checkpoints are checked against it)."""
         return tuple(shape)
 
+    def roles(self, hp: dict) -> tuple[str, ...]:
+        """The buffers every trained parameter holds after a step with these settings (a checkpoint
+        must hold exactly these: one missing would be re-created as zeros, and resume be inexact)."""
+        return self.state
+
     def update(self, w, g, state: dict, tmp, lr: float, hp: dict, t: int, decayed: bool) -> None:
         """One step for one parameter, in place: `state` holds its buffers by role (created here on
         first use), `tmp` is a scratch array like w, `t` the step count (1 on the first step)."""
@@ -66,6 +71,9 @@ class SGD(OptimizerRule):
              "nesterov": Attr("bool", False)}
     lr_range = (1e-4, 1.0)
     state = ("momentum",)
+
+    def roles(self, hp):
+        return self.state if hp["momentum"] else ()
 
     def update(self, w, g, state, tmp, lr, hp, t, decayed):
         mu = hp["momentum"]
@@ -114,6 +122,9 @@ class RMSprop(OptimizerRule):
              "momentum": Attr("float", 0.0, min=0, max=1, max_open=True)}
     lr_range = (1e-5, 1e-2)
     state = ("sq_avg", "momentum")
+
+    def roles(self, hp):
+        return self.state if hp["momentum"] else ("sq_avg",)
 
     def update(self, w, g, state, tmp, lr, hp, t, decayed):
         v = self.buffer(state, "sq_avg", w)

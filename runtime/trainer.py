@@ -183,7 +183,7 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
     epochs, patience = tr["epochs"], tr["early_stop"]
     model = Model(spec, init_params(spec.graph, tr["seed"]), None, [])
     learner = TrainStep(model)
-    st = TrainingState.fresh(model.values, learner.opt, tr["seed"])
+    st = TrainingState.fresh(model.values, learner.opt, spec)
     if ckpt is not None:
         st.restore(ckpt, spec, run_dir)
     # a run killed after its last checkpoint only lacks its final files: no epoch is left to train

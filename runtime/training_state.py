@@ -21,6 +21,65 @@ from dlc.runtime.network import WeightsMismatch, check_weights
 from dlc.runtime.optimizers import Optimizer
 
 
+HISTORY_KEYS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def _check_floats(damaged, what: str, v: np.ndarray, dtype) -> None:
+    """A checkpoint array must have the dtype training uses and hold finite values."""
+    if v.dtype != dtype:
+        raise damaged(f"{what} is {v.dtype}, not {np.dtype(dtype)}")
+    if not np.all(np.isfinite(v)):
+        raise damaged(f"{what} holds NaN or inf")
+
+
+def _check_rng_state(st) -> None:
+    """A NumPy PCG64 state as bit_generator.state returns it; numbers in their ranges (NumPy takes
+    an out-of-range one silently modulo 2**128, or fails deep inside)."""
+    if not isinstance(st, dict) or st.get("bit_generator") != "PCG64" or not isinstance(st.get("state"), dict):
+        raise ValueError("not a PCG64 state")
+    inner = st["state"]
+    for key in ("state", "inc"):
+        v = inner.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2 ** 128:
+            raise ValueError(f"'{key}' is not a 128-bit number")
+    if inner["inc"] % 2 == 0:
+        raise ValueError("'inc' must be odd")
+    if st.get("has_uint32") not in (0, 1) or isinstance(st.get("uinteger"), bool) or \
+            not isinstance(st.get("uinteger"), int) or not 0 <= st["uinteger"] < 2 ** 32:
+        raise ValueError("'has_uint32' or 'uinteger' is out of range")
+
+
+RESUMABLE = {"train.epochs", "train.early_stop", "train.threads"}  # what resuming may change
+
+
+def resume_key(spec: Spec) -> dict[str, str]:
+    """What a run's numbers depend on besides its length: every node of the graph (op, attributes,
+    inputs) and every training setting but train.epochs, train.early_stop and train.threads. A run
+    resumes only under the same key, else the resumed epochs would be another training's."""
+    key = {f"model {n.name}": " ".join([n.op, *(f"{k}={v!r}" for k, v in sorted(n.attrs.items()))])
+           + (f" <- {', '.join(n.inputs)}" if n.inputs else "") for n in spec.graph.nodes}
+    for word, setting in sorted(spec.settings.items()):
+        key[word] = str(setting.kind or "")
+        key.update({f"{word}.{k}": repr(v) for k, v in sorted(setting.values.items()) if f"{word}.{k}" not in RESUMABLE})
+    return key
+
+
+def _check_unchanged(saved, now: dict[str, str], run_dir: Path, damaged) -> bool:
+    """Refuse a resume under another spec than the run's, naming what changed (True: the same spec).
+    A checkpoint written before dlc recorded the key has none, and is not checked here."""
+    if not isinstance(saved, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in saved.items()):
+        raise damaged("'resume_key' is not a table of settings")
+    changed = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+    if not changed:
+        return True
+    shown = [f"{k} ({saved.get(k, 'absent')} -> {now.get(k, 'absent')})" for k in changed[:4]]
+    more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+    raise DLError(Diagnostic(
+        "error", f"cannot resume {run_dir}: the spec changed since the run started: {'; '.join(shown)}{more}",
+        None, "a resumed run continues the same training: only train.epochs, train.early_stop and train.threads "
+              "may change; restore the spec, or train it as a new run with -o"))
+
+
 @dataclass
 class TrainingState:
     values: dict[str, np.ndarray]
@@ -33,10 +92,13 @@ class TrainingState:
     wait: int = 0  # epochs since the best
     history: list[dict] = field(default_factory=list)
     best_values: dict[str, np.ndarray] | None = None  # a copy of the best epoch's weights (early_stop only)
+    key: dict[str, str] = field(default_factory=dict)  # what resuming must not change (resume_key)
 
     @classmethod
-    def fresh(cls, values, opt, seed: int) -> "TrainingState":
-        return cls(values, opt, np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2]))
+    def fresh(cls, values, opt, spec: Spec) -> "TrainingState":
+        seed = spec["train"]["seed"]
+        return cls(values, opt, np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2]),
+                   key=resume_key(spec))
 
     def finished(self, epochs: int, patience: int) -> bool:
         return self.epoch >= epochs or bool(patience and self.wait >= patience)
@@ -68,7 +130,8 @@ class TrainingState:
         state = {"epoch": self.epoch, "best": self.best if math.isfinite(self.best) else None,
                  "best_epoch": self.best_epoch, "wait": self.wait,
                  "shuffle_rng": self.shuffle_rng.bit_generator.state,
-                 "noise_rng": self.noise_rng.bit_generator.state, "history": [dict(r) for r in self.history]}
+                 "noise_rng": self.noise_rng.bit_generator.state, "history": [dict(r) for r in self.history],
+                 "resume_key": self.key}
         return groups, state
 
     def rewind(self, snapshot) -> None:
@@ -89,35 +152,76 @@ class TrainingState:
         def damaged(why):
             return rf.checkpoint_damaged(path, why)
 
+        if not isinstance(state, dict):
+            raise damaged(f"the training state is a JSON {type(state).__name__}, not an object")
+        keyed = "resume_key" in state and _check_unchanged(state["resume_key"], self.key, run_dir, damaged)
         try:
             check_weights(spec.graph, groups["weights"])
             if groups["best"]:
                 check_weights(spec.graph, groups["best"])
         except WeightsMismatch as e:
+            if keyed:  # the spec is the one the run started with: the arrays are what is wrong
+                raise damaged(str(e)) from None
             raise DLError(Diagnostic("error", f"cannot resume {run_dir}: {e}", None,
                                      "the model block changed since the run started; start a new run")) from None
         for group in ("weights", "best"):
             for k, v in groups[group].items():
-                if not np.all(np.isfinite(v)):
-                    raise damaged(f"{group} array '{k}' holds NaN or inf")
+                _check_floats(damaged, f"{group} array '{k}'", v, self.values[k].dtype)
+        self._check_counters(state, damaged)
+        self._check_optimizer(groups["optimizer"], spec, damaged)
+        try:
+            for key in ("shuffle_rng", "noise_rng"):
+                _check_rng_state(state[key])
+            self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
+            self.noise_rng.bit_generator.state = state["noise_rng"]
+        except (TypeError, ValueError, KeyError, OverflowError) as e:
+            raise damaged(f"a random-generator state is invalid ({e})") from None
+        self.opt.load_state(groups["optimizer"])
+        self.rewind((groups, state))
+
+    @staticmethod
+    def _check_counters(state: dict, damaged) -> None:
         expected = {"epoch": int, "best_epoch": int, "wait": int, "history": list, "shuffle_rng": dict,
                     "noise_rng": dict}
         for key, kind in expected.items():
             if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
                 raise damaged(f"'{key}' is missing or not a {kind.__name__}")
-        if not (isinstance(state.get("best"), (int, float)) or state.get("best") is None):
-            raise damaged("'best' is not a number")
+        best = state.get("best")
+        if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float)) or not math.isfinite(best)):
+            raise damaged("'best' is not a finite number")
         if state["epoch"] < 1 or len(state["history"]) != state["epoch"] or state["wait"] < 0:
             raise damaged(f"epoch {state['epoch']} does not match its {len(state['history'])} history rows")
-        for k, v in groups["optimizer"].items():
-            param, _, role = k.rpartition(".")
-            if k != "__t__" and (param not in self.values or tuple(v.shape) != self.opt.rule.state_shape(
-                    role, self.values[param].shape, self.opt.hp)):
-                raise damaged(f"optimizer array '{k}' {tuple(v.shape)} fits no parameter")
-        try:
-            self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
-            self.noise_rng.bit_generator.state = state["noise_rng"]
-        except (TypeError, ValueError, KeyError) as e:
-            raise damaged(f"a random-generator state is invalid ({e})") from None
-        self.opt.load_state(groups["optimizer"])
-        self.rewind((groups, state))
+        no_best = best is None
+        if not (state["best_epoch"] == -1 if no_best else 1 <= state["best_epoch"] <= state["epoch"]) \
+                or state["wait"] > state["epoch"]:
+            raise damaged(f"best_epoch {state['best_epoch']} or wait {state['wait']} is outside epochs 1 to "
+                          f"{state['epoch']}")
+        for i, row in enumerate(state["history"], 1):
+            if not isinstance(row, dict) or not set(HISTORY_KEYS) <= set(row) or row.get("epoch") != i:
+                raise damaged(f"history row {i} is not an epoch record")
+            for k in HISTORY_KEYS[1:]:
+                v = row[k]
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    raise damaged(f"history row {i}: '{k}' is not a number")
+
+    def _check_optimizer(self, arrays: dict, spec: Spec, damaged) -> None:
+        """Exactly the buffers the optimizer keeps for these weights, of their shapes, float and finite,
+        and a step count: anything missing would silently start from zeros, and resume be inexact."""
+        rule, hp = self.opt.rule, self.opt.hp
+        trained = [p.name for p in spec.graph.params()]
+        want = {f"{name}.{role}": rule.state_shape(role, self.values[name].shape, hp)
+                for name in trained for role in rule.roles(hp)}
+        for k in arrays:
+            if k != "__t__" and k not in want:
+                raise damaged(f"optimizer array '{k}' {tuple(arrays[k].shape)} fits no parameter")
+        missing = [k for k in want if k not in arrays] + ([] if "__t__" in arrays else ["__t__"])
+        if missing:
+            raise damaged(f"the optimizer state lacks {', '.join(missing[:5])}"
+                          + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        t = arrays["__t__"]
+        if t.shape != () or t.dtype.kind not in "iu" or int(t) < 1:
+            raise damaged(f"the optimizer's step count '__t__' is not a whole number >= 1 ({t.dtype} {t.shape})")
+        for k, shape in want.items():
+            if tuple(arrays[k].shape) != shape:
+                raise damaged(f"optimizer array '{k}' {tuple(arrays[k].shape)} fits no parameter")
+            _check_floats(damaged, f"optimizer array '{k}'", arrays[k], self.values[k.rpartition(".")[0]].dtype)

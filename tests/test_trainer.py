@@ -113,7 +113,7 @@ def test_resume_continues_to_the_same_weights(tmp_path):
 
 def test_resume_refuses_a_changed_model(tmp_path):
     train(dlc.compile(SMALL % 0), out=tmp_path / "r", progress=False)
-    with pytest.raises(DLError, match="the model block changed"):
+    with pytest.raises(DLError, match=r"the spec changed since the run started: model dense1 \(dense bias=False units=16 <- input -> dense bias=False units=8 <- input\)"):
         train(dlc.compile((SMALL % 0).replace("dense 16", "dense 8")), out=tmp_path / "r", resume=True, progress=False)
 
 
