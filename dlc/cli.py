@@ -451,6 +451,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # an allocation past what the machine has (e.g. with --max-memory 0: no limit)
+        if args.debug:
+            raise
+        print("dlc: error: out of memory: the machine could not allocate what this needs\n"
+              "  hint: make the model, batch or optimizer population smaller, or keep the memory check on "
+              "(--max-memory SIZE; 0 turns it off)", file=sys.stderr)
+        return EXIT_ERROR
     except Exception as e:  # a bug in dlc, not a user mistake
         if args.debug:
             raise

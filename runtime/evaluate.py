@@ -9,7 +9,7 @@ import numpy as np
 from dlc.compiler.diagnostics import Diagnostic, DLError, Source
 from dlc.runtime.data import fit_input, prepare
 from dlc.runtime.datasets import CATALOG, DataError, load
-from dlc.runtime.runs import load_run
+from dlc.runtime.runs import check_finite_outputs, load_run
 
 
 def _at(data: str):
@@ -47,6 +47,15 @@ def model_labels(model, ds, data: str) -> np.ndarray:
     return np.array([index[c] for c in ds.classes], dtype=np.int64)[ds.y]  # one lookup per class, not per sample
 
 
+def _evaluate(model, x, y, where: str) -> dict:
+    """Metrics of prepared inputs; a loss that is not finite means outputs that are not (every output
+    enters the loss), refused by name rather than reported as NaN."""
+    r = model.evaluate(x, y)
+    if r["loss"] is not None and not np.isfinite(r["loss"]):
+        check_finite_outputs(model.outputs(x), where)
+    return dict(r, n=len(x))
+
+
 def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
     model = load_run(run)
     report = {"run": str(run), "splits": {}}
@@ -58,8 +67,8 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
         for name, (x, y) in pairs.items():
             if split not in ("all", name) or len(x) == 0:
                 continue
-            r = model.evaluate(model.preprocess.apply(splits.preprocess.invert(x)), y)
-            report["splits"][name] = dict(r, n=len(x))
+            report["splits"][name] = _evaluate(model, model.preprocess.apply(splits.preprocess.invert(x)), y,
+                                               f"the {name} split")
     else:
         x, ds = load_inputs(model.spec, data)
         if ds.task != model.spec.task:
@@ -68,5 +77,5 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
         if model.spec.task == "regression" and y.shape[1] != model.spec.graph.output_shape[0]:
             raise _at(data)(f"{data} has {y.shape[1]} target column(s) but the model outputs "
                             f"{model.spec.graph.output_shape[0]}")
-        report["splits"][Path(data).name] = dict(model.evaluate(model.preprocess.apply(x), y), n=len(x))
+        report["splits"][Path(data).name] = _evaluate(model, model.preprocess.apply(x), y, data)
     return report

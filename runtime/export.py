@@ -15,7 +15,7 @@ from dlc import __version__
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.runtime import run_folder as rf
 from dlc.runtime.onnx_runner import OnnxModel
-from dlc.runtime.runs import load_run
+from dlc.runtime.runs import check_finite_outputs, load_run
 from dlc.runtime.trainer import Model
 
 ATOL = 1e-5
@@ -56,9 +56,8 @@ def compare(model: Model, onnx_model, x_raw: np.ndarray) -> float:
     if ref.shape != got.shape:
         raise DLError(Diagnostic("error", f"the ONNX model's output is {got.shape}, the NumPy runtime's {ref.shape}; "
                                           "nothing written", hint="report this as a bug"))
-    if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(got))):
-        raise DLError(Diagnostic("error", "the model computes NaN or inf on the run's own inputs; nothing written",
-                                 hint="the weights are not finite: retrain the run"))
+    check_finite_outputs(ref, "the run's own data", "nothing written")
+    check_finite_outputs(got, "the run's own data (in onnxruntime)", "nothing written")
     diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
     if ref.size and not np.all(np.abs(got - ref) <= ATOL + RTOL * np.abs(ref)):
         raise DLError(Diagnostic("error", f"the ONNX model disagrees with the NumPy runtime: max abs difference "

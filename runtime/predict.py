@@ -82,6 +82,8 @@ def predict(model_or_run: str, data: str) -> dict:
         x, ds = load_inputs(spec, data, need_labels=False)
         probs = model.predict_proba(x)
         engine = "numpy"
+    from dlc.runtime.runs import check_finite_outputs
+    check_finite_outputs(probs, data)
     result = {"engine": engine, "n": len(x), "output": probs, "task": spec.task}
     if spec.task == "classification":
         idx = predicted_class(spec.loss, probs)

@@ -292,6 +292,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def preprocess_arrays(preprocess, classes: list[str]) -> dict[str, np.ndarray]:
+    """preprocess.npz: the input map (mul, add) and the class names, which predict and export print,
+    kept here rather than only in metrics.json, whose copy is for people and is checked against it."""
+    return {"mul": preprocess.mul, "add": preprocess.add, "classes": np.array(classes, dtype=str)}
+
+
 # ---- the checkpoint: one file per completed epoch ----------------------------------------------
 
 def save_checkpoint(run_dir: Path, groups: dict[str, dict[str, np.ndarray]], state: dict) -> None:

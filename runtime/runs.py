@@ -30,6 +30,46 @@ def final_weights(run_dir: Path) -> dict:
     return groups["best"] or groups["weights"]
 
 
+def check_finite_outputs(out, where: str, consequence: str = "") -> None:
+    """Refuse outputs that are NaN or inf (weights that are finite but overflow in use, inputs far outside
+    what the model saw): predict, eval and export alike, never a NaN printed as a result."""
+    import numpy as np
+    bad = int(np.sum(~np.all(np.isfinite(out.reshape(len(out), -1)), axis=1))) if len(out) else 0
+    if bad:
+        raise DLError(Diagnostic("error", f"the model computes NaN or inf for {bad} of {len(out)} input(s) of {where}"
+                                          + (f"; {consequence}" if consequence else ""),
+                                 hint="its weights overflow on these inputs: retrain the run (a lower learning "
+                                      "rate, l2 or max_norm), or check the inputs' scale"))
+
+
+def read_preprocess(run_dir: Path, spec) -> tuple[Preprocess, list[str]]:
+    """The run's input map and class names from preprocess.npz, checked against the spec's input, and
+    metrics.json's copy of the class names against them (an edited copy would relabel predictions)."""
+    pre_path = run_dir / rf.PREPROCESS
+    shape = tuple(spec.graph.input_shape)
+    metrics = rf.load_json(run_dir / rf.METRICS, "the run's metrics") if (run_dir / rf.METRICS).exists() else {}
+    listed = metrics.get("classes", [])
+    if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
+        raise DLError(Diagnostic("error", f"{run_dir / rf.METRICS} is damaged: 'classes' is not a list of names"))
+    if not pre_path.exists():
+        return Preprocess.identity(spec.graph.input_shape), listed
+    arrays = rf.load_npz(pre_path, "the input preprocessing", finite=True, text=True)
+    names = arrays.pop("classes", None)
+    if set(arrays) != {"mul", "add"} or any(a.shape != shape or a.dtype.kind != "f" for a in arrays.values()) \
+            or (names is not None and (names.ndim != 1 or names.dtype.kind != "U")):
+        raise DLError(Diagnostic("error", f"{pre_path} is damaged: expected arrays mul and add of shape "
+                                          f"{'x'.join(map(str, shape))} and a list of class names",
+                                 hint="train the run again"))
+    if names is None:  # a run written before the class names were kept here
+        return Preprocess(**arrays), listed
+    classes = [str(c) for c in names]
+    if listed != classes:
+        raise DLError(Diagnostic("error", f"{run_dir / rf.METRICS} is damaged: its class names differ from the "
+                                          f"run's ({', '.join(classes[:5])}{' ...' if len(classes) > 5 else ''} in "
+                                          f"{pre_path.name})", hint="restore metrics.json, or train the run again"))
+    return Preprocess(**arrays), classes
+
+
 def load_run(run_dir: str | Path, weights: str | Path | None = None) -> Model:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -43,19 +83,5 @@ def load_run(run_dir: str | Path, weights: str | Path | None = None) -> Model:
         check_weights(spec.graph, values)
     except WeightsMismatch as e:
         raise DLError(Diagnostic("error", str(e)), Source("", str(run_dir))) from None
-    pre_path = run_dir / rf.PREPROCESS
-    if pre_path.exists():
-        arrays = rf.load_npz(pre_path, "the input preprocessing", finite=True)
-        shape = tuple(spec.graph.input_shape)
-        if set(arrays) != {"mul", "add"} or any(a.shape != shape for a in arrays.values()):
-            raise DLError(Diagnostic("error", f"{pre_path} is damaged: expected arrays mul and add of shape "
-                                              f"{'x'.join(map(str, shape))}", hint="train the run again"))
-        pre = Preprocess(**arrays)
-    else:
-        pre = Preprocess.identity(spec.graph.input_shape)
-    classes = []
-    if (run_dir / rf.METRICS).exists():
-        classes = rf.load_json(run_dir / rf.METRICS, "the run's metrics").get("classes", [])
-        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-            raise DLError(Diagnostic("error", f"{run_dir / rf.METRICS} is damaged: 'classes' is not a list of names"))
+    pre, classes = read_preprocess(run_dir, spec)
     return Model(spec, values, pre, classes)

@@ -194,7 +194,7 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
     model.preprocess, model.classes = splits.preprocess, splits.classes
     if write:
         rf.atomic_write_text(run_dir / rf.SPEC, spec.source.text)
-        rf.save_npz(run_dir / rf.PREPROCESS, {"mul": splits.preprocess.mul, "add": splits.preprocess.add})
+        rf.save_npz(run_dir / rf.PREPROCESS, rf.preprocess_arrays(splits.preprocess, splits.classes))
         record = data_record.record(spec)
         if record is not None:
             rf.save_json(run_dir / rf.DATA, record)
@@ -326,6 +326,7 @@ def _complete(run_dir: Path, spec: Spec, st: TrainingState, patience: int) -> Ru
     metrics_path = run_dir / rf.METRICS
     metrics = rf.load_json(metrics_path, "the run's metrics") if metrics_path.exists() else {}
     metrics["epochs_run"] = st.epoch
-    pre = Preprocess(**rf.load_npz(run_dir / rf.PREPROCESS, "the input preprocessing", finite=True))
-    model = Model(spec, values, pre, metrics.get("classes", []))
+    from dlc.runtime.runs import read_preprocess
+    pre, classes = read_preprocess(run_dir, spec)
+    model = Model(spec, values, pre, classes)
     return RunResult(run_dir, model, st.history, metrics, complete=True)

@@ -566,3 +566,49 @@ def test_run_json_nested_1e5_deep_is_refused(trained_runs, tmp_path, capsys, fil
         assert code == 0
     else:
         assert code == 2 and f"{run_dir / file}" in err and "is damaged" in err
+
+
+# ---- results that must never be silently wrong -------------------------------------------------
+
+def test_edited_class_names_in_metrics_json_are_refused(trained_runs, tmp_path, capsys):
+    import json
+    run_dir = _copy_run(trained_runs["adam"], tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["classes"] = list(reversed(metrics["classes"]))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    for command in (["predict", str(run_dir), "spiral"], ["eval", str(run_dir)],
+                    ["export", str(run_dir), "-o", str(tmp_path / "m.onnx")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"dlc: error: {run_dir / 'metrics.json'} is damaged: its class names differ from the run's " \
+               "(0, 1, 2 in preprocess.npz)" in err
+
+
+@pytest.mark.parametrize("command", ["predict", "eval", "export"])
+def test_weights_that_overflow_in_use_are_refused_everywhere(trained_runs, tmp_path, capsys, command):
+    np = _np()
+    run_dir = _copy_run(trained_runs["adam"], tmp_path)
+    with np.load(run_dir / "weights.npz") as z:
+        w = {k: z[k] for k in z.files}
+    w["dense2.weight"] = np.full_like(w["dense2.weight"], 3e38)  # finite, but the products overflow
+    np.savez(run_dir / "weights.npz", **w)
+    args = {"predict": ["predict", str(run_dir), "spiral"], "eval": ["eval", str(run_dir)],
+            "export": ["export", str(run_dir), "-o", str(tmp_path / "m.onnx")]}[command]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "dlc: error: the model computes NaN or inf for " in err
+    assert "hint: its weights overflow on these inputs: retrain the run" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_running_out_of_memory_with_the_check_off_is_a_clean_refusal(tmp_path, capsys, monkeypatch):
+    from dlc.runtime import trainer
+    spec = _spiral_spec(tmp_path)
+
+    def exhausted(*a, **k):
+        raise MemoryError()
+    monkeypatch.setattr(trainer, "init_params", exhausted)  # what population=10000 of a 300k-weight net does
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run"), "--max-memory", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dlc: error: out of memory: the machine could not allocate what this needs")
+    assert "internal error" not in err
