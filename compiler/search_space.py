@@ -48,13 +48,15 @@ def dimensions(spec) -> list[Dimension]:
     return sorted(dims, key=lambda d: (d.range.span.line, d.range.span.col))
 
 
-def format_value(v) -> str:
+def format_value(v, exact: bool = False) -> str:
+    """A value as written in a spec: 4 significant digits for a table, or (`exact`) the shortest text
+    that reads back as the same float, for a spec to train (0.99999 must not become 1)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return repr(v) if exact else f"{v:.4g}"
     return str(v)
 
 
@@ -64,7 +66,7 @@ def substitute(text: str, values: dict[Dimension, object]) -> str:
     for dim in sorted(values, key=lambda d: (d.range.span.line, d.range.span.col), reverse=True):
         i, start = dim.range.span.line - 1, dim.range.span.col - 1
         line = lines[i]
-        lines[i] = line[:start] + format_value(values[dim]) + line[value_end(line, start):]
+        lines[i] = line[:start] + format_value(values[dim], exact=True) + line[value_end(line, start):]
     return "\n".join(lines)
 
 

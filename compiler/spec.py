@@ -204,6 +204,27 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
     return spec
 
 
+def settings_key(spec: Spec, skip=frozenset()) -> dict[str, str]:
+    """What a spec computes, as a flat table: every node of the graph (op, attributes, inputs) and every
+    training setting's kind and values (`optimizer.lr`), but the `skip`ped keys. Comments, layout and
+    the order of keys on a line do not enter it. Resume and search compare specs with it."""
+    key = {f"model {n.name}": " ".join([n.op, *(f"{k}={v!r}" for k, v in sorted(n.attrs.items()))])
+           + (f" <- {', '.join(n.inputs)}" if n.inputs else "") for n in spec.graph.nodes}
+    for word, setting in sorted(spec.settings.items()):
+        key[word] = str(setting.kind or "")
+        key.update({f"{word}.{k}": repr(v) for k, v in sorted(setting.values.items()) if f"{word}.{k}" not in skip})
+    return key
+
+
+def key_changes(before: dict[str, str], after: dict[str, str], shown: int = 4) -> str | None:
+    """'data.n (90 -> 91); train.seed (0 -> 1)' for the keys that differ, None when none does."""
+    changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    if not changed:
+        return None
+    text = "; ".join(f"{k} ({before.get(k, 'absent')} -> {after.get(k, 'absent')})" for k in changed[:shown])
+    return text + (f" and {len(changed) - shown} more" if len(changed) > shown else "")
+
+
 MAX_SPEC_BYTES = 10_000_000
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.overrides import apply_overrides
 from dlc.compiler.search_space import Dimension, dimensions, format_value, nominal_spec, substitute
-from dlc.compiler.spec import Spec, compile
+from dlc.compiler.spec import Spec, compile, key_changes, settings_key
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data import Splits, prepare
 
@@ -110,6 +110,8 @@ class SearchResult:
 # ---- Optuna: samplers, pruner, storage --------------------------------------------
 SAMPLERS = ("random", "tpe", "genetic")
 STUDY_FILE = "study.db"
+WORKERS_SUFFIX = ".workers"  # the companion study that numbers a study's workers
+MAX_SEED = 2 ** 32 - 1
 
 
 def _optuna():
@@ -248,11 +250,11 @@ def _fine_stage(study, cfg: SearchConfig) -> tuple[list[Dimension], dict] | None
     (None: no coarse trial succeeded, so there is no fine stage)."""
     optuna = _optuna()
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-    while True:
+    while True:  # every coarse place has a finished trial (a re-run of an interrupted one takes its place)
         trials = study.get_trials(deepcopy=False)
-        coarse = [t for t in trials if t.user_attrs.get("stage") == "coarse" and not t.user_attrs.get("surplus")]
-        pending = [t for t in coarse if t.state not in done or t.user_attrs.get("status") == "interrupted"]
-        if len({t.number for t in coarse}) >= cfg.coarse and not [t for t in pending if t.number < cfg.coarse]:
+        coarse = [t for t in trials if t.user_attrs.get("stage") == "coarse" and not t.user_attrs.get("surplus")
+                  and t.state in done and t.user_attrs.get("status") not in (None, "interrupted")]
+        if set(range(cfg.coarse)) <= {_slot_of(trials, t) for t in coarse}:
             break
         time.sleep(0.2)
     ok = [t for t in coarse if t.state == optuna.trial.TrialState.COMPLETE]
@@ -275,12 +277,32 @@ def _trial_text(cfg: SearchConfig, values: dict) -> str:
     return apply_overrides(text, cfg.filename, ["train.threads=1"]) if cfg.threads else text
 
 
+def _worker_number(cfg: SearchConfig) -> int:
+    """This worker's number among every worker that ever ran this study -- pool processes, other
+    `dlc search` processes and machines on the same storage: a trial number of a companion study
+    that counts workers (the storage hands out each number once). The first worker is 0."""
+    optuna = _optuna()
+    workers = optuna.create_study(study_name=f"{cfg.study}{WORKERS_SUFFIX}", storage=_storage(cfg.storage),
+                                  load_if_exists=True)
+    ticket = workers.ask()
+    workers.tell(ticket, 0.0)
+    return ticket.number
+
+
+def worker_seed(seed: int, worker: int) -> int:
+    """The sampler seed of a worker: the search's seed for the first, distinct ones after it (TPE and
+    NSGA-II seeded alike in two processes propose the same values, trial for trial)."""
+    return seed if worker == 0 else (seed * 1_000_003 + 7919 * worker) % 2 ** 32
+
+
 def work(cfg: SearchConfig, on_trial=None) -> None:
     """Run trials of the study until its trial numbers reach cfg.trials: in this process, in a worker
     process, or in a `dlc search` on another machine sharing the storage."""
     optuna = _optuna()
+    # random search seeds each trial by its place; the model-based samplers need a seed per worker
+    seed = cfg.seed if cfg.sampler == "random" else worker_seed(cfg.seed, _worker_number(cfg))
     study = optuna.load_study(study_name=cfg.study, storage=_storage(cfg.storage),
-                              sampler=_sampler(cfg.sampler, cfg.seed), pruner=_pruner(cfg.prune))
+                              sampler=_sampler(cfg.sampler, seed), pruner=_pruner(cfg.prune))
     fine = None
     while True:
         trial = study.ask()
@@ -379,29 +401,92 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
     if not 0 <= fine < trials:
         raise DLError(Diagnostic("error", f"--fine {fine}: must be from 0 to {trials - 1} (trials - 1)",
                                  hint="the fine trials are part of --trials; the rest are the coarse stage"))
+    seed = spec["train"]["seed"] if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise DLError(Diagnostic("error", f"--seed {seed}: a seed is a whole number from 0 to {MAX_SEED:,}"))
+    if storage is not None:
+        _check_storage_url(storage)
     dims = dimensions(spec)
     _check_searchable(spec, dims)
     optuna = _optuna()
     t0 = time.perf_counter()
-    out_dir = Path(out) if out else rf.default_run_dir(f"{spec.name}-search")
+    # the default folder is the search's own, so that running the same command again resumes it
+    out_dir = Path(out) if out else Path("runs") / rf.folder_name(f"{spec.name}-search")
     rf.make_dir(out_dir)
     url = storage or f"sqlite:///{(out_dir / STUDY_FILE).resolve()}"
     name = study or spec.name
-    st = _open_study(optuna, name, url)
     keys = [d.key for d in dims]
-    known = st.user_attrs.get("keys")
-    if known is not None and known != keys:
-        raise DLError(Diagnostic("error", f"study '{name}' in {url} searches {', '.join(known)}, not {', '.join(keys)}",
-                                 hint="give this search its own --study NAME (or its own -o folder)"))
+    try:
+        return _search(spec, dims, keys, trials, fine, jobs, seed, out_dir, url, name, storage is None, progress,
+                       sampler, prune, t0)
+    except optuna.exceptions.StorageInternalError as e:
+        raise DLError(Diagnostic("error", f"the study storage {url} failed: {_first_line(e)}",
+                                 hint="is it a database optuna made, and writable? give the search its own -o "
+                                      "folder or --storage")) from None
+    except Exception as e:  # sqlalchemy's errors: a foreign table, a read-only file, a lost server
+        if type(e).__module__.split(".")[0] != "sqlalchemy":
+            raise
+        raise DLError(Diagnostic("error", f"the study storage {url} failed: {_first_line(e)}",
+                                 hint="is it a database optuna made, and writable? give the search its own -o "
+                                      "folder or --storage")) from None
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [e.__class__.__name__])[0][:300]
+
+
+def _check_storage_url(url: str) -> None:
+    """A storage every worker process, a later resume and other machines can reach: not an in-memory
+    SQLite database (sqlite://, sqlite:///:memory:), which each process would make anew and empty."""
+    if url.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:") or ":memory:" in url:
+        raise DLError(Diagnostic("error", f"--storage {url} is an in-memory database: the search's worker "
+                                          "processes and a later resume would each see an empty one",
+                                 hint="give a file, e.g. --storage sqlite:///study.db (or leave --storage out: "
+                                      "RUN/study.db)"))
+
+
+def _search_signature(spec: Spec, dims: list[Dimension]) -> dict:
+    """What a study searches: each range as written, and the fixed part of the spec (the spec with every
+    range at its middle value, as compiler.spec.settings_key reads it)."""
+    return {"ranges": {d.key: d.range.text for d in dims}, "fixed": settings_key(nominal_spec(spec))}
+
+
+def _check_same_search(st, name: str, url: str, signature: dict) -> None:
+    """Refuse a study that holds another search: other ranges, or another fixed part."""
+    known = st.user_attrs.get("signature")
+    if known is None:
+        keys = st.user_attrs.get("keys")  # a study made before signatures were recorded
+        if keys is not None and keys != list(signature["ranges"]):
+            raise DLError(Diagnostic("error", f"study '{name}' in {url} searches {', '.join(keys)}, not "
+                                              f"{', '.join(signature['ranges'])}",
+                                     hint="give this search its own --study NAME (or its own -o folder)"))
+        return
+    ranges = key_changes(known.get("ranges", {}), signature["ranges"])
+    fixed = None if ranges else key_changes(known.get("fixed", {}), signature["fixed"])
+    if ranges or fixed:
+        what = f"other ranges: {ranges}" if ranges else f"another spec: {fixed}"
+        raise DLError(Diagnostic("error", f"study '{name}' in {url} holds another search ({what})",
+                                 hint="give this search its own --study NAME (or its own -o folder), or search "
+                                      "the same spec and ranges to join or resume it"))
+
+
+def _search(spec, dims, keys, trials, fine, jobs, seed, out_dir, url, name, own_storage, progress, sampler, prune,
+            t0) -> SearchResult:
+    optuna = _optuna()
+    st = _open_study(optuna, name, url)
+    signature = _search_signature(spec, dims)
+    _check_same_search(st, name, url, signature)
+    if st.user_attrs.get("signature") is None:
+        st.set_user_attr("signature", signature)
     st.set_user_attr("keys", keys)
-    if storage is None:
+    if own_storage:
         _requeue_unfinished(st)  # only this folder's search uses its own study file
     # One split for every trial, unless a range changes the data itself.
     splits = None if any(d.key.startswith("data.") for d in dims) else prepare(nominal_spec(spec))
     jobs = max(1, min(jobs or os.cpu_count() or 1, trials))
     classify = spec.task == "classification"
-    cfg = SearchConfig(name, url, sampler, spec["train"]["seed"] if seed is None else seed, prune, trials,
-                       trials - fine, spec.source.text, spec.source.filename, dims, classify, jobs > 1)
+    cfg = SearchConfig(name, url, sampler, seed, prune, trials, trials - fine, spec.source.text,
+                       spec.source.filename, dims, classify, jobs > 1)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -481,10 +566,17 @@ def _requeue_unfinished(st) -> None:
     st.set_user_attr("replaced", sorted(replaced))
 
 
-def _slot_of_replaced(st, attrs) -> int:
-    """A re-run's trial index: that of the trial it replaces."""
-    old = st.trials[attrs["replaces"]] if attrs["replaces"] < len(st.trials) else None
-    return (old.user_attrs.get("slot", old.number) if old is not None else attrs["replaces"]) + 1
+def _slot_of(trials, t) -> int:
+    """A trial's place in the search (0-based): its own, or for a re-run of an interrupted trial the
+    place of the trial it replaces (which may itself have been a re-run)."""
+    seen = set()
+    while "replaces" in t.user_attrs and t.number not in seen:
+        seen.add(t.number)
+        n = t.user_attrs["replaces"]
+        if not isinstance(n, int) or not 0 <= n < len(trials):
+            return n if isinstance(n, int) else t.number
+        t = trials[n]
+    return t.user_attrs.get("slot", t.number)
 
 
 def _slot(study, number: int) -> int:
@@ -504,11 +596,27 @@ def _run_processes(cfg: SearchConfig, splits, jobs: int, tick) -> None:
                              initializer=_worker_init, initargs=(splits, 1)) as pool:
         futures = [pool.submit(_work_in_pool, cfg) for _ in range(jobs)]
         pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for f in finished:
-                f.result()
-            tick()
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    f.result()
+                tick()
+        except KeyboardInterrupt:
+            # Ctrl-C reaches every process of the terminal's group; a SIGINT sent to this process alone
+            # (kill -INT PID) is passed on, so each worker stops its trial at once and records it as
+            # interrupted, instead of the pool finishing every trial first
+            _interrupt(pool)
+            raise
+
+
+def _interrupt(pool) -> None:
+    import signal
+    for process in list(getattr(pool, "_processes", {}).values()):
+        try:
+            os.kill(process.pid, signal.SIGINT)
+        except (OSError, AttributeError):
+            pass  # already gone
 
 
 def _progress(bar, st, cfg: SearchConfig) -> None:
@@ -528,7 +636,8 @@ def _collect(st, cfg: SearchConfig) -> list[Trial]:
     optuna = _optuna()
     rows = []
     replaced = set(st.user_attrs.get("replaced", []))
-    for t in st.get_trials(deepcopy=False):
+    trials = st.get_trials(deepcopy=False)
+    for t in trials:
         a = t.user_attrs
         if a.get("surplus") or t.number in replaced or t.state in (optuna.trial.TrialState.RUNNING,
                                                                    optuna.trial.TrialState.WAITING):
@@ -536,7 +645,7 @@ def _collect(st, cfg: SearchConfig) -> list[Trial]:
         if a.get("status") in (None, "interrupted"):
             continue
         values = _values(t, cfg.dims)
-        rows.append(Trial(a.get("slot", t.number) + 1 if "replaces" not in a else _slot_of_replaced(st, a), a.get("stage", "coarse"), values, _trial_text(cfg, values),
+        rows.append(Trial(_slot_of(trials, t) + 1, a.get("stage", "coarse"), values, _trial_text(cfg, values),
                           a.get("status"), a.get("val_loss"), a.get("val_acc"), a.get("train_loss"),
                           a.get("train_acc"), a.get("epochs"), a.get("seconds"), a.get("message", "")))
     rows.sort(key=lambda t: (t.score(cfg.classify), t.index))

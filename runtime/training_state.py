@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
-from dlc.compiler.spec import Spec
+from dlc.compiler.spec import Spec, key_changes, settings_key
 from dlc.runtime import run_folder as rf
 from dlc.runtime.network import WeightsMismatch, check_weights
 from dlc.runtime.optimizers import Optimizer
@@ -53,15 +53,10 @@ RESUMABLE = {"train.epochs", "train.early_stop", "train.threads"}  # what resumi
 
 
 def resume_key(spec: Spec) -> dict[str, str]:
-    """What a run's numbers depend on besides its length: every node of the graph (op, attributes,
-    inputs) and every training setting but train.epochs, train.early_stop and train.threads. A run
-    resumes only under the same key, else the resumed epochs would be another training's."""
-    key = {f"model {n.name}": " ".join([n.op, *(f"{k}={v!r}" for k, v in sorted(n.attrs.items()))])
-           + (f" <- {', '.join(n.inputs)}" if n.inputs else "") for n in spec.graph.nodes}
-    for word, setting in sorted(spec.settings.items()):
-        key[word] = str(setting.kind or "")
-        key.update({f"{word}.{k}": repr(v) for k, v in sorted(setting.values.items()) if f"{word}.{k}" not in RESUMABLE})
-    return key
+    """What a run's numbers depend on besides its length (compiler.spec.settings_key without
+    train.epochs, train.early_stop and train.threads): a run resumes only under the same key, else
+    the resumed epochs would be another training's."""
+    return settings_key(spec, RESUMABLE)
 
 
 def _check_unchanged(saved, now: dict[str, str], run_dir: Path, damaged) -> bool:
@@ -69,13 +64,11 @@ def _check_unchanged(saved, now: dict[str, str], run_dir: Path, damaged) -> bool
     A checkpoint written before dlc recorded the key has none, and is not checked here."""
     if not isinstance(saved, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in saved.items()):
         raise damaged("'resume_key' is not a table of settings")
-    changed = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
-    if not changed:
+    changes = key_changes(saved, now)
+    if changes is None:
         return True
-    shown = [f"{k} ({saved.get(k, 'absent')} -> {now.get(k, 'absent')})" for k in changed[:4]]
-    more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
     raise DLError(Diagnostic(
-        "error", f"cannot resume {run_dir}: the spec changed since the run started: {'; '.join(shown)}{more}",
+        "error", f"cannot resume {run_dir}: the spec changed since the run started: {changes}",
         None, "a resumed run continues the same training: only train.epochs, train.early_stop and train.threads "
               "may change; restore the spec, or train it as a new run with -o"))
 

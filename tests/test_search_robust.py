@@ -1,0 +1,173 @@
+"""dlc search under interruption, several processes and careless input: it stops on Ctrl-C, resumes
+to the end, never spends trials on duplicates, and refuses what it cannot use by name."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import dlc
+from dlc.cli import main
+from dlc.compiler.diagnostics import DLError
+from dlc.runtime.search import search
+
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+SPEC = """model m {{
+    input 2
+    dense {width} relu
+    dense 3 softmax
+}}
+data spiral n={n}
+optimizer adam lr=loguniform(1e-3, 1e-1)
+train epochs={epochs} batch=30 seed=0 validation=0.3
+"""
+
+
+def _spec(tmp_path, epochs=2, n=90, width=8, name="s.dl"):
+    p = tmp_path / name
+    p.write_text(SPEC.format(epochs=epochs, n=n, width=width))
+    return p
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_storage_is_refused(tmp_path, capsys, url):
+    assert main(["search", str(_spec(tmp_path)), "--trials", "2", "-q", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert f"dlc: error: --storage {url} is an in-memory database: the search's worker processes and a later " \
+           "resume would each see an empty one" in err
+    assert "hint: give a file, e.g. --storage sqlite:///study.db" in err
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2 ** 40)])
+@pytest.mark.parametrize("sampler", ["tpe", "genetic"])
+def test_a_seed_out_of_range_is_refused(tmp_path, capsys, seed, sampler):
+    args = ["search", str(_spec(tmp_path)), "--trials", "2", "-q", "--seed", seed, "--sampler", sampler,
+            "-o", str(tmp_path / "s")]
+    assert main(args) == 2
+    assert f"dlc: error: --seed {seed}: a seed is a whole number from 0 to 4,294,967,295" in capsys.readouterr().err
+
+
+def test_a_study_file_of_something_else_is_refused_by_name(tmp_path, capsys):
+    import sqlite3
+    (tmp_path / "s").mkdir()
+    con = sqlite3.connect(tmp_path / "s" / "study.db")
+    con.execute("create table trials (x int)")  # someone else's table where optuna keeps its trials
+    con.commit()
+    con.close()
+    assert main(["search", str(_spec(tmp_path)), "--trials", "2", "--jobs", "1", "-q", "-o", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert f"dlc: error: the study storage sqlite:///{tmp_path / 's' / 'study.db'} failed: " in err
+    assert "internal error" not in err
+
+
+def test_a_shared_study_refuses_a_search_of_another_spec(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a = ["search", str(_spec(tmp_path)), "--trials", "1", "--jobs", "1", "-q", "--storage", url, "--study", "x"]
+    assert main(a + ["-o", str(tmp_path / "a")]) == 0
+    b = ["search", str(_spec(tmp_path, width=16, name="b.dl")), "--trials", "1", "--jobs", "1", "-q", "--storage",
+         url, "--study", "x", "-o", str(tmp_path / "b")]
+    capsys.readouterr()
+    assert main(b) == 2
+    err = capsys.readouterr().err
+    assert f"dlc: error: study 'x' in {url} holds another search (another spec: model dense1 (dense bias=True " \
+           "units=8 <- input -> dense bias=True units=16 <- input))" in err
+
+
+def test_sampled_values_are_written_so_that_they_read_back(tmp_path):
+    text = SPEC.format(epochs=1, n=90, width=8).replace("dense 8 relu", "dense 8 relu dropout=uniform(0.9999, 0.99999)")
+    text = text.replace("optimizer adam lr=loguniform(1e-3, 1e-1)",
+                        "optimizer sgd lr=0.01 momentum=uniform(0.99995, 0.999999)")
+    spec = dlc.compile(text, str(tmp_path / "s.dl"))
+    result = search(spec, 3, fine=0, jobs=1, out=tmp_path / "s", progress=False)
+    assert [t.status for t in result.trials] == ["ok"] * 3
+    for t in result.trials:
+        written = dlc.compile(t.text)
+        assert written["optimizer"]["momentum"] == t.values["optimizer.momentum"]
+        assert [n.attrs["p"] for n in written.graph.nodes if n.op == "dropout"] == [t.values["dense1.dropout"]]
+
+
+def test_rerunning_a_search_without_o_resumes_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    spec = _spec(tmp_path)
+    assert main(["search", str(spec), "--trials", "2", "--jobs", "1", "-q"]) == 0
+    assert main(["search", str(spec), "--trials", "3", "--jobs", "1", "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["m-search"]
+    rows = json.loads((tmp_path / "runs" / "m-search" / "results.json").read_text())["trials"]
+    assert sorted(r["trial"] for r in rows) == [1, 2, 3]
+
+
+def _distinct(out_dir) -> int:
+    rows = json.loads((out_dir / "results.json").read_text())["trials"]
+    return len({json.dumps({k: v for k, v in r.items() if k in ("optimizer.lr",)}) for r in rows}), len(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", ["tpe", "genetic"])
+def test_parallel_workers_of_a_model_based_sampler_do_not_repeat_each_other(tmp_path, sampler):
+    spec = dlc.compile_file(_spec(tmp_path, epochs=2))
+    search(spec, 8, jobs=2, sampler=sampler, out=tmp_path / "s", progress=False)
+    assert _distinct(tmp_path / "s") == (8, 8)
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_study_with_tpe_do_not_repeat_each_other(tmp_path):
+    spec = _spec(tmp_path, epochs=3)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    cmd = [sys.executable, "-m", "dlc", "search", str(spec), "--trials", "6", "--jobs", "1", "--sampler", "tpe",
+           "-q", "--storage", url, "--study", "shared"]
+    procs = [subprocess.Popen(cmd + ["-o", str(tmp_path / name)], env=ENV, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for name in ("a", "b")]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    assert _distinct(tmp_path / "a") == (6, 6)
+
+
+def _wait_for(predicate, timeout=120.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _finished_trials(db) -> int:
+    import sqlite3
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(db, timeout=5)
+        n = con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
+        con.close()
+        return n
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_stops_a_search_at_once_and_the_rerun_finishes_every_trial(tmp_path, jobs):
+    # trials of ~1 s each: Ctrl-C (SIGINT to the main process alone) lands mid-trial, coarse trials are left
+    # interrupted, and the rerun must replace them and reach the fine stage (it used to wait for ever)
+    spec = _spec(tmp_path, epochs=60, n=600, width=32)
+    cmd = [sys.executable, "-m", "dlc", "search", str(spec), "--trials", "8", "--fine", "2", "--jobs", str(jobs),
+           "-q", "-o", str(tmp_path / "s")]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert _wait_for(lambda: _finished_trials(tmp_path / "s" / "study.db") >= 2)
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    stopped_in = time.monotonic() - t0
+    assert proc.returncode == 130, err.decode()
+    assert stopped_in < 30  # a bound against a hang, not a timing claim: it stops within the current epoch
+    rerun = subprocess.run(cmd, env=ENV, capture_output=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    rows = json.loads((tmp_path / "s" / "results.json").read_text())["trials"]
+    assert sorted(r["trial"] for r in rows) == list(range(1, 9))
+    assert sorted(r["stage"] for r in rows) == ["coarse"] * 6 + ["fine"] * 2
