@@ -8,7 +8,8 @@ crash (any other exit, an uncaught exception, an error without a message) and ti
 Generators: random bytes; token soup from the language's own words; line deletions, duplications
 and swaps of every spec in specs/; numbers swapped for huge, negative, zero, NaN and 1e309 values;
 unicode; long names; deep `repeat` nesting; blocks using blocks (and themselves) inside residual and
-parallel groups. Crashing cases are written to fuzz-crashes/.
+parallel groups; every construct nested up to 1,000 deep (the limit is 32) and choice(choice(...));
+thousands of ';'-separated statements on one line. Crashing cases are written to fuzz-crashes/.
 Done when it reports 0 crashes and 0 timeouts.
 """
 
@@ -129,22 +130,53 @@ def nested_blocks(rng: random.Random) -> str:
     return "\n".join(defs) + f"\nmodel m {{\n input {shape}\n {uses} flatten\n dense 3 softmax\n}}\ndata iris\n"
 
 
+NESTING = [("residual {\n", "}\n"), ("residual project {\n", "} relu\n"),
+           ("parallel concat {\nbranch { }\nbranch {\n", "}\n}\n"), ("parallel add {\nbranch {\n", "}\nbranch { }\n}\n"),
+           ("repeat 1 {\n", "}\n"), ("foo {\n", "}\n"), ("branch {\n", "}\n")]
+
+
+def deep_nesting(rng: random.Random) -> str:
+    """Every construct nested in one another, from a few levels to far past the limit (32): groups,
+    repeats, unknown words with braces, a block used inside the nest, and choice(choice(...)) values."""
+    depth = rng.choice([rng.randint(1, 40), rng.randint(100, 1000)])
+    chain = [rng.choice(NESTING) for _ in range(depth)]
+    inner = rng.choice(["dense 4", "b1 4", "conv 4 kernel=3 pad=same", "dense 4 dropout=" +
+                        "choice(" * rng.randint(1, 600) + "0.1" + ")" * rng.randint(0, 600)])
+    block = "block b1(c) {\n residual { dense c }\n}\n" if rng.random() < 0.5 else ""
+    return (block + "model m {\n input " + rng.choice(["4", "1x4x4"]) + "\n" + "".join(o for o, _ in chain) + inner
+            + "\n" + "".join(c for _, c in reversed(chain)) + "dense 3 softmax\n}\ndata iris\n")
+
+
+def one_line(rng: random.Random) -> str:
+    """Thousands of statements on one line, separated by ';' (linear work per statement)."""
+    n = rng.choice([10, 1000, 20000])
+    stmt = rng.choice(["relu", "dense 4 relu", "branch { }", "batchnorm", "dropout 0.1", ";", "residual { dense 4 }"])
+    body = "; ".join([stmt] * n)
+    if stmt == "branch { }":
+        body = f"parallel concat {{ {body} }}"
+    return f"model m {{\n input 4\n {body}\n dense 3 softmax\n}}\ndata iris\n"
+
+
 def case(rng: random.Random, words) -> bytes:
     r = rng.random()
     if r < 0.1:
         return bytes(rng.randrange(256) for _ in range(rng.randint(0, 300)))
     if r < 0.3:
         text = token_soup(rng, words)
-    elif r < 0.55:
+    elif r < 0.5:
         text = mutate_lines(rng, rng.choice(CORPUS))
-    elif r < 0.75:
+    elif r < 0.65:
         text = mutate_numbers(rng, rng.choice(CORPUS))
-    elif r < 0.9:
+    elif r < 0.8:
         text = insert_noise(rng, rng.choice(CORPUS))
-    elif r < 0.95:
+    elif r < 0.87:
         text = nested_blocks(rng)
-    else:
+    elif r < 0.92:
         text = deep_repeat(rng)
+    elif r < 0.98:
+        text = deep_nesting(rng)
+    else:
+        text = one_line(rng)
     return text.encode("utf-8", "surrogatepass")
 
 

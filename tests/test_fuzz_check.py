@@ -25,3 +25,4 @@ def test_every_generator_produces_input():
     assert len(fuzz_check.CORPUS) >= 20 and fuzz_check.mutate_numbers(random.Random(3), "dense 16") != "dense 16"
     assert "repeat" in fuzz_check.deep_repeat(rng)
     assert len(fuzz_check.insert_noise(rng, "abc")) > 3
+    assert "model m" in fuzz_check.deep_nesting(rng) and ";" in fuzz_check.one_line(rng)

@@ -612,3 +612,38 @@ def test_running_out_of_memory_with_the_check_off_is_a_clean_refusal(tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith("dlc: error: out of memory: the machine could not allocate what this needs")
     assert "internal error" not in err
+
+
+@pytest.mark.parametrize("file", ["spec.dl", "checkpoint.npz", "weights.npz"])
+def test_a_run_file_that_is_a_fifo_is_refused_without_reading(trained_runs, tmp_path, capsys, file):
+    import os
+    run_dir = _copy_run(trained_runs["adam"], tmp_path)
+    (run_dir / file).unlink()
+    os.mkfifo(run_dir / file)
+    args = ["train", str(run_dir), "--resume", "-q", "--set", "train.epochs=3"] if file != "weights.npz" else \
+        ["eval", str(run_dir)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{run_dir / file}" in err and "is a FIFO (named pipe), not a" in err
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_a_data_record_naming_a_device_or_fifo_is_refused_without_reading(tmp_path, capsys, target):
+    import json
+    import os
+
+    import numpy as np
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).normal(size=(60, 2)).astype("float32"),
+             y=np.arange(60) % 3)
+    spec = _write(tmp_path, "model m {\n input 2\n dense 3 softmax\n}\ndata \"d.npz\"\ntrain epochs=1 seed=0\n")
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "-q", "-o", str(run)]) == 0
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        target = str(tmp_path / "fifo")
+    record = json.loads((run / "data.json").read_text())
+    record["files"]["d.npz"]["path"] = target
+    (run / "data.json").write_text(json.dumps(record))
+    assert main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"{target} is " in err and ", not a regular file" in err
