@@ -19,14 +19,18 @@ class BuiltinSet:
     doc: str
     image_shape: tuple[int, ...] | None = None  # the samples as images (CxHxW), when they are
     imports: tuple[str, ...] = ()  # modules its loader imports (dlc train starts importing them early)
+    options: tuple[str, ...] = ()  # the generator keys it takes (n, noise, classes: synthetic sets only)
 
 
 BUILTIN_SETS: dict[str, BuiltinSet] = {d.name: d for d in [
-    BuiltinSet("spiral", (2,), "classification", 3, "3 interleaved spirals in 2-D (cs231n)"),
-    BuiltinSet("xor", (2,), "classification", 2, "the XOR quadrants with noise"),
-    BuiltinSet("moons", (2,), "classification", 2, "two interleaved half circles", imports=("sklearn.datasets",)),
-    BuiltinSet("blobs", (2,), "classification", 3, "Gaussian blobs", imports=("sklearn.datasets",)),
-    BuiltinSet("sine", (1,), "regression", 0, "y = sin(x) + noise on [-pi, pi]"),
+    BuiltinSet("spiral", (2,), "classification", 3, "3 interleaved spirals in 2-D (cs231n)",
+               options=("n", "noise", "classes")),
+    BuiltinSet("xor", (2,), "classification", 2, "the XOR quadrants with noise", options=("n", "noise")),
+    BuiltinSet("moons", (2,), "classification", 2, "two interleaved half circles", imports=("sklearn.datasets",),
+               options=("n", "noise")),
+    BuiltinSet("blobs", (2,), "classification", 3, "Gaussian blobs", imports=("sklearn.datasets",),
+               options=("n", "noise", "classes")),
+    BuiltinSet("sine", (1,), "regression", 0, "y = sin(x) + noise on [-pi, pi]", options=("n", "noise")),
     BuiltinSet("digits", (64,), "classification", 10, "scikit-learn's 8x8 handwritten digits (1,797)",
                image_shape=(1, 8, 8), imports=("sklearn.datasets",)),
     BuiltinSet("iris", (4,), "classification", 3, "scikit-learn's iris (150)", imports=("sklearn.datasets",)),
@@ -42,3 +46,17 @@ def is_file_source(data) -> bool:
     """Does the data statement name a file (quoted, or not a built-in set and path-like)?"""
     src = data.kind
     return data.quoted or (src not in BUILTIN_SETS and any(c in src for c in "./\\"))
+
+
+GENERATOR_KEYS = ("n", "noise", "classes")  # what a synthetic set is generated with
+
+
+def source_keys(data) -> tuple[str, ...]:
+    """The source-specific data keys this data line's source uses: a synthetic set's generator keys,
+    a CSV file's label column, an IDX file's labels file; the other data keys (test, standardize ...)
+    apply to every source."""
+    if not is_file_source(data):
+        info = BUILTIN_SETS.get(data.kind)
+        return info.options if info else GENERATOR_KEYS
+    suffix = data.kind.lower().rsplit(".", 1)[-1] if "." in data.kind.rsplit("/", 1)[-1] else ""
+    return {"csv": ("label",), "npz": ()}.get(suffix, ("labels",))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .attrs import SearchRange
-from .catalog import BUILTIN_SETS as CATALOG, is_file_source
+from .catalog import BUILTIN_SETS as CATALOG, GENERATOR_KEYS, is_file_source, source_keys
 from .files import not_regular
 from .build import build_model
 from .diagnostics import Diagnostic, Diagnostics, DLError, Source, Span, did_you_mean
@@ -66,10 +66,35 @@ def _default_loss(graph: Graph) -> str:
     return next((name for name, loss in LOSSES.items() if loss.fuses and loss.fuses == act), "mse")
 
 
+def _check_source_keys(data, diags: Diagnostics) -> None:
+    """A key that this source would ignore (n= on a file, classes= on xor, label= on digits) is an
+    error at the key, never accepted and silently unused."""
+    takes = source_keys(data)
+    for key in ("n", "noise", "classes", "label", "labels"):
+        if key not in data.spans or key in takes:
+            continue
+        if is_file_source(data):
+            what = f"the file {data.kind}"
+        else:
+            what = f"the built-in set {data.kind}" if data.kind in CATALOG else None
+        if what is None:
+            continue  # an unknown set: reported on its own
+        if key in GENERATOR_KEYS:
+            makers = [n for n, info in CATALOG.items() if key in info.options]
+            hint = f"{key}= is for the synthetic sets that take it ({', '.join(makers)}); remove it"
+        else:
+            hint = ("label= names a CSV file's label column" if key == "label"
+                    else "labels= names the IDX labels file that goes with IDX images") + "; remove it"
+        diags.error(f"{what} does not use {key}=", data.spans[key], hint)
+
+
 def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
     """A built-in data set against the model (a data file is the runtime's to check: runtime/data_check.py)."""
     data = spec_settings.get("data")
-    if data is None or not data.written or is_file_source(data):
+    if data is None or not data.written:
+        return
+    _check_source_keys(data, diags)
+    if is_file_source(data):
         return
     src = data.kind
     if src not in CATALOG:
@@ -202,6 +227,34 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
         from .lint import lint as run_lint
         spec.warnings = run_lint(spec)
     return spec
+
+
+def with_absolute_data_paths(spec: Spec) -> Spec:
+    """The spec with a relative data file path (and an IDX labels= path) written as the absolute path
+    it resolves to, so that its text trains as written from any folder: a run's spec.dl, a search's
+    best.dl, the specs of --vary. A spec whose data paths are absolute already is returned as it is."""
+    import dataclasses
+
+    from .overrides import apply_overrides
+
+    data = spec.settings.get("data")
+    if data is None or not data.written or not is_file_source(data) or spec.base_dir is None:
+        return spec
+    overrides = []
+    for key, written in (("data", data.kind), ("data.labels", data.get("labels"))):
+        if not written or written.startswith("~") or Path(written).is_absolute():
+            continue
+        path = str((spec.base_dir / written).absolute())
+        quote = '"' if '"' not in path else "'" if "'" not in path else None
+        if quote is None or "\n" in path:
+            continue  # a path no spec string can hold: left relative
+        overrides.append(f"{key}={quote}{path}{quote}")
+    if not overrides:
+        return spec
+    text = apply_overrides(spec.source.text, spec.source.filename, overrides)
+    rewritten = compile(text, spec.source.filename, lint=False, max_memory=0)
+    return dataclasses.replace(rewritten, warnings=spec.warnings, data_files=spec.data_files,
+                               memory_limit=spec.memory_limit)
 
 
 def settings_key(spec: Spec, skip=frozenset()) -> dict[str, str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.overrides import apply_overrides
 from dlc.compiler.search_space import Dimension, dimensions, format_value, nominal_spec, substitute
-from dlc.compiler.spec import Spec, compile, key_changes, settings_key
+from dlc.compiler.spec import Spec, compile, key_changes, settings_key, with_absolute_data_paths
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data import Splits, prepare
 
@@ -406,6 +406,7 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
         raise DLError(Diagnostic("error", f"--seed {seed}: a seed is a whole number from 0 to {MAX_SEED:,}"))
     if storage is not None:
         _check_storage_url(storage)
+    spec = with_absolute_data_paths(spec)  # trial specs and best.dl train as written from any folder
     dims = dimensions(spec)
     _check_searchable(spec, dims)
     optuna = _optuna()

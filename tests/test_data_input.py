@@ -167,10 +167,12 @@ def test_a_run_folder_is_self_contained(files, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(d)
     assert main(["train", "s.dl", "-q", "-o", str(tmp_path / "run"), "--set", "train.epochs=2"]) == 0
     record = json.loads((tmp_path / "run" / "data.json").read_text())
-    assert record["files"]["d.npz"]["path"] == str(data.resolve())
+    assert record["files"][str(data)]["path"] == str(data.resolve())
+    assert f'data "{data}"' in (tmp_path / "run" / "spec.dl").read_text()  # the run's spec trains as written
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
+    assert main(["train", str(tmp_path / "run" / "spec.dl"), "-q", "-o", "again"]) == 0
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert main(["export", str(tmp_path / "run"), "-o", "m.onnx"]) == 0
     assert main(["train", str(tmp_path / "run"), "--resume", "--set", "train.epochs=3", "-q"]) == 0

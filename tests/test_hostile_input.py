@@ -642,7 +642,7 @@ def test_a_data_record_naming_a_device_or_fifo_is_refused_without_reading(tmp_pa
         os.mkfifo(tmp_path / "fifo")
         target = str(tmp_path / "fifo")
     record = json.loads((run / "data.json").read_text())
-    record["files"]["d.npz"]["path"] = target
+    record["files"][str(tmp_path / "d.npz")]["path"] = target
     (run / "data.json").write_text(json.dumps(record))
     assert main(["eval", str(run)]) == 2
     err = capsys.readouterr().err

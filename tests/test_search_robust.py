@@ -171,3 +171,20 @@ def test_ctrl_c_stops_a_search_at_once_and_the_rerun_finishes_every_trial(tmp_pa
     rows = json.loads((tmp_path / "s" / "results.json").read_text())["trials"]
     assert sorted(r["trial"] for r in rows) == list(range(1, 9))
     assert sorted(r["stage"] for r in rows) == ["coarse"] * 6 + ["fine"] * 2
+
+
+def test_best_dl_of_a_search_on_a_data_file_trains_as_written_from_anywhere(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    project = tmp_path / "project"
+    project.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(project / "heldout.npz", x=rng.normal(size=(90, 2)).astype("float32"), y=np.arange(90) % 3)
+    spec = project / "s.dl"
+    spec.write_text(SPEC.format(epochs=1, n=90, width=8).replace("data spiral n=90", 'data "heldout.npz"'))
+    monkeypatch.chdir(project)
+    assert main(["search", "s.dl", "--trials", "2", "--jobs", "1", "-q", "-o", str(tmp_path / "S")]) == 0
+    assert f'data "{project / "heldout.npz"}"' in (tmp_path / "S" / "best.dl").read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", str(tmp_path / "S" / "best.dl"), "-q", "-o", "run"]) == 0
