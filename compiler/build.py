@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast
-from .attrs import MAX_INT, REQUIRED, Attr, SearchRange, coerce, resolve
+from .attrs import MAX_INT, RANGE_KINDS, REQUIRED, Attr, SearchRange, coerce, resolve
 from .diagnostics import DLError, Diagnostics, Span, did_you_mean
 from .expand import GROUP_WORDS, BlockDef, Nested, ScopedDiagnostics, Use, expand_model
 from .inits import AUTO_BY_FAMILY, SCHEMES, InitSpec, fixed
@@ -289,7 +289,9 @@ class ModelBuilder:
         kwargs = list(kwargs)  # elu(alpha=0.5) adds alpha=0.5; the statement itself stays as parsed
         owner = op.name if op is not None else "a merge"
         for value in values:
-            if isinstance(value, (ast.Name, ast.Call)):
+            if isinstance(value, ast.Call) and value.name in RANGE_KINDS and op is not None:
+                parts.positional.append(value)  # dense choice(32, 64): a search range for the op's value
+            elif isinstance(value, (ast.Name, ast.Call)):
                 word = value.value if isinstance(value, ast.Name) else value.name
                 if word == "batchnorm" and isinstance(value, ast.Name):
                     parts.batchnorm = True

@@ -229,32 +229,31 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
     return spec
 
 
-def with_absolute_data_paths(spec: Spec) -> Spec:
-    """The spec with a relative data file path (and an IDX labels= path) written as the absolute path
-    it resolves to, so that its text trains as written from any folder: a run's spec.dl, a search's
-    best.dl, the specs of --vary. A spec whose data paths are absolute already is returned as it is."""
-    import dataclasses
+def absolute_data_name(written: str | None, base_dir: Path | None) -> str | None:
+    """A data path as written in a spec, made absolute against the spec's folder (None: left as written,
+    e.g. `~/x.csv`, already absolute, or a path no spec string can hold)."""
+    if not written or written.startswith("~") or Path(written).is_absolute() or base_dir is None:
+        return None
+    path = str((base_dir / written).absolute())
+    return None if ('"' in path and "'" in path) or "\n" in path else path
 
+
+def portable_text(spec: Spec) -> str:
+    """The spec's text with a relative data file path (and an IDX labels= path) written as the absolute
+    path it resolves to, so that the text trains as written from any folder: what a run folder keeps
+    as spec.dl, a search writes as best.dl, --vary writes per run. Nothing else changes."""
     from .overrides import apply_overrides
 
     data = spec.settings.get("data")
-    if data is None or not data.written or not is_file_source(data) or spec.base_dir is None:
-        return spec
+    if data is None or not data.written or not is_file_source(data):
+        return spec.source.text
     overrides = []
     for key, written in (("data", data.kind), ("data.labels", data.get("labels"))):
-        if not written or written.startswith("~") or Path(written).is_absolute():
-            continue
-        path = str((spec.base_dir / written).absolute())
-        quote = '"' if '"' not in path else "'" if "'" not in path else None
-        if quote is None or "\n" in path:
-            continue  # a path no spec string can hold: left relative
-        overrides.append(f"{key}={quote}{path}{quote}")
-    if not overrides:
-        return spec
-    text = apply_overrides(spec.source.text, spec.source.filename, overrides)
-    rewritten = compile(text, spec.source.filename, lint=False, max_memory=0)
-    return dataclasses.replace(rewritten, warnings=spec.warnings, data_files=spec.data_files,
-                               memory_limit=spec.memory_limit)
+        path = absolute_data_name(written, spec.base_dir)
+        if path is not None:
+            quote = '"' if '"' not in path else "'"
+            overrides.append(f"{key}={quote}{path}{quote}")
+    return apply_overrides(spec.source.text, spec.source.filename, overrides) if overrides else spec.source.text
 
 
 def settings_key(spec: Spec, skip=frozenset()) -> dict[str, str]:
@@ -265,6 +264,8 @@ def settings_key(spec: Spec, skip=frozenset()) -> dict[str, str]:
            + (f" <- {', '.join(n.inputs)}" if n.inputs else "") for n in spec.graph.nodes}
     for word, setting in sorted(spec.settings.items()):
         key[word] = str(setting.kind or "")
+        if word == "data" and setting.written and is_file_source(setting):  # the file, however it is written
+            key[word] = absolute_data_name(setting.kind, spec.base_dir) or setting.kind
         key.update({f"{word}.{k}": repr(v) for k, v in sorted(setting.values.items()) if f"{word}.{k}" not in skip})
     return key
 

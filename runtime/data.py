@@ -139,6 +139,11 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     x_train, y_train, x_val, y_val = split(x_train, y_train, spec["train"]["validation"])
     if len(x_train) == 0:
         raise _data_error(spec, "no training samples are left after the test and validation splits")
+    if spec.task == "classification" and len(np.unique(y_train)) < 2:
+        only = dataset.classes[int(y_train[0])] if dataset.classes else str(y_train[0])
+        raise _data_error(spec, f"the training split holds one class only ('{only}', {len(y_train)} samples): "
+                                "a classifier learns nothing from it and would score 100 %",
+                          "give the data two or more classes (or use a regression loss)")
     pre = Preprocess.fit(x_train, data.get("scale"), data["center"], data["standardize"])
     return Splits(pre.apply(x_train), y_train, pre.apply(x_val), y_val, pre.apply(x_test), y_test,
                   dataset.classes, spec.task, pre, dataset.name)

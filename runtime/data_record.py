@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from dlc.compiler.spec import Spec
+from dlc.compiler.spec import Spec, absolute_data_name
 from dlc.runtime import run_folder as rf
 from dlc.runtime.datasets import CATALOG, resolve_path
 
@@ -37,7 +37,9 @@ def record(spec: Spec) -> dict | None:
     entries = {}
     for written in files:
         path = resolve_path(written, spec.base_dir)
-        entries[written] = {"path": str(path.resolve()), "sha256": rf.file_sha256(path)}
+        # keyed by the name the run's spec.dl gives the file (compiler.spec.portable_text writes it absolute)
+        name = absolute_data_name(written, spec.base_dir) or written
+        entries[name] = {"path": str(path.resolve()), "sha256": rf.file_sha256(path)}
     return {"files": entries}
 
 

@@ -36,15 +36,17 @@ def load_inputs(spec, data: str, need_labels: bool = True):
     return x, ds
 
 
-def model_labels(model, ds, data: str) -> np.ndarray:
-    """The data set's class labels as the model's class indices (its classes may be named differently)."""
-    if not model.classes or ds.classes == model.classes[:len(ds.classes)]:
+def model_labels(classes: list[str], ds, data: str) -> np.ndarray:
+    """The data set's class labels as the model's class indices (its classes may be named differently);
+    a label the model never saw is refused, never scored as a miss (eval and predict alike)."""
+    if not classes or ds.classes == classes[:len(ds.classes)]:
         return ds.y
-    index = {c: i for i, c in enumerate(model.classes)}
-    unknown = sorted(set(ds.classes) - set(index))
+    index = {c: i for i, c in enumerate(classes)}
+    present = {ds.classes[i] for i in np.unique(ds.y)}  # integer labels name every index below the largest
+    unknown = sorted(present - set(index), key=lambda c: (len(c), c))
     if unknown:
         raise _at(data)(f"{data} has labels the model never saw: {', '.join(unknown[:10])}")
-    return np.array([index[c] for c in ds.classes], dtype=np.int64)[ds.y]  # one lookup per class, not per sample
+    return np.array([index.get(c, -1) for c in ds.classes], dtype=np.int64)[ds.y]  # one lookup per class
 
 
 def _evaluate(model, x, y, where: str) -> dict:
@@ -73,7 +75,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
         x, ds = load_inputs(model.spec, data)
         if ds.task != model.spec.task:
             raise _at(data)(f"{data} is a {ds.task} set but the model does {model.spec.task}")
-        y = model_labels(model, ds, data) if model.spec.task == "classification" else ds.y
+        y = model_labels(model.classes, ds, data) if model.spec.task == "classification" else ds.y
         if model.spec.task == "regression" and y.shape[1] != model.spec.graph.output_shape[0]:
             raise _at(data)(f"{data} has {y.shape[1]} target column(s) but the model outputs "
                             f"{model.spec.graph.output_shape[0]}")

@@ -67,6 +67,9 @@ def compare(model: Model, onnx_model, x_raw: np.ndarray) -> float:
 
 
 def export_run(run_dir: str | Path, out: str | Path, keep_bn: bool = False, samples: int = 256) -> ExportReport:
+    if samples < 1:
+        raise DLError(Diagnostic("error", f"--samples {samples}: the export is verified on at least 1 real input",
+                                 hint="leave --samples out (256 inputs), or give a positive number"))
     model = load_run(run_dir)
     onnx_model = build(model, keep_bn)
     x = real_inputs(model, samples)

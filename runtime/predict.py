@@ -90,8 +90,9 @@ def predict(model_or_run: str, data: str) -> dict:
         result["label"] = idx
         result["class"] = np.array([classes[i] if i < len(classes) else str(i) for i in idx])
         if ds.y is not None and ds.task == "classification":
-            truth = np.array([ds.classes[i] for i in ds.y])
-            result["accuracy"] = float(np.mean(truth == result["class"]))
+            from dlc.runtime.evaluate import model_labels
+            truth = model_labels(classes or [str(i) for i in range(probs.shape[1])], ds, data)
+            result["accuracy"] = float(np.mean(truth == idx))
     elif ds.y is not None and ds.task == "regression":
         y = ds.y
         if y.shape[1] != probs.shape[1]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.overrides import apply_overrides
 from dlc.compiler.search_space import Dimension, dimensions, format_value, nominal_spec, substitute
-from dlc.compiler.spec import Spec, compile, key_changes, settings_key, with_absolute_data_paths
+from dlc.compiler.spec import Spec, compile, key_changes, portable_text, settings_key
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data import Splits, prepare
 
@@ -406,7 +406,6 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
         raise DLError(Diagnostic("error", f"--seed {seed}: a seed is a whole number from 0 to {MAX_SEED:,}"))
     if storage is not None:
         _check_storage_url(storage)
-    spec = with_absolute_data_paths(spec)  # trial specs and best.dl train as written from any folder
     dims = dimensions(spec)
     _check_searchable(spec, dims)
     optuna = _optuna()
@@ -695,4 +694,5 @@ def _write(result: SearchResult, spec: Spec) -> None:
             else f"validation loss {best.val_loss:.4g}"
         header = (f"# dlc search: best of {len(result.trials)} trials ({metric}), trial {best.index}, from "
                   f"{spec.source.filename}\n")
-        rf.atomic_write_text(out / "best.dl", header + best.text)
+        rf.atomic_write_text(out / "best.dl", header + portable_text(compile(best.text, spec.source.filename,
+                                                                            lint=False, max_memory=0)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
-from dlc.compiler.spec import Spec, with_absolute_data_paths
+from dlc.compiler.spec import Spec, portable_text
 from dlc.runtime import data_record
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data import Preprocess, Splits, prepare
@@ -160,7 +160,6 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
     if not write:
         return _train(spec, run_dir, None, progress, splits, False, max_steps, on_epoch)
-    spec = with_absolute_data_paths(spec)  # the run's spec.dl trains as written from its folder too
     existed = run_dir.exists()
     rf.make_dir(run_dir)
     with rf.RunLock(run_dir):
@@ -194,7 +193,7 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
     splits = splits or prepare(spec)
     model.preprocess, model.classes = splits.preprocess, splits.classes
     if write:
-        rf.atomic_write_text(run_dir / rf.SPEC, spec.source.text)
+        rf.atomic_write_text(run_dir / rf.SPEC, portable_text(spec))  # trains as written from the run folder too
         rf.save_npz(run_dir / rf.PREPROCESS, rf.preprocess_arrays(splits.preprocess, splits.classes))
         record = data_record.record(spec)
         if record is not None:
