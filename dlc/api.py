@@ -1,38 +1,66 @@
-"""The Python API: the command line's verbs for notebooks and scripts.
+"""The Python API: the command line's verbs for notebooks and scripts, and the one place each
+command's call is built (dlc/cli.py parses options and prints; it calls these functions).
 
-A spec argument is a compiled `Spec` or a path to a .dl file; a run argument is a `RunResult`
-or a run folder. Nothing here prints; progress bars are off unless asked for.
+A spec argument is a compiled `Spec` or a path to a .dl file (or a run folder, whose spec.dl is
+used); a run argument is a `RunResult` or a run folder. Nothing here prints; progress bars are
+off unless asked for.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dlc.compiler.spec import Spec, compile_file
+from dlc.compiler.spec import Spec
 
 
-def _spec(spec) -> Spec:
-    if isinstance(spec, Spec):
-        return spec
+def _spec(spec, overrides=(), max_memory=None) -> Spec:
+    """A compiled spec, with its data file checked against it: a Spec as it is (overrides applied by
+    recompiling), or a .dl path, or a run folder (its spec.dl, data files pinned to the run's)."""
+    from dlc.compiler.spec import compile as compile_text
+    from dlc.compiler.spec import compile_file
     from dlc.runtime.data_check import check_data_file
-    compiled = compile_file(spec)
+    from dlc.runtime.data_record import read
+
+    if isinstance(spec, Spec):
+        if not overrides:
+            return spec
+        compiled = compile_text(spec.source.text, spec.source.filename, overrides=overrides, max_memory=max_memory)
+    else:
+        path, run = spec_path(spec)
+        compiled = compile_file(path, overrides=overrides or (), data_files=read(run) if run else None,
+                                max_memory=max_memory)
     check_data_file(compiled)
     return compiled
+
+
+def spec_path(path) -> tuple[Path, Path | None]:
+    """(the spec file, the run folder or None) for a spec path or a run folder (one with a spec.dl)."""
+    p = Path(path)
+    if p.is_dir() and (p / "spec.dl").exists():
+        return p / "spec.dl", p
+    return p, None
 
 
 def _run_dir(run) -> Path:
     return Path(getattr(run, "run_dir", run))
 
 
+def check(spec, overrides=(), max_memory=None) -> Spec:
+    """Parse, infer shapes, lint and check the data file's headers; the compiled spec (`.warnings`)."""
+    return _spec(spec, overrides, max_memory)
+
+
 def train(spec, out=None, resume: bool = False, progress: bool = False, write: bool = True,
-          overwrite: bool = False):
+          overwrite: bool = False, overrides=(), max_memory=None, notify=None):
     """Train; returns a RunResult (run_dir, model, history, metrics). `out` must be new or empty
     unless `overwrite` (see dlc train --overwrite)."""
     from dlc.runtime.trainer import train as _train
-    return _train(_spec(spec), out=out, resume=resume, progress=progress, write=write, overwrite=overwrite)
+    return _train(_spec(spec, overrides, max_memory), out=out, resume=resume, progress=progress, write=write,
+                  overwrite=overwrite, notify=notify)
 
 
 def evaluate(run, data=None, split: str = "all") -> dict:
+    """Loss and accuracy (MAE for regression) of a run on its own splits, or on DATA."""
     from dlc.runtime.evaluate import evaluate_run
     return evaluate_run(_run_dir(run), data, split)
 
@@ -43,22 +71,38 @@ def export(run, path, keep_bn: bool = False, samples: int = 256):
     return export_run(_run_dir(run), path, keep_bn=keep_bn, samples=samples)
 
 
-def predict(model_or_run, data) -> dict:
+def predict(model_or_run, data, out=None) -> dict:
+    """Predictions from an .onnx file or a run: DATA is a built-in set name, a file path, or an array of
+    raw samples (N, features) or (N, C, H, W). The dict holds `output`, and `class`/`label` for a
+    classifier; `out` also writes those arrays to an .npz file."""
+    import numpy as np
+
     from dlc.runtime.predict import predict as _predict
-    return _predict(str(_run_dir(model_or_run)), data)
+    result = _predict(str(_run_dir(model_or_run)), data)
+    if out is not None:
+        from dlc.runtime.run_folder import save_npz
+        save_npz(Path(out), {k: v for k, v in result.items() if isinstance(v, np.ndarray)})
+    return result
 
 
-def diagnose(spec, out=None, plot: bool = True):
+def diagnose(spec, out=None, plot: bool = True, overrides=(), max_memory=None):
     """The babysitting checks; returns a Report (`.ok`, `.checks`, `.render()`)."""
     from dlc.runtime.diagnose import diagnose as _diagnose
-    return _diagnose(_spec(spec), out=out, plot=plot)
+    return _diagnose(_spec(spec, overrides, max_memory), out=out, plot=plot)
 
 
-def compare(specs, labels=None, out=None, progress: bool = False, overwrite: bool = False):
+def compare(specs, labels=None, out=None, progress: bool = False, overwrite: bool = False, overrides=(),
+            max_memory=None):
+    """Train every spec on the first one's split and seed; one table, one plot (a Comparison)."""
     from dlc.runtime.compare import compare as _compare
-    return _compare([_spec(s) for s in specs], labels=labels, out=out, progress=progress, overwrite=overwrite)
+    return _compare([_spec(s, overrides, max_memory) for s in specs], labels=labels, out=out, progress=progress,
+                    overwrite=overwrite)
 
 
-def search(spec, trials: int = 20, fine: int | None = None, jobs=None, seed=None, out=None, progress: bool = False):
+def search(spec, trials: int = 20, fine: int | None = None, jobs=None, seed=None, out=None, progress: bool = False,
+           sampler: str = "random", prune: bool = False, storage: str | None = None, study: str | None = None,
+           overrides=(), max_memory=None):
+    """Search the ranges written in the spec on Optuna (see dlc search --help); a SearchResult."""
     from dlc.runtime.search import search as _search
-    return _search(_spec(spec), trials, fine=fine, jobs=jobs, seed=seed, out=out, progress=progress)
+    return _search(_spec(spec, overrides, max_memory), trials, fine=fine, jobs=jobs, seed=seed, out=out,
+                   progress=progress, sampler=sampler, prune=prune, storage=storage, study=study)

@@ -17,24 +17,15 @@ def _print_diags(diags, source, stream=None):
         print(d.format(source), file=stream or sys.stderr)  # sys.stderr at call time
 
 
-def compile_checked(path, **kwargs):
-    """Compile a spec file and check its data file against it (the runtime reads the headers)."""
-    from dlc.compiler.spec import compile_file
-    from dlc.runtime.data_check import check_data_file
-
-    spec = compile_file(path, **kwargs)
-    check_data_file(spec)
-    return spec
-
-
 def cmd_check(args) -> int:
+    from dlc import api
     from dlc.compiler.summary import render, to_json
 
     status = EXIT_OK
     reports = []
     for path in args.specs:
         try:
-            spec = compile_checked(path, overrides=args.set or (), max_memory=args.max_memory)
+            spec = api.check(path, args.set or (), args.max_memory)
         except DLError as e:
             if not args.json:
                 raise
@@ -54,23 +45,6 @@ def cmd_check(args) -> int:
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
     return status
-
-
-def _spec_path(path: str) -> tuple[Path, Path | None]:
-    """(the spec file, the run folder or None) for a spec path or a run folder (one with a spec.dl)."""
-    p = Path(path)
-    if p.is_dir() and (p / "spec.dl").exists():
-        return p / "spec.dl", p
-    return p, None
-
-
-def _spec_for(path: str, overrides, max_memory=None):
-    """The compiled spec of a spec path or a run folder, and the run folder (or None)."""
-    from dlc.runtime.data_record import read
-
-    spec_file, run = _spec_path(path)
-    return compile_checked(spec_file, overrides=overrides or (), data_files=read(run) if run else None,
-                        max_memory=max_memory), run
 
 
 def _import_ahead(*modules) -> None:
@@ -102,7 +76,7 @@ def _needed_later(spec) -> list[str]:
 
 
 def cmd_train(args) -> int:
-    from dlc.runtime.trainer import TrainingDiverged, train
+    from dlc.runtime.trainer import TrainingDiverged
 
     if args.vary:
         return _train_variants(args)
@@ -110,7 +84,9 @@ def cmd_train(args) -> int:
         print(f"dlc: error: {args.spec} holds no spec.dl: the run stopped before its first epoch; "
               f"start it again with dlc train SPEC -o {args.spec}", file=sys.stderr)
         return EXIT_ERROR
-    spec, run_from_dir = _spec_for(args.spec, args.set, args.max_memory)
+    from dlc import api
+    spec = api.check(args.spec, args.set or (), args.max_memory)
+    run_from_dir = api.spec_path(args.spec)[1]
     _import_ahead(*_needed_later(spec))
     if spec.warnings and not args.quiet:
         _print_diags(spec.warnings, spec.source)
@@ -120,8 +96,8 @@ def cmd_train(args) -> int:
         print("dlc: --resume needs the run folder: dlc train RUN --resume, or -o RUN", file=sys.stderr)
         return EXIT_ERROR
     try:
-        result = train(spec, out=out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite,
-                       notify=lambda message: print(f"dlc: {message}", file=sys.stderr))
+        result = api.train(spec, out=out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite,
+                           notify=lambda message: print(f"dlc: {message}", file=sys.stderr))
     except TrainingDiverged as e:
         print(f"{spec.source.filename}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -145,42 +121,42 @@ def cmd_train(args) -> int:
 
 
 def _train_variants(args) -> int:
-    from dlc.runtime.compare import compare, variants
+    from dlc.runtime.compare import variants
 
     if args.resume:
         print("dlc: --resume and --vary do not go together: resume each run folder on its own", file=sys.stderr)
         return EXIT_ERROR
+    from dlc import api
     combos = variants(args.vary)
-    specs = [_spec_for(args.spec, [*(args.set or ()), *extra], args.max_memory)[0] for _, extra in combos]
+    specs = [api.check(args.spec, [*(args.set or ()), *extra], args.max_memory) for _, extra in combos]
     if not args.quiet:
         _print_diags(specs[0].warnings, specs[0].source)
     name = specs[0].name
     from dlc.runtime.run_folder import default_run_dir
     out = args.output or default_run_dir(f"{name}-vary")
-    result = compare(specs, [label for label, _ in combos], out=out, progress=not args.quiet,
-                     overwrite=args.overwrite)
+    result = api.compare(specs, [label for label, _ in combos], out=out, progress=not args.quiet,
+                         overwrite=args.overwrite)
     print(result.render())
     return 130 if result.interrupted else EXIT_OK
 
 
 def cmd_compare(args) -> int:
-    from dlc.runtime.compare import compare
-
-    specs = [compile_checked(p, overrides=args.set or (), max_memory=args.max_memory) for p in args.specs]
-    result = compare(specs, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
+    from dlc import api
+    result = api.compare(args.specs, out=args.output, progress=not args.quiet, overwrite=args.overwrite,
+                         overrides=args.set or (), max_memory=args.max_memory)
     print(result.render())
     return 130 if result.interrupted else EXIT_OK
 
 
 def cmd_search(args) -> int:
-    from dlc.runtime.search import search
+    from dlc import api
 
-    spec = compile_checked(args.spec, overrides=args.set or (), max_memory=args.max_memory)
+    spec = api.check(args.spec, args.set or (), args.max_memory)
     if spec.warnings and not args.quiet:
         _print_diags(spec.warnings, spec.source)
-    result = search(spec, args.trials, fine=args.fine, jobs=args.jobs, seed=args.seed, out=args.output,
-                    progress=not args.quiet, sampler=args.sampler, prune=args.prune, storage=args.storage,
-                    study=args.study)
+    result = api.search(spec, args.trials, fine=args.fine, jobs=args.jobs, seed=args.seed, out=args.output,
+                        progress=not args.quiet, sampler=args.sampler, prune=args.prune, storage=args.storage,
+                        study=args.study)
     print(result.render())
     if result.interrupted:
         return 130
@@ -207,9 +183,8 @@ def _metrics_line(m: dict) -> str:
 
 
 def cmd_eval(args) -> int:
-    from dlc.runtime.evaluate import evaluate_run
-
-    report = evaluate_run(args.run, args.data, split=args.split)
+    from dlc import api
+    report = api.evaluate(args.run, args.data, split=args.split)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -224,9 +199,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from dlc.runtime.export import export_run
-
-    r = export_run(args.run, args.output, keep_bn=args.keep_bn, samples=args.samples)
+    from dlc import api
+    r = api.export(args.run, args.output, keep_bn=args.keep_bn, samples=args.samples)
     print(f"wrote {r.path} ({r.size_bytes:,} bytes, {r.onnx_nodes} ONNX nodes, opset 18, "
           f"{r.folded_bn} batchnorm folded); onnxruntime vs NumPy on {r.samples} real inputs: "
           f"max abs difference {r.max_abs_diff:.2e}")
@@ -235,12 +209,9 @@ def cmd_export(args) -> int:
 
 def cmd_predict(args) -> int:
     import numpy as np
-    from dlc.runtime.predict import predict
 
-    r = predict(args.model, args.data)
-    if args.output:
-        from dlc.runtime.run_folder import save_npz
-        save_npz(Path(args.output), {k: v for k, v in r.items() if isinstance(v, np.ndarray)})
+    from dlc import api
+    r = api.predict(args.model, args.data, out=args.output)
     shown = min(len(r["output"]), args.show)
     if shown:
         print("row\tclass\tprobability" if "class" in r else
@@ -262,12 +233,12 @@ def cmd_predict(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
-    from dlc.runtime.diagnose import diagnose
+    from dlc import api
 
-    spec, _ = _spec_for(args.spec, args.set, args.max_memory)
+    spec = api.check(args.spec, args.set or (), args.max_memory)
     if spec.warnings and not args.json:
         _print_diags(spec.warnings, spec.source)  # the linter's findings come first: they cost nothing
-    report = diagnose(spec, out=args.output)
+    report = api.diagnose(spec, out=args.output)
     if args.json:
         print(json.dumps(dict(report.to_json(), warnings=[d.to_json(spec.source) for d in spec.warnings]), indent=2))
     else:

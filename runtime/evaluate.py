@@ -19,11 +19,15 @@ def _at(data: str):
     return error
 
 
-def load_inputs(spec, data: str, need_labels: bool = True):
+def load_inputs(spec, data, need_labels: bool = True):
     """Raw inputs (and the data set, whose y is None when it has no labels) of DATA shaped for
-    `spec`'s input layer: a built-in set name or a file, relative to the current folder."""
+    `spec`'s input layer: a built-in set name or a file, relative to the current folder, or (from the
+    Python API) an array of samples."""
     d = spec.settings.get("data")
     options = dict(d.values) if d is not None else {}
+    if not isinstance(data, (str, Path)):
+        return _array_inputs(spec, data, options)
+    data = str(data)
     error = _at(data)
     try:
         ds = load(data, options, spec.task, spec["train"]["seed"], Path.cwd(), need_labels=need_labels,
@@ -34,6 +38,25 @@ def load_inputs(spec, data: str, need_labels: bool = True):
     x = fit_input(spec, ds.x, ds.name, info.image_shape if info else None, options.get("resize"),
                   options.get("reshape"), error=error)
     return x, ds
+
+
+def _array_inputs(spec, data, options: dict):
+    """An array of raw samples (N, features) or (N, C, H, W) from the Python API, as a data set without labels."""
+    from dlc.runtime.datasets import Dataset
+    error = _at("the array")
+    try:
+        x = np.asarray(data)
+    except (TypeError, ValueError) as e:
+        raise error(f"predict takes a data set name, a file path or an array of samples, not {type(data).__name__}"
+                    f" ({e})") from None
+    if x.dtype.kind not in "fiub" or x.ndim < 2 or len(x) == 0:
+        raise error(f"an array of samples is numeric with one row per sample; got {x.dtype} of shape {x.shape}",
+                    "pass e.g. x of shape (N, features)")
+    if not np.all(np.isfinite(x)):
+        raise error("the array holds NaN or inf")
+    x = fit_input(spec, x.astype(np.float32), "the array", None, options.get("resize"), options.get("reshape"),
+                  error=error)
+    return x, Dataset(x, None, spec.task, [], "the array")
 
 
 def model_labels(classes: list[str], ds, data: str) -> np.ndarray:

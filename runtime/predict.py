@@ -65,7 +65,9 @@ def load_onnx(path: Path):
     return onnx_model, spec, classes
 
 
-def predict(model_or_run: str, data: str) -> dict:
+def predict(model_or_run: str, data) -> dict:
+    """Predictions for DATA (a built-in set, a file, or an array of raw samples) from an .onnx file or
+    a run folder."""
     from dlc.runtime.evaluate import load_inputs
     from dlc.runtime.runs import load_run
 
@@ -83,7 +85,7 @@ def predict(model_or_run: str, data: str) -> dict:
         probs = model.predict_proba(x)
         engine = "numpy"
     from dlc.runtime.runs import check_finite_outputs
-    check_finite_outputs(probs, data)
+    check_finite_outputs(probs, data if isinstance(data, str) else "the array")
     result = {"engine": engine, "n": len(x), "output": probs, "task": spec.task}
     if spec.task == "classification":
         idx = predicted_class(spec.loss, probs)
@@ -97,7 +99,7 @@ def predict(model_or_run: str, data: str) -> dict:
         y = ds.y
         if y.shape[1] != probs.shape[1]:
             raise DLError(Diagnostic("error", f"{data} has {y.shape[1]} target column(s) but the model outputs "
-                                              f"{probs.shape[1]}"), Source("", data))
+                                              f"{probs.shape[1]}"), Source("", str(data)))
         err = probs - y
         result["mae"] = float(np.mean(np.abs(err)))
         result["mse"] = float(np.mean(err * err))

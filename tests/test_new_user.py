@@ -105,3 +105,47 @@ def test_a_training_split_of_one_class_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "s.dl:5:6: error: the training split holds one class only ('0', 28 samples): a classifier learns " \
            "nothing from it and would score 100 %" in err
+
+
+def test_api_predict_takes_an_array_of_samples(digits_run):
+    from sklearn.datasets import load_digits
+    x = load_digits().data[:7]
+    r = dlc.predict(digits_run, x)
+    assert r["output"].shape == (7, 10) and len(r["class"]) == 7
+    assert np.array_equal(r["label"], dlc.predict(digits_run, x.astype("float64").tolist())["label"])
+    with pytest.raises(dlc.DLError, match=r"an array of samples is numeric with one row per sample; got <U1"):
+        dlc.predict(digits_run, np.array([["a"]]))
+
+
+def test_every_cli_option_has_its_api_parameter():
+    """The CLI is a thin layer over dlc.api: an option the API lacks would make the two drift."""
+    import inspect
+
+    from dlc import api
+    from dlc.cli import build_parser
+    renamed = {"set": "overrides", "output": "out", "specs": "specs", "spec": "spec", "run": "run",
+               "model": "model_or_run", "quiet": "progress"}
+    cli_only = {"func", "debug", "command", "json", "strict", "show", "vary", "resume_from", "help"}
+    verbs = {"check": api.check, "train": api.train, "eval": api.evaluate, "export": api.export,
+             "predict": api.predict, "diagnose": api.diagnose, "compare": api.compare, "search": api.search}
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        params = set(inspect.signature(verbs[name]).parameters)
+        for action in parser._actions:
+            dest = renamed.get(action.dest, action.dest)
+            if action.dest in cli_only or dest in params:
+                continue
+            if name == "export" and dest == "out":
+                dest = "path"
+            if name == "check" and dest == "specs":
+                dest = "spec"
+            assert dest in params, f"dlc {name} --{action.dest} has no parameter in dlc.api.{verbs[name].__name__}"
+
+
+def test_api_search_takes_the_samplers_and_shared_studies(tmp_path):
+    spec = tmp_path / "s.dl"
+    spec.write_text("model m {\n input 2\n dense 3 softmax\n}\ndata spiral n=90\n"
+                    "optimizer adam lr=loguniform(1e-3, 1e-1)\ntrain epochs=1 batch=30 seed=0 validation=0.3\n")
+    r = dlc.search(spec, 3, jobs=1, sampler="tpe", prune=True, storage=f"sqlite:///{tmp_path / 'st.db'}",
+                   study="mine", out=tmp_path / "s")
+    assert len(r.trials) == 3 and r.study == "mine" and r.storage.endswith("st.db")

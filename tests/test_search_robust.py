@@ -12,7 +12,6 @@ import pytest
 
 import dlc
 from dlc.cli import main
-from dlc.compiler.diagnostics import DLError
 from dlc.runtime.search import search
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
