@@ -160,6 +160,9 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
     if not write:
         return _train(spec, run_dir, None, progress, splits, False, max_steps, on_epoch)
+    note = contention_note(spec) if progress else None  # a warning: not with -q
+    if note:
+        notify(note)
     existed = run_dir.exists()
     rf.make_dir(run_dir)
     with rf.RunLock(run_dir):
@@ -308,6 +311,23 @@ def _thread_limit(threads: int | None):
         return None
     from threadpoolctl import threadpool_limits
     return threadpool_limits(threads, user_api="blas")
+
+
+def contention_note(spec: Spec) -> str | None:
+    """A note when other processes keep this machine's cores busy and BLAS would start a thread per core:
+    threads that wait on a descheduled peer make training several times slower (bench/contention.py:
+    resnet_digits 2.0 s idle, 11.1 s beside two busy processes, 3.3 s with threads=1). The default stays
+    one thread per core, so that a spec and seed give the same weights bit for bit on a machine."""
+    import os
+    if spec["train"].get("threads") or not hasattr(os, "getloadavg"):
+        return None
+    cores = os.cpu_count() or 1
+    busy = os.getloadavg()[0]
+    if cores < 2 or busy < cores - 0.5:
+        return None
+    return (f"the machine is busy (load {busy:.1f} on {cores} cores): BLAS threads compete with other processes "
+            f"and training can be several times slower; --set train.threads=1 avoids that (results are "
+            f"bit-identical only at the same thread count)")
 
 
 def blas_threads() -> int | None:
