@@ -76,6 +76,7 @@ class ModelBuilder:
         self.block = block
         self.block_names = tuple(blocks or ())
         self.lines = source_lines
+        self.unknown_line = False  # a line of an unknown word was reported
         self.diags = ScopedDiagnostics(diags)  # errors inside a block also point at its use
         self.plan: list[PlannedNode] = []
         self.layers: list[Layer] = []
@@ -520,6 +521,7 @@ class ModelBuilder:
                               "parallel": "parallel concat { branch { ... } branch { ... } }"}.get(word,
                                                                                                 "branch { ... }"))
         else:
+            self.unknown_line = True  # the shapes after it would be another model's: no shape pass
             self.diags.error(f"unknown layer '{word}'", stmt.span,
                              did_you_mean(word, [n for n in REGISTRY.names() if REGISTRY[n].arity == 1]
                                           + list(STRUCTURE_WORDS) + list(self.block_names)))
@@ -606,10 +608,15 @@ def _merge_error(pn: PlannedNode, shapes, e: ShapeError) -> tuple[str, str | Non
     listed = ", ".join(f"{p} gives {fmt_shape(s)}" for p, s in zip(pn.paths, shapes))
     if pn.paths[1:] == ("the input",):
         body, given = shapes
-        return (f"the residual body changes the shape from {fmt_shape(given)} to {fmt_shape(body)}, "
-                f"so x + body(x) is undefined",
-                f"write 'residual {PROJECT} {{' for a projection shortcut{_describe_projection(given, body)}, "
-                f"or keep the body's output at {fmt_shape(given)}")
+        message = (f"the residual body changes the shape from {fmt_shape(given)} to {fmt_shape(body)}, "
+                   f"so x + body(x) is undefined")
+        try:
+            _projection(given, body)
+        except ShapeError:  # an image to a vector (or back): no shortcut can follow the body
+            return message, (f"no projection shortcut maps {fmt_shape(given)} to {fmt_shape(body)}: keep the body's "
+                             f"output of the input's kind ({fmt_shape(given)}), and flatten after the residual")
+        return message, (f"write 'residual {PROJECT} {{' for a projection shortcut{_describe_projection(given, body)}, "
+                         f"or keep the body's output at {fmt_shape(given)}")
     if pn.paths[1:] == ("the shortcut",):
         return f"residual: {listed}", e.hint
     return f"parallel {pn.op}: {listed}; {e}", e.hint or ("every branch must end in the same shape"
@@ -709,6 +716,6 @@ def build_model(block: ast.ModelBlock, source_lines: list[str], diags: Diagnosti
     if b.input_shape is None:
         diags.error(f"model {block.name} has no input line", block.span,
                     "start the block with input 64 (features) or input 1x28x28 (an image)")
-    elif b.input_shape:
+    elif b.input_shape and not b.unknown_line:
         graph = infer_shapes(block.name, b.input_shape, b.plan, b.layers, b.layer_out, b.diags)
     return ModelResult(graph, _named_ranges(b.ranges, graph.layers if graph else b.layers), b.default_init)

@@ -253,8 +253,11 @@ class Expander:
                 env[kw.key] = kw.value
         missing = [p for p, default in block.params if p not in env and default is None]
         if missing and ok:  # after an unknown key, that key was most likely the missing one
+            given = " ".join(filter(None, [stmt.word, *(ast.value_text(a) for a in stmt.args),
+                                           *(f"{k.key}={ast.value_text(k.value)}" for k in stmt.kwargs)]))
             self.out.error(f"block {block.name} needs {', '.join(missing)}", stmt.span,
-                           f"e.g. {block.name} " + " ".join("16" for _ in missing), uses)
+                           f"block {block.name}({', '.join(names)}) has no default for {', '.join(missing)}: "
+                           f"write e.g. {given} " + " ".join(f"{p}=..." for p in missing), uses)
             ok = False
         if not ok:
             return None

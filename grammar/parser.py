@@ -266,7 +266,9 @@ def parse(text: str, filename: str = "<spec>") -> ast.SpecAST:
         if line not in lines_seen:
             lines_seen.add(line)
             diags.append(d)
-        return len(diags) < MAX_SYNTAX_ERRORS and "end of file" not in d.message
+        # a '{' where none may stand unbalances every brace after it: what follows would be follow-on errors
+        brace = getattr(getattr(err, "token", None), "type", None) == "LBRACE"
+        return len(diags) < MAX_SYNTAX_ERRORS and "end of file" not in d.message and not brace
 
     try:
         tree = _lark().parse(text, on_error=record)

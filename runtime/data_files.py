@@ -173,7 +173,10 @@ def _csv_layout(path: Path, rows, label: str | None, n_features: int | None):
         return has_header, names, int(label) % len(names)
     if n_features is not None and len(names) == n_features:
         return has_header, names, None
-    raise DataError(f"{path} has no column '{label}'; its columns are: {', '.join(names)}")
+    from dlc.compiler.diagnostics import did_you_mean
+    guess = did_you_mean(label, names)
+    shown = ", ".join(names[:8]) + (f", ... ({len(names)} columns)" if len(names) > 8 else "")
+    raise DataError(f"{path} has no column '{label}'" + (f"; {guess}" if guess else f"; its columns are: {shown}"))
 
 
 def read_csv(path: Path, label: str | None, n_features: int | None = None, limit: int | None = None):

@@ -72,6 +72,10 @@ def read_preprocess(run_dir: Path, spec) -> tuple[Preprocess, list[str]]:
 
 def load_run(run_dir: str | Path, weights: str | Path | None = None) -> Model:
     run_dir = Path(run_dir)
+    if run_dir.is_file() and run_dir.suffix == ".dl":
+        raise DLError(Diagnostic("error", f"{run_dir} is a spec, not a run folder: it has no trained weights",
+                                 hint=f"train it first (dlc train {run_dir} -o runs/NAME), then pass runs/NAME "
+                                      "or the .onnx file dlc export wrote"), Source("", str(run_dir)))
     if not run_dir.is_dir():
         raise DLError(Diagnostic("error", f"no such run folder: {run_dir}",
                                  hint="pass the folder dlc train wrote, e.g. runs/digits_mlp"), Source("", str(run_dir)))

@@ -149,3 +149,47 @@ def test_api_search_takes_the_samplers_and_shared_studies(tmp_path):
     r = dlc.search(spec, 3, jobs=1, sampler="tpe", prune=True, storage=f"sqlite:///{tmp_path / 'st.db'}",
                    study="mine", out=tmp_path / "s")
     assert len(r.trials) == 3 and r.study == "mine" and r.storage.endswith("st.db")
+
+
+# ---- messages ------------------------------------------------------------------------------
+
+def test_predict_on_a_spec_says_it_is_a_spec(tmp_path, capsys):
+    spec = _write(tmp_path, "model m {\n input 2\n dense 3 softmax\n}\ndata spiral\n")
+    assert main(["predict", str(spec), "spiral"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {spec} is a spec, not a run folder: it has no trained weights" in err
+    assert f"hint: train it first (dlc train {spec} -o runs/NAME)" in err
+
+
+def test_an_unknown_csv_label_column_gets_a_did_you_mean_not_every_column(tmp_path, capsys):
+    names = [f"pixel{i}" for i in range(784)] + ["digit"]
+    (tmp_path / "wide.csv").write_text(",".join(names) + "\n" + ",".join(["0"] * 784) + ",1\n")
+    spec = _write(tmp_path, "model m {\n input 784\n dense 2 softmax\n}\ndata \"wide.csv\" label=digits\n")
+    assert main(["check", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "wide.csv has no column 'digits'; did you mean 'digit'?" in err and len(err) < 600
+
+
+@pytest.mark.parametrize("text, message, hint", [
+    ("block basic(c, stride) {\n dense c relu\n}\nmodel m {\n input 4\n basic 16\n dense 3 softmax\n}\ndata iris\n",
+     "error: block basic needs stride", "hint: block basic(c, stride) has no default for stride: write e.g. "
+                                        "basic 16 stride=..."),
+    ("model m {\n input 1x8x8\n residual {\n flatten\n dense 4\n }\n dense 10 softmax\n}\ndata digits\n",
+     "error: the residual body changes the shape from 1x8x8 to 4, so x + body(x) is undefined",
+     "hint: no projection shortcut maps 1x8x8 to 4: keep the body's output of the input's kind (1x8x8), "
+     "and flatten after the residual"),
+])
+def test_hints_name_a_fix_that_works(tmp_path, capsys, text, message, hint):
+    assert main(["check", str(_write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert message in err and hint in err
+
+
+@pytest.mark.parametrize("text, count", [
+    ("model m {\n input 1x8x8\n conv 4 kernel=3\n flaten\n dense 10 softmax\n}\ndata digits\n", 1),
+    ("model m {\n input 4\n parallel concat {\n branch { dense 2 } branch { dense 3 }\n }\n dense 3 softmax\n}\n"
+     "data iris\n", 1),
+])
+def test_one_mistake_is_one_error(tmp_path, capsys, text, count):
+    assert main(["check", str(_write(tmp_path, text))]) == 2
+    assert capsys.readouterr().err.count("error:") == count
