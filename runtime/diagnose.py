@@ -349,10 +349,12 @@ def lr_range_test(spec: Spec, splits: Splits) -> dict:
     batches, rng = _minibatches(spec, splits)
     factor = (lr_to / lr_from) ** (1 / (steps - 1))
     lrs, smooth, avg, best = [], [], 0.0, math.inf
+    diverged_at = None  # the rate at which the loss stopped being finite
     for i in range(steps):
         lr = lr_from * factor ** i
         loss, _, _ = step(*next(batches), lr, rng)
         if not math.isfinite(loss):
+            diverged_at = lr
             break
         avg = 0.9 * avg + 0.1 * loss
         value = avg / (1 - 0.9 ** (i + 1))
@@ -362,9 +364,9 @@ def lr_range_test(spec: Spec, splits: Splits) -> dict:
         if value > 4 * best:
             break
     k = int(np.argmin(smooth)) if smooth else 0
-    blowup = next((lr for i, (lr, v) in enumerate(zip(lrs, smooth)) if i > k and v > 2 * best), None)
+    blowup = next((lr for i, (lr, v) in enumerate(zip(lrs, smooth)) if i > k and v > 2 * best), diverged_at)
     return {"lr": lrs, "loss": smooth, "min_loss_lr": lrs[k] if lrs else None,
-            "suggested_lr": lrs[k] / 10 if lrs else None, "blowup_lr": blowup or (lrs[-1] * factor if lrs else None),
+            "suggested_lr": lrs[k] / 10 if lrs else None, "blowup_lr": blowup,  # None: no blow-up in the sweep
             "start_loss": smooth[0] if smooth else None}
 
 
@@ -373,11 +375,12 @@ def check_lr(curve: dict, lr: float) -> Check:
         return Check("lr range test", FAIL, "the loss is not finite even at lr=1e-6", "check the data and the init")
     sug, at_min, blow = curve["suggested_lr"], curve["min_loss_lr"], curve["blowup_lr"]
     drop = curve["start_loss"] - min(curve["loss"])
-    finding = f"lowest loss at lr {at_min:.1e}, blows up from {blow:.1e}; suggested lr {sug:.1e}, the spec's {lr:g}"
+    where = f"blows up from {blow:.1e}" if blow is not None else f"no blow-up up to {curve['lr'][-1]:.1e}"
+    finding = f"lowest loss at lr {at_min:.1e}, {where}; suggested lr {sug:.1e}, the spec's {lr:g}"
     if drop <= 0.02 * curve["start_loss"]:
         return Check("lr range test", FAIL, finding + "; the loss hardly falls at any rate",
                      "the net does not learn at any learning rate: check the init and the data")
-    if lr >= blow:
+    if blow is not None and lr >= blow:
         return Check("lr range test", FAIL, finding + ": the spec's lr is where the loss explodes",
                      f"use lr={sug:.1g}")
     if lr > at_min:

@@ -504,12 +504,14 @@ def save_curves(path: Path, histories: dict[str, list[dict]], title: str = "") -
             if any(r.get("val_accuracy") is not None for r in h):
                 axes[0][1].plot(ep, [r.get("val_accuracy") for r in h], "--", color=line.get_color(),
                                 label=f"{label} validation")
-    short = title if len(title) <= 40 else title[:37] + "..."
-    axes[0][0].set(xlabel="epoch", ylabel="loss", title=f"{short} loss".strip())
+    if title:  # the whole title, wrapped above the plots (a comparison of long names is not cut)
+        import textwrap
+        fig.suptitle("\n".join(textwrap.wrap(title, 90)), fontsize=10)
+    axes[0][0].set(xlabel="epoch", ylabel="loss", title="loss")
     axes[0][0].set_yscale("log")
     axes[0][0].legend(fontsize=8)
     if has_acc:
-        axes[0][1].set(xlabel="epoch", ylabel="accuracy", title=f"{short} accuracy".strip())
+        axes[0][1].set(xlabel="epoch", ylabel="accuracy", title="accuracy")
         axes[0][1].legend(fontsize=8)
     save_figure(path, fig)
 

@@ -35,7 +35,7 @@ from dlc.runtime.data import Splits, prepare
 @dataclass
 class Trial:
     index: int
-    stage: str  # coarse | fine
+    stage: str  # coarse | fine (random search), tpe | genetic
     values: dict[str, object]
     text: str
     status: str = "pending"  # ok | pruned | diverged | invalid
@@ -313,7 +313,8 @@ def work(cfg: SearchConfig, on_trial=None) -> None:
                 trial.set_user_attr("surplus", True)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 return
-            stage = "coarse" if slot < cfg.coarse else "fine"
+            # random search has a coarse and a fine stage; tpe and genetic trials are labelled by their sampler
+            stage = ("coarse" if slot < cfg.coarse else "fine") if cfg.sampler == "random" else cfg.sampler
             trial.set_user_attr("stage", stage)
             trial.set_user_attr("slot", slot)
         dims, fixed = cfg.dims, {}
@@ -660,7 +661,7 @@ def save_plot(path: Path, result: SearchResult, dims: list[Dimension]) -> None:
     fig = rf.new_figure((4 * len(dims), 3.5))
     axes = fig.subplots(1, len(dims), squeeze=False)
     for ax, d in zip(axes[0], dims):
-        for stage, marker in (("coarse", "o"), ("fine", "^")):
+        for stage, marker in (("coarse", "o"), ("fine", "^"), ("tpe", "o"), ("genetic", "o")):
             pts = [(t.values[d.key], score(t)) for t in ok if t.stage == stage]
             if pts:
                 xs, ys = zip(*pts)

@@ -144,7 +144,7 @@ def test_command_line_mistakes_name_dlc_not_a_file(capsys):
 def test_other_samplers_search_the_same_ranges(tmp_path, sampler):
     spec = dlc.compile_file(IRIS, overrides=["train.epochs=5"])
     result = search(spec, 6, jobs=1, seed=1, out=tmp_path / sampler, progress=False, sampler=sampler)
-    assert len(result.trials) == 6 and {t.stage for t in result.trials} == {"coarse"}  # no fine stage
+    assert len(result.trials) == 6 and {t.stage for t in result.trials} == {sampler}  # no fine stage: labelled by the sampler
     lr = [t.values["optimizer.lr"] for t in result.trials]
     assert all(1e-4 <= v <= 1e-1 for v in lr) and len(set(lr)) == 6
     assert (tmp_path / sampler / "best.dl").exists()
