@@ -150,11 +150,35 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
     the runtime (runtime/data_check.py, which `dlc check` and training run). `data_files` records a
     run folder's data files (data.json) on the spec. A spec whose training would need more than
     `max_memory` bytes is refused (None: half the physical memory; 0: no limit)."""
-    from dlc.grammar import parse
     from .overrides import apply_overrides
 
-    if overrides:
-        text = apply_overrides(text, filename, overrides)
+    if not overrides:
+        return _compile(text, filename, lint, data_files, max_memory)
+    changed = apply_overrides(text, filename, overrides)
+    try:
+        return _compile(changed, filename, lint, data_files, max_memory)
+    except DLError as e:
+        raise _name_overrides(e, text, changed, overrides) from None
+
+
+def _name_overrides(e: DLError, original: str, changed: str, overrides) -> DLError:
+    """An error on a line that --set (or --vary) rewrote shows that line as rewritten: say so, and what
+    the file itself says, so that the user does not look for text that is not in the file."""
+    before, after = original.split("\n"), changed.split("\n")
+    flags = sorted({getattr(o, "flag", "--set") for o in overrides})
+    for d in e.diagnostics:
+        line = d.span.line if d.span else 0
+        if 0 < line <= len(after) and (line > len(before) or before[line - 1] != after[line - 1]):
+            said = before[line - 1].strip() if line <= len(before) else None
+            d.notes = list(d.notes) + [Diagnostic(
+                "note", f"this line is as {' / '.join(flags)} {', '.join(map(str, overrides))} made it; "
+                        + (f"the file says: {said}" if said is not None else "the file has no such line"))]
+    return e
+
+
+def _compile(text: str, filename: str, lint: bool, data_files: dict | None, max_memory: int | None) -> Spec:
+    from dlc.grammar import parse
+
     source = Source(text, filename)
     if len(text) > MAX_SPEC_BYTES:
         raise DLError(Diagnostic("error", f"the spec is {len(text):,} characters; a spec is at most "

@@ -193,3 +193,11 @@ def test_hints_name_a_fix_that_works(tmp_path, capsys, text, message, hint):
 def test_one_mistake_is_one_error(tmp_path, capsys, text, count):
     assert main(["check", str(_write(tmp_path, text))]) == 2
     assert capsys.readouterr().err.count("error:") == count
+
+
+def test_an_error_on_a_line_set_rewrote_names_set_and_what_the_file_says(tmp_path, capsys):
+    spec = _write(tmp_path, "model m {\n input 2\n dense 3 softmax\n}\ndata spiral\noptimizer adam lr=0.01\n")
+    assert main(["check", str(spec), "--set", "optimizer.lr=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "s.dl:6:19: error: lr=-1 is out of range: lr must be > 0" in err
+    assert "note: this line is as --set optimizer.lr=-1 made it; the file says: optimizer adam lr=0.01" in err
