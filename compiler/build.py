@@ -563,6 +563,19 @@ def _consumers(plan: list[PlannedNode]) -> list[list[int]]:
     return out
 
 
+def _feeds_batchnorm_alone(plan: list[PlannedNode], consumers: list[list[int]], index: int) -> bool:
+    """Does the layer's output reach a batchnorm, and nothing else, through identities (`linear`) only?
+    Then batchnorm's beta does its bias's job."""
+    j = index
+    while len(consumers[j]) == 1:
+        j = consumers[j][0]
+        if plan[j].op == "batchnorm":
+            return True
+        if plan[j].op != "linear":
+            return False
+    return False
+
+
 def _auto_init(plan: list[PlannedNode], consumers: list[list[int]], index: int) -> InitSpec:
     """The init for a weight layer with none given: by the activation that its output meets first
     (through batchnorm, dropout and merges), before another weight layer."""
@@ -640,8 +653,7 @@ def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode
                 op_name, attrs = _projection(in_shapes[0], shapes[pn.match])
             op = REGISTRY[op_name]
             a = {k: resolve(v) for k, v in attrs.items()}
-            if op.weight_layer and not pn.bias_explicit and len(consumers[i]) == 1 \
-                    and plan[consumers[i][0]].op == "batchnorm":
+            if op.weight_layer and not pn.bias_explicit and _feeds_batchnorm_alone(plan, consumers, i):
                 a["bias"] = False  # batchnorm's beta does the bias's job
                 attrs = dict(attrs, bias=False)
             out = op.infer(list(in_shapes) if op.arity is None else in_shapes[0], a)
