@@ -75,9 +75,12 @@ def _data_error(spec: Spec, message: str, hint: str | None = None) -> DLError:
 
 
 def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, resize=None, reshape=None,
-              error=None) -> np.ndarray:
+              error=None, given: bool = False) -> np.ndarray:
     """Bring x to the input layer's shape where that is unambiguous (or as reshape= says); otherwise
-    refuse, naming both shapes. `error(message, hint)` makes the exception (default: at the data line)."""
+    refuse, naming both shapes. `error(message, hint)` makes the exception (default: at the data line).
+    `given`: data given to eval or predict (a file on the command line, an array): flat samples of the
+    input's size are taken as the input's shape whatever the training data line said, one rule for
+    every model, and a refusal names the shape to give rather than a data line to edit."""
     error = error or (lambda message, hint=None: _data_error(spec, message, hint))
     want = tuple(spec.graph.input_shape)
     images = len(want) == 3 or bool(resize)  # resize= works on images, whatever reshape= makes of them after
@@ -88,12 +91,19 @@ def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, re
     if resize and x.ndim == 4 and x.shape[2:] != (resize, resize):
         from scipy.ndimage import zoom
         x = zoom(x, (1, 1, resize / x.shape[2], resize / x.shape[3]), order=1).astype(np.float32)
+    if given and not reshape and x.ndim == 2 and len(want) > 1 and x.shape[1] == int(np.prod(want)):
+        reshape = want  # flat samples of a model that takes images
     if reshape:
         per = int(np.prod(x.shape[1:]))
         if per != int(np.prod(reshape)):
             raise error(*reshape_refusal(reshape, per, dataset_name))
         x = x.reshape((len(x),) + tuple(reshape))
     if tuple(x.shape[1:]) != want:
+        if given:
+            shape = "x".join(map(str, x.shape[1:]))
+            raise error(f"{dataset_name} samples are {shape} but the model's input is "
+                        f"{'x'.join(map(str, want))}", f"give samples of {'x'.join(map(str, want))}"
+                        + (f" or flat ones of {int(np.prod(want))} values" if len(want) > 1 else ""))
         raise error(*shape_refusal(tuple(x.shape[1:]), want, dataset_name))
     return x
 

@@ -57,6 +57,9 @@ def shape_refusal(got, want, name: str) -> tuple[str, str]:
     hint = "change the input line or the data"
     if len(got) == 1 and len(want) == 3 and got[0] == math.prod(want):
         hint = f"the samples are flat: add reshape={_dims(want)} to the data line"
+    elif str(name).lower().endswith(".csv") and len(got) == 1 and got[0] + 1 == math.prod(want):
+        hint = (f"the CSV's last column was read as the label (the default), leaving {got[0]} features: a file "
+                "without a label column needs a model input of its width; label=COLUMN names another")
     return f"{name} samples are {_dims(got)} but the model's input is {_dims(want)}", hint
 
 

@@ -36,7 +36,7 @@ def load_inputs(spec, data, need_labels: bool = True):
         raise error(str(e)) from None
     info = CATALOG.get(data)
     x = fit_input(spec, ds.x, ds.name, info.image_shape if info else None, options.get("resize"),
-                  options.get("reshape"), error=error)
+                  options.get("reshape"), error=error, given=True)
     return x, ds
 
 
@@ -55,7 +55,7 @@ def _array_inputs(spec, data, options: dict):
     if not np.all(np.isfinite(x)):
         raise error("the array holds NaN or inf")
     x = fit_input(spec, x.astype(np.float32), "the array", None, options.get("resize"), options.get("reshape"),
-                  error=error)
+                  error=error, given=True)
     return x, Dataset(x, None, spec.task, [], "the array")
 
 

@@ -201,3 +201,30 @@ def test_an_error_on_a_line_set_rewrote_names_set_and_what_the_file_says(tmp_pat
     err = capsys.readouterr().err
     assert "s.dl:6:19: error: lr=-1 is out of range: lr must be > 0" in err
     assert "note: this line is as --set optimizer.lr=-1 made it; the file says: optimizer adam lr=0.01" in err
+
+
+def test_given_data_takes_flat_samples_for_any_image_model_and_names_the_shape(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+    spec = _write(tmp_path, "model m {\n input 1x8x8\n conv 4 kernel=3 relu\n flatten\n dense 10 softmax\n}\n"
+                            "data digits\ntrain epochs=1 seed=0\n")
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "-q", "-o", str(run)]) == 0
+    d = load_digits()
+    np.savez(tmp_path / "flat.npz", x=d.data[:20].astype("float32"), y=d.target[:20])
+    assert main(["predict", str(run), str(tmp_path / "flat.npz")]) == 0
+    assert dlc.predict(run, d.data[:3])["output"].shape == (3, 10)
+    np.savez(tmp_path / "odd.npz", x=np.zeros((5, 3), "float32"))
+    assert main(["predict", str(run), str(tmp_path / "odd.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "odd.npz samples are 3 but the model's input is 1x8x8" in err
+    assert "hint: give samples of 1x8x8 or flat ones of 64 values" in err and "data line" not in err
+
+
+def test_a_headerless_csv_says_which_column_became_the_label(tmp_path, capsys):
+    rows = "\n".join(",".join(["0.5"] * 64) for _ in range(20)) + "\n"
+    (tmp_path / "f.csv").write_text(rows)
+    spec = _write(tmp_path, 'model m {\n input 64\n dense 2 softmax\n}\ndata "f.csv"\n')
+    assert main(["check", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "f.csv samples are 63 but the model's input is 64" in err
+    assert "hint: the CSV's last column was read as the label (the default), leaving 63 features" in err
