@@ -647,3 +647,45 @@ def test_a_data_record_naming_a_device_or_fifo_is_refused_without_reading(tmp_pa
     assert main(["eval", str(run)]) == 2
     err = capsys.readouterr().err
     assert f"{target} is " in err and ", not a regular file" in err
+
+
+def test_random_lies_about_file_type_and_size_are_located_refusals(tmp_path, capsys):
+    """A generated family: data files whose .npy headers claim random shapes and dtypes, truncated or
+    padded members, and paths that are folders, FIFOs, devices, empty or random bytes; every case is
+    accepted when the file is honest and fits, and otherwise an error at the data line (exit 2)."""
+    import os
+    import random
+    np = _np()
+    rng = random.Random(7)
+    for case in range(40):
+        d = tmp_path / f"c{case}"
+        d.mkdir()
+        kind = rng.choice(["header", "header", "bytes", "empty", "fifo", "dir", "device"])
+        path = d / "d.npz"
+        x, y = np.zeros((12, 2), np.float32), np.arange(12) % 3
+        honest = False
+        if kind == "header":
+            claims = {rng.choice(["x", "y"]): tuple(rng.choice([0, 1, 12, 13, 10 ** 9, 10 ** 12])
+                                                    for _ in range(rng.randint(1, 3)))}
+            honest = all(shape == {"x": x, "y": y}[k].shape for k, shape in claims.items())
+            _npz_with_header(path, {"x": x, "y": y}, claims)
+        elif kind == "bytes":
+            path.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randint(1, 400))))
+        elif kind == "empty":
+            path.write_bytes(b"")
+        elif kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "dir":
+            path.mkdir()
+        else:
+            path.symlink_to(rng.choice(["/dev/zero", "/dev/urandom", "/dev/null"]))
+        spec = _data_spec(d, "d.npz")
+        for command in ("check", "train"):
+            args = [command, str(spec)] + (["-q", "-o", str(d / "run")] if command == "train" else [])
+            code = main(args)
+            err = capsys.readouterr().err
+            assert "internal error" not in err, (case, kind, err)
+            if honest:
+                assert code == 0, (case, err)
+            else:
+                assert code == 2 and "s.dl:5:6: error: " in err, (case, kind, err)

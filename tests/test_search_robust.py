@@ -187,3 +187,14 @@ def test_best_dl_of_a_search_on_a_data_file_trains_as_written_from_anywhere(tmp_
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     assert main(["train", str(tmp_path / "S" / "best.dl"), "-q", "-o", "run"]) == 0
+
+
+def test_a_read_only_study_database_is_refused_by_name(tmp_path, capsys):
+    spec = _spec(tmp_path)
+    assert main(["search", str(spec), "--trials", "1", "--jobs", "1", "-q", "-o", str(tmp_path / "a")]) == 0
+    url = f"sqlite:///file:{tmp_path / 'a' / 'study.db'}?mode=ro&uri=true"  # read-only, even for root
+    capsys.readouterr()
+    assert main(["search", str(spec), "--trials", "3", "--jobs", "1", "-q", "-o", str(tmp_path / "b"),
+                 "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert f"dlc: error: cannot open the study storage {url}: " in err and "internal error" not in err
