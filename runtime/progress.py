@@ -4,16 +4,19 @@ from __future__ import annotations
 
 
 class EpochBar:
-    """A tqdm bar over epochs with the epoch's loss, accuracy and validation figures."""
+    """A tqdm bar over epochs with the epoch's figures. `batch_loss`/`batch_acc` are the means over the
+    epoch's mini-batches in training mode (dropout on, penalties included, weights moving during the
+    epoch); the final line's `train loss` is the whole training split in inference mode with the final
+    weights, so the two differ (docs/run-folder.md)."""
 
     def __init__(self, name: str, total: int, initial: int):
         from tqdm import tqdm
         self.bar = tqdm(total=total, initial=initial, desc=name, unit="epoch", dynamic_ncols=True, leave=True)
 
     def epoch(self, row: dict) -> None:
-        post = {"loss": f"{row['loss']:.4f}"}
+        post = {"batch_loss": f"{row['loss']:.4f}"}
         if row.get("accuracy") is not None:
-            post["acc"] = f"{row['accuracy']:.3f}"
+            post["batch_acc"] = f"{row['accuracy']:.3f}"
         if row.get("val_loss") is not None:
             post["val_loss"] = f"{row['val_loss']:.4f}"
             if row.get("val_accuracy") is not None:
