@@ -39,6 +39,8 @@ def value_end(line: str, col0: int) -> int:
 def apply_overrides(text: str, filename: str, overrides) -> str:
     from dlc.grammar import parse
 
+    graph = None  # the layers' names, from the text before any layer override (values do not rename layers,
+    # and an intermediate text -- one block argument changed of two -- may not compile)
     for item in overrides:
         if "=" not in item:
             _fail(text, filename, item, "expected KEY=VALUE, e.g. optimizer.lr=0.01")
@@ -46,9 +48,13 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
         word, _, sub = key.partition(".")
         if word == "model":
             text = _model_override(text, filename, item, sub, value)
+            graph = None
             continue
         if word not in STATEMENTS:
-            text = _layer_override(text, filename, item, key, value)
+            if graph is None:
+                from .spec import compile
+                graph = compile(text, filename, lint=False, max_memory=0).graph
+            text = _layer_override(text, filename, item, key, value, graph)
             continue
         tree = parse(text, filename)
         stmt = next((s for s in tree.stmts if s.word == word), None)
@@ -102,16 +108,17 @@ class Override(str):
         return obj
 
 
-def _layer_override(text: str, filename: str, item: str, full_key: str, value: str) -> str:
+def _layer_override(text: str, filename: str, item: str, full_key: str, value: str, graph=None) -> str:
     """`dense1.dropout=0.3`, `input.dropout=0.1`, `dropout2.p=0.4`, `dense3.leaky_relu.alpha=0.2`: set a key
     on the model line that made that layer -- the keys `dlc check` and `dlc search` show for ranges."""
     from dlc.grammar import parse
     from .ops import REGISTRY
     from .spec import compile
 
-    graph = compile(text, filename, lint=False, max_memory=0).graph
+    graph = graph or compile(text, filename, lint=False, max_memory=0).graph
     parts = full_key.split(".")
     groups = {lay.group: lay for lay in graph.layers if lay.group}
+    groups.update(_block_uses(graph))  # basic3.c=48: a block argument, on the line that uses the block
     known = {"input"} | {name for lay in graph.layers for name in lay.nodes} | set(groups)
     # the longest prefix that names a node: basic2.residual1.conv1.dropout -> basic2.residual1.conv1, dropout
     cut = next((k for k in range(len(parts) - 1, 0, -1) if ".".join(parts[:k]) in known), 1)
@@ -142,6 +149,13 @@ def _layer_override(text: str, filename: str, item: str, full_key: str, value: s
         target = next((kw.value for a in stmt.args + stmt.after if isinstance(a, ast.Call) for kw in a.kwargs
                        if kw.key == attr), None)
     op = REGISTRY[stmt.word] if stmt.word in REGISTRY else None
+    params = _block_params(tree, stmt.word)
+    if params is not None and attr not in params:
+        _fail(text, filename, item, f"block {stmt.word} has no parameter '{attr}'",
+              f"its parameters: {', '.join(params) or 'none'}")
+    if target is None and params is not None and attr in params:
+        pos = params.index(attr)
+        target = stmt.args[pos] if pos < len(stmt.args) else None
     if target is None and op is not None and attr in op.positional:
         values = [a for a in stmt.args if not isinstance(a, (ast.Name, ast.Call))]
         pos = list(op.positional).index(attr)
@@ -160,6 +174,39 @@ def _layer_override(text: str, filename: str, item: str, full_key: str, value: s
         rest = line[end:]
         lines[i] = line[:end].rstrip() + f" {attr}={value}" + (" " if rest.startswith("#") else "") + rest
     return "\n".join(lines)
+
+
+def _block_uses(graph) -> dict:
+    """{use name (basic3, outer1.inner2): the layer of the line that uses the block}: a use's layer holds
+    no node itself; its name is the scope its inner layers' nodes are named under."""
+    import re
+    out = {}
+    layers = graph.layers
+    for lay in layers:
+        if lay.nodes or lay.group or not lay.inner:
+            continue
+        first = next((x.nodes[0] for x in layers[lay.index + 1:lay.index + 1 + lay.inner] if x.nodes), None)
+        if first is None:
+            continue
+        comps = first.split(".")
+        j = next((j for j in range(min(lay.depth, len(comps)), len(comps))
+                  if re.sub(r"\d+$", "", comps[j]) == lay.word), None)
+        if j is not None:
+            out[".".join(comps[:j + 1])] = lay
+    return out
+
+
+def _block_params(tree, word: str) -> list[str] | None:
+    """The parameter names of block `word` as defined in the spec, or None when `word` is no block."""
+    for b in tree.stmts:
+        if b.word == "block" and b.args:
+            head = b.args[0]
+            name = head.value if isinstance(head, ast.Name) else getattr(head, "name", None)
+            if name == word:
+                if not isinstance(head, ast.Call):
+                    return []
+                return [a.value if isinstance(a, ast.Name) else a.key for a in head.args + head.kwargs]
+    return None
 
 
 def _closing_brace(lines: list[str], line0: int, col0: int) -> tuple[int, int]:

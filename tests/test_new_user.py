@@ -228,3 +228,21 @@ def test_a_headerless_csv_says_which_column_became_the_label(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "f.csv samples are 63 but the model's input is 64" in err
     assert "hint: the CSV's last column was read as the label (the default), leaving 63 features" in err
+
+
+def test_set_reaches_block_arguments_and_lines_of_a_block_used_once(tmp_path, capsys):
+    from conftest import ROOT
+    spec = dlc.compile_file(ROOT / "specs/resnet_digits.dl", overrides=["basic4.c=32", "basic3.c=32"])
+    assert "basic 32 stride=2 shortcut=project" in spec.source.text  # set where it is written: the same value
+    wide = dlc.compile_file(ROOT / "specs/resnet_digits.dl", overrides=["basic3.c=48", "basic4.c=48"])
+    assert wide.graph.node("basic4.residual1.conv2").out_shape == (48, 4, 4)
+    assert "basic 48 stride=2 shortcut=project" in wide.source.text and "    basic 48\n" in wide.source.text
+    assert main(["check", str(ROOT / "specs/resnet_digits.dl"), "--set", "basic3.width=1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --set basic3.width=1: block basic has no parameter 'width'" in err
+    assert "hint: its parameters: c, stride, shortcut" in err
+    once = _write(tmp_path, "block b(c) {\n dense c relu\n}\nmodel m {\n input 4\n b 8\n dense 3 softmax\n}\n"
+                            "data iris\n")
+    s = dlc.compile_file(once, overrides=["b1.dense1.dropout=0.3", "b1.c=16"])
+    assert s.graph.node("b1.dense1").attrs["units"] == 16
+    assert [n.attrs["p"] for n in s.graph.nodes if n.op == "dropout"] == [0.3]
