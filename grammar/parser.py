@@ -23,6 +23,7 @@ MAX_SYNTAX_ERRORS = 20
 
 _TERMINAL_WORDS = {
     "SIGNED_NUMBER": "a number",
+    "FRACTION": "a ratio such as 1/255",
     "INT": "a whole number",
     "NAME": "a name",
     "DIMS": "dimensions such as 1x28x28",
@@ -63,6 +64,10 @@ class _ToAST(Transformer):
 
     def number(self, items):
         (tok,) = items
+        if tok.type == "FRACTION":  # scale=1/255: a number written as a ratio (a zero divisor is checked later)
+            top, _, bottom = str(tok).partition("/")
+            value = float(top) / float(bottom) if float(bottom) else float("inf")
+            return ast.Number(value, str(tok), _span(tok))
         return ast.Number(float(tok), str(tok), _span(tok))
 
     def dims(self, items):

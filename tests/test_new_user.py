@@ -246,3 +246,13 @@ def test_set_reaches_block_arguments_and_lines_of_a_block_used_once(tmp_path, ca
     s = dlc.compile_file(once, overrides=["b1.dense1.dropout=0.3", "b1.c=16"])
     assert s.graph.node("b1.dense1").attrs["units"] == 16
     assert [n.attrs["p"] for n in s.graph.nodes if n.op == "dropout"] == [0.3]
+
+
+def test_a_value_may_be_written_as_a_ratio(tmp_path, capsys):
+    spec = dlc.compile("model m {\n input 64\n dense 10 rrelu lower=1/8 upper=1/3\n dense 10 softmax\n}\n"
+                       "data digits scale=1/255\n")
+    assert spec["data"]["scale"] == 1 / 255
+    assert spec.graph.node("rrelu1").attrs["lower"] == 1 / 8
+    bad = _write(tmp_path, "model m {\n input 64\n dense 10 softmax\n}\ndata digits scale=1/0\n")
+    assert main(["check", str(bad)]) == 2
+    assert "s.dl:5:19: error: scale=inf is out of range: scale must be > 0" in capsys.readouterr().err
