@@ -201,9 +201,25 @@ _SPLITS: Splits | None = None
 _LIMITS = None
 
 
-def _worker_init(splits: Splits | None, threads: int | None) -> None:
+_STOP = False  # a pool worker got SIGINT: stop at the next epoch's end, never inside a database write
+
+
+def _stop_requested(signum, frame) -> None:
+    global _STOP
+    _STOP = True
+
+
+def _check_stop() -> None:
+    if _STOP:
+        raise KeyboardInterrupt
+
+
+def _worker_init(splits: Splits | None, threads: int | None, pool_worker: bool = False) -> None:
     global _SPLITS, _LIMITS
     _SPLITS = splits
+    if pool_worker:  # Ctrl-C sets a flag that the trial checks after each epoch, and the loop between trials
+        import signal
+        signal.signal(signal.SIGINT, _stop_requested)
     if threads:
         from threadpoolctl import threadpool_limits
         _LIMITS = threadpool_limits(threads)  # parallel trials, not parallel BLAS inside each
@@ -256,6 +272,7 @@ def _fine_stage(study, cfg: SearchConfig) -> tuple[list[Dimension], dict] | None
                   and t.state in done and t.user_attrs.get("status") not in (None, "interrupted")]
         if set(range(cfg.coarse)) <= {_slot_of(trials, t) for t in coarse}:
             break
+        _check_stop()
         time.sleep(0.2)
     ok = [t for t in coarse if t.state == optuna.trial.TrialState.COMPLETE]
     if not ok:
@@ -305,6 +322,7 @@ def work(cfg: SearchConfig, on_trial=None) -> None:
                               sampler=_sampler(cfg.sampler, seed), pruner=_pruner(cfg.prune))
     fine = None
     while True:
+        _check_stop()
         trial = study.ask()
         stage = trial.user_attrs.get("stage")  # set on a re-run of an interrupted trial
         if stage is None:
@@ -330,6 +348,7 @@ def work(cfg: SearchConfig, on_trial=None) -> None:
         values = {d.key: _suggest(trial, d, fixed) for d in dims}
 
         def report(row, trial=trial):
+            _check_stop()  # Ctrl-C in a pool worker: the trial ends here, as at Ctrl-C in dlc train
             trial.set_user_attr("epochs", row["epoch"])
             if row["val_loss"] is not None:
                 trial.report(_score(cfg.classify, row["val_loss"], row["val_accuracy"]), row["epoch"])
@@ -594,7 +613,7 @@ def _run_processes(cfg: SearchConfig, splits, jobs: int, tick) -> None:
 
     # spawn: a fresh interpreter per worker, no inherited BLAS thread pools, locks or database connections
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_init, initargs=(splits, 1)) as pool:
+                             initializer=_worker_init, initargs=(splits, 1, True)) as pool:
         futures = [pool.submit(_work_in_pool, cfg) for _ in range(jobs)]
         pending = set(futures)
         try:
