@@ -44,25 +44,30 @@ class Model:
         self.upto = len(self.spec.graph.nodes) - 1 if self.fused else None
 
     def outputs(self, x_prepared: np.ndarray, batch: int | None = None) -> np.ndarray:
-        """Raw outputs (logits when the loss is fused) for already-preprocessed inputs."""
-        return self.net.predict(x_prepared, batch, self.upto)
+        """Raw outputs (logits when the loss is fused) for already-preprocessed inputs. Overflow is not
+        warned about here: predict, eval and export refuse outputs that are not finite, by name."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.net.predict(x_prepared, batch, self.upto)
 
     def predict_proba(self, x_raw: np.ndarray) -> np.ndarray:
         """What the exported ONNX model computes: raw inputs -> the network's final outputs."""
-        return probabilities(self.spec.loss, self.outputs(self.preprocess.apply(x_raw)), self.fused)
+        out = self.outputs(self.preprocess.apply(x_raw))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return probabilities(self.spec.loss, out, self.fused)
 
     def evaluate(self, x_prepared, y, batch: int | None = None) -> dict:
         if len(x_prepared) == 0:
             return {"loss": None, "accuracy": None}
         out = self.outputs(x_prepared, batch)
-        loss, _ = loss_and_grad(self.spec.loss, out, y, self.fused)
-        result = {"loss": loss}
-        if self.spec.task == "classification":
-            pred = predicted_class(self.spec.loss, probabilities(self.spec.loss, out, self.fused))
-            result["accuracy"] = float(np.mean(pred == y))
-        else:
-            result["accuracy"] = None
-            result["mae"] = float(np.mean(np.abs(out - y.reshape(out.shape))))
+        with np.errstate(over="ignore", invalid="ignore"):  # a loss that is not finite is reported by name
+            loss, _ = loss_and_grad(self.spec.loss, out, y, self.fused)
+            result = {"loss": loss}
+            if self.spec.task == "classification":
+                pred = predicted_class(self.spec.loss, probabilities(self.spec.loss, out, self.fused))
+                result["accuracy"] = float(np.mean(pred == y))
+            else:
+                result["accuracy"] = None
+                result["mae"] = float(np.mean(np.abs(out - y.reshape(out.shape))))
         return result
 
 
