@@ -432,6 +432,10 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
     t0 = time.perf_counter()
     # the default folder is the search's own, so that running the same command again resumes it
     out_dir = Path(out) if out else Path("runs") / rf.folder_name(f"{spec.name}-search")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / STUDY_FILE).exists() and storage is None:
+        # the folder of a search holds its study; any other folder's files (results.csv, best.dl) are not ours
+        raise DLError(Diagnostic("error", f"{out_dir} is not empty and holds no search (no {STUDY_FILE})",
+                                 hint="give the search a new folder with -o, or the folder of the search to resume"))
     rf.make_dir(out_dir)
     url = storage or f"sqlite:///{(out_dir / STUDY_FILE).resolve()}"
     name = study or spec.name

@@ -198,3 +198,11 @@ def test_a_read_only_study_database_is_refused_by_name(tmp_path, capsys):
                  "--storage", url]) == 2
     err = capsys.readouterr().err
     assert f"dlc: error: cannot open the study storage {url}: " in err and "internal error" not in err
+
+
+def test_a_search_into_a_folder_of_other_files_is_refused(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "results.csv").write_text("my own table\n")
+    assert main(["search", str(_spec(tmp_path)), "--trials", "1", "--jobs", "1", "-q", "-o", str(tmp_path / "mine")]) == 2
+    assert f"dlc: error: {tmp_path / 'mine'} is not empty and holds no search (no study.db)" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "results.csv").read_text() == "my own table\n"
