@@ -100,6 +100,8 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
     if t in ("int", "float"):
         if not isinstance(value, ast.Number):
             raise _err(f"{key} expects a number, got '{ast.value_text(value)}'", span, attr.doc or None)
+        if "/" in value.text and not math.isfinite(value.value):
+            raise _err(f"{key}={value.text} divides by zero", span, "write the ratio with a divisor other than 0")
         if t == "int":
             if not float(value.value).is_integer():
                 raise _err(f"{key} expects a whole number, got {value.text}", span)

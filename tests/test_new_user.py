@@ -255,4 +255,4 @@ def test_a_value_may_be_written_as_a_ratio(tmp_path, capsys):
     assert spec.graph.node("rrelu1").attrs["lower"] == 1 / 8
     bad = _write(tmp_path, "model m {\n input 64\n dense 10 softmax\n}\ndata digits scale=1/0\n")
     assert main(["check", str(bad)]) == 2
-    assert "s.dl:5:19: error: scale=inf is out of range: scale must be > 0" in capsys.readouterr().err
+    assert "s.dl:5:19: error: scale=1/0 divides by zero" in capsys.readouterr().err
