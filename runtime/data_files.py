@@ -14,6 +14,7 @@ import math
 import os
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,7 +248,7 @@ def read_idx(path: Path, limit: int | None | str = "default") -> np.ndarray:
             body = head[offset:]
             if len(body) <= count * itemsize:  # one byte past the header's count tells a file that holds more
                 body += f.read(count * itemsize - len(body) + 1)
-    except (OSError, EOFError, gzip.BadGzipFile, zlib_error()) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise DataError(f"{path} cannot be read: {e.__class__.__name__}: {e}") from None
     if len(body) != count * itemsize:
         held = f"{len(body) // itemsize}" if len(body) < count * itemsize else "more"
@@ -267,10 +268,6 @@ def _check_size(path: Path, nbytes: int, limit) -> None:
     except DLError as e:
         raise DataError(e.diagnostics[0].message) from None
 
-
-def zlib_error():
-    import zlib
-    return zlib.error
 
 
 def _idx_peek(path: Path) -> tuple[int, ...]:

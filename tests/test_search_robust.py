@@ -160,11 +160,8 @@ def test_ctrl_c_stops_a_search_at_once_and_the_rerun_finishes_every_trial(tmp_pa
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert _wait_for(lambda: _finished_trials(tmp_path / "s" / "study.db") >= 2)
     proc.send_signal(signal.SIGINT)
-    t0 = time.monotonic()
-    _, err = proc.communicate(timeout=60)
-    stopped_in = time.monotonic() - t0
+    _, err = proc.communicate(timeout=60)  # a search that does not stop fails here (it used to run on)
     assert proc.returncode == 130, err.decode()
-    assert stopped_in < 30  # a bound against a hang, not a timing claim: it stops within the current epoch
     rerun = subprocess.run(cmd, env=ENV, capture_output=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr.decode()
     rows = json.loads((tmp_path / "s" / "results.json").read_text())["trials"]
