@@ -117,7 +117,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def remove_stale_temp_files(run_dir: Path) -> None:
     """Temporary files a killed writer of the run left behind (only called with the folder's lock held):
     `.NAME.XXXX.tmp` for the run's own file names, in a folder the manifest says is a run's."""
-    if not (Path(run_dir) / MANIFEST).is_file():
+    if not is_run(run_dir):
         return
     remove(run_dir, [p.name for name in RUN_FILES for p in Path(run_dir).glob(f".{name}.*.tmp")])
 
