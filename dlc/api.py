@@ -59,10 +59,12 @@ def train(spec, out=None, resume: bool = False, progress: bool = False, write: b
                   overwrite=overwrite, notify=notify)
 
 
-def evaluate(run, data=None, split: str = "all") -> dict:
-    """Loss and accuracy (MAE for regression) of a run on its own splits, or on DATA."""
+def evaluate(run, data=None, split: str = "all", top_k: int | None = None, plot: bool = True) -> dict:
+    """Loss, accuracy and the per-class report (precision, recall, F1, support, macro and weighted
+    averages, top-k accuracy, confusion matrix; MAE/MSE/R² for regression) of a run on its own splits,
+    or on DATA; writes RUN/confusion.png unless plot=False."""
     from dlc.runtime.evaluate import evaluate_run
-    return evaluate_run(_run_dir(run), data, split)
+    return evaluate_run(_run_dir(run), data, split, top_k=top_k, plot=plot)
 
 
 def export(run, path, keep_bn: bool = False, samples: int = 256):

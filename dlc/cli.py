@@ -184,7 +184,8 @@ def _metrics_line(m: dict) -> str:
 
 def cmd_eval(args) -> int:
     from dlc import api
-    report = api.evaluate(args.run, args.data, split=args.split)
+    from dlc.runtime.class_report import render
+    report = api.evaluate(args.run, args.data, split=args.split, top_k=args.top_k)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -195,6 +196,9 @@ def cmd_eval(args) -> int:
             if r.get("mae") is not None:
                 line += f" mae {r['mae']:.4f}"
             print(line)
+            print(render(r["report"]))
+        if report.get("confusion_png"):
+            print(f"confusion matrix: {report['confusion_png']}")
     return EXIT_OK
 
 
@@ -360,11 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     se.set_defaults(func=cmd_search)
 
     e = sub.add_parser("eval", help="metrics of a trained run on its splits or on a data set",
-                       description="Loss and accuracy of a run with the NumPy runtime: on the run's own splits, "
-                                   "or on DATA (a built-in set name or a .npz/.csv/IDX file).")
+                       description="Loss and accuracy of a run with the NumPy runtime, with per-class precision, "
+                                   "recall, F1 and support, macro and weighted averages, top-k accuracy and the "
+                                   "confusion matrix (RUN/confusion.png) -- MAE, MSE and R² for regression: on the "
+                                   "run's own splits, or on DATA (a built-in set name or a .npz/.csv/IDX file).")
     e.add_argument("run", metavar="RUN")
     e.add_argument("data", nargs="?", metavar="DATA")
     e.add_argument("--split", choices=["train", "validation", "test", "all"], default="all")
+    e.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help="also report top-K accuracy (default: 5 where there are more than 5 classes)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 

@@ -72,16 +72,32 @@ def model_labels(classes: list[str], ds, data: str) -> np.ndarray:
     return np.array([index.get(c, -1) for c in ds.classes], dtype=np.int64)[ds.y]  # one lookup per class
 
 
-def _evaluate(model, x, y, where: str) -> dict:
-    """Metrics of prepared inputs; a loss that is not finite means outputs that are not (every output
-    enters the loss), refused by name rather than reported as NaN."""
-    r = model.evaluate(x, y)
-    if r["loss"] is not None and not np.isfinite(r["loss"]):
-        check_finite_outputs(model.outputs(x), where)
-    return dict(r, n=len(x))
+def _evaluate(model, x, y, where: str, top_k: int | None = None) -> dict:
+    """Metrics of prepared inputs, with the per-class report (runtime/class_report.py); outputs that are
+    not finite are refused by name rather than reported as NaN."""
+    from dlc.runtime import class_report
+    from dlc.runtime.losses import probabilities
+
+    out = model.outputs(x)
+    check_finite_outputs(out, where)
+    r = dict(model.evaluate(x, y, out=out), n=len(x))
+    if model.spec.task == "classification":
+        with np.errstate(over="ignore", invalid="ignore"):
+            proba = probabilities(model.spec.loss, out, model.fused)
+        k = top_k if top_k is not None else class_report.default_top_k(proba.shape[1])
+        r["report"] = class_report.classification_report(y, proba, model.classes, k or None)
+    else:
+        r["report"] = class_report.regression_report(y, out)
+    return r
 
 
-def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
+def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: int | None = None,
+                 plot: bool = True) -> dict:
+    """Loss, accuracy and the per-class report (precision, recall, F1, support, averages, top-k, confusion
+    matrix; MAE/MSE/R² for regression) on the run's splits or on DATA; `plot` writes RUN/confusion.png for
+    the last split reported (the test split by default)."""
+    if top_k is not None and top_k < 1:
+        raise DLError(Diagnostic("error", f"--top-k {top_k}: k is at least 1"))
     model = load_run(run)
     report = {"run": str(run), "splits": {}}
     if data is None:
@@ -93,7 +109,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
             if split not in ("all", name) or len(x) == 0:
                 continue
             report["splits"][name] = _evaluate(model, model.preprocess.apply(splits.preprocess.invert(x)), y,
-                                               f"the {name} split")
+                                               f"the {name} split", top_k)
     else:
         x, ds = load_inputs(model.spec, data)
         if ds.task != model.spec.task:
@@ -102,5 +118,13 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all") -> dict:
         if model.spec.task == "regression" and y.shape[1] != model.spec.graph.output_shape[0]:
             raise _at(data)(f"{data} has {y.shape[1]} target column(s) but the model outputs "
                             f"{model.spec.graph.output_shape[0]}")
-        report["splits"][Path(data).name] = _evaluate(model, model.preprocess.apply(x), y, data)
+        report["splits"][Path(data).name] = _evaluate(model, model.preprocess.apply(x), y, data, top_k)
+    shown = [(name, r) for name, r in report["splits"].items() if "confusion" in r.get("report", {})]
+    if plot and shown:
+        from dlc.runtime import class_report
+        from dlc.runtime import run_folder as rf
+        name, r = shown[-1]
+        path = Path(run) / rf.CONFUSION
+        class_report.save_confusion(path, r["report"], f"{model.spec.name}: {name} ({r['n']} samples)")
+        report["confusion_png"] = str(path)
     return report

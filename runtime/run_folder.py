@@ -9,6 +9,7 @@
     history.csv       one row per epoch: epoch, lr, loss, accuracy, val_loss, val_accuracy, seconds
     metrics.json      final train / validation / test metrics, classes, task, timing, BLAS threads
     curves.png        loss and accuracy curves
+    confusion.png     the confusion matrix of the last split dlc eval reported
     .lock             held by the dlc process writing the folder
     .dlc-run.json     the manifest: the folder is a dlc run, and the files the run owns
 
@@ -51,7 +52,8 @@ METRICS = "metrics.json"
 CURVES = "curves.png"
 LOCK = ".lock"
 MANIFEST = ".dlc-run.json"
-RUN_FILES = (SPEC, WEIGHTS, PREPROCESS, DATA, CHECKPOINT, HISTORY, METRICS, CURVES)  # what a run writes
+CONFUSION = "confusion.png"  # written by dlc eval
+RUN_FILES = (SPEC, WEIGHTS, PREPROCESS, DATA, CHECKPOINT, HISTORY, METRICS, CURVES, CONFUSION)  # the run's files
 
 
 def _error(message: str, hint: str | None = None) -> DLError:

@@ -55,10 +55,11 @@ class Model:
         with np.errstate(over="ignore", invalid="ignore"):
             return probabilities(self.spec.loss, out, self.fused)
 
-    def evaluate(self, x_prepared, y, batch: int | None = None) -> dict:
+    def evaluate(self, x_prepared, y, batch: int | None = None, out: np.ndarray | None = None) -> dict:
+        """Loss and accuracy (MAE for regression); `out`: the outputs for x_prepared, when already computed."""
         if len(x_prepared) == 0:
             return {"loss": None, "accuracy": None}
-        out = self.outputs(x_prepared, batch)
+        out = self.outputs(x_prepared, batch) if out is None else out
         with np.errstate(over="ignore", invalid="ignore"):  # a loss that is not finite is reported by name
             loss, _ = loss_and_grad(self.spec.loss, out, y, self.fused)
             result = {"loss": loss}
@@ -250,7 +251,7 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
         "samples": {"train": len(splits.x_train), "validation": len(splits.x_val), "test": len(splits.x_test)},
         "train": model.evaluate(splits.x_train, splits.y_train),
         "validation": _final_validation(model, splits, st, patience),
-        "test": model.evaluate(splits.x_test, splits.y_test),
+        **_test_metrics(model, splits),
     }
     if write:
         rf.save_npz(run_dir / rf.WEIGHTS, values)
@@ -259,6 +260,26 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
         if st.history:
             rf.save_curves(run_dir / rf.CURVES, {spec.name: st.history}, spec.name)
     return RunResult(run_dir, model, st.history, metrics, interrupted)
+
+
+def _test_metrics(model: Model, splits: Splits) -> dict:
+    """The test split's loss and accuracy, and its per-class report (runtime/class_report.py: precision,
+    recall, F1, support, averages, top-k, confusion matrix; MAE/MSE/R² for regression), from one pass."""
+    if not len(splits.x_test):
+        return {"test": model.evaluate(splits.x_test, splits.y_test)}
+    from dlc.runtime import class_report
+    out = model.outputs(splits.x_test)
+    metrics = {"test": model.evaluate(splits.x_test, splits.y_test, out=out)}
+    if not np.all(np.isfinite(out)):
+        return metrics  # a run whose outputs overflow: eval and export say so by name
+    if model.spec.task == "classification":
+        with np.errstate(over="ignore", invalid="ignore"):
+            proba = probabilities(model.spec.loss, out, model.fused)
+        metrics["test_report"] = class_report.classification_report(
+            splits.y_test, proba, model.classes, class_report.default_top_k(proba.shape[1]))
+    else:
+        metrics["test_report"] = class_report.regression_report(splits.y_test, out)
+    return metrics
 
 
 def _final_validation(model: Model, splits: Splits, st: TrainingState, patience: int) -> dict:

@@ -1,0 +1,87 @@
+"""Where a model fails: per-class precision, recall, F1 and support, their macro and weighted
+averages, top-k accuracy and the confusion matrix (classification); MAE, MSE and R² (regression).
+The figures are scikit-learn's (`sklearn.metrics`), not formulas of our own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def default_top_k(n_classes: int) -> int | None:
+    """Top-5 accuracy where there are more than 5 classes (as ImageNet reports it), else none."""
+    return 5 if n_classes > 5 else None
+
+
+def classification_report(y: np.ndarray, proba: np.ndarray, classes: list[str], top_k: int | None = None) -> dict:
+    """The report of class indices `y` against the model's outputs `proba` (N, K) or (N, 1) for a sigmoid."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
+
+    k = max(len(classes), proba.shape[1] if proba.shape[1] > 1 else 2)
+    labels = list(range(k))
+    names = list(classes) + [str(i) for i in range(len(classes), k)]
+    pred = (proba[:, 0] >= 0.5).astype(np.int64) if proba.shape[1] == 1 else np.argmax(proba, axis=1)
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    report = {"classes": names,
+              "per_class": [{"class": names[i], "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                             "support": int(s[i])} for i in labels],
+              "accuracy": float(np.mean(pred == y)),
+              "confusion": confusion_matrix(y, pred, labels=labels).tolist()}
+    for average in ("macro", "weighted"):
+        ap, ar, af, _ = precision_recall_fscore_support(y, pred, labels=labels, average=average, zero_division=0)
+        report[average] = {"precision": float(ap), "recall": float(ar), "f1": float(af)}
+    if top_k and proba.shape[1] > top_k:
+        report["top_k"] = {"k": top_k, "accuracy": float(top_k_accuracy_score(y, proba, k=top_k, labels=labels))}
+    return report
+
+
+def regression_report(y: np.ndarray, out: np.ndarray) -> dict:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    y = y.reshape(out.shape)
+    return {"mae": float(mean_absolute_error(y, out)), "mse": float(mean_squared_error(y, out)),
+            "r2": float(r2_score(y, out)) if len(y) > 1 else None}
+
+
+def render(report: dict) -> str:
+    """The per-class table with the averages under it, as scikit-learn's classification_report lays it out."""
+    if "per_class" not in report:
+        r2 = "-" if report.get("r2") is None else f"{report['r2']:.4f}"
+        return f"  MAE {report['mae']:.5g}  MSE {report['mse']:.5g}  R² {r2}"
+    width = max([len(c) for c in report["classes"]] + [len("weighted avg")])
+    lines = [f"  {'':<{width}}  precision  recall      f1  support"]
+    for row in report["per_class"]:
+        lines.append(f"  {row['class']:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  {row['f1']:6.3f}  "
+                     f"{row['support']:7d}")
+    total = sum(row["support"] for row in report["per_class"])
+    for average in ("macro", "weighted"):
+        a = report[average]
+        lines.append(f"  {average + ' avg':<{width}}  {a['precision']:9.3f}  {a['recall']:6.3f}  {a['f1']:6.3f}  "
+                     f"{total:7d}")
+    if "top_k" in report:
+        lines.append(f"  top-{report['top_k']['k']} accuracy {100 * report['top_k']['accuracy']:.2f}%")
+    return "\n".join(lines)
+
+
+def save_confusion(path: Path, report: dict, title: str) -> None:
+    """The confusion matrix as a PNG: true class down, predicted class across, counts in the cells."""
+    from dlc.runtime.run_folder import new_figure, save_figure
+
+    matrix = np.array(report["confusion"])
+    names = report["classes"]
+    size = min(12.0, 2.5 + 0.45 * len(names))
+    fig = new_figure((size + 1, size))
+    ax = fig.subplots()
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted class", ylabel="true class",
+           title=title)
+    ax.set_xticklabels(names, rotation=90 if max(map(len, names)) > 3 else 0)
+    ax.set_yticklabels(names)
+    if len(names) <= 30:
+        high = matrix.max() / 2 if matrix.size else 0
+        for i in range(len(names)):
+            for j in range(len(names)):
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if matrix[i, j] > high else "black")
+    save_figure(path, fig)
