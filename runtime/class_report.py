@@ -36,6 +36,18 @@ def classification_report(y: np.ndarray, proba: np.ndarray, classes: list[str], 
     return report
 
 
+def model_report(model, y: np.ndarray, out: np.ndarray, top_k: int | None = None) -> dict:
+    """The report of a model's raw outputs `out` (logits when its loss is fused) against targets `y`:
+    per class for a classifier (top-k: `top_k`, default default_top_k), MAE/MSE/R² for regression."""
+    if model.spec.task != "classification":
+        return regression_report(y, out)
+    from dlc.runtime.losses import probabilities
+    with np.errstate(over="ignore", invalid="ignore"):
+        proba = probabilities(model.spec.loss, out, model.fused)
+    k = top_k if top_k is not None else default_top_k(proba.shape[1])
+    return classification_report(y, proba, model.classes, k or None)
+
+
 def regression_report(y: np.ndarray, out: np.ndarray) -> dict:
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
     y = y.reshape(out.shape)

@@ -75,20 +75,11 @@ def model_labels(classes: list[str], ds, data: str) -> np.ndarray:
 def _evaluate(model, x, y, where: str, top_k: int | None = None) -> dict:
     """Metrics of prepared inputs, with the per-class report (runtime/class_report.py); outputs that are
     not finite are refused by name rather than reported as NaN."""
-    from dlc.runtime import class_report
-    from dlc.runtime.losses import probabilities
+    from dlc.runtime.class_report import model_report
 
     out = model.outputs(x)
     check_finite_outputs(out, where)
-    r = dict(model.evaluate(x, y, out=out), n=len(x))
-    if model.spec.task == "classification":
-        with np.errstate(over="ignore", invalid="ignore"):
-            proba = probabilities(model.spec.loss, out, model.fused)
-        k = top_k if top_k is not None else class_report.default_top_k(proba.shape[1])
-        r["report"] = class_report.classification_report(y, proba, model.classes, k or None)
-    else:
-        r["report"] = class_report.regression_report(y, out)
-    return r
+    return dict(model.evaluate(x, y, out=out), n=len(x), report=model_report(model, y, out, top_k))
 
 
 def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: int | None = None,

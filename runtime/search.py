@@ -443,20 +443,13 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
     try:
         return _search(spec, dims, keys, trials, fine, jobs, seed, out_dir, url, name, storage is None, progress,
                        sampler, prune, t0)
-    except optuna.exceptions.StorageInternalError as e:
-        raise DLError(Diagnostic("error", f"the study storage {url} failed: {_first_line(e)}",
-                                 hint="is it a database optuna made, and writable? give the search its own -o "
-                                      "folder or --storage")) from None
-    except Exception as e:  # sqlalchemy's errors: a foreign table, a read-only file, a lost server
-        if type(e).__module__.split(".")[0] != "sqlalchemy":
+    except Exception as e:  # optuna's storage errors and sqlalchemy's: a foreign table, a read-only file, a lost server
+        if not isinstance(e, optuna.exceptions.StorageInternalError) and type(e).__module__.split(".")[0] != "sqlalchemy":
             raise
-        raise DLError(Diagnostic("error", f"the study storage {url} failed: {_first_line(e)}",
+        first = (str(e).splitlines() or [e.__class__.__name__])[0][:300]
+        raise DLError(Diagnostic("error", f"the study storage {url} failed: {first}",
                                  hint="is it a database optuna made, and writable? give the search its own -o "
                                       "folder or --storage")) from None
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).splitlines() or [e.__class__.__name__])[0][:300]
 
 
 def _check_storage_url(url: str) -> None:
@@ -469,10 +462,10 @@ def _check_storage_url(url: str) -> None:
                                       "RUN/study.db)"))
 
 
-def _search_signature(spec: Spec, dims: list[Dimension]) -> dict:
-    """What a study searches: each range as written, and the fixed part of the spec (the spec with every
-    range at its middle value, as compiler.spec.settings_key reads it)."""
-    return {"ranges": {d.key: d.range.text for d in dims}, "fixed": settings_key(nominal_spec(spec))}
+def _search_signature(nominal: Spec, dims: list[Dimension]) -> dict:
+    """What a study searches: each range as written, and the fixed part of the spec (`nominal`: the spec
+    with every range at its middle value, as compiler.spec.settings_key reads it)."""
+    return {"ranges": {d.key: d.range.text for d in dims}, "fixed": settings_key(nominal)}
 
 
 def _check_same_search(st, name: str, url: str, signature: dict) -> None:
@@ -498,7 +491,8 @@ def _search(spec, dims, keys, trials, fine, jobs, seed, out_dir, url, name, own_
             t0) -> SearchResult:
     optuna = _optuna()
     st = _open_study(optuna, name, url)
-    signature = _search_signature(spec, dims)
+    nominal = nominal_spec(spec)
+    signature = _search_signature(nominal, dims)
     _check_same_search(st, name, url, signature)
     if st.user_attrs.get("signature") is None:
         st.set_user_attr("signature", signature)
@@ -506,7 +500,7 @@ def _search(spec, dims, keys, trials, fine, jobs, seed, out_dir, url, name, own_
     if own_storage:
         _requeue_unfinished(st)  # only this folder's search uses its own study file
     # One split for every trial, unless a range changes the data itself.
-    splits = None if any(d.key.startswith("data.") for d in dims) else prepare(nominal_spec(spec))
+    splits = None if any(d.key.startswith("data.") for d in dims) else prepare(nominal)
     jobs = max(1, min(jobs or os.cpu_count() or 1, trials))
     classify = spec.task == "classification"
     cfg = SearchConfig(name, url, sampler, seed, prune, trials, trials - fine, spec.source.text,

@@ -267,18 +267,11 @@ def _test_metrics(model: Model, splits: Splits) -> dict:
     recall, F1, support, averages, top-k, confusion matrix; MAE/MSE/R² for regression), from one pass."""
     if not len(splits.x_test):
         return {"test": model.evaluate(splits.x_test, splits.y_test)}
-    from dlc.runtime import class_report
+    from dlc.runtime.class_report import model_report
     out = model.outputs(splits.x_test)
     metrics = {"test": model.evaluate(splits.x_test, splits.y_test, out=out)}
-    if not np.all(np.isfinite(out)):
-        return metrics  # a run whose outputs overflow: eval and export say so by name
-    if model.spec.task == "classification":
-        with np.errstate(over="ignore", invalid="ignore"):
-            proba = probabilities(model.spec.loss, out, model.fused)
-        metrics["test_report"] = class_report.classification_report(
-            splits.y_test, proba, model.classes, class_report.default_top_k(proba.shape[1]))
-    else:
-        metrics["test_report"] = class_report.regression_report(splits.y_test, out)
+    if np.all(np.isfinite(out)):  # a run whose outputs overflow: eval and export say so by name
+        metrics["test_report"] = model_report(model, splits.y_test, out)
     return metrics
 
 
