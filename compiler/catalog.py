@@ -8,6 +8,7 @@ built-in name and looks like a path, is a file; the runtime checks files.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 
 
 @dataclass(frozen=True)
@@ -58,5 +59,4 @@ def source_keys(data) -> tuple[str, ...]:
     if not is_file_source(data):
         info = BUILTIN_SETS.get(data.kind)
         return info.options if info else GENERATOR_KEYS
-    suffix = data.kind.lower().rsplit(".", 1)[-1] if "." in data.kind.rsplit("/", 1)[-1] else ""
-    return {"csv": ("label",), "npz": ()}.get(suffix, ("labels",))
+    return {".csv": ("label",), ".npz": ()}.get(PurePath(data.kind).suffix.lower(), ("labels",))

@@ -108,14 +108,13 @@ class Override(str):
         return obj
 
 
-def _layer_override(text: str, filename: str, item: str, full_key: str, value: str, graph=None) -> str:
+def _layer_override(text: str, filename: str, item: str, full_key: str, value: str, graph) -> str:
     """`dense1.dropout=0.3`, `input.dropout=0.1`, `dropout2.p=0.4`, `dense3.leaky_relu.alpha=0.2`: set a key
-    on the model line that made that layer -- the keys `dlc check` and `dlc search` show for ranges."""
+    on the model line that made that layer -- the keys `dlc check` and `dlc search` show for ranges.
+    `graph` names the layers (the spec's graph before the layer overrides)."""
     from dlc.grammar import parse
     from .ops import REGISTRY
-    from .spec import compile
 
-    graph = graph or compile(text, filename, lint=False, max_memory=0).graph
     parts = full_key.split(".")
     groups = {lay.group: lay for lay in graph.layers if lay.group}
     groups.update(_block_uses(graph))  # basic3.c=48: a block argument, on the line that uses the block
