@@ -260,9 +260,6 @@ def read_idx(path: Path, limit: int | None | str = "default") -> np.ndarray:
 def _check_size(path: Path, nbytes: int, limit) -> None:
     from dlc.compiler.diagnostics import DLError
     from dlc.runtime.run_folder import check_size
-    if limit == "default":
-        from dlc.compiler.memory import default_limit
-        limit = default_limit()
     try:
         check_size(str(path), nbytes, limit)
     except DLError as e:

@@ -184,8 +184,12 @@ def npz_headers(path: Path, label: str) -> dict[str, tuple[tuple[int, ...], np.d
     return out
 
 
-def check_size(label: str, nbytes: int, limit: int | None) -> None:
-    """Refuse reading `nbytes` into memory when it exceeds `limit` (None: no limit)."""
+def check_size(label: str, nbytes: int, limit: int | None | str = "default") -> None:
+    """Refuse reading `nbytes` into memory when it exceeds `limit` ("default": half the physical memory,
+    as --max-memory's default; None: no limit)."""
+    if limit == "default":
+        from dlc.compiler.memory import default_limit
+        limit = default_limit()
     if limit is not None and nbytes > limit:
         from dlc.compiler.memory import fmt_bytes
         raise _error(f"{label} holds {fmt_bytes(nbytes)} once read; the limit is {fmt_bytes(limit)}",
@@ -217,9 +221,6 @@ def load_npz(path: Path, what: str = "", finite: bool = False, text: bool = Fals
         raise _error(f"{label} is not a readable .npz file: BadZipFile: not a zip archive",
                      "it may be damaged or another kind of file; write it again")
     heads = npz_headers(path, label)
-    if limit == "default":
-        from dlc.compiler.memory import default_limit
-        limit = default_limit()
     check_size(label, sum(math.prod(s) * d.itemsize for s, d in heads.values()), limit)
     try:
         with np.load(path, allow_pickle=False) as z:
