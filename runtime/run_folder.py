@@ -395,7 +395,7 @@ def _listed(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + more
 
 
-def claim(run_dir: Path, model: str, overwrite: bool = False, flag: str = "--overwrite") -> None:
+def claim(run_dir: Path, model: str, overwrite: bool = False) -> None:
     """Make `run_dir` (which exists, lock held) the folder of a new run: refuse a folder that holds an
     earlier run or files of the user's unless `overwrite`; then delete the earlier run's files (only
     those its manifest names) and write this run's manifest. Nothing is deleted from a folder dlc did
@@ -409,10 +409,10 @@ def claim(run_dir: Path, model: str, overwrite: bool = False, flag: str = "--ove
         earlier = manifest.get("model") if isinstance(manifest.get("model"), str) else "another model"
         raise _error(f"{run_dir} holds a run of {earlier}; dlc does not overwrite a run",
                      f"continue it with dlc train {run_dir} --resume, write this run to a new folder with -o, "
-                     f"or replace it with {flag}")
+                     "or replace it with --overwrite")
     if not overwrite and foreign:
         raise _error(f"{run_dir} is not empty ({_listed(foreign)}) and is not a dlc run folder",
-                     f"write the run to a new folder with -o, or beside these files with {flag}")
+                     "write the run to a new folder with -o, or beside these files with --overwrite")
     taken = [n for n in foreign if n in RUN_FILES]
     if taken:
         raise _error(f"{run_dir} holds {_listed(taken)}, which dlc did not write; a run would replace "
