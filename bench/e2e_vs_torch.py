@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 import dlc
-from dlc.runtime.data import prepare
+from dlc.runtime.data.splits import prepare
 from dlc.runtime.trainer import train
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -92,7 +92,7 @@ def dlc_train(spec, splits) -> tuple[float, float, float]:
 
 def bare_steps(spec, splits, epochs) -> float:
     """Seconds for the TrainStep calls alone that dlc.train makes (same batch shapes, no evaluation)."""
-    from dlc.runtime.network import init_params
+    from dlc.runtime.numpy_engine.network import init_params
     from dlc.runtime.trainer import Model, TrainStep
     import numpy as np
     batch = spec["train"]["batch"]

@@ -41,7 +41,7 @@ def _words() -> list[str]:
     from dlc.compiler.inits import SCHEMES
     from dlc.compiler.ops import REGISTRY
     from dlc.compiler.statements import DATA, LOSSES, OPTIMIZERS, SCHEDULES, STATEMENTS, TRAIN
-    from dlc.runtime.datasets import CATALOG
+    from dlc.runtime.data.datasets import CATALOG
     words = {"model", "input", "init", "repeat", "batchnorm", "same", "valid", "true", "false", "all",
              "block", "residual", "parallel", "branch", "project", "identity"}
     words |= set(REGISTRY.names()) | set(STATEMENTS) | set(SCHEMES) | set(CATALOG) | set(RANGE_KINDS)

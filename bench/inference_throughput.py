@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import dlc
-from dlc.runtime.export import build, real_inputs
-from dlc.runtime.onnx_runner import OnnxModel
+from dlc.runtime.tools.export import build, real_inputs
+from dlc.runtime.tools.onnx_runner import OnnxModel
 from dlc.runtime.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dlc  # noqa: E402
-from dlc.runtime.search import search  # noqa: E402
+from dlc.runtime.tools.search import search  # noqa: E402
 
 
 def main(trials: int = 40, jobs: int = 1) -> None:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import dlc  # noqa: E402
-from dlc.runtime.data import prepare  # noqa: E402
+from dlc.runtime.data.splits import prepare  # noqa: E402
 from dlc.runtime.trainer import train  # noqa: E402
 
 

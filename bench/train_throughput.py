@@ -16,9 +16,9 @@ import time
 import numpy as np
 
 import dlc
-from dlc.runtime.losses import loss_and_grad
-from dlc.runtime.network import Network, init_params
-from dlc.runtime.optimizers import Optimizer
+from dlc.runtime.numpy_engine.losses import loss_and_grad
+from dlc.runtime.numpy_engine.network import Network, init_params
+from dlc.runtime.numpy_engine.optimizers import Optimizer
 
 MLP = """model mlp {
     input 784

@@ -1,7 +1,7 @@
 """The built-in data sets as the language knows them: names, sample shapes, task, classes.
 
 This is what `check` needs to tell whether a model fits `data digits`; the runtime
-(runtime/datasets.py) adds a loader to each entry. A data source that is quoted, or is not a
+(runtime/data/datasets.py) adds a loader to each entry. A data source that is quoted, or is not a
 built-in name and looks like a path, is a file; the runtime checks files.
 """
 

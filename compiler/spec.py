@@ -22,7 +22,7 @@ class Spec:
     settings: dict[str, Setting]
     ranges: list[tuple[str, SearchRange]] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
-    data_files: dict | None = None  # a run's recorded data files {name: {path, sha256}} (runtime/data_record.py)
+    data_files: dict | None = None  # a run's recorded data files {name: {path, sha256}} (runtime/data/record.py)
     blocks: dict[str, Span] = field(default_factory=dict)  # the blocks the spec defines, where their names are
     memory_limit: int | None = None  # bytes training may hold (--max-memory; None: no limit), data included
 
@@ -89,7 +89,7 @@ def _check_source_keys(data, diags: Diagnostics) -> None:
 
 
 def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
-    """A built-in data set against the model (a data file is the runtime's to check: runtime/data_check.py)."""
+    """A built-in data set against the model (a data file is the runtime's to check: runtime/data/check.py)."""
     data = spec_settings.get("data")
     if data is None or not data.written:
         return
@@ -147,7 +147,7 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
     """Parse, lower, infer shapes, validate (and lint). Raises `DLError` with every error found.
 
     The compiler reads no data: a built-in set is checked against the model here, a data file by
-    the runtime (runtime/data_check.py, which `dlc check` and training run). `data_files` records a
+    the runtime (runtime/data/check.py, which `dlc check` and training run). `data_files` records a
     run folder's data files (data.json) on the spec. A spec whose training would need more than
     `max_memory` bytes is refused (None: half the physical memory; 0: no limit)."""
     from .overrides import apply_overrides

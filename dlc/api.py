@@ -18,8 +18,8 @@ def _spec(spec, overrides=(), max_memory=None) -> Spec:
     recompiling), or a .dl path, or a run folder (its spec.dl, data files pinned to the run's)."""
     from dlc.compiler.spec import compile as compile_text
     from dlc.compiler.spec import compile_file
-    from dlc.runtime.data_check import check_data_file
-    from dlc.runtime.data_record import read
+    from dlc.runtime.data.check import check_data_file
+    from dlc.runtime.data.record import read
 
     if isinstance(spec, Spec):
         if not overrides:
@@ -63,13 +63,13 @@ def evaluate(run, data=None, split: str = "all", top_k: int | None = None, plot:
     """Loss, accuracy and the per-class report (precision, recall, F1, support, macro and weighted
     averages, top-k accuracy, confusion matrix; MAE/MSE/R² for regression) of a run on its own splits,
     or on DATA; writes RUN/confusion.png unless plot=False."""
-    from dlc.runtime.evaluate import evaluate_run
+    from dlc.runtime.tools.evaluate import evaluate_run
     return evaluate_run(_run_dir(run), data, split, top_k=top_k, plot=plot)
 
 
 def export(run, path, keep_bn: bool = False, samples: int = 256):
     """Write ONNX for a trained run, verified against the NumPy runtime; returns the ExportReport."""
-    from dlc.runtime.export import export_run
+    from dlc.runtime.tools.export import export_run
     return export_run(_run_dir(run), path, keep_bn=keep_bn, samples=samples)
 
 
@@ -79,7 +79,7 @@ def predict(model_or_run, data, out=None) -> dict:
     classifier; `out` also writes those arrays to an .npz file."""
     import numpy as np
 
-    from dlc.runtime.predict import predict as _predict
+    from dlc.runtime.tools.predict import predict as _predict
     result = _predict(str(_run_dir(model_or_run)), data)
     if out is not None:
         from dlc.runtime.run_folder import save_npz
@@ -89,14 +89,14 @@ def predict(model_or_run, data, out=None) -> dict:
 
 def diagnose(spec, out=None, plot: bool = True, overrides=(), max_memory=None):
     """The babysitting checks; returns a Report (`.ok`, `.checks`, `.render()`)."""
-    from dlc.runtime.diagnose import diagnose as _diagnose
+    from dlc.runtime.tools.diagnose import diagnose as _diagnose
     return _diagnose(_spec(spec, overrides, max_memory), out=out, plot=plot)
 
 
 def compare(specs, labels=None, out=None, progress: bool = False, overwrite: bool = False, overrides=(),
             max_memory=None):
     """Train every spec on the first one's split and seed; one table, one plot (a Comparison)."""
-    from dlc.runtime.compare import compare as _compare
+    from dlc.runtime.tools.compare import compare as _compare
     return _compare([_spec(s, overrides, max_memory) for s in specs], labels=labels, out=out, progress=progress,
                     overwrite=overwrite)
 
@@ -105,6 +105,6 @@ def search(spec, trials: int = 20, fine: int | None = None, jobs=None, seed=None
            sampler: str = "random", prune: bool = False, storage: str | None = None, study: str | None = None,
            overrides=(), max_memory=None):
     """Search the ranges written in the spec on Optuna (see dlc search --help); a SearchResult."""
-    from dlc.runtime.search import search as _search
+    from dlc.runtime.tools.search import search as _search
     return _search(_spec(spec, overrides, max_memory), trials, fine=fine, jobs=jobs, seed=seed, out=out,
                    progress=progress, sampler=sampler, prune=prune, storage=storage, study=study)

@@ -121,7 +121,7 @@ def cmd_train(args) -> int:
 
 
 def _train_variants(args) -> int:
-    from dlc.runtime.compare import variants
+    from dlc.runtime.tools.compare import variants
 
     if args.resume:
         print("dlc: --resume and --vary do not go together: resume each run folder on its own", file=sys.stderr)
@@ -184,7 +184,7 @@ def _metrics_line(m: dict) -> str:
 
 def cmd_eval(args) -> int:
     from dlc import api
-    from dlc.runtime.class_report import render
+    from dlc.runtime.tools.class_report import render
     report = api.evaluate(args.run, args.data, split=args.split, top_k=args.top_k)
     if args.json:
         print(json.dumps(report, indent=2))

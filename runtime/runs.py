@@ -6,10 +6,10 @@ from pathlib import Path
 
 from dlc.compiler.diagnostics import Diagnostic, DLError, Source
 from dlc.compiler.spec import compile_file
-from dlc.runtime import data_record
+from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
-from dlc.runtime.data import Preprocess
-from dlc.runtime.network import WeightsMismatch, check_weights
+from dlc.runtime.data.splits import Preprocess
+from dlc.runtime.numpy_engine.network import WeightsMismatch, check_weights
 from dlc.runtime.trainer import Model
 
 

@@ -11,12 +11,12 @@ import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec, portable_text
-from dlc.runtime import data_record
+from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
-from dlc.runtime.data import Preprocess, Splits, prepare
-from dlc.runtime.losses import fused_activation, loss_and_grad, predicted_class, probabilities
-from dlc.runtime.network import Network, init_params
-from dlc.runtime.optimizers import Optimizer, Regularizer, clip_gradients, learning_rate
+from dlc.runtime.data.splits import Preprocess, Splits, prepare
+from dlc.runtime.numpy_engine.losses import fused_activation, loss_and_grad, predicted_class, probabilities
+from dlc.runtime.numpy_engine.network import Network, init_params
+from dlc.runtime.numpy_engine.optimizers import Optimizer, Regularizer, clip_gradients, learning_rate
 from dlc.runtime.progress import EpochBar, Silent
 from dlc.runtime.training_state import TrainingState
 
@@ -263,11 +263,11 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
 
 
 def _test_metrics(model: Model, splits: Splits) -> dict:
-    """The test split's loss and accuracy, and its per-class report (runtime/class_report.py: precision,
+    """The test split's loss and accuracy, and its per-class report (runtime/tools/class_report.py: precision,
     recall, F1, support, averages, top-k, confusion matrix; MAE/MSE/R² for regression), from one pass."""
     if not len(splits.x_test):
         return {"test": model.evaluate(splits.x_test, splits.y_test)}
-    from dlc.runtime.class_report import model_report
+    from dlc.runtime.tools.class_report import model_report
     out = model.outputs(splits.x_test)
     metrics = {"test": model.evaluate(splits.x_test, splits.y_test, out=out)}
     if np.all(np.isfinite(out)):  # a run whose outputs overflow: eval and export say so by name

@@ -17,8 +17,8 @@ import numpy as np
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec, key_changes, settings_key
 from dlc.runtime import run_folder as rf
-from dlc.runtime.network import WeightsMismatch, check_weights
-from dlc.runtime.optimizers import Optimizer
+from dlc.runtime.numpy_engine.network import WeightsMismatch, check_weights
+from dlc.runtime.numpy_engine.optimizers import Optimizer
 
 
 HISTORY_KEYS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy")

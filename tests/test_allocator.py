@@ -2,7 +2,7 @@
 
 import sys
 
-from dlc.runtime import allocator
+from dlc.runtime.numpy_engine import allocator
 
 
 def test_applied_once_on_linux(monkeypatch):

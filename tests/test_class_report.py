@@ -22,7 +22,7 @@ def digits_run(tmp_path_factory):
 def test_the_per_class_report_equals_scikit_learns(digits_run):
     from sklearn.metrics import classification_report, confusion_matrix, top_k_accuracy_score
 
-    from dlc.runtime.data import prepare
+    from dlc.runtime.data.splits import prepare
     from dlc.runtime.runs import load_run
     model = load_run(digits_run)
     splits = prepare(model.spec)
@@ -65,7 +65,7 @@ def test_regression_reports_mae_mse_and_r2(tmp_path, capsys):
     assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run")]) == 0
     report = dlc.evaluate(tmp_path / "run", split="test", plot=False)["splits"]["test"]
     from sklearn.metrics import r2_score
-    from dlc.runtime.data import prepare
+    from dlc.runtime.data.splits import prepare
     from dlc.runtime.runs import load_run
     model = load_run(tmp_path / "run")
     splits = prepare(model.spec)

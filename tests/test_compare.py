@@ -9,7 +9,7 @@ import dlc
 from dlc.cli import main
 from dlc.compiler.diagnostics import DLError
 from dlc.compiler.overrides import apply_overrides
-from dlc.runtime.compare import compare, split_values, variants
+from dlc.runtime.tools.compare import compare, split_values, variants
 
 from conftest import ROOT
 
@@ -166,7 +166,7 @@ def test_python_api_has_the_cli_verbs(tmp_path):
 
 
 def test_ctrl_c_stops_the_comparison_and_keeps_what_ran(tmp_path, monkeypatch, capsys):
-    from dlc.runtime import compare as compare_module
+    from dlc.runtime.tools import compare as compare_module
     from dlc.runtime.trainer import train as real_train
 
     def train_then_interrupt(spec, **kw):

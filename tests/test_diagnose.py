@@ -6,7 +6,7 @@ import pytest
 
 import dlc
 from dlc.cli import main
-from dlc.runtime.diagnose import FAIL, OK, WARN, diagnose
+from dlc.runtime.tools.diagnose import FAIL, OK, WARN, diagnose
 
 from conftest import ROOT
 

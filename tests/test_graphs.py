@@ -10,8 +10,8 @@ import pytest
 from dlc.compiler.diagnostics import DLError
 from dlc.compiler.onnx_export import graph_to_onnx
 from dlc.compiler.spec import compile
-from dlc.runtime.network import Network, init_params
-from dlc.runtime.onnx_runner import OnnxModel
+from dlc.runtime.numpy_engine.network import Network, init_params
+from dlc.runtime.tools.onnx_runner import OnnxModel
 
 GRAPH = """
 block unit(c, stride=1, shortcut=identity) {
@@ -276,7 +276,7 @@ def test_model_keys_reach_the_lines_of_blocks_and_group_tails():
 def test_graph_specs_reach_98_5_percent_on_digits_and_export_exactly(name, tmp_path):
     from conftest import ROOT
     from dlc.compiler.spec import compile_file
-    from dlc.runtime.export import export_run
+    from dlc.runtime.tools.export import export_run
     from dlc.runtime.trainer import train
     r = train(compile_file(ROOT / f"specs/{name}.dl"), out=tmp_path / name, progress=False)
     assert r.metrics["test"]["accuracy"] >= 0.985

@@ -50,7 +50,7 @@ def test_vary_takes_layer_keys_and_names_itself_in_errors(tmp_path, capsys):
 
 
 def test_search_results_use_the_layer_keys(tmp_path):
-    from dlc.runtime.search import search
+    from dlc.runtime.tools.search import search
     result = search(dlc.compile_file(IRIS, overrides=["train.epochs=2"]), 2, fine=0, jobs=1,
                     out=tmp_path / "s", progress=False)
     header = (tmp_path / "s" / "results.csv").read_text().splitlines()[0]

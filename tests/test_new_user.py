@@ -44,7 +44,7 @@ def test_keys_are_checked_against_the_source(tmp_path, capsys, npz, data, key, m
 
 
 def test_a_range_in_a_positional_value_is_a_search_range(tmp_path, capsys):
-    from dlc.runtime.search import search
+    from dlc.runtime.tools.search import search
     text = ("block b(c) {\n dense c relu\n}\nmodel m {\n input 2\n dense choice(4, 8) relu\n b choice(5, 6)\n"
             " dense 3 softmax\n}\ndata spiral n=90\ntrain epochs=1 batch=30 seed=0 validation=0.3\n")
     spec = dlc.compile(text, str(tmp_path / "s.dl"))

@@ -13,8 +13,8 @@ from dlc.compiler.inits import InitSpec
 from dlc.compiler.ir import Buffer, Graph, Layer, Node, Param
 from dlc.compiler.onnx_export import IR_VERSION, OPSET, graph_to_onnx
 from dlc.compiler.ops import REGISTRY, Context
-from dlc.runtime.export import build, real_inputs
-from dlc.runtime.onnx_runner import OnnxModel
+from dlc.runtime.tools.export import build, real_inputs
+from dlc.runtime.tools.onnx_runner import OnnxModel
 from dlc.runtime.trainer import train
 
 from opcheck import cases, make_params
@@ -63,7 +63,7 @@ def merge_graph(op, shapes, a):
 @pytest.mark.parametrize("case", [c for c in CASES if c[1].arity is None], ids=lambda c: c[0])
 def test_merge_onnx_matches_numpy(case):
     """A merge op in a graph of paths: onnxruntime against the NumPy interpreter (fan-out and merge)."""
-    from dlc.runtime.network import Network, init_params
+    from dlc.runtime.numpy_engine.network import Network, init_params
     _, op, shapes, a = case
     graph = merge_graph(op, shapes, a)
     values = init_params(graph, seed=4)
@@ -139,7 +139,7 @@ def test_dynamic_batch_metadata_and_names(tmp_path):
 
 def test_export_cli_refuses_a_disagreeing_model(tmp_path, monkeypatch, capsys):
     from dlc.cli import main
-    from dlc.runtime import export as export_mod
+    from dlc.runtime.tools import export as export_mod
     spec_path = tmp_path / "s.dl"
     spec_path.write_text((ROOT / "specs/spiral.dl").read_text().replace("epochs=300", "epochs=2"))
     assert main(["train", str(spec_path), "-q", "-o", str(tmp_path / "run")]) == 0

@@ -12,7 +12,7 @@ import pytest
 
 import dlc
 from dlc.cli import main
-from dlc.runtime.search import search
+from dlc.runtime.tools.search import search
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 

@@ -10,8 +10,8 @@ import dlc
 from dlc.cli import main
 from dlc.compiler.diagnostics import DLError
 from dlc.runtime import run_folder as rf
-from dlc.runtime.network import Network, WeightsMismatch, init_params
-from dlc.runtime.optimizers import Optimizer, learning_rate
+from dlc.runtime.numpy_engine.network import Network, WeightsMismatch, init_params
+from dlc.runtime.numpy_engine.optimizers import Optimizer, learning_rate
 from dlc.runtime.trainer import TrainingDiverged, train
 
 from conftest import ROOT  # noqa: E402
@@ -237,7 +237,7 @@ train epochs=30 batch=32 validation=0.2 early_stop={early_stop} seed=3
 
 
 def _val(spec):
-    from dlc.runtime.data import prepare
+    from dlc.runtime.data.splits import prepare
     s = prepare(spec)
     return s.x_val, s.y_val
 

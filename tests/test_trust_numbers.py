@@ -7,7 +7,7 @@ import dlc
 from dlc.cli import main
 from dlc.compiler.overrides import apply_overrides
 from dlc.runtime import run_folder as rf
-from dlc.runtime.optimizers import clip_gradients
+from dlc.runtime.numpy_engine.optimizers import clip_gradients
 
 from conftest import ROOT  # noqa: E402
 
@@ -47,7 +47,7 @@ def test_weights_holding_nan_are_refused_by_predict_and_export(run, tmp_path, ca
 
 def test_export_refuses_a_model_that_computes_nan(run, monkeypatch):
     from dlc.compiler.diagnostics import DLError
-    from dlc.runtime import export
+    from dlc.runtime.tools import export
     from dlc.runtime.runs import load_run
 
     model = load_run(run)
@@ -70,7 +70,7 @@ def test_a_damaged_run_file_is_refused_by_name(run, tmp_path, capsys, name):
 
 
 def test_parallel_search_winner_says_its_thread_count(tmp_path):
-    from dlc.runtime.search import search
+    from dlc.runtime.tools.search import search
     spec = dlc.compile_file(ROOT / "specs/iris_search.dl", overrides=["train.epochs=3"])
     result = search(spec, 2, fine=0, jobs=2, seed=1, out=tmp_path / "s", progress=False)
     best = (tmp_path / "s" / "best.dl").read_text()

@@ -51,7 +51,7 @@ class ParamSpec:
 
 # Image layouts. NCHW is the IR's and ONNX's. CHWN (the batch innermost) is what conv's im2col
 # wants: the NumPy runtime keeps a conv stack's images in CHWN between the ops that declare it
-# (`Op.layouts`), so no conv transposes its input and output each step (runtime/network.py).
+# (`Op.layouts`), so no conv transposes its input and output each step (runtime/numpy_engine/network.py).
 NCHW, CHWN = "NCHW", "CHWN"
 
 

@@ -1,27 +1,4 @@
-"""The run folder: everything a training run leaves behind, each file written atomically.
-
-    spec.dl           the spec as trained (with --set overrides applied)
-    weights.npz       the trained model: one array per parameter and batchnorm statistic (dense1.weight ...)
-    preprocess.npz    mul, add: the input map x * mul + add fitted on the training split
-    data.json         where a data file was read from (absolute path) and its sha256
-    checkpoint.npz    the last completed epoch, as one file: weights, optimizer state, best weights,
-                      early-stopping counters, both random-generator states, history (--resume reads it)
-    history.csv       one row per epoch: epoch, lr, loss, accuracy, val_loss, val_accuracy, seconds
-    metrics.json      final train / validation / test metrics, classes, task, timing, BLAS threads
-    curves.png        loss and accuracy curves
-    confusion.png     the confusion matrix of the last split dlc eval reported
-    .lock             held by the dlc process writing the folder
-    .dlc-run.json     the manifest: the folder is a dlc run, and the files the run owns
-
-A folder is a run's when dlc created its manifest; dlc deletes or replaces only the files the
-manifest names, never a file by its name alone, and never follows a symbolic link to write.
-A new run goes into a folder that does not exist or is empty, or over an earlier run with
-`overwrite` (files of the user's beside it are kept; one that takes a run file's name is refused).
-
-Every write goes to a temporary file in the folder, is fsynced and renamed over the old file,
-so a file is always either the old or the new version. Files get the user's umask, as any
-file the user creates. An OS failure (read-only folder, full disk) is a `DLError` naming the file.
-"""
+"""Run-folder files: their names, atomic writes, reading npz/JSON back within size limits, CSV, folder names."""
 
 from __future__ import annotations
 
@@ -32,7 +9,6 @@ import json
 import math
 import os
 import re
-import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -41,7 +17,6 @@ import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.files import not_regular
-
 SPEC = "spec.dl"
 WEIGHTS = "weights.npz"
 PREPROCESS = "preprocess.npz"
@@ -114,14 +89,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def remove_stale_temp_files(run_dir: Path) -> None:
-    """Temporary files a killed writer of the run left behind (only called with the folder's lock held):
-    `.NAME.XXXX.tmp` for the run's own file names, in a folder the manifest says is a run's."""
-    if not is_run(run_dir):
-        return
-    remove(run_dir, [p.name for name in RUN_FILES for p in Path(run_dir).glob(f".{name}.*.tmp")])
 
 
 def remove(run_dir: Path, names) -> None:
@@ -301,49 +268,6 @@ def preprocess_arrays(preprocess, classes: list[str]) -> dict[str, np.ndarray]:
     return {"mul": preprocess.mul, "add": preprocess.add, "classes": np.array(classes, dtype=str)}
 
 
-# ---- the checkpoint: one file per completed epoch ----------------------------------------------
-
-def save_checkpoint(run_dir: Path, groups: dict[str, dict[str, np.ndarray]], state: dict) -> None:
-    """Write the epoch's whole training state as one .npz: `groups` {"weights": {...}, "optimizer": {...},
-    "best": {...}} become arrays "group/name", `state` (JSON) the uint8 array "state"."""
-    arrays = {f"{g}/{k}": v for g, d in groups.items() for k, v in d.items()}
-    arrays["state"] = np.frombuffer(json.dumps(state, default=_json_default).encode(), np.uint8)
-    save_npz(Path(run_dir) / CHECKPOINT, arrays)
-
-
-def checkpoint_damaged(path: Path, why: str) -> DLError:
-    """The refusal of a checkpoint that cannot be resumed from, naming the file and what is wrong."""
-    return _error(f"{path} (the training checkpoint) is damaged: {why}", "restore it, or train again without --resume")
-
-
-def load_checkpoint(run_dir: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict] | None:
-    """(groups, state) of the last completed epoch, None when no epoch completed; a damaged
-    checkpoint is a `DLError` naming the file."""
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
-        return None
-    arrays = load_npz(path, "the training checkpoint")
-
-    def damaged(why):
-        return checkpoint_damaged(path, why)
-
-    if "state" not in arrays or arrays["state"].dtype != np.uint8:
-        raise damaged("it has no training state")
-    try:
-        state = json.loads(arrays.pop("state").tobytes().decode())
-    except RecursionError:
-        raise damaged("the training state's JSON is nested too deeply") from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise damaged(f"the training state is not JSON ({e})") from None
-    groups: dict[str, dict[str, np.ndarray]] = {"weights": {}, "optimizer": {}, "best": {}}
-    for key, v in arrays.items():
-        g, _, name = key.partition("/")
-        if g not in groups or not name:
-            raise damaged(f"unexpected array '{key}'")
-        groups[g][name] = v
-    return groups, state
-
-
 HISTORY_FIELDS = ["epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 
 
@@ -359,168 +283,6 @@ def save_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
 
 def save_history(path: Path, history: list[dict]) -> None:
     save_csv(path, history, HISTORY_FIELDS)
-
-
-# ---- the manifest: which folder is a run's, which files are the run's --------------------------
-
-def _manifest(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / MANIFEST
-    if os.path.islink(path) or not path.is_file():
-        return None
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return None  # not a manifest dlc wrote: the folder is not a run's
-    return obj if isinstance(obj, dict) and isinstance(obj.get("files"), list) else None
-
-
-def is_run(run_dir: Path) -> bool:
-    return _manifest(run_dir) is not None
-
-
-def _foreign(run_dir: Path, owned: set[str]) -> list[str]:
-    """The folder's entries that are not the run's: not in the manifest, not its lock or temp files."""
-    out = []
-    for entry in sorted(os.listdir(run_dir)):
-        if entry in (LOCK, MANIFEST) or entry in owned:
-            continue
-        if owned and entry.endswith(".tmp") and any(entry.startswith(f".{n}.") for n in RUN_FILES):
-            continue
-        out.append(entry)
-    return out
-
-
-def _listed(names: list[str], shown: int = 5) -> str:
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
-
-
-def claim(run_dir: Path, model: str, overwrite: bool = False) -> None:
-    """Make `run_dir` (which exists, lock held) the folder of a new run: refuse a folder that holds an
-    earlier run or files of the user's unless `overwrite`; then delete the earlier run's files (only
-    those its manifest names) and write this run's manifest. Nothing is deleted from a folder dlc did
-    not create as a run, and a file of the user's that takes a run file's name is never replaced."""
-    run_dir = Path(run_dir)
-    manifest = _manifest(run_dir)
-    owned = set(manifest["files"]) & set(RUN_FILES) if manifest else set()
-    present = {n for n in owned if os.path.lexists(run_dir / n)}
-    foreign = _foreign(run_dir, owned)
-    if not overwrite and present:
-        earlier = manifest.get("model") if isinstance(manifest.get("model"), str) else "another model"
-        raise _error(f"{run_dir} holds a run of {earlier}; dlc does not overwrite a run",
-                     f"continue it with dlc train {run_dir} --resume, write this run to a new folder with -o, "
-                     "or replace it with --overwrite")
-    if not overwrite and foreign:
-        raise _error(f"{run_dir} is not empty ({_listed(foreign)}) and is not a dlc run folder",
-                     "write the run to a new folder with -o, or beside these files with --overwrite")
-    taken = [n for n in foreign if n in RUN_FILES]
-    if taken:
-        raise _error(f"{run_dir} holds {_listed(taken)}, which dlc did not write; a run would replace "
-                     f"{'it' if len(taken) == 1 else 'them'}", "move the file(s) away, or write the run to a new "
-                                                                  "folder with -o")
-    remove(run_dir, sorted(present))
-    remove_stale_temp_files(run_dir)
-    save_json(run_dir / MANIFEST, {"dlc": "run folder", "files": list(RUN_FILES), "model": model})
-
-
-# ---- the lock: one writer per run folder -------------------------------------------------------
-
-class RunLock:
-    """An exclusive, non-blocking lock on RUN/.lock, held while a dlc process writes the folder.
-    The OS releases it when the process ends, however it ends."""
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOCK
-        self.fd: int | None = None
-
-    def __enter__(self):
-        try:
-            import fcntl
-        except ImportError:  # not a POSIX system: no lock
-            return self
-        try:  # never through a link: a planted .lock -> ~/file would be truncated
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, _file_mode())
-        except OSError as e:
-            if os.path.islink(self.path):
-                raise _error(f"{self.path} is a symbolic link; dlc does not follow links in a run folder",
-                             "remove the link, or write the run to another folder with -o") from None
-            raise _os_error(self.path, e, "create") from None
-        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
-            os.close(self.fd)
-            self.fd = None
-            raise _error(f"{self.path} is not a regular file", "remove it, or write the run to another folder with -o")
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            try:
-                owner = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
-            except OSError:
-                owner = ""
-            os.close(self.fd)
-            self.fd = None
-            raise _error(f"{self.path.parent} is in use by another dlc process"
-                         + (f" (pid {owner})" if owner else ""),
-                         "wait for it to finish, or write this run to another folder with -o") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
-        return self
-
-    def __exit__(self, *exc):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-# ---- plots -------------------------------------------------------------------------------------
-
-def new_figure(figsize):
-    """A matplotlib Figure drawn by the Agg canvas: no pyplot (its import and global state cost
-    about 0.2 s at start-up), no screen needed."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=figsize)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(path: Path, fig) -> None:
-    """Write a matplotlib figure as PNG, atomically."""
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def save_curves(path: Path, histories: dict[str, list[dict]], title: str = "") -> None:
-    """Loss and accuracy per epoch; several runs side by side share the axes."""
-    has_acc = any(r.get("accuracy") is not None for h in histories.values() for r in h)
-    fig = new_figure((11 if has_acc else 6, 4.5))
-    axes = fig.subplots(1, 2 if has_acc else 1, squeeze=False)
-    for label, h in histories.items():
-        ep = [r["epoch"] for r in h]
-        line, = axes[0][0].plot(ep, [_plottable(r["loss"]) for r in h], label=f"{label} train")
-        if any(r.get("val_loss") is not None for r in h):
-            axes[0][0].plot(ep, [_plottable(r.get("val_loss")) for r in h], "--", color=line.get_color(),
-                            label=f"{label} validation")
-        if has_acc:
-            axes[0][1].plot(ep, [r.get("accuracy") for r in h], color=line.get_color(), label=f"{label} train")
-            if any(r.get("val_accuracy") is not None for r in h):
-                axes[0][1].plot(ep, [r.get("val_accuracy") for r in h], "--", color=line.get_color(),
-                                label=f"{label} validation")
-    if title:  # the whole title, wrapped above the plots (a comparison of long names is not cut)
-        import textwrap
-        fig.suptitle("\n".join(textwrap.wrap(title, 90)), fontsize=10)
-    axes[0][0].set(xlabel="epoch", ylabel="loss", title="loss")
-    axes[0][0].set_yscale("log")
-    axes[0][0].legend(fontsize=8)
-    if has_acc:
-        axes[0][1].set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-        axes[0][1].legend(fontsize=8)
-    save_figure(path, fig)
-
-
-def _plottable(v):
-    return v if v is None or math.isfinite(v) else None
 
 
 MAX_FOLDER_NAME = 100  # characters of a folder name dlc derives (file systems allow 255 bytes)

@@ -27,9 +27,13 @@ from pathlib import Path
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.overrides import apply_overrides
 from dlc.compiler.search_space import Dimension, dimensions, format_value, nominal_spec, substitute
-from dlc.compiler.spec import Spec, compile, key_changes, portable_text, settings_key
+from dlc.compiler.spec import Spec, compile, portable_text
 from dlc.runtime import run_folder as rf
-from dlc.runtime.data import Splits, prepare
+from dlc.runtime.data.splits import Splits, prepare
+from dlc.runtime.tools.study import (MAX_SEED, SAMPLERS, STUDY_FILE, WORKERS_SUFFIX, check_same_search,
+                                      check_storage_url, load_optuna, make_pruner, make_sampler, new_trial_slot,
+                                      open_storage, open_study, requeue_unfinished, search_signature, slot_of,
+                                      worker_seed)
 
 
 @dataclass
@@ -105,70 +109,6 @@ class SearchResult:
         if self.best is not None:
             lines.append(f"best spec: {self.out_dir / 'best.dl'}  (dlc train {self.out_dir / 'best.dl'})")
         return "\n".join(lines)
-
-
-# ---- Optuna: samplers, pruner, storage --------------------------------------------
-SAMPLERS = ("random", "tpe", "genetic")
-STUDY_FILE = "study.db"
-WORKERS_SUFFIX = ".workers"  # the companion study that numbers a study's workers
-MAX_SEED = 2 ** 32 - 1
-
-
-def _optuna():
-    try:
-        import optuna
-    except ImportError:  # pragma: no cover - optuna is a dependency; a broken install is named
-        raise DLError(Diagnostic("error", "dlc search needs optuna, which is not installed",
-                                 hint='pip install "optuna>=4"')) from None
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # dlc prints its own table; failed trials are rows
-    return optuna
-
-
-def _sampler(name: str, seed: int):
-    optuna = _optuna()
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "genetic":
-        return optuna.samplers.NSGAIISampler(seed=seed)  # a genetic algorithm (one objective here)
-
-    class RandomPerTrial(optuna.samplers.BaseSampler):
-        """Optuna's RandomSampler seeded by (seed, the trial's place in the search): a trial's values
-        depend on nothing else, so parallel processes, shared studies and a resumed search sample what
-        one process would."""
-
-        def __init__(self):
-            self._current = (None, None)
-
-        def infer_relative_search_space(self, study, trial):
-            return {}
-
-        def sample_relative(self, study, trial, search_space):
-            return {}
-
-        def sample_independent(self, study, trial, param_name, param_distribution):
-            if self._current[0] != trial.number:
-                slot = trial.user_attrs.get("slot", trial.number)  # its place in the search
-                rng_seed = (seed * 1_000_003 + slot) % 2 ** 32
-                self._current = (trial.number, optuna.samplers.RandomSampler(seed=rng_seed))
-            return self._current[1].sample_independent(study, trial, param_name, param_distribution)
-
-    return RandomPerTrial()
-
-
-def _pruner(prune: bool):
-    optuna = _optuna()
-    if not prune:
-        return optuna.pruners.NopPruner()
-    # a trial behind the median of the earlier trials at the same epoch stops, once 5 trials have
-    # finished, from its third epoch on
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
-
-
-def _storage(url: str):
-    optuna = _optuna()
-    if url.startswith("sqlite"):  # several processes write one file: wait for its lock, not fail
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    return url
 
 
 @dataclass
@@ -264,13 +204,13 @@ def _suggest(trial, d: Dimension, fixed: dict):
 def _fine_stage(study, cfg: SearchConfig) -> tuple[list[Dimension], dict] | None:
     """The ranges narrowed around the best coarse trial, once every coarse trial has finished
     (None: no coarse trial succeeded, so there is no fine stage)."""
-    optuna = _optuna()
+    optuna = load_optuna()
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
     while True:  # every coarse place has a finished trial (a re-run of an interrupted one takes its place)
         trials = study.get_trials(deepcopy=False)
         coarse = [t for t in trials if t.user_attrs.get("stage") == "coarse" and not t.user_attrs.get("surplus")
                   and t.state in done and t.user_attrs.get("status") not in (None, "interrupted")]
-        if set(range(cfg.coarse)) <= {_slot_of(trials, t) for t in coarse}:
+        if set(range(cfg.coarse)) <= {slot_of(trials, t) for t in coarse}:
             break
         _check_stop()
         time.sleep(0.2)
@@ -298,35 +238,29 @@ def _worker_number(cfg: SearchConfig) -> int:
     """This worker's number among every worker that ever ran this study -- pool processes, other
     `dlc search` processes and machines on the same storage: a trial number of a companion study
     that counts workers (the storage hands out each number once). The first worker is 0."""
-    optuna = _optuna()
-    workers = optuna.create_study(study_name=f"{cfg.study}{WORKERS_SUFFIX}", storage=_storage(cfg.storage),
+    optuna = load_optuna()
+    workers = optuna.create_study(study_name=f"{cfg.study}{WORKERS_SUFFIX}", storage=open_storage(cfg.storage),
                                   load_if_exists=True)
     ticket = workers.ask()
     workers.tell(ticket, 0.0)
     return ticket.number
 
 
-def worker_seed(seed: int, worker: int) -> int:
-    """The sampler seed of a worker: the search's seed for the first, distinct ones after it (TPE and
-    NSGA-II seeded alike in two processes propose the same values, trial for trial)."""
-    return seed if worker == 0 else (seed * 1_000_003 + 7919 * worker) % 2 ** 32
-
-
 def work(cfg: SearchConfig, on_trial=None) -> None:
     """Run trials of the study until its trial numbers reach cfg.trials: in this process, in a worker
     process, or in a `dlc search` on another machine sharing the storage."""
-    optuna = _optuna()
+    optuna = load_optuna()
     # random search seeds each trial by its place; the model-based samplers need a seed per worker
     seed = cfg.seed if cfg.sampler == "random" else worker_seed(cfg.seed, _worker_number(cfg))
-    study = optuna.load_study(study_name=cfg.study, storage=_storage(cfg.storage),
-                              sampler=_sampler(cfg.sampler, seed), pruner=_pruner(cfg.prune))
+    study = optuna.load_study(study_name=cfg.study, storage=open_storage(cfg.storage),
+                              sampler=make_sampler(cfg.sampler, seed), pruner=make_pruner(cfg.prune))
     fine = None
     while True:
         _check_stop()
         trial = study.ask()
         stage = trial.user_attrs.get("stage")  # set on a re-run of an interrupted trial
         if stage is None:
-            slot = _slot(study, trial.number)
+            slot = new_trial_slot(study, trial.number)
             if slot >= cfg.trials:  # the search has all its trials: this one is surplus
                 trial.set_user_attr("surplus", True)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -425,10 +359,10 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise DLError(Diagnostic("error", f"--seed {seed}: a seed is a whole number from 0 to {MAX_SEED:,}"))
     if storage is not None:
-        _check_storage_url(storage)
+        check_storage_url(storage)
     dims = dimensions(spec)
     _check_searchable(spec, dims)
-    optuna = _optuna()
+    optuna = load_optuna()
     t0 = time.perf_counter()
     # the default folder is the search's own, so that running the same command again resumes it
     out_dir = Path(out) if out else Path("runs") / rf.folder_name(f"{spec.name}-search")
@@ -452,53 +386,18 @@ def search(spec: Spec, trials: int, fine: int | None = None, jobs: int | None = 
                                       "folder or --storage")) from None
 
 
-def _check_storage_url(url: str) -> None:
-    """A storage every worker process, a later resume and other machines can reach: not an in-memory
-    SQLite database (sqlite://, sqlite:///:memory:), which each process would make anew and empty."""
-    if url.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:") or ":memory:" in url:
-        raise DLError(Diagnostic("error", f"--storage {url} is an in-memory database: the search's worker "
-                                          "processes and a later resume would each see an empty one",
-                                 hint="give a file, e.g. --storage sqlite:///study.db (or leave --storage out: "
-                                      "RUN/study.db)"))
-
-
-def _search_signature(nominal: Spec, dims: list[Dimension]) -> dict:
-    """What a study searches: each range as written, and the fixed part of the spec (`nominal`: the spec
-    with every range at its middle value, as compiler.spec.settings_key reads it)."""
-    return {"ranges": {d.key: d.range.text for d in dims}, "fixed": settings_key(nominal)}
-
-
-def _check_same_search(st, name: str, url: str, signature: dict) -> None:
-    """Refuse a study that holds another search: other ranges, or another fixed part."""
-    known = st.user_attrs.get("signature")
-    if known is None:
-        keys = st.user_attrs.get("keys")  # a study made before signatures were recorded
-        if keys is not None and keys != list(signature["ranges"]):
-            raise DLError(Diagnostic("error", f"study '{name}' in {url} searches {', '.join(keys)}, not "
-                                              f"{', '.join(signature['ranges'])}",
-                                     hint="give this search its own --study NAME (or its own -o folder)"))
-        return
-    ranges = key_changes(known.get("ranges", {}), signature["ranges"])
-    fixed = None if ranges else key_changes(known.get("fixed", {}), signature["fixed"])
-    if ranges or fixed:
-        what = f"other ranges: {ranges}" if ranges else f"another spec: {fixed}"
-        raise DLError(Diagnostic("error", f"study '{name}' in {url} holds another search ({what})",
-                                 hint="give this search its own --study NAME (or its own -o folder), or search "
-                                      "the same spec and ranges to join or resume it"))
-
-
 def _search(spec, dims, keys, trials, fine, jobs, seed, out_dir, url, name, own_storage, progress, sampler, prune,
             t0) -> SearchResult:
-    optuna = _optuna()
-    st = _open_study(optuna, name, url)
+    optuna = load_optuna()
+    st = open_study(optuna, name, url)
     nominal = nominal_spec(spec)
-    signature = _search_signature(nominal, dims)
-    _check_same_search(st, name, url, signature)
+    signature = search_signature(nominal, dims)
+    check_same_search(st, name, url, signature)
     if st.user_attrs.get("signature") is None:
         st.set_user_attr("signature", signature)
     st.set_user_attr("keys", keys)
     if own_storage:
-        _requeue_unfinished(st)  # only this folder's search uses its own study file
+        requeue_unfinished(st)  # only this folder's search uses its own study file
     # One split for every trial, unless a range changes the data itself.
     splits = None if any(d.key.startswith("data.") for d in dims) else prepare(nominal)
     jobs = max(1, min(jobs or os.cpu_count() or 1, trials))
@@ -538,7 +437,7 @@ def _wait_for_peers(st, cfg: SearchConfig, tick) -> None:
     """On a shared study, trials other processes are still running finish before the table is written:
     wait for them, as long as twice the longest finished trial took (a process that died leaves its
     trial running for ever; its row is then missing, and a later run on the study shows it)."""
-    optuna = _optuna()
+    optuna = load_optuna()
     finished = [t for t in _collect(st, cfg) if t.seconds]
     limit = time.perf_counter() + max(10.0, 2 * max((t.seconds for t in finished), default=0.0))
     while time.perf_counter() < limit:
@@ -548,61 +447,6 @@ def _wait_for_peers(st, cfg: SearchConfig, tick) -> None:
             return
         tick()
         time.sleep(0.5)
-
-
-def _open_study(optuna, name: str, url: str):
-    """Create the study or join it. Processes starting together race to create its tables and its
-    record: the loser of the race tries again and joins."""
-    for attempt in range(5):
-        try:
-            return optuna.create_study(study_name=name, storage=_storage(url), direction="minimize",
-                                       load_if_exists=True)
-        except Exception as e:  # a URL optuna cannot open: named, not a traceback
-            error = e
-            if url.split(":", 1)[0] not in ("sqlite", "postgresql", "mysql") and "://" in url:
-                break  # not a database optuna knows: trying again will not help
-            time.sleep(0.2 * (attempt + 1))
-    raise DLError(Diagnostic("error", f"cannot open the study storage {url}: {str(error).splitlines()[0]}",
-                             hint="a URL optuna accepts, e.g. sqlite:///study.db or postgresql://user@host/db"))
-
-
-def _requeue_unfinished(st) -> None:
-    """Trials an earlier, interrupted run of this search left running or stopped by Ctrl-C are run
-    again with the same values and stage; the study remembers which records were replaced."""
-    optuna = _optuna()
-    replaced = set(st.user_attrs.get("replaced", []))
-    for t in st.get_trials(deepcopy=False):
-        running = t.state == optuna.trial.TrialState.RUNNING
-        if t.number in replaced or not (running or t.user_attrs.get("status") == "interrupted"):
-            continue
-        if running:
-            st._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        replaced.add(t.number)
-        fixed = {k: v for k, v in t.user_attrs.items() if k.startswith("fixed:")}
-        st.enqueue_trial(t.params, user_attrs={**fixed, "stage": t.user_attrs.get("stage", "coarse"),
-                                               "replaces": t.number})
-    st.set_user_attr("replaced", sorted(replaced))
-
-
-def _slot_of(trials, t) -> int:
-    """A trial's place in the search (0-based): its own, or for a re-run of an interrupted trial the
-    place of the trial it replaces (which may itself have been a re-run)."""
-    seen = set()
-    while "replaces" in t.user_attrs and t.number not in seen:
-        seen.add(t.number)
-        n = t.user_attrs["replaces"]
-        if not isinstance(n, int) or not 0 <= n < len(trials):
-            return n if isinstance(n, int) else t.number
-        t = trials[n]
-    return t.user_attrs.get("slot", t.number)
-
-
-def _slot(study, number: int) -> int:
-    """A new trial's place in the search: its number, less the records before it that hold no place of
-    their own -- re-runs of interrupted trials (which take the place of the trial they replace) and
-    surplus records -- so a resumed search runs, and samples, what an uninterrupted one would."""
-    before = [t for t in study.get_trials(deepcopy=False) if t.number < number]
-    return number - sum(1 for t in before if "replaces" in t.user_attrs or t.user_attrs.get("surplus"))
 
 
 def _run_processes(cfg: SearchConfig, splits, jobs: int, tick) -> None:
@@ -651,7 +495,7 @@ def _progress(bar, st, cfg: SearchConfig) -> None:
 
 def _collect(st, cfg: SearchConfig) -> list[Trial]:
     """The study's finished trials as rows, best first (surplus and replaced records left out)."""
-    optuna = _optuna()
+    optuna = load_optuna()
     rows = []
     replaced = set(st.user_attrs.get("replaced", []))
     trials = st.get_trials(deepcopy=False)
@@ -663,7 +507,7 @@ def _collect(st, cfg: SearchConfig) -> list[Trial]:
         if a.get("status") in (None, "interrupted"):
             continue
         values = _values(t, cfg.dims)
-        rows.append(Trial(_slot_of(trials, t) + 1, a.get("stage", "coarse"), values, _trial_text(cfg, values),
+        rows.append(Trial(slot_of(trials, t) + 1, a.get("stage", "coarse"), values, _trial_text(cfg, values),
                           a.get("status"), a.get("val_loss"), a.get("val_acc"), a.get("train_loss"),
                           a.get("train_acc"), a.get("epochs"), a.get("seconds"), a.get("message", "")))
     rows.sort(key=lambda t: (t.score(cfg.classify), t.index))

@@ -19,7 +19,7 @@ from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.overrides import Override
 from dlc.compiler.spec import Spec, compile
 from dlc.runtime import run_folder as rf
-from dlc.runtime.data import prepare
+from dlc.runtime.data.splits import prepare
 from dlc.runtime.trainer import TrainingDiverged, train
 
 COLUMNS = ["run", "params", "epochs", "seconds", "train_loss", "train_acc", "val_loss", "val_acc", "gap",

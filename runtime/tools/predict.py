@@ -14,7 +14,7 @@ import numpy as np
 from dlc.compiler.diagnostics import Diagnostic, DLError, Source
 from dlc.compiler.files import not_regular
 from dlc.compiler.spec import compile as compile_spec
-from dlc.runtime.losses import predicted_class
+from dlc.runtime.numpy_engine.losses import predicted_class
 
 
 def _refuse(path: Path, message: str, hint: str | None = None) -> DLError:
@@ -23,7 +23,7 @@ def _refuse(path: Path, message: str, hint: str | None = None) -> DLError:
 
 def load_onnx(path: Path):
     """(OnnxModel, its spec, its classes) of an .onnx file dlc exported; anything else is refused by name."""
-    from dlc.runtime.onnx_runner import OnnxModel
+    from dlc.runtime.tools.onnx_runner import OnnxModel
 
     if not path.exists():
         raise _refuse(path, f"no such file: {path}")
@@ -68,7 +68,7 @@ def load_onnx(path: Path):
 def predict(model_or_run: str, data) -> dict:
     """Predictions for DATA (a built-in set, a file, or an array of raw samples) from an .onnx file or
     a run folder."""
-    from dlc.runtime.evaluate import load_inputs
+    from dlc.runtime.tools.evaluate import load_inputs
     from dlc.runtime.runs import load_run
 
     path = Path(model_or_run)
@@ -92,7 +92,7 @@ def predict(model_or_run: str, data) -> dict:
         result["label"] = idx
         result["class"] = np.array([classes[i] if i < len(classes) else str(i) for i in idx])
         if ds.y is not None and ds.task == "classification":
-            from dlc.runtime.evaluate import model_labels
+            from dlc.runtime.tools.evaluate import model_labels
             truth = model_labels(classes or [str(i) for i in range(probs.shape[1])], ds, data)
             result["accuracy"] = float(np.mean(truth == idx))
     elif ds.y is not None and ds.task == "regression":

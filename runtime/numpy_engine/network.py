@@ -13,7 +13,7 @@ import numpy as np
 from dlc.compiler.ir import INPUT, Graph
 from dlc.compiler.ops import REGISTRY, Context
 from dlc.compiler.ops.base import NCHW, to_layout
-from dlc.runtime.allocator import keep_freed_memory
+from dlc.runtime.numpy_engine.allocator import keep_freed_memory
 
 
 class WeightsMismatch(Exception):

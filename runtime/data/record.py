@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dlc.compiler.spec import Spec, absolute_data_name
 from dlc.runtime import run_folder as rf
-from dlc.runtime.datasets import CATALOG, resolve_path
+from dlc.runtime.data.datasets import CATALOG, resolve_path
 
 
 def _files(spec: Spec) -> dict[str, str]:

@@ -14,7 +14,7 @@ import numpy as np
 from dlc import __version__
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.runtime import run_folder as rf
-from dlc.runtime.onnx_runner import OnnxModel
+from dlc.runtime.tools.onnx_runner import OnnxModel
 from dlc.runtime.runs import check_finite_outputs, load_run
 from dlc.runtime.trainer import Model
 
@@ -34,7 +34,7 @@ class ExportReport:
 
 def real_inputs(model: Model, n: int = 256) -> np.ndarray:
     """Raw inputs from the run's own data (test split first), as a deployed model would receive them."""
-    from dlc.runtime.data import prepare
+    from dlc.runtime.data.splits import prepare
     splits = prepare(model.spec)
     x = np.concatenate([splits.x_test, splits.x_val, splits.x_train])[:n]
     return splits.preprocess.invert(x)

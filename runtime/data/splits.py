@@ -13,8 +13,8 @@ import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
-from dlc.runtime.data_files import reshape_refusal, shape_refusal
-from dlc.runtime.datasets import CATALOG, DataError, Dataset, check_labels, load
+from dlc.runtime.data.files import reshape_refusal, shape_refusal
+from dlc.runtime.data.datasets import CATALOG, DataError, Dataset, check_labels, load
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Callable
 from dlc.compiler.catalog import BUILTIN_SETS, BuiltinSet
 from dlc.compiler.lazy_numpy import lazy_numpy
 
-from dlc.runtime.data_files import DataError, check_file, is_number, read_csv, read_idx, read_npz, resolve_path
+from dlc.runtime.data.files import DataError, check_file, is_number, read_csv, read_idx, read_npz, resolve_path
 
 np = lazy_numpy(__name__)  # `dlc check` reads CATALOG and should not pay for NumPy
 

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from dlc.compiler.spec import Spec
-from dlc.runtime.data import Splits, prepare
-from dlc.runtime.losses import loss_and_grad
-from dlc.runtime.network import init_params
-from dlc.runtime.optimizers import learning_rate
+from dlc.runtime.data.splits import Splits, prepare
+from dlc.runtime.numpy_engine.losses import loss_and_grad
+from dlc.runtime.numpy_engine.network import init_params
+from dlc.runtime.numpy_engine.optimizers import learning_rate
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.ops import REGISTRY
 from dlc.runtime.trainer import Model, TrainStep

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError, Source
-from dlc.runtime.data import fit_input, prepare
-from dlc.runtime.datasets import CATALOG, DataError, load
+from dlc.runtime.data.splits import fit_input, prepare
+from dlc.runtime.data.datasets import CATALOG, DataError, load
 from dlc.runtime.runs import check_finite_outputs, load_run
 
 
@@ -42,7 +42,7 @@ def load_inputs(spec, data, need_labels: bool = True):
 
 def _array_inputs(spec, data, options: dict):
     """An array of raw samples (N, features) or (N, C, H, W) from the Python API, as a data set without labels."""
-    from dlc.runtime.datasets import Dataset
+    from dlc.runtime.data.datasets import Dataset
     error = _at("the array")
     try:
         x = np.asarray(data)
@@ -73,9 +73,9 @@ def model_labels(classes: list[str], ds, data: str) -> np.ndarray:
 
 
 def _evaluate(model, x, y, where: str, top_k: int | None = None) -> dict:
-    """Metrics of prepared inputs, with the per-class report (runtime/class_report.py); outputs that are
+    """Metrics of prepared inputs, with the per-class report (runtime/tools/class_report.py); outputs that are
     not finite are refused by name rather than reported as NaN."""
-    from dlc.runtime.class_report import model_report
+    from dlc.runtime.tools.class_report import model_report
 
     out = model.outputs(x)
     check_finite_outputs(out, where)
@@ -112,7 +112,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
         report["splits"][Path(data).name] = _evaluate(model, model.preprocess.apply(x), y, data, top_k)
     shown = [(name, r) for name, r in report["splits"].items() if "confusion" in r.get("report", {})]
     if plot and shown:
-        from dlc.runtime import class_report
+        from dlc.runtime.tools import class_report
         from dlc.runtime import run_folder as rf
         name, r = shown[-1]
         path = Path(run) / rf.CONFUSION

@@ -15,8 +15,8 @@ from dlc.compiler.catalog import is_file_source
 from dlc.compiler.diagnostics import Diagnostics
 from dlc.compiler.spec import Spec
 from dlc.compiler.statements import CLASSIFICATION_LOSSES
-from dlc.runtime.data_files import DataError, peek, reshape_refusal, resolve_path, shape_refusal
-from dlc.runtime.datasets import Dataset, check_labels, class_labels
+from dlc.runtime.data.files import DataError, peek, reshape_refusal, resolve_path, shape_refusal
+from dlc.runtime.data.datasets import Dataset, check_labels, class_labels
 
 
 def check_data_file(spec: Spec) -> None:

@@ -1,0 +1,1 @@
+"""The tools over runs: eval, predict, export, diagnose, compare, search."""
