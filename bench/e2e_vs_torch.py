@@ -91,12 +91,12 @@ def dlc_train(spec, splits) -> tuple[float, float, float]:
 
 
 def bare_steps(spec, splits, epochs) -> float:
-    """Seconds for the TrainStep calls alone that dlc.train makes (same batch shapes, no evaluation)."""
+    """Seconds for the engine steps alone that dlc.train makes (same batch shapes, no evaluation)."""
     from dlc.runtime.numpy_engine.network import init_params
-    from dlc.runtime.trainer import Model, TrainStep
+    from dlc.runtime.numpy_engine.engine import NumpyEngine
     import numpy as np
     batch = spec["train"]["batch"]
-    step = TrainStep(Model(spec, init_params(spec.graph, 0), splits.preprocess, splits.classes))
+    step = NumpyEngine(spec, init_params(spec.graph, 0))
     rng = np.random.default_rng(0)
     n = len(splits.x_train)
     t0 = time.perf_counter()
@@ -104,7 +104,7 @@ def bare_steps(spec, splits, epochs) -> float:
         order = rng.permutation(n)
         for i in range(0, n, batch):
             idx = order[i:i + batch]
-            step(splits.x_train[idx], splits.y_train[idx], 1e-3, rng)
+            step.step(splits.x_train[idx], splits.y_train[idx], 1e-3)
     return time.perf_counter() - t0
 
 

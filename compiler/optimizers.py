@@ -1,6 +1,10 @@
 """The optimizer registry: each optimizer is one class that declares its keys (typed, with defaults
 and ranges), its usual learning-rate range (the linter warns 10x beyond it), the state it keeps per
-parameter, and its update rule (NumPy, in place, allocating nothing per step).
+parameter, and its update rule (in place, allocating nothing per step).
+
+An update rule is written once for every engine: it works on the engine's arrays through `xp`, a
+namespace of five array functions (`multiply`, `divide`, `sqrt` with `out=`, `zeros_like`, `copy`)
+and the in-place operators; the NumPy engine passes `NUMPY_OPS`, the torch engine its torch ones.
 
 Conventions (docs/conventions.md):
 - sgd momentum as PyTorch: buf = momentum * buf + g (buf starts at g); nesterov uses g + momentum * buf.
@@ -22,6 +26,30 @@ CLIP = {
     "clip_norm": Attr("float", None, min=0, min_open=True, doc="rescale the global gradient norm to at most this"),
     "clip_value": Attr("float", None, min=0, min_open=True, doc="clip every gradient entry to [-v, v]"),
 }
+
+
+class ArrayOps:
+    """The array functions an update rule may call, bound to one array library."""
+
+    def __init__(self, multiply, divide, sqrt, zeros_like, copy):
+        self.multiply, self.divide, self.sqrt, self.zeros_like, self.copy = multiply, divide, sqrt, zeros_like, copy
+
+
+class _NumpyOps(ArrayOps):
+    """ArrayOps of NumPy, looked up on first use (the compiler loads without importing NumPy)."""
+
+    def __init__(self):
+        pass
+
+    def __getattr__(self, name):
+        if name not in ("multiply", "divide", "sqrt", "zeros_like", "copy"):
+            raise AttributeError(name)
+        fn = getattr(np, name)
+        setattr(self, name, fn)
+        return fn
+
+
+NUMPY_OPS = _NumpyOps()
 
 
 class OptimizerRule:
@@ -46,16 +74,18 @@ class OptimizerRule:
         must hold exactly these: one missing would be re-created as zeros, and resume be inexact)."""
         return self.state
 
-    def update(self, w, g, state: dict, tmp, lr: float, hp: dict, t: int, decayed: bool) -> None:
+    def update(self, w, g, state: dict, tmp, lr: float, hp: dict, t: int, decayed: bool,
+               xp: ArrayOps = NUMPY_OPS) -> None:
         """One step for one parameter, in place: `state` holds its buffers by role (created here on
-        first use), `tmp` is a scratch array like w, `t` the step count (1 on the first step)."""
+        first use), `tmp` is a scratch array like w, `t` the step count (1 on the first step), `xp`
+        the array functions of the engine's library."""
         raise NotImplementedError
 
     @staticmethod
-    def buffer(state: dict, role: str, like):
+    def buffer(state: dict, role: str, like, xp: ArrayOps = NUMPY_OPS):
         b = state.get(role)
         if b is None:
-            b = state[role] = np.zeros_like(like)
+            b = state[role] = xp.zeros_like(like)
         return b
 
 
@@ -75,24 +105,24 @@ class SGD(OptimizerRule):
     def roles(self, hp):
         return self.state if hp["momentum"] else ()
 
-    def update(self, w, g, state, tmp, lr, hp, t, decayed):
+    def update(self, w, g, state, tmp, lr, hp, t, decayed, xp=NUMPY_OPS):
         mu = hp["momentum"]
         if mu:
             buf = state.get("momentum")
             if buf is None:
-                buf = state["momentum"] = g.copy()
+                buf = state["momentum"] = xp.copy(g)
             else:
                 buf *= mu
                 buf += g
             if hp["nesterov"]:
-                np.multiply(buf, mu, out=tmp)
+                xp.multiply(buf, mu, out=tmp)
                 tmp += g
                 update = tmp
             else:
                 update = buf
         else:
             update = g
-        np.multiply(update, lr, out=tmp)
+        xp.multiply(update, lr, out=tmp)
         w -= tmp
 
 
@@ -103,13 +133,13 @@ class Adagrad(OptimizerRule):
     lr_range = (1e-4, 1.0)
     state = ("sum_sq",)
 
-    def update(self, w, g, state, tmp, lr, hp, t, decayed):
-        acc = self.buffer(state, "sum_sq", w)
-        np.multiply(g, g, out=tmp)
+    def update(self, w, g, state, tmp, lr, hp, t, decayed, xp=NUMPY_OPS):
+        acc = self.buffer(state, "sum_sq", w, xp)
+        xp.multiply(g, g, out=tmp)
         acc += tmp
-        np.sqrt(acc, out=tmp)
+        xp.sqrt(acc, out=tmp)
         tmp += hp["eps"]
-        np.divide(g, tmp, out=tmp)
+        xp.divide(g, tmp, out=tmp)
         tmp *= lr
         w -= tmp
 
@@ -126,20 +156,20 @@ class RMSprop(OptimizerRule):
     def roles(self, hp):
         return self.state if hp["momentum"] else ("sq_avg",)
 
-    def update(self, w, g, state, tmp, lr, hp, t, decayed):
-        v = self.buffer(state, "sq_avg", w)
+    def update(self, w, g, state, tmp, lr, hp, t, decayed, xp=NUMPY_OPS):
+        v = self.buffer(state, "sq_avg", w, xp)
         v *= hp["rho"]
-        np.multiply(g, g, out=tmp)
+        xp.multiply(g, g, out=tmp)
         tmp *= 1 - hp["rho"]
         v += tmp
-        np.sqrt(v, out=tmp)
+        xp.sqrt(v, out=tmp)
         tmp += hp["eps"]
-        np.divide(g, tmp, out=tmp)
+        xp.divide(g, tmp, out=tmp)
         if hp["momentum"]:
-            buf = self.buffer(state, "momentum", w)
+            buf = self.buffer(state, "momentum", w, xp)
             buf *= hp["momentum"]
             buf += tmp
-            np.multiply(buf, lr, out=tmp)
+            xp.multiply(buf, lr, out=tmp)
         else:
             tmp *= lr
         w -= tmp
@@ -154,24 +184,24 @@ class Adam(OptimizerRule):
     lr_range = (1e-5, 1e-2)
     state = ("m", "v")
 
-    def update(self, w, g, state, tmp, lr, hp, t, decayed):
+    def update(self, w, g, state, tmp, lr, hp, t, decayed, xp=NUMPY_OPS):
         b1, b2 = hp["beta1"], hp["beta2"]
-        m = self.buffer(state, "m", w)
-        v = self.buffer(state, "v", w)
+        m = self.buffer(state, "m", w, xp)
+        v = self.buffer(state, "v", w, xp)
         m *= b1
-        np.multiply(g, 1 - b1, out=tmp)
+        xp.multiply(g, 1 - b1, out=tmp)
         m += tmp
         v *= b2
-        np.multiply(g, g, out=tmp)
+        xp.multiply(g, g, out=tmp)
         tmp *= 1 - b2
         v += tmp
         c1 = 1 - b1 ** t
         c2 = 1 - b2 ** t
         # w -= (lr / c1) * m / (sqrt(v / c2) + eps)
-        np.multiply(v, 1 / c2, out=tmp)
-        np.sqrt(tmp, out=tmp)
+        xp.multiply(v, 1 / c2, out=tmp)
+        xp.sqrt(tmp, out=tmp)
         tmp += hp["eps"]
-        np.divide(m, tmp, out=tmp)
+        xp.divide(m, tmp, out=tmp)
         tmp *= lr / c1
         w -= tmp
 
@@ -181,10 +211,10 @@ class AdamW(Adam):
     name = "adamw"
     attrs = dict(Adam.attrs, weight_decay=Attr("float", 0.01, min=0, doc="decoupled decay per step, times lr"))
 
-    def update(self, w, g, state, tmp, lr, hp, t, decayed):
+    def update(self, w, g, state, tmp, lr, hp, t, decayed, xp=NUMPY_OPS):
         if decayed and hp["weight_decay"]:
             w *= 1 - lr * hp["weight_decay"]
-        super().update(w, g, state, tmp, lr, hp, t, decayed)
+        super().update(w, g, state, tmp, lr, hp, t, decayed, xp)
 
 
 @register

@@ -295,8 +295,10 @@ def settings_key(spec: Spec, skip=frozenset()) -> dict[str, str]:
 
 
 def key_changes(before: dict[str, str], after: dict[str, str], shown: int = 4) -> str | None:
-    """'data.n (90 -> 91); train.seed (0 -> 1)' for the keys that differ, None when none does."""
-    changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    """'data.n (90 -> 91); train.seed (0 -> 1)' for the keys that differ, None when none does. A key
+    absent from one side counts as unset ('None'): a setting added to dlc later, at its unset default,
+    changes nothing in keys recorded before it existed."""
+    changed = [k for k in sorted(set(before) | set(after)) if before.get(k, "None") != after.get(k, "None")]
     if not changed:
         return None
     text = "; ".join(f"{k} ({before.get(k, 'absent')} -> {after.get(k, 'absent')})" for k in changed[:shown])

@@ -5,7 +5,7 @@
     optimizer sgd|adagrad|rmsprop|adam|adamw|genetic lr=... [clip_norm=...]
     regularize l1=... l2=... max_norm=...
     schedule constant|step|exponential|cosine ...
-    train epochs=... batch=... validation=... early_stop=... seed=...
+    train epochs=... batch=... validation=... early_stop=... seed=... engine=numpy|torch device=...
 """
 
 from __future__ import annotations
@@ -48,7 +48,13 @@ TRAIN = {
     "seed": Attr("int", 0, min=0, max=2**32 - 1, doc="random seed, 0 to 2^32-1"),
     "shuffle": Attr("bool", True),
     "threads": Attr("int", None, min=1, searchable=False,
-                    doc="BLAS threads (default: the machine's); results are bit-identical only at the same count"),
+                    doc="BLAS threads (torch: intra-op threads; default: the machine's); results are bit-identical "
+                        "only at the same count"),
+    "engine": Attr("name", None, choices=("numpy", "torch"),
+                   doc="what trains the model: numpy (the reference, the default) or torch (pip install "
+                       "\"dlc[torch]\"); docs/engines.md"),
+    "device": Attr("str", None, searchable=False,
+                   doc="the torch engine's device: cpu, cuda, cuda:N or mps (default: a GPU when there is one)"),
 }
 
 DATA = {

@@ -1,10 +1,11 @@
-"""The training loop: mini-batches, validation, early stopping, NaN guard, checkpoints, resume."""
+"""The training loop, once for every engine: mini-batches, validation, early stopping, NaN guard,
+checkpoints, resume. It drives an engine (runtime/engine.py) and never looks inside one."""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,12 @@ from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec, portable_text
 from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
-from dlc.runtime.data.splits import Preprocess, Splits, prepare
-from dlc.runtime.numpy_engine.losses import fused_activation, loss_and_grad, predicted_class, probabilities
-from dlc.runtime.numpy_engine.network import Network, init_params
-from dlc.runtime.numpy_engine.optimizers import Optimizer, Regularizer, clip_gradients, learning_rate
+from dlc.runtime.data.splits import Splits, prepare
+from dlc.runtime.engine import Engine, make_engine
+from dlc.runtime.numpy_engine.model import Model
+from dlc.runtime.numpy_engine.network import init_params
+from dlc.runtime.numpy_engine.optimizers import learning_rate
+from dlc.runtime.scores import correct, scores
 from dlc.runtime.progress import EpochBar, Silent
 from dlc.runtime.training_state import TrainingState
 
@@ -27,108 +30,6 @@ class TrainingDiverged(Exception):
     def __init__(self, message: str, history: list[dict] | None = None):
         super().__init__(message)
         self.history = history or []
-
-
-@dataclass
-class Model:
-    """A graph with values, ready for inference: the NumPy runtime's view of a trained model."""
-
-    spec: Spec
-    values: dict[str, np.ndarray]
-    preprocess: Preprocess
-    classes: list[str] = field(default_factory=list)
-
-    def __post_init__(self):
-        self.net = Network(self.spec.graph, self.values)
-        self.fused = _is_fused(self.spec)
-        self.upto = len(self.spec.graph.nodes) - 1 if self.fused else None
-
-    def outputs(self, x_prepared: np.ndarray, batch: int | None = None) -> np.ndarray:
-        """Raw outputs (logits when the loss is fused) for already-preprocessed inputs. Overflow is not
-        warned about here: predict, eval and export refuse outputs that are not finite, by name."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            return self.net.predict(x_prepared, batch, self.upto)
-
-    def predict_proba(self, x_raw: np.ndarray) -> np.ndarray:
-        """What the exported ONNX model computes: raw inputs -> the network's final outputs."""
-        out = self.outputs(self.preprocess.apply(x_raw))
-        with np.errstate(over="ignore", invalid="ignore"):
-            return probabilities(self.spec.loss, out, self.fused)
-
-    def evaluate(self, x_prepared, y, batch: int | None = None, out: np.ndarray | None = None) -> dict:
-        """Loss and accuracy (MAE for regression); `out`: the outputs for x_prepared, when already computed."""
-        if len(x_prepared) == 0:
-            return {"loss": None, "accuracy": None}
-        out = self.outputs(x_prepared, batch) if out is None else out
-        with np.errstate(over="ignore", invalid="ignore"):  # a loss that is not finite is reported by name
-            loss, _ = loss_and_grad(self.spec.loss, out, y, self.fused)
-            result = {"loss": loss}
-            if self.spec.task == "classification":
-                pred = predicted_class(self.spec.loss, probabilities(self.spec.loss, out, self.fused))
-                result["accuracy"] = float(np.mean(pred == y))
-            else:
-                result["accuracy"] = None
-                result["mae"] = float(np.mean(np.abs(out - y.reshape(out.shape))))
-        return result
-
-
-def _is_fused(spec: Spec) -> bool:
-    act = fused_activation(spec.loss)
-    nodes = spec.graph.nodes
-    # the loss takes the activation's input: the node before it, which the last node reads alone
-    return act is not None and nodes[-1].op == act and len(nodes) > 1 and nodes[-1].inputs == (nodes[-2].name,)
-
-
-class TrainStep:
-    """One optimisation step of a model: forward, loss, backward, penalties, clipping, update.
-
-    `regularize=False` leaves out l1/l2 and max-norm (dlc diagnose checks the bare loss).
-    A step whose loss is not finite returns it without updating the weights.
-    """
-
-    def __init__(self, model: Model, regularize: bool = True):
-        spec = model.spec
-        self.model = model
-        self.spec = spec
-        self.opt_set = spec["optimizer"]
-        self.opt = Optimizer(self.opt_set.kind, self.opt_set.values, model.values)
-        r = spec["regularize"]
-        self.reg = (Regularizer(spec.graph, r["l1"], r["l2"], r.get("max_norm")) if regularize
-                    else Regularizer(spec.graph, 0.0, 0.0, None))
-
-    def __call__(self, xb, yb, lr: float, rng: np.random.Generator) -> tuple[float, np.ndarray, dict]:
-        """-> (loss with penalties, the network's outputs for the batch, the gradients used)."""
-        m = self.model
-        if not self.opt.rule.uses_gradients:
-            return self._evolve(xb, yb, lr, rng)
-        out = m.net.forward(xb, training=True, rng=rng, upto=m.upto)
-        loss, dout = loss_and_grad(self.spec.loss, out, yb, m.fused)
-        grads = m.net.backward(dout)
-        loss += self.reg.penalty_and_grads(m.values, grads)
-        if math.isfinite(loss):
-            clip_gradients(grads, self.opt_set.get("clip_norm"), self.opt_set.get("clip_value"))
-            self.opt.step(grads, lr, self.reg.decayed)
-            self.reg.constrain(m.values)
-        return loss, out, grads
-
-
-    def _evolve(self, xb, yb, lr: float, rng: np.random.Generator) -> tuple[float, np.ndarray, dict]:
-        """A generation of a gradient-free optimizer: fitness is the batch loss (with penalties) of a set
-        of trainable weights, written into the model; the model keeps the best set."""
-        m = self.model
-        names = [p.name for p in self.spec.graph.params()]
-
-        def fitness(candidate) -> float:
-            for n, v in candidate.items():
-                m.values[n][...] = v
-            out = m.net.forward(xb, training=True, rng=rng, upto=m.upto, keep=False)
-            loss, _ = loss_and_grad(self.spec.loss, out, yb, m.fused)
-            return loss + self.reg.penalty(m.values)
-
-        loss = self.opt.evolve(fitness, rng, lr, names)
-        self.reg.constrain(m.values)
-        out = m.net.forward(xb, training=False, upto=m.upto, keep=False)
-        return loss, out, {}
 
 
 @dataclass
@@ -190,9 +91,8 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
            max_steps: int | None, on_epoch=None) -> RunResult:
     tr = spec["train"]
     epochs, patience = tr["epochs"], tr["early_stop"]
-    model = Model(spec, init_params(spec.graph, tr["seed"]), None, [])
-    learner = TrainStep(model)
-    st = TrainingState.fresh(model.values, learner.opt, spec)
+    engine = make_engine(spec, init_params(spec.graph, tr["seed"]))
+    st = TrainingState.fresh(engine, spec)
     if ckpt is not None:
         st.restore(ckpt, spec, run_dir)
     # a run killed after its last checkpoint only lacks its final files: no epoch is left to train
@@ -200,7 +100,6 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
     if finished and all((run_dir / f).exists() for f in (rf.WEIGHTS, rf.METRICS, rf.PREPROCESS)):
         return _complete(run_dir, spec, st, patience)
     splits = splits or prepare(spec)
-    model.preprocess, model.classes = splits.preprocess, splits.classes
     if write:
         rf.atomic_write_text(run_dir / rf.SPEC, portable_text(spec))  # trains as written from the run folder too
         rf.save_npz(run_dir / rf.PREPROCESS, rf.preprocess_arrays(splits.preprocess, splits.classes))
@@ -216,7 +115,7 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
     try:
         steps = 0
         while not finished and st.epoch < epochs:
-            row, steps = _epoch(spec, learner, st, splits, steps, max_steps)
+            row, steps = _epoch(spec, engine, st, splits, steps, max_steps)
             monitor = row["val_loss"] if row["val_loss"] is not None else row["loss"]
             st.end_epoch(row, monitor, keep_best=bool(patience))
             snap = st.snapshot()
@@ -241,17 +140,20 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
         if threads is not None:
             threads.restore_original_limits()
     if interrupted and last is None:  # not one epoch completed: nothing is kept
+        model = Model(spec, engine.weights(), splits.preprocess, splits.classes)
         return RunResult(run_dir, model, [], {"epochs_run": 0, "interrupted": True}, True)
     values = st.final_values(patience)
+    model = Model(spec, values, splits.preprocess, splits.classes)
     metrics = {
         "model": spec.name, "task": spec.task, "loss": spec.loss, "classes": splits.classes, "data": splits.name,
         "epochs_run": len(st.history), "best_epoch": st.best_epoch if st.best_epoch > 0 else None,
         "stopped_early": bool(patience and st.wait >= patience), "interrupted": interrupted,
         "seconds": round(time.perf_counter() - t_start, 3), "blas_threads": metrics_threads,
+        **engine.describe(),
         "samples": {"train": len(splits.x_train), "validation": len(splits.x_val), "test": len(splits.x_test)},
-        "train": model.evaluate(splits.x_train, splits.y_train),
-        "validation": _final_validation(model, splits, st, patience),
-        **_test_metrics(model, splits),
+        "train": scores(spec, engine.outputs(splits.x_train), splits.y_train),
+        "validation": _final_validation(spec, engine, splits, st, patience),
+        **_test_metrics(model, engine, splits),
     }
     if write:
         rf.save_npz(run_dir / rf.WEIGHTS, values)
@@ -262,31 +164,31 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
     return RunResult(run_dir, model, st.history, metrics, interrupted)
 
 
-def _test_metrics(model: Model, splits: Splits) -> dict:
+def _test_metrics(model: Model, engine: Engine, splits: Splits) -> dict:
     """The test split's loss and accuracy, and its per-class report (runtime/tools/class_report.py: precision,
     recall, F1, support, averages, top-k, confusion matrix; MAE/MSE/R² for regression), from one pass."""
     if not len(splits.x_test):
-        return {"test": model.evaluate(splits.x_test, splits.y_test)}
+        return {"test": {"loss": None, "accuracy": None}}
     from dlc.runtime.tools.class_report import model_report
-    out = model.outputs(splits.x_test)
-    metrics = {"test": model.evaluate(splits.x_test, splits.y_test, out=out)}
+    out = engine.outputs(splits.x_test)
+    metrics = {"test": scores(model.spec, out, splits.y_test)}
     if np.all(np.isfinite(out)):  # a run whose outputs overflow: eval and export say so by name
         metrics["test_report"] = model_report(model, splits.y_test, out)
     return metrics
 
 
-def _final_validation(model: Model, splits: Splits, st: TrainingState, patience: int) -> dict:
+def _final_validation(spec: Spec, engine: Engine, splits: Splits, st: TrainingState, patience: int) -> dict:
     """The kept weights' validation metrics: the history row of the epoch they come from was measured
     on exactly these weights (and batchnorm statistics), so it is reused, not recomputed; regression
     (which also reports MAE) and a run with no row for them are evaluated."""
     kept = st.best_epoch if patience and st.best_values else len(st.history)
     row = st.history[kept - 1] if 0 < kept <= len(st.history) else None
     if row is None or row.get("val_loss") is None or row.get("val_accuracy") is None:
-        return model.evaluate(splits.x_val, splits.y_val)
+        return scores(spec, engine.outputs(splits.x_val), splits.y_val)
     return {"loss": row["val_loss"], "accuracy": row["val_accuracy"]}
 
 
-def _epoch(spec: Spec, learner: TrainStep, st: TrainingState, splits: Splits, steps: int,
+def _epoch(spec: Spec, engine: Engine, st: TrainingState, splits: Splits, steps: int,
            max_steps: int | None) -> tuple[dict, int]:
     """One pass over the training split in a fresh shuffled order -> (the history row, steps so far)."""
     tr = spec["train"]
@@ -297,11 +199,11 @@ def _epoch(spec: Spec, learner: TrainStep, st: TrainingState, splits: Splits, st
     lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, epoch, epochs)
     order = st.shuffle_rng.permutation(n) if tr["shuffle"] else np.arange(n)
     classify = spec.task == "classification"
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss, right, seen = 0.0, 0, 0
     for step, i in enumerate(range(0, n, batch)):
         idx = order[i:i + batch]
         xb, yb = splits.x_train[idx], splits.y_train[idx]
-        loss, out_b, _ = learner(xb, yb, lr, st.noise_rng)
+        loss, out_b = engine.step(xb, yb, lr)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} (lr={lr:g}): "
@@ -310,15 +212,14 @@ def _epoch(spec: Spec, learner: TrainStep, st: TrainingState, splits: Splits, st
         total_loss += loss * len(idx)
         seen += len(idx)
         if classify:
-            fused = learner.model.fused
-            correct += int(np.sum(predicted_class(spec.loss, probabilities(spec.loss, out_b, fused)) == yb))
+            right += correct(spec, out_b, yb)
         steps += 1
         if max_steps and steps >= max_steps:
             break
-    row = {"epoch": epoch + 1, "lr": lr, "loss": total_loss / seen, "accuracy": correct / seen if classify else None,
+    row = {"epoch": epoch + 1, "lr": lr, "loss": total_loss / seen, "accuracy": right / seen if classify else None,
            "val_loss": None, "val_accuracy": None}
     if len(splits.x_val):
-        v = learner.model.evaluate(splits.x_val, splits.y_val)
+        v = scores(spec, engine.outputs(splits.x_val), splits.y_val)
         row["val_loss"], row["val_accuracy"] = v["loss"], v["accuracy"]
     row["seconds"] = round(time.perf_counter() - t0, 4)
     return row, steps

@@ -1,7 +1,8 @@
 """What changes from epoch to epoch of a training run, and its checkpoint.
 
-A `TrainingState` holds the weights, the optimizer's state, both random generators (shuffling and
-dropout/rrelu noise), the early-stopping counters, the best weights and the history. A snapshot of it
+A `TrainingState` holds the engine (the weights, the optimizer's state and the noise generator of
+dropout/rrelu live there: runtime/engine.py), the shuffling generator, the early-stopping counters,
+the best weights and the history. A snapshot of it
 after each completed epoch is the checkpoint (runtime/run_folder.py writes it as one file); `restore`
 reads one back, refusing by name anything that does not fit, and `rewind` goes back to one after Ctrl-C.
 """
@@ -17,8 +18,9 @@ import numpy as np
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec, key_changes, settings_key
 from dlc.runtime import run_folder as rf
-from dlc.runtime.numpy_engine.network import WeightsMismatch, check_weights
-from dlc.runtime.numpy_engine.optimizers import Optimizer
+from dlc.compiler.optimizers import OPTIMIZERS
+from dlc.runtime.engine import ENGINES, Engine, check_pcg64_state
+from dlc.runtime.numpy_engine.network import WeightsMismatch, check_weights, expected_shapes
 
 
 HISTORY_KEYS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -32,30 +34,14 @@ def _check_floats(damaged, what: str, v: np.ndarray, dtype) -> None:
         raise damaged(f"{what} holds NaN or inf")
 
 
-def _check_rng_state(st) -> None:
-    """A NumPy PCG64 state as bit_generator.state returns it; numbers in their ranges (NumPy takes
-    an out-of-range one silently modulo 2**128, or fails deep inside)."""
-    if not isinstance(st, dict) or st.get("bit_generator") != "PCG64" or not isinstance(st.get("state"), dict):
-        raise ValueError("not a PCG64 state")
-    inner = st["state"]
-    for key in ("state", "inc"):
-        v = inner.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2 ** 128:
-            raise ValueError(f"'{key}' is not a 128-bit number")
-    if inner["inc"] % 2 == 0:
-        raise ValueError("'inc' must be odd")
-    if st.get("has_uint32") not in (0, 1) or isinstance(st.get("uinteger"), bool) or \
-            not isinstance(st.get("uinteger"), int) or not 0 <= st["uinteger"] < 2 ** 32:
-        raise ValueError("'has_uint32' or 'uinteger' is out of range")
-
-
-RESUMABLE = {"train.epochs", "train.early_stop", "train.threads"}  # what resuming may change
+RESUMABLE = {"train.epochs", "train.early_stop", "train.threads", "train.device"}  # what resuming may change
 
 
 def resume_key(spec: Spec) -> dict[str, str]:
     """What a run's numbers depend on besides its length (compiler.spec.settings_key without
-    train.epochs, train.early_stop and train.threads): a run resumes only under the same key, else
-    the resumed epochs would be another training's."""
+    train.epochs, train.early_stop, train.threads and train.device): a run resumes only under the same
+    key, else the resumed epochs would be another training's. (A run may move from a GPU to the CPU:
+    the numbers differ by rounding only, docs/engines.md.)"""
     return settings_key(spec, RESUMABLE)
 
 
@@ -69,16 +55,14 @@ def _check_unchanged(saved, now: dict[str, str], run_dir: Path, damaged) -> bool
         return True
     raise DLError(Diagnostic(
         "error", f"cannot resume {run_dir}: the spec changed since the run started: {changes}",
-        None, "a resumed run continues the same training: only train.epochs, train.early_stop and train.threads "
-              "may change; restore the spec, or train it as a new run with -o"))
+        None, "a resumed run continues the same training: only train.epochs, train.early_stop, train.threads and "
+              "train.device may change; restore the spec, or train it as a new run with -o"))
 
 
 @dataclass
 class TrainingState:
-    values: dict[str, np.ndarray]
-    opt: Optimizer
+    engine: Engine
     shuffle_rng: np.random.Generator
-    noise_rng: np.random.Generator
     epoch: int = 0  # completed epochs
     best: float = math.inf  # the best monitored loss so far (validation loss, or training loss without one)
     best_epoch: int = -1
@@ -88,10 +72,8 @@ class TrainingState:
     key: dict[str, str] = field(default_factory=dict)  # what resuming must not change (resume_key)
 
     @classmethod
-    def fresh(cls, values, opt, spec: Spec) -> "TrainingState":
-        seed = spec["train"]["seed"]
-        return cls(values, opt, np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2]),
-                   key=resume_key(spec))
+    def fresh(cls, engine: Engine, spec: Spec) -> "TrainingState":
+        return cls(engine, np.random.default_rng([spec["train"]["seed"], 1]), key=resume_key(spec))
 
     def finished(self, epochs: int, patience: int) -> bool:
         return self.epoch >= epochs or bool(patience and self.wait >= patience)
@@ -102,36 +84,34 @@ class TrainingState:
         if monitor < self.best - 1e-12:
             self.best, self.best_epoch, self.wait = monitor, self.epoch, 0
             if keep_best:
-                self.best_values = {k: v.copy() for k, v in self.values.items()}  # replaced, never modified
+                self.best_values = self.engine.weights()  # copies: replaced, never modified
         else:
             self.wait += 1
 
     def final_values(self, patience: int) -> dict[str, np.ndarray]:
-        """The weights a run keeps: the best epoch's with early stopping, else the last epoch's (in place)."""
+        """The weights a run keeps: the best epoch's with early stopping (loaded into the engine too),
+        else the last epoch's."""
         if patience and self.best_values:
-            for k, v in self.best_values.items():
-                self.values[k][...] = v
-        return self.values
+            self.engine.load_weights(self.best_values)
+        return self.engine.weights()
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def snapshot(self) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
         """(array groups, JSON state) of this moment, as copies, so training can go on."""
-        groups = {"weights": {k: v.copy() for k, v in self.values.items()},
-                  "optimizer": {k: np.array(v, copy=True) for k, v in self.opt.state_dict().items()}}
+        groups = {"weights": self.engine.weights(), "optimizer": self.engine.optimizer_state()}
         if self.best_values:
             groups["best"] = self.best_values
         state = {"epoch": self.epoch, "best": self.best if math.isfinite(self.best) else None,
                  "best_epoch": self.best_epoch, "wait": self.wait,
                  "shuffle_rng": self.shuffle_rng.bit_generator.state,
-                 "noise_rng": self.noise_rng.bit_generator.state, "history": [dict(r) for r in self.history],
-                 "resume_key": self.key}
+                 "noise_rng": self.engine.noise_state(), "history": [dict(r) for r in self.history],
+                 "resume_key": self.key, "engine": self.engine.name}
         return groups, state
 
     def rewind(self, snapshot) -> None:
         """Back to a snapshot taken at the end of an epoch (Ctrl-C mid-epoch)."""
         groups, state = snapshot
-        for k, v in groups["weights"].items():
-            self.values[k][...] = v
+        self.engine.load_weights(groups["weights"])
         self.best_values = groups.get("best") or None
         self.epoch, self.best_epoch, self.wait = state["epoch"], state["best_epoch"], state["wait"]
         self.best = math.inf if state["best"] is None else state["best"]
@@ -159,17 +139,23 @@ class TrainingState:
                                      "the model block changed since the run started; start a new run")) from None
         for group in ("weights", "best"):
             for k, v in groups[group].items():
-                _check_floats(damaged, f"{group} array '{k}'", v, self.values[k].dtype)
+                _check_floats(damaged, f"{group} array '{k}'", v, np.float32)
         self._check_counters(state, damaged)
         self._check_optimizer(groups["optimizer"], spec, damaged)
+        written_by = state.get("engine", "numpy")  # checkpoints before the torch engine have no tag
+        if not isinstance(written_by, str) or written_by not in ENGINES:
+            raise damaged(f"'engine' is not one of {', '.join(ENGINES)}")
+        if written_by != self.engine.name:
+            raise DLError(Diagnostic(
+                "error", f"cannot resume {run_dir} on the {self.engine.name} engine: it was trained on {written_by!r}",
+                None, f"resume it with --engine {written_by}, or train a new run with -o"))
         try:
-            for key in ("shuffle_rng", "noise_rng"):
-                _check_rng_state(state[key])
+            check_pcg64_state(state["shuffle_rng"])
             self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
-            self.noise_rng.bit_generator.state = state["noise_rng"]
+            self.engine.load_noise_state(state["noise_rng"])
         except (TypeError, ValueError, KeyError, OverflowError) as e:
             raise damaged(f"a random-generator state is invalid ({e})") from None
-        self.opt.load_state(groups["optimizer"])
+        self.engine.load_optimizer_state(groups["optimizer"])
         self.rewind((groups, state))
 
     @staticmethod
@@ -200,9 +186,11 @@ class TrainingState:
     def _check_optimizer(self, arrays: dict, spec: Spec, damaged) -> None:
         """Exactly the buffers the optimizer keeps for these weights, of their shapes, float and finite,
         and a step count: anything missing would silently start from zeros, and resume be inexact."""
-        rule, hp = self.opt.rule, self.opt.hp
+        opt = spec["optimizer"]
+        rule, hp = OPTIMIZERS[opt.kind], opt.values
         trained = [p.name for p in spec.graph.params()]
-        want = {f"{name}.{role}": rule.state_shape(role, self.values[name].shape, hp)
+        shapes = expected_shapes(spec.graph)
+        want = {f"{name}.{role}": rule.state_shape(role, shapes[name], hp)
                 for name in trained for role in rule.roles(hp)}
         for k in arrays:
             if k != "__t__" and k not in want:
@@ -217,4 +205,4 @@ class TrainingState:
         for k, shape in want.items():
             if tuple(arrays[k].shape) != shape:
                 raise damaged(f"optimizer array '{k}' {tuple(arrays[k].shape)} fits no parameter")
-            _check_floats(damaged, f"optimizer array '{k}'", arrays[k], self.values[k.rpartition(".")[0]].dtype)
+            _check_floats(damaged, f"optimizer array '{k}'", arrays[k], np.float32)

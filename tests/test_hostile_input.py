@@ -525,8 +525,8 @@ def test_resume_under_a_changed_spec_says_what_changed(trained_runs, tmp_path, c
     err = capsys.readouterr().err
     assert f"dlc: error: cannot resume {run_dir}: the spec changed since the run started: " in err
     assert message in err, err
-    assert "hint: a resumed run continues the same training: only train.epochs, train.early_stop and " \
-           "train.threads may change" in err
+    assert "hint: a resumed run continues the same training: only train.epochs, train.early_stop, " \
+           "train.threads and train.device may change" in err
 
 
 def test_a_changed_population_is_a_changed_spec_not_a_damaged_checkpoint(trained_runs, tmp_path, capsys):

@@ -15,7 +15,7 @@ import dlc
 from dlc.cli import main
 from dlc.compiler.diagnostics import DLError
 from dlc.runtime import run_folder as rf
-from dlc.runtime import trainer as trainer_module
+from dlc.runtime.numpy_engine.engine import NumpyEngine
 from dlc.runtime.trainer import train
 
 # early_stop with a patience that ends the run early, so the best epoch is not the last one
@@ -48,7 +48,7 @@ def uninterrupted(tmp_path_factory):
 
 
 def _interrupt_at_step(monkeypatch, step):
-    real = trainer_module.TrainStep.__call__
+    real = NumpyEngine.step
     calls = {"n": 0}
 
     def call(self, *a, **k):
@@ -57,7 +57,7 @@ def _interrupt_at_step(monkeypatch, step):
             raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(trainer_module.TrainStep, "__call__", call)
+    monkeypatch.setattr(NumpyEngine, "step", call)
 
 
 @pytest.mark.parametrize("step", [3, 30, 50, 75])

@@ -37,7 +37,8 @@ from dlc.runtime.numpy_engine.network import init_params
 from dlc.runtime.numpy_engine.optimizers import learning_rate
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.ops import REGISTRY
-from dlc.runtime.trainer import Model, TrainStep
+from dlc.runtime.numpy_engine.engine import NumpyEngine
+from dlc.runtime.scores import scores
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -96,10 +97,11 @@ class Report:
 
 
 # ---- helpers -----------------------------------------------------------------
-def _fresh(spec: Spec, splits: Splits, regularize: bool) -> TrainStep:
-    """A newly initialised model (the spec's seed, as train starts) with its optimizer."""
+def _fresh(spec: Spec, splits: Splits, regularize: bool) -> NumpyEngine:
+    """A newly initialised model (the spec's seed, as train starts) with its optimizer, on the reference
+    engine (diagnose reads gradients and activations as NumPy computes them)."""
     values = init_params(spec.graph, spec["train"]["seed"])
-    return TrainStep(Model(spec, values, splits.preprocess, splits.classes), regularize=regularize)
+    return NumpyEngine(spec, values, regularize=regularize)
 
 
 def _expected_initial_loss(spec: Spec, y: np.ndarray) -> tuple[float, str]:
@@ -123,8 +125,8 @@ def _weight_params(spec: Spec):
 
 
 def _minibatches(spec: Spec, splits: Splits):
-    """Endless shuffled training batches of the spec's size, and the noise generator (dropout),
-    seeded as the trainer seeds them."""
+    """Endless shuffled training batches of the spec's size, shuffled as the trainer shuffles them (the
+    engine's noise generator is seeded as the trainer's)."""
     n = len(splits.x_train)
     tr = spec["train"]
     batch = n if tr["batch"] == "all" else min(tr["batch"], n)
@@ -137,13 +139,12 @@ def _minibatches(spec: Spec, splits: Splits):
                 idx = order[i:i + batch]
                 yield splits.x_train[idx], splits.y_train[idx]
 
-    return batches(), np.random.default_rng([tr["seed"], 2])
+    return batches()
 
 
 # ---- the checks ----------------------------------------------------------------
 def check_initial_loss(spec: Spec, splits: Splits) -> Check:
-    step = _fresh(spec, splits, regularize=False)
-    m = step.model
+    m = _fresh(spec, splits, regularize=False)
     x, y = splits.x_train[:STATS_BATCH], splits.y_train[:STATS_BATCH]
     out = m.net.forward(x, training=True, rng=np.random.default_rng(0), upto=m.upto, keep=False)
     loss, _ = loss_and_grad(spec.loss, out, y, m.fused)
@@ -170,14 +171,13 @@ def check_overfit(spec: Spec, splits: Splits) -> Check:
     n = min(OVERFIT_SAMPLES, len(splits.x_train))
     x, y = splits.x_train[:n], splits.y_train[:n]
     step = _fresh(spec, splits, regularize=False)
-    m = step.model
+    step.noise_rng = np.random.default_rng(1)
     lr = spec["optimizer"]["lr"]
-    rng = np.random.default_rng(1)
     # the starting loss is the first step's, in training mode, as the initial-loss check measures it
     # (an inference-mode pass at init uses batchnorm's initial statistics: 11.1 against 2.5 on resnet_digits)
     first, worst = None, 0.0
     for s in range(1, OVERFIT_STEPS + 1):
-        loss, _, _ = step(x, y, lr, rng)
+        loss, _ = step.step(x, y, lr)
         steps_run = s
         first = loss if first is None else first
         worst = max(worst, loss)
@@ -185,7 +185,7 @@ def check_overfit(spec: Spec, splits: Splits) -> Check:
             return Check("overfit 20 samples", FAIL, f"the loss became {loss} at step {s} (lr={lr:g})",
                          f"the learning rate is too high: try lr={lr / 10:g}, or add batchnorm / clip_norm")
         if s % 25 == 0 or s == OVERFIT_STEPS:  # the last step always lands here
-            ev = m.evaluate(x, y)
+            ev = scores(spec, step.outputs(x), y)
             if ev["loss"] < 0.01 * max(first, 1e-12):
                 break
     last, acc = ev["loss"], ev.get("accuracy")
@@ -212,23 +212,22 @@ class _FirstSteps:
     ratios: dict[str, list[float]]
     weights: dict[str, str]  # parameter name -> its layer (dense1 ...)
     diverged_at: int | None
-    model: Model
+    model: NumpyEngine
 
 
 def run_first_steps(spec: Spec, splits: Splits, steps: int = FIRST_STEPS) -> _FirstSteps:
     """Real training steps (regularization on, the spec's batch size and lr) with per-layer records."""
-    step = _fresh(spec, splits, regularize=True)
-    m = step.model
+    step = m = _fresh(spec, splits, regularize=True)
     weights = {p.name: layer for layer, p in _weight_params(spec)}
     lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, 0,
                        spec["train"]["epochs"])
-    batches, rng = _minibatches(spec, splits)
+    batches = _minibatches(spec, splits)
     gnorms = {k: [] for k in weights}
     ratios = {k: [] for k in weights}
     losses, diverged = [], None
     for s in range(steps):
         before = {k: m.values[k].copy() for k in weights}
-        loss, _, grads = step(*next(batches), lr, rng)
+        loss, _, grads = step.step_with_gradients(*next(batches), lr)
         losses.append(loss)
         if not math.isfinite(loss):
             diverged = s + 1
@@ -348,13 +347,13 @@ def lr_range_test(spec: Spec, splits: Splits) -> dict:
     """Leslie Smith's test: one step per learning rate, growing geometrically; stops when the loss explodes."""
     lr_from, lr_to, steps = LR_TEST
     step = _fresh(spec, splits, regularize=True)
-    batches, rng = _minibatches(spec, splits)
+    batches = _minibatches(spec, splits)
     factor = (lr_to / lr_from) ** (1 / (steps - 1))
     lrs, smooth, avg, best = [], [], 0.0, math.inf
     diverged_at = None  # the rate at which the loss stopped being finite
     for i in range(steps):
         lr = lr_from * factor ** i
-        loss, _, _ = step(*next(batches), lr, rng)
+        loss, _ = step.step(*next(batches), lr)
         if not math.isfinite(loss):
             diverged_at = lr
             break

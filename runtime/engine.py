@@ -1,0 +1,113 @@
+"""The engine seam: what the trainer loop drives, and the engines by name.
+
+An engine holds one model being trained -- its weights, its optimizer and its noise generator -- on
+some device. The loop in runtime/trainer.py (epochs, shuffling, schedules and warm-up, validation,
+early stop, history, checkpoints, resume, Ctrl-C) exists once and talks to an engine only through
+this interface; everything crosses it as NumPy arrays keyed by dlc's names (`dense1.weight`,
+`batchnorm1.running_mean`, `dense1.weight.m`), so checkpoints and run folders are the same whichever
+engine wrote them.
+
+    numpy   runtime/numpy_engine/  the reference: the IR interpreted with NumPy (the default)
+    torch   runtime/torch_engine/  the IR lowered to PyTorch: GPUs, torchrun (optional extra)
+
+Adding an engine: a subclass of `Engine` in its own package, and its name in `ENGINES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from dlc.compiler.diagnostics import Diagnostic, DLError
+from dlc.compiler.spec import Spec
+
+# name -> "module:class", imported when chosen (the torch engine imports torch; nothing else does)
+ENGINES = {
+    "numpy": "dlc.runtime.numpy_engine.engine:NumpyEngine",
+    "torch": "dlc.runtime.torch_engine.engine:TorchEngine",
+}
+
+
+class Engine(ABC):
+    """One model being trained. `values` given at construction are the starting weights (dlc's own
+    init, so every engine starts from the same numbers); the engine owns its copy from then on."""
+
+    name: str
+
+    @abstractmethod
+    def step(self, xb: np.ndarray, yb: np.ndarray, lr: float) -> tuple[float, np.ndarray]:
+        """One optimisation step on a batch: forward, loss, backward, l1/l2, clipping (value, then
+        norm), the optimizer's update, max-norm. -> (the loss with penalties, the batch's outputs).
+        A step whose loss is not finite returns it and changes nothing."""
+
+    @abstractmethod
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """Inference-mode outputs (dropout off, batchnorm running statistics) for preprocessed inputs:
+        logits where the loss fuses the output activation (runtime/scores.py)."""
+
+    @abstractmethod
+    def weights(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, float32, by dlc name."""
+
+    @abstractmethod
+    def load_weights(self, values: dict[str, np.ndarray]) -> None:
+        """Set every parameter and buffer (values checked against the spec by the caller)."""
+
+    @abstractmethod
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """The optimizer's state, flat: `NAME.ROLE` arrays and the step count `__t__`."""
+
+    @abstractmethod
+    def load_optimizer_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set the optimizer's state from `optimizer_state()`'s arrays (checked by the caller)."""
+
+    @abstractmethod
+    def noise_state(self):
+        """The noise generator's state (dropout, rrelu) as JSON: what a checkpoint keeps."""
+
+    @abstractmethod
+    def load_noise_state(self, state) -> None:
+        """Set the noise generator's state; ValueError/TypeError/KeyError when it is not one of ours."""
+
+    def describe(self) -> dict:
+        """What metrics.json records about the engine: its name, device, processes, versions."""
+        return {"engine": self.name, "device": "cpu", "world_size": 1}
+
+
+def engine_name(spec: Spec) -> str:
+    return spec["train"].get("engine") or "numpy"
+
+
+def make_engine(spec: Spec, values: dict[str, np.ndarray], regularize: bool = True) -> Engine:
+    """The engine the spec's train line names (train engine=..., or --engine), starting from `values`."""
+    name = engine_name(spec)
+    module, _, cls = ENGINES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)(spec, values, regularize=regularize)
+
+
+def noise_seed(spec: Spec) -> list[int]:
+    """The seed of the noise generator (dropout, rrelu); the shuffling generator is [seed, 1]."""
+    return [spec["train"]["seed"], 2]
+
+
+def check_pcg64_state(st) -> None:
+    """A NumPy PCG64 state as bit_generator.state returns it; numbers in their ranges (NumPy takes
+    an out-of-range one silently modulo 2**128, or fails deep inside)."""
+    if not isinstance(st, dict) or st.get("bit_generator") != "PCG64" or not isinstance(st.get("state"), dict):
+        raise ValueError("not a PCG64 state")
+    inner = st["state"]
+    for key in ("state", "inc"):
+        v = inner.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2 ** 128:
+            raise ValueError(f"'{key}' is not a 128-bit number")
+    if inner["inc"] % 2 == 0:
+        raise ValueError("'inc' must be odd")
+    if st.get("has_uint32") not in (0, 1) or isinstance(st.get("uinteger"), bool) or \
+            not isinstance(st.get("uinteger"), int) or not 0 <= st["uinteger"] < 2 ** 32:
+        raise ValueError("'has_uint32' or 'uinteger' is out of range")
+
+
+def engine_refusal(message: str, hint: str | None = None, span=None, source=None) -> DLError:
+    return DLError(Diagnostic("error", message, span, hint), source)
