@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,6 +242,7 @@ def _compile(text: str, filename: str, lint: bool, data_files: dict | None, max_
     for word in STATEMENTS:
         if word not in settings and word != "data":
             settings[word] = default_setting(word)
+    _check_engine(settings, diags)
     diags.raise_if_errors()
     from .memory import check_limit, default_limit
     limit = default_limit() if max_memory is None else (max_memory or None)
@@ -251,6 +253,27 @@ def _compile(text: str, filename: str, lint: bool, data_files: dict | None, max_
         from .lint import lint as run_lint
         spec.warnings = run_lint(spec)
     return spec
+
+
+DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
+
+
+def _check_engine(settings: dict, diags: Diagnostics) -> None:
+    """What the chosen engine cannot do, refused where it is written (whether a device exists on this
+    machine is the runtime's to say: runtime/torch_engine/engine.py)."""
+    tr, opt = settings["train"], settings["optimizer"]
+    device = tr.get("device")
+    if device is not None and not isinstance(device, SearchRange) and not DEVICE.fullmatch(device):
+        diags.error(f"unknown device '{device}'", tr.spans.get("device", tr.span), "expected cpu, cuda, cuda:N or mps")
+    if tr.get("engine") == "torch":
+        from .optimizers import OPTIMIZERS
+        rule = OPTIMIZERS.get(opt.kind)
+        if rule is not None and not rule.uses_gradients:
+            diags.error(f"optimizer {opt.kind} runs on the numpy engine only", opt.kind_span or opt.span or tr.span,
+                        "train it with engine=numpy (the default), or pick a gradient optimizer (adam, sgd ...)")
+    elif device is not None:
+        diags.error("device= is the torch engine's: the numpy engine runs on the CPU", tr.spans.get("device", tr.span),
+                    "add engine=torch (or --engine torch), or remove device=")
 
 
 def absolute_data_name(written: str | None, base_dir: Path | None) -> str | None:

@@ -50,11 +50,19 @@ def check(spec, overrides=(), max_memory=None) -> Spec:
     return _spec(spec, overrides, max_memory)
 
 
+def engine_overrides(engine: str | None = None, device: str | None = None) -> list[str]:
+    """--engine and --device as the train keys they stand for."""
+    return [f"train.{k}={v}" for k, v in (("engine", engine), ("device", device)) if v]
+
+
 def train(spec, out=None, resume: bool = False, progress: bool = False, write: bool = True,
-          overwrite: bool = False, overrides=(), max_memory=None, notify=None):
+          overwrite: bool = False, overrides=(), max_memory=None, notify=None, engine: str | None = None,
+          device: str | None = None):
     """Train; returns a RunResult (run_dir, model, history, metrics). `out` must be new or empty
-    unless `overwrite` (see dlc train --overwrite)."""
+    unless `overwrite` (see dlc train --overwrite). `engine` ("numpy", "torch") and `device` (torch:
+    "cpu", "cuda", "cuda:N", "mps") are the train line's keys of those names."""
     from dlc.runtime.trainer import train as _train
+    overrides = [*overrides, *engine_overrides(engine, device)]
     return _train(_spec(spec, overrides, max_memory), out=out, resume=resume, progress=progress, write=write,
                   overwrite=overwrite, notify=notify)
 

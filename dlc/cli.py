@@ -85,7 +85,7 @@ def cmd_train(args) -> int:
               f"start it again with dlc train SPEC -o {args.spec}", file=sys.stderr)
         return EXIT_ERROR
     from dlc import api
-    spec = api.check(args.spec, args.set or (), args.max_memory)
+    spec = api.check(args.spec, _train_overrides(args), args.max_memory)
     run_from_dir = api.spec_path(args.spec)[1]
     _import_ahead(*_needed_later(spec))
     if spec.warnings and not args.quiet:
@@ -120,6 +120,12 @@ def cmd_train(args) -> int:
     return 130 if result.interrupted else EXIT_OK
 
 
+def _train_overrides(args) -> list[str]:
+    """--set, with --engine and --device as the train keys they stand for."""
+    from dlc.api import engine_overrides
+    return [*(args.set or ()), *engine_overrides(args.engine, args.device)]
+
+
 def _train_variants(args) -> int:
     from dlc.runtime.tools.compare import variants
 
@@ -128,7 +134,7 @@ def _train_variants(args) -> int:
         return EXIT_ERROR
     from dlc import api
     combos = variants(args.vary)
-    specs = [api.check(args.spec, [*(args.set or ()), *extra], args.max_memory) for _, extra in combos]
+    specs = [api.check(args.spec, [*_train_overrides(args), *extra], args.max_memory) for _, extra in combos]
     if not args.quiet:
         _print_diags(specs[0].warnings, specs[0].source)
     name = specs[0].name
@@ -301,9 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_max_memory(d)
     d.set_defaults(func=cmd_diagnose)
 
-    t = sub.add_parser("train", help="train a spec with the NumPy trainer; write a run folder",
-                       description="Train with the NumPy trainer and write the run folder (weights.npz, spec.dl, "
-                                   "metrics.json, history.csv, curves.png). Ctrl-C keeps the completed epochs.")
+    t = sub.add_parser("train", help="train a spec (NumPy, or PyTorch with --engine torch); write a run folder",
+                       description="Train with the NumPy engine (or --engine torch) and write the run folder "
+                                   "(weights.npz, spec.dl, metrics.json, history.csv, curves.png). Ctrl-C keeps the "
+                                   "completed epochs.")
     t.add_argument("spec", metavar="SPEC", help="a .dl spec, or a run folder: its spec.dl is trained into a new run folder, or continued in place with --resume")
     t.add_argument("-o", "--output", metavar="RUN", help="run folder: new or empty (default: runs/MODEL, or "
                                                          "runs/MODEL-2 ... when taken)")
@@ -312,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(kept beside the run)")
     _add_set(t)
     t.add_argument("--resume", action="store_true", help="continue the run in RUN from its last completed epoch")
+    t.add_argument("--engine", choices=("numpy", "torch"),
+                   help="what trains: numpy (the reference, the default) or torch (GPUs, torchrun; pip install "
+                        "\"dlc[torch]\"); the same as --set train.engine=...")
+    t.add_argument("--device", metavar="DEV", help="the torch engine's device: cpu, cuda, cuda:N or mps (default: "
+                                                   "a GPU when there is one); the same as --set train.device=...")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
     t.add_argument("--vary", action="append", metavar="KEY=V1,V2",
                    help="train one run per value (repeat for every combination) on the same split and seed, "

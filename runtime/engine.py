@@ -20,7 +20,6 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
 
 # name -> "module:class", imported when chosen (the torch engine imports torch; nothing else does)
@@ -71,6 +70,11 @@ class Engine(ABC):
     def load_noise_state(self, state) -> None:
         """Set the noise generator's state; ValueError/TypeError/KeyError when it is not one of ours."""
 
+    @classmethod
+    def check(cls, spec: Spec) -> None:
+        """Refuse, before anything is allocated or written, what this engine cannot run here (a device
+        this machine lacks); the compiler has refused what no machine can (dlc check)."""
+
     def describe(self) -> dict:
         """What metrics.json records about the engine: its name, device, processes, versions."""
         return {"engine": self.name, "device": "cpu", "world_size": 1}
@@ -80,11 +84,16 @@ def engine_name(spec: Spec) -> str:
     return spec["train"].get("engine") or "numpy"
 
 
+def engine_class(spec: Spec) -> type[Engine]:
+    """The class of the engine the spec's train line names (train engine=..., or --engine); importing
+    the torch engine without torch installed is a DLError with the install command."""
+    module, _, cls = ENGINES[engine_name(spec)].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 def make_engine(spec: Spec, values: dict[str, np.ndarray], regularize: bool = True) -> Engine:
-    """The engine the spec's train line names (train engine=..., or --engine), starting from `values`."""
-    name = engine_name(spec)
-    module, _, cls = ENGINES[name].partition(":")
-    return getattr(importlib.import_module(module), cls)(spec, values, regularize=regularize)
+    """The spec's engine, starting from `values`."""
+    return engine_class(spec)(spec, values, regularize=regularize)
 
 
 def noise_seed(spec: Spec) -> list[int]:
@@ -107,7 +116,3 @@ def check_pcg64_state(st) -> None:
     if st.get("has_uint32") not in (0, 1) or isinstance(st.get("uinteger"), bool) or \
             not isinstance(st.get("uinteger"), int) or not 0 <= st["uinteger"] < 2 ** 32:
         raise ValueError("'has_uint32' or 'uinteger' is out of range")
-
-
-def engine_refusal(message: str, hint: str | None = None, span=None, source=None) -> DLError:
-    return DLError(Diagnostic("error", message, span, hint), source)

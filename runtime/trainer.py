@@ -15,7 +15,7 @@ from dlc.compiler.spec import Spec, portable_text
 from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.splits import Splits, prepare
-from dlc.runtime.engine import Engine, make_engine
+from dlc.runtime.engine import Engine, engine_class, make_engine
 from dlc.runtime.numpy_engine.model import Model
 from dlc.runtime.numpy_engine.network import init_params
 from dlc.runtime.numpy_engine.optimizers import learning_rate
@@ -63,6 +63,7 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     replaces an earlier run there (only the files its manifest names) or writes beside the user's files.
     """
     _check_concrete(spec)
+    engine_class(spec).check(spec)  # torch installed, the device present: before any folder is made
     notify = notify or (lambda message: None)
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
     if not write:

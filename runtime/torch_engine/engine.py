@@ -1,0 +1,234 @@
+"""The torch engine: the spec's graph lowered to torch (net.py), trained by runtime/trainer.py's loop.
+
+Everything follows the NumPy engine's conventions (docs/conventions.md), so that both give the same
+numbers up to rounding: the optimizer rules are the registry's own (compiler/optimizers.py, run on
+torch tensors), l1/l2 added to the gradients of the weights only, clipping by value then by global
+norm, max-norm after the update, weights starting from dlc's own init (the same seed gives the same
+starting weights on both engines). Dropout and rrelu noise come from a torch generator seeded from
+the spec's seed; its state is checkpointed, so resume is exact on the same device.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from dlc.compiler.diagnostics import Diagnostic, DLError
+from dlc.compiler.optimizers import OPTIMIZERS, ArrayOps
+from dlc.compiler.spec import Spec
+from dlc.runtime.engine import Engine, noise_seed
+from dlc.runtime.numpy_engine.optimizers import Regularizer
+from dlc.runtime.scores import is_fused, outputs_upto
+from dlc.runtime.torch_engine import import_torch
+
+torch = import_torch()
+
+from dlc.runtime.torch_engine.losses import LOSS_LOWERINGS  # noqa: E402 (needs torch)
+from dlc.runtime.torch_engine.net import LoweredNet  # noqa: E402
+
+TORCH_OPS = ArrayOps(multiply=torch.mul, divide=torch.div, sqrt=torch.sqrt, zeros_like=torch.zeros_like,
+                     copy=torch.clone)
+
+EVAL_BATCH = 1024
+
+
+def _refuse(spec: Spec, message: str, span=None, hint: str | None = None) -> DLError:
+    return DLError(Diagnostic("error", message, span, hint), spec.source)
+
+
+def resolve_device(spec: Spec):
+    """train device=... (None: CUDA when there is a GPU, else Apple's MPS, else the CPU) -> torch.device;
+    a device that is not a torch device, or is not on this machine, is a located refusal."""
+    tr = spec["train"]
+    asked = tr.get("device")
+    span = spec["train"].spans.get("device") or spec["train"].span
+    if asked is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", asked):
+        raise _refuse(spec, f"unknown device '{asked}'", span, "expected cpu, cuda, cuda:N or mps")
+    if asked.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(asked.partition(":")[2] or 0)
+        if count == 0:
+            raise _refuse(spec, f"device {asked}: this machine has no CUDA GPU that torch can use", span,
+                          "train on device=cpu, or install a CUDA build of torch on a machine with a GPU")
+        if index >= count:
+            raise _refuse(spec, f"device {asked}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}",
+                          span)
+    if asked == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise _refuse(spec, "device mps: Apple's Metal backend is not available here", span, "train on device=cpu")
+    return torch.device(asked)
+
+
+def generator_seed(spec: Spec) -> int:
+    """The torch noise generator's seed, derived from the spec's seed as NumPy's generator is."""
+    return int(np.random.SeedSequence(noise_seed(spec)).generate_state(1, np.uint64)[0] >> 1)
+
+
+class TorchEngine(Engine):
+    name = "torch"
+
+    @classmethod
+    def check(cls, spec: Spec) -> None:
+        resolve_device(spec)
+
+    def __init__(self, spec: Spec, values: dict[str, np.ndarray], regularize: bool = True,
+                 dtype=None, device=None):
+        opt = spec["optimizer"]
+        self.rule = OPTIMIZERS[opt.kind]
+        if not self.rule.uses_gradients:
+            raise _refuse(spec, f"optimizer {opt.kind} runs on the numpy engine only", opt.kind_span or opt.span,
+                          "train it with engine=numpy (the default), or pick a gradient optimizer (adam, sgd ...)")
+        self.spec = spec
+        self.device = device if device is not None else resolve_device(spec)
+        if spec["train"].get("threads"):
+            torch.set_num_threads(spec["train"]["threads"])
+        self.dtype = dtype or torch.float32
+        self.names = list(values)  # parameters and buffers, in init order
+        self.net = LoweredNet(spec.graph, values, self.dtype, self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(generator_seed(spec))
+        self.net.generator = self.generator
+        self.fused = is_fused(spec)
+        self.upto = outputs_upto(spec)
+        self.loss_fn = LOSS_LOWERINGS[spec.loss]
+        self.hp = opt.values
+        self.clip = (opt.get("clip_norm"), opt.get("clip_value"))
+        r = spec["regularize"]
+        self.reg = (Regularizer(spec.graph, r["l1"], r["l2"], r.get("max_norm")) if regularize
+                    else Regularizer(spec.graph, 0.0, 0.0, None))
+        tensors = dict(self.net.named_parameters())
+        tensors.update(dict(self.net.named_buffers()))
+        from dlc.runtime.torch_engine.net import torch_name
+        self.tensors = {n: tensors[torch_name(n)] for n in self.names}
+        self.params = [(p.name, self.tensors[p.name]) for p in spec.graph.params()]
+        self.state: dict[str, dict] = {}
+        self._tmp = {name: torch.empty_like(t) for name, t in self.params}
+        self.t = 0
+
+    # ---- training ------------------------------------------------------------------------------
+    def _x(self, x: np.ndarray):
+        return torch.as_tensor(np.asarray(x), device=self.device).to(self.dtype)
+
+    def _y(self, y: np.ndarray):
+        """Class indices as int64 (what gather and one_hot take), targets in the model's dtype."""
+        y = np.asarray(y)
+        return torch.as_tensor(y, device=self.device).to(torch.int64 if y.dtype.kind in "iub" else self.dtype)
+
+    def forward_loss(self, xb, yb):
+        """Training-mode forward and the loss, as a tensor (what step and the tests differentiate)."""
+        self.net.train()
+        out = self.net(self._x(xb), self.upto)
+        return out, self.loss_fn(out, self._y(yb), self.fused)
+
+    def step(self, xb, yb, lr):
+        for _, p in self.params:
+            p.grad = None
+        out, loss = self.forward_loss(xb, yb)
+        loss.backward()
+        with torch.no_grad():
+            grads = {name: (p.grad if p.grad is not None else torch.zeros_like(p)) for name, p in self.params}
+            total = loss.detach() + self._penalty_and_grads(grads)
+            value = float(total)
+            if math.isfinite(value):
+                self._clip(grads)
+                self.t += 1
+                for name, p in self.params:
+                    self.rule.update(p.detach(), grads[name], self.state.setdefault(name, {}), self._tmp[name], lr,
+                                     self.hp, self.t, name in self.reg.decayed, TORCH_OPS)
+                self._constrain()
+        return value, out.detach().cpu().numpy()
+
+    def _penalty_and_grads(self, grads):
+        total = torch.zeros((), dtype=self.dtype, device=self.device)
+        for name, l1, l2 in self.reg.terms:
+            w, g = self.tensors[name].detach(), grads[name]
+            if l2:
+                total = total + 0.5 * l2 * torch.sum(w * w)
+                g.add_(w, alpha=l2)
+            if l1:
+                total = total + l1 * torch.sum(torch.abs(w))
+                g.add_(torch.sign(w), alpha=l1)
+        return total
+
+    def _clip(self, grads):
+        """Every entry to [-clip_value, clip_value], then the global norm to clip_norm (as NumPy's)."""
+        clip_norm, clip_value = self.clip
+        if not clip_norm and not clip_value:
+            return
+        gs = list(grads.values())
+        if clip_value:
+            for g in gs:
+                g.clamp_(-clip_value, clip_value)
+        if clip_norm:
+            norm = math.sqrt(sum(float(torch.sum(g * g)) for g in gs))
+            if norm > clip_norm:
+                scale = clip_norm / (norm + 1e-12)
+                for g in gs:
+                    g.mul_(scale)
+
+    def _constrain(self):
+        for name, limit, axes in self.reg.max_norm:
+            w = self.tensors[name].detach()
+            norms = torch.sqrt(torch.sum(w * w, dim=axes, keepdim=True))
+            w.mul_(torch.clamp(limit / torch.clamp(norms, min=1e-12), max=1.0))
+
+    def outputs(self, x):
+        self.net.eval()
+        outs = []
+        with torch.no_grad():
+            for i in range(0, len(x), EVAL_BATCH):
+                outs.append(self.net(self._x(x[i:i + EVAL_BATCH]), self.upto).cpu().numpy())
+        if outs:
+            return np.concatenate(outs)
+        node = self.spec.graph.nodes[self.upto - 1] if self.upto else None
+        shape = node.out_shape if node is not None else self.spec.graph.output_shape
+        return np.zeros((0,) + tuple(shape), np.float32)
+
+    # ---- state in and out ----------------------------------------------------------------------
+    def weights(self):
+        return {n: self.tensors[n].detach().cpu().numpy().copy() for n in self.names}
+
+    def load_weights(self, values):
+        with torch.no_grad():
+            for n, v in values.items():
+                self.tensors[n].copy_(torch.as_tensor(np.asarray(v), dtype=self.dtype))
+
+    def optimizer_state(self):
+        flat = {f"{name}.{role}": b.detach().cpu().numpy().copy() for name, roles in self.state.items()
+                for role, b in roles.items()}
+        return dict(flat, __t__=np.array(self.t))
+
+    def load_optimizer_state(self, arrays):
+        self.t = int(arrays.get("__t__", 0))
+        self.state = {}
+        for key, v in arrays.items():
+            if key != "__t__":
+                name, role = key.rsplit(".", 1)
+                self.state.setdefault(name, {})[role] = torch.as_tensor(np.array(v), dtype=self.dtype,
+                                                                       device=self.device)
+
+    def noise_state(self):
+        return {"torch_generator": self.generator.get_state().numpy().tobytes().hex(), "device": self.device.type}
+
+    def load_noise_state(self, state):
+        if not isinstance(state, dict) or not isinstance(state.get("torch_generator"), str):
+            raise ValueError("not a torch generator state")
+        raw = bytes.fromhex(state["torch_generator"])
+        if state.get("device") != self.device.type:  # the run moved to another kind of device (docs/engines.md):
+            self.generator.manual_seed(generator_seed(self.spec) + len(raw))  # the noise goes on from a new seed
+            return
+        want = self.generator.get_state().numel()
+        if len(raw) != want:
+            raise ValueError(f"{len(raw)} bytes, not {want}")
+        self.generator.set_state(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+
+    def describe(self):
+        return {"engine": "torch", "device": str(self.device), "world_size": 1, "torch": torch.__version__,
+                "torch_threads": torch.get_num_threads()}

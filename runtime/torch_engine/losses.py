@@ -1,0 +1,61 @@
+"""Each loss of the registry (compiler/losses.py) lowered to torch: its value, averaged over the batch,
+with the same conventions as its NumPy formula (autograd gives the gradient, equal to NumPy's).
+
+`f(out, y, fused) -> scalar tensor`: `fused` when the model stops before the output activation the
+loss computes itself (log-sum-exp from the logits). Unfused probabilities are clipped to
+[EPS, 1 - EPS] with the gradient passed through, as the NumPy formula's gradient is taken at the
+clipped value. tests/test_torch_engine.py walks the loss registry.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dlc.compiler.losses import EPS
+
+LOSS_LOWERINGS: dict = {}
+
+
+def lowering(name):
+    def put(fn):
+        LOSS_LOWERINGS[name] = fn
+        return fn
+    return put
+
+
+def _clip(p: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """p clipped in value; the gradient taken as if at the clipped value (as NumPy's formula is)."""
+    return p + (p.clamp(lo, hi) - p).detach()
+
+
+@lowering("cross_entropy")
+def cross_entropy(out, y, fused):
+    if fused:
+        return torch.mean(torch.logsumexp(out, dim=1) - out.gather(1, y.view(-1, 1))[:, 0])
+    return -torch.mean(torch.log(_clip(out.gather(1, y.view(-1, 1))[:, 0], EPS, 1.0)))
+
+
+def _targets(y, out):
+    if y.ndim > 1 or out.shape[1] == 1:
+        return y.reshape(out.shape).to(out.dtype)
+    return torch.nn.functional.one_hot(y, out.shape[1]).to(out.dtype)
+
+
+@lowering("binary_cross_entropy")
+def binary_cross_entropy(out, y, fused):
+    t = _targets(y, out)
+    if fused:
+        return torch.mean(torch.logaddexp(torch.zeros_like(out), out) - t * out)
+    p = _clip(out, EPS, 1 - EPS)
+    return -torch.mean(t * torch.log(p) + (1 - t) * torch.log(1 - p))
+
+
+@lowering("mse")
+def mse(out, y, fused):
+    d = out - y.reshape(out.shape).to(out.dtype)
+    return torch.mean(d * d)
+
+
+@lowering("mae")
+def mae(out, y, fused):
+    return torch.mean(torch.abs(out - y.reshape(out.shape).to(out.dtype)))

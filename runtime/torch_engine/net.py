@@ -1,0 +1,64 @@
+"""The IR graph as a torch module: each node's lowering (ops.py) run in graph order, its parameters and
+buffers registered under their dlc names (torch refuses dots in names: `dense1.weight` is registered
+as `dense1__weight`, and `dlc_name`/`torch_name` map between the two)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dlc.compiler.ir import INPUT, Graph
+from dlc.compiler.ops import REGISTRY
+from dlc.runtime.torch_engine.ops import LOWERINGS, Ctx
+
+
+def torch_name(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def dlc_name(name: str) -> str:
+    return name.replace("__", ".")
+
+
+class LoweredNet(torch.nn.Module):
+    """Runs a graph on a batch (NCHW, as the IR): `forward(x, upto)` returns node upto-1's output
+    (the model's output by default); `self.training` selects dropout/rrelu noise and batch statistics."""
+
+    def __init__(self, graph: Graph, values: dict[str, np.ndarray], dtype: torch.dtype, device: torch.device):
+        super().__init__()
+        self.graph = graph
+        self.generator: torch.Generator | None = None
+        self.sync_stats = None  # batchnorm statistics over every process (runtime/torch_engine/distributed.py)
+        for p in graph.params():
+            t = torch.as_tensor(np.asarray(values[p.name]), dtype=dtype, device=device).clone()
+            self.register_parameter(torch_name(p.name), torch.nn.Parameter(t))
+        for b in graph.buffers():
+            t = torch.as_tensor(np.asarray(values[b.name]), dtype=dtype, device=device).clone()
+            self.register_buffer(torch_name(b.name), t)
+        index = {INPUT: -1, **{n.name: k for k, n in enumerate(graph.nodes)}}
+        tensors = dict(self.named_parameters())
+        tensors.update(dict(self.named_buffers()))
+        self._plan = []
+        for n in graph.nodes:
+            bound = {r: tensors[torch_name(q.name)] for r, q in n.params.items()}
+            bound.update({r: tensors[torch_name(q.name)] for r, q in n.buffers.items()})
+            ins = tuple(index[i] for i in n.inputs)
+            shapes = [graph.input_shape if i == -1 else graph.nodes[i].out_shape for i in ins]
+            self._plan.append((n, LOWERINGS[n.op], bound, ins, shapes))
+        self._last_read = {}
+        for k, (_, _, _, ins, _) in enumerate(self._plan):
+            for i in ins:
+                self._last_read[i] = k
+
+    def forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
+        plan = self._plan if upto is None else self._plan[:upto]
+        env = {-1: x}
+        for k, (node, fn, p, ins, shapes) in enumerate(plan):
+            merge = REGISTRY[node.op].arity is None
+            ctx = Ctx(self.training, self.generator, shapes if merge else shapes[0], self.sync_stats)
+            xs = [env[i] for i in ins]
+            env[k] = fn(xs if merge else xs[0], p, node.attrs, ctx)
+            for i in ins:
+                if self._last_read[i] <= k:
+                    env.pop(i, None)
+        return env[len(plan) - 1] if plan else x

@@ -1,0 +1,187 @@
+"""Each op of the registry (compiler/ops/) lowered to torch: a forward function by op name, with the
+same conventions as the op's NumPy forward (docs/conventions.md); autograd gives the backward.
+
+A lowering is `f(x, p, a, ctx) -> y`: `x` a tensor (a list for a merge), `p` the node's parameters
+and buffers by role, `a` its attributes, `ctx` the training flag, the noise generator and the
+node's per-sample input shape. tests/test_torch_engine.py walks the op registry: an op without a
+lowering here, or whose forward or gradients differ from NumPy's, fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from dlc.compiler.ops.windows import resolve_pads
+
+LOWERINGS: dict = {}
+
+
+def lowering(name):
+    def put(fn):
+        LOWERINGS[name] = fn
+        return fn
+    return put
+
+
+@dataclass
+class Ctx:
+    training: bool
+    generator: torch.Generator | None
+    in_shape: tuple  # the input's per-sample shape (a list of them for a merge)
+    sync_stats: object = None  # batchnorm: sums over every process (torchrun), or None
+
+
+def _channel(v: torch.Tensor, ndim: int) -> torch.Tensor:
+    """A (C,) vector shaped to broadcast against (N, C) or (N, C, H, W)."""
+    return v if ndim == 2 else v.view(1, -1, 1, 1)
+
+
+def _pads(a, shape, kernel=None, stride=None):
+    k = kernel or a["kernel"]
+    s = stride or a.get("stride") or k
+    return k, s, resolve_pads(a["pad"], shape[1:], k, s)
+
+
+# ---- layers ------------------------------------------------------------------------------------
+@lowering("dense")
+def dense(x, p, a, ctx):
+    return torch.addmm(p["bias"], x, p["weight"]) if "bias" in p else x @ p["weight"]
+
+
+@lowering("conv")
+def conv(x, p, a, ctx):
+    k, s, (t, l, b, r) = _pads(a, ctx.in_shape, a["kernel"], a["stride"])
+    if (t, l) == (b, r):
+        return F.conv2d(x, p["weight"], p.get("bias"), stride=s, padding=(t, l))
+    return F.conv2d(F.pad(x, (l, r, t, b)), p["weight"], p.get("bias"), stride=s)  # pad=same, odd total
+
+
+@lowering("maxpool")
+def maxpool(x, p, a, ctx):
+    k, s, (t, l, b, r) = _pads(a, ctx.in_shape)
+    if t or l or b or r:
+        x = F.pad(x, (l, r, t, b), value=float("-inf"))
+    return F.max_pool2d(x, k, s)
+
+
+@lowering("avgpool")
+def avgpool(x, p, a, ctx):
+    """The mean of each window's cells inside the image (padding not counted), as the NumPy op and
+    ONNX count_include_pad=0: window sums over window counts, for any (also asymmetric) padding."""
+    k, s, (t, l, b, r) = _pads(a, ctx.in_shape)
+    if not (t or l or b or r):
+        return F.avg_pool2d(x, k, s)
+    sums = F.avg_pool2d(F.pad(x, (l, r, t, b)), k, s, divisor_override=1)
+    ones = F.pad(torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype, device=x.device), (l, r, t, b))
+    return sums / F.avg_pool2d(ones, k, s, divisor_override=1)
+
+
+@lowering("flatten")
+def flatten(x, p, a, ctx):
+    return x.reshape(x.shape[0], -1)
+
+
+@lowering("globalavgpool")
+def globalavgpool(x, p, a, ctx):
+    return x.mean(dim=(2, 3))
+
+
+@lowering("globalmaxpool")
+def globalmaxpool(x, p, a, ctx):
+    return x.flatten(2).max(dim=2).values
+
+
+# ---- normalization and noise ---------------------------------------------------------------------
+@lowering("batchnorm")
+def batchnorm(x, p, a, ctx):
+    """Batch mean and biased variance in training (over every process's batch when `sync_stats` is set),
+    running = momentum * running + (1 - momentum) * batch with the unbiased variance stored; running
+    statistics at inference."""
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    if ctx.training:
+        count = x.numel() // x.shape[1]
+        sums = torch.stack([x.sum(dim=axes), (x * x).sum(dim=axes)])
+        if ctx.sync_stats is not None:
+            sums, count = ctx.sync_stats(sums, count)
+        mean = sums[0] / count
+        var = (sums[1] / count - mean * mean).clamp_min(0) if ctx.sync_stats is not None else None
+        xc = x - _channel(mean, x.ndim)
+        if var is None:  # one process: the two-pass variance, as NumPy computes it
+            var = (xc * xc).mean(dim=axes)
+        with torch.no_grad():
+            m = a["momentum"]
+            p["running_mean"].mul_(m).add_((1 - m) * mean.detach())
+            p["running_var"].mul_(m).add_((1 - m) * var.detach() * (count / max(count - 1, 1)))
+    else:
+        var = p["running_var"]
+        xc = x - _channel(p["running_mean"], x.ndim)
+    inv_std = torch.rsqrt(var + a["eps"])
+    return xc * _channel(p["gamma"] * inv_std, x.ndim) + _channel(p["beta"], x.ndim)
+
+
+@lowering("lrn")
+def lrn(x, p, a, ctx):
+    return F.local_response_norm(x, a["size"], alpha=a["alpha"], beta=a["beta"], k=a["bias"])
+
+
+@lowering("dropout")
+def dropout(x, p, a, ctx):
+    """Inverted dropout: kept with probability 1-p, scaled by 1/(1-p); identity at inference."""
+    if not ctx.training or a["p"] == 0:
+        return x
+    keep = 1.0 - a["p"]
+    u = torch.rand(x.shape, generator=ctx.generator, device=x.device, dtype=torch.float32)
+    return x * ((u < keep).to(x.dtype) * (1.0 / keep))
+
+
+# ---- activations ---------------------------------------------------------------------------------
+lowering("linear")(lambda x, p, a, ctx: x)
+lowering("sigmoid")(lambda x, p, a, ctx: torch.sigmoid(x))
+lowering("tanh")(lambda x, p, a, ctx: torch.tanh(x))
+lowering("relu")(lambda x, p, a, ctx: torch.relu(x))
+lowering("leaky_relu")(lambda x, p, a, ctx: F.leaky_relu(x, a["alpha"]))
+lowering("elu")(lambda x, p, a, ctx: F.elu(x, a["alpha"]))
+lowering("selu")(lambda x, p, a, ctx: F.selu(x))
+lowering("gelu")(lambda x, p, a, ctx: F.gelu(x, approximate="tanh"))
+lowering("silu")(lambda x, p, a, ctx: F.silu(x))
+lowering("softplus")(lambda x, p, a, ctx: torch.logaddexp(torch.zeros_like(x), x))
+lowering("softmax")(lambda x, p, a, ctx: torch.softmax(x, dim=1))
+
+
+@lowering("rrelu")
+def rrelu(x, p, a, ctx):
+    """Negative inputs times a slope drawn from U(lower, upper) per element in training, the mean slope
+    at inference."""
+    if ctx.training:
+        slope = torch.empty(x.shape, dtype=x.dtype, device=x.device).uniform_(a["lower"], a["upper"],
+                                                                               generator=ctx.generator)
+        return torch.where(x > 0, x, x * slope)
+    return torch.where(x > 0, x, x * ((a["lower"] + a["upper"]) / 2))
+
+
+@lowering("prelu")
+def prelu(x, p, a, ctx):
+    return torch.where(x > 0, x, x * _channel(p["slope"], x.ndim))
+
+
+@lowering("maxout")
+def maxout(x, p, a, ctx):
+    k = a["k"]
+    return x.view(x.shape[0], x.shape[1] // k, k, *x.shape[2:]).max(dim=2).values
+
+
+# ---- merges --------------------------------------------------------------------------------------
+@lowering("add")
+def add(xs, p, a, ctx):
+    y = xs[0]
+    for x in xs[1:]:
+        y = y + x
+    return y
+
+
+@lowering("concat")
+def concat(xs, p, a, ctx):
+    return torch.cat(xs, dim=1)
