@@ -38,13 +38,13 @@ UNICODE = ["é", "∞", "\u200b", "\ufeff", "𝟙", "ß", "\x00", "\t", "\r", "\
 
 def _words() -> list[str]:
     from dlc.compiler.attrs import RANGE_KINDS
-    from dlc.compiler.inits import SCHEMES
+    from dlc.compiler.inits import INITS
     from dlc.compiler.ops import REGISTRY
     from dlc.compiler.statements import DATA, LOSSES, OPTIMIZERS, SCHEDULES, STATEMENTS, TRAIN
     from dlc.runtime.data.datasets import CATALOG
     words = {"model", "input", "init", "repeat", "batchnorm", "same", "valid", "true", "false", "all",
              "block", "residual", "parallel", "branch", "project", "identity"}
-    words |= set(REGISTRY.names()) | set(STATEMENTS) | set(SCHEMES) | set(CATALOG) | set(RANGE_KINDS)
+    words |= set(REGISTRY.names()) | set(STATEMENTS) | set(INITS) | set(CATALOG) | set(RANGE_KINDS)
     words |= set(LOSSES) | set(OPTIMIZERS) | set(SCHEDULES) | set(DATA) | set(TRAIN)
     for op in REGISTRY:
         words |= set(op.attrs)

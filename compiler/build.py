@@ -24,7 +24,7 @@ from . import ast
 from .attrs import MAX_INT, RANGE_KINDS, REQUIRED, Attr, SearchRange, coerce, resolve
 from .diagnostics import DLError, Diagnostics, Span, did_you_mean
 from .expand import GROUP_WORDS, BlockDef, Nested, ScopedDiagnostics, Use, expand_model
-from .inits import AUTO_BY_FAMILY, SCHEMES, InitSpec, fixed
+from .inits import AUTO_BY_FAMILY, INITS, InitSpec, fixed
 from .ir import INPUT, Buffer, Graph, Layer, Node, Param
 from .ops import REGISTRY, ShapeError, fmt_shape
 from .ops.windows import out_size
@@ -35,7 +35,7 @@ LAYER_KEYS = {
     "dropout": Attr("float", 0.0, min=0, max=1, max_open=True,
                     doc="the probability of dropping a unit, from 0 up to (not including) 1; keep=0.8 is dropout=0.2"),
     "keep": Attr("float", None, min=0, max=1, min_open=True, doc="the keep probability (1 - dropout)"),
-    "init": Attr("name", None, choices=tuple(SCHEMES), searchable=False),
+    "init": Attr("name", None, choices=tuple(INITS), searchable=False),
     "l1": Attr("float", None, min=0, doc="l1 strength for this layer's weights"),
     "l2": Attr("float", None, min=0, doc="l2 strength for this layer's weights"),
     "max_norm": Attr("float", None, min=0, min_open=True),
@@ -143,12 +143,12 @@ class ModelBuilder:
             name, args = value.name, value.args
         else:
             self.diags.error(f"init expects a scheme name, got '{ast.value_text(value)}'", value.span,
-                             did_you_mean("", SCHEMES))
+                             did_you_mean("", INITS))
             return None
-        if name not in SCHEMES:
-            self.diags.error(f"unknown init '{name}'", value.span, did_you_mean(name, SCHEMES))
+        if name not in INITS:
+            self.diags.error(f"unknown init '{name}'", value.span, did_you_mean(name, INITS))
             return None
-        attrs = SCHEMES[name][1]
+        attrs = INITS[name].attrs
         if len(args) > len(attrs):
             self.diags.error(f"init {name} takes {len(attrs)} argument(s), got {len(args)}", value.span)
             return None
@@ -217,12 +217,12 @@ class ModelBuilder:
 
     def stmt_init(self, stmt: ast.Stmt):
         if len(stmt.args) != 1:
-            self.diags.error("init needs one scheme name, e.g. init he_normal", stmt.span, did_you_mean("", SCHEMES))
+            self.diags.error("init needs one scheme name, e.g. init he_normal", stmt.span, did_you_mean("", INITS))
             return
         spec = self._init_spec(stmt.args[0], stmt.span)
         if spec and stmt.kwargs:
             args = dict(spec.args)
-            attrs = SCHEMES[spec.name][1]
+            attrs = INITS[spec.name].attrs
             for kw in stmt.kwargs:
                 if kw.key not in attrs:
                     self.diags.error(f"unknown key '{kw.key}' for init {spec.name}", kw.span,
@@ -571,7 +571,8 @@ def _feeds_batchnorm_alone(plan: list[PlannedNode], consumers: list[list[int]], 
         j = consumers[j][0]
         if plan[j].op == "batchnorm":
             return True
-        if plan[j].op != "linear":
+        op = REGISTRY[plan[j].op]
+        if op.kind != "activation" or op.nonlinear:  # only identities pass it on
             return False
     return False
 

@@ -1,4 +1,5 @@
-"""Weight-init schemes, each with its formula. Biases start at zero.
+"""The weight-init scheme registry: each scheme declares its distribution, keys and scale formula.
+Biases start at zero.
 
 fan_in = inputs per unit (dense: in; conv: C*kh*kw); fan_out = outputs per input
 (dense: out; conv: O*kh*kw). Normals are plain (not truncated).
@@ -8,27 +9,50 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .lazy_numpy import lazy_numpy
 
 from .attrs import Attr
+from .ops.base import registrar
 
 np = lazy_numpy(__name__)
 
-# name -> (distribution, attrs, scale formula as text, scale(fan_in, fan_out, args))
-SCHEMES = {
-    "zeros": ("constant", {}, "0", lambda fi, fo, a: 0.0),
-    "ones": ("constant", {}, "1", lambda fi, fo, a: 1.0),
-    "constant": ("constant", {"value": Attr("float", 0.0)}, "value", lambda fi, fo, a: a["value"]),
-    "normal": ("normal", {"std": Attr("float", 0.01, min=0)}, "std", lambda fi, fo, a: a["std"]),
-    "uniform": ("uniform", {"limit": Attr("float", 0.05, min=0)}, "limit", lambda fi, fo, a: a["limit"]),
-    "xavier_normal": ("normal", {}, "sqrt(2/(fan_in+fan_out))", lambda fi, fo, a: math.sqrt(2 / (fi + fo))),
-    "xavier_uniform": ("uniform", {}, "sqrt(6/(fan_in+fan_out))", lambda fi, fo, a: math.sqrt(6 / (fi + fo))),
-    "he_normal": ("normal", {}, "sqrt(2/fan_in)", lambda fi, fo, a: math.sqrt(2 / fi)),
-    "he_uniform": ("uniform", {}, "sqrt(6/fan_in)", lambda fi, fo, a: math.sqrt(6 / fi)),
-    "lecun_normal": ("normal", {}, "sqrt(1/fan_in)", lambda fi, fo, a: math.sqrt(1 / fi)),
-    "lecun_uniform": ("uniform", {}, "sqrt(3/fan_in)", lambda fi, fo, a: math.sqrt(3 / fi)),
-}
+
+class InitScheme:
+    """A weight-init scheme: its distribution (constant, normal or uniform), its keys, and its scale
+    (the constant, the normal's std or the uniform's limit) as a formula of fan_in and fan_out."""
+
+    name: ClassVar[str]
+    distribution: ClassVar[str]
+    attrs: ClassVar[dict[str, Attr]] = {}
+    formula: ClassVar[str]
+
+    def scale(self, fan_in: int, fan_out: int, args: dict) -> float:
+        raise NotImplementedError
+
+
+INITS: dict[str, InitScheme] = {}
+register = registrar(INITS, "init scheme")
+
+
+def _scheme(name: str, distribution: str, formula: str, scale, attrs: dict | None = None):
+    cls = type(name, (InitScheme,), {"name": name, "distribution": distribution, "formula": formula,
+                                     "attrs": attrs or {}, "scale": lambda self, fi, fo, a: scale(fi, fo, a)})
+    return register(cls)
+
+
+_scheme("zeros", "constant", "0", lambda fi, fo, a: 0.0)
+_scheme("ones", "constant", "1", lambda fi, fo, a: 1.0)
+_scheme("constant", "constant", "value", lambda fi, fo, a: a["value"], {"value": Attr("float", 0.0)})
+_scheme("normal", "normal", "std", lambda fi, fo, a: a["std"], {"std": Attr("float", 0.01, min=0)})
+_scheme("uniform", "uniform", "limit", lambda fi, fo, a: a["limit"], {"limit": Attr("float", 0.05, min=0)})
+_scheme("xavier_normal", "normal", "sqrt(2/(fan_in+fan_out))", lambda fi, fo, a: math.sqrt(2 / (fi + fo)))
+_scheme("xavier_uniform", "uniform", "sqrt(6/(fan_in+fan_out))", lambda fi, fo, a: math.sqrt(6 / (fi + fo)))
+_scheme("he_normal", "normal", "sqrt(2/fan_in)", lambda fi, fo, a: math.sqrt(2 / fi))
+_scheme("he_uniform", "uniform", "sqrt(6/fan_in)", lambda fi, fo, a: math.sqrt(6 / fi))
+_scheme("lecun_normal", "normal", "sqrt(1/fan_in)", lambda fi, fo, a: math.sqrt(1 / fi))
+_scheme("lecun_uniform", "uniform", "sqrt(3/fan_in)", lambda fi, fo, a: math.sqrt(3 / fi))
 
 # The init chosen when the spec names none, by the activation that follows the layer.
 AUTO_BY_FAMILY = {"he": "he_normal", "xavier": "xavier_uniform", "lecun": "lecun_normal"}
@@ -41,10 +65,10 @@ class InitSpec:
     auto: bool = False  # chosen by dlc, not written in the spec
 
     def scale(self, fan_in: int, fan_out: int) -> float:
-        return SCHEMES[self.name][3](max(fan_in, 1), max(fan_out, 1), self.args)
+        return INITS[self.name].scale(max(fan_in, 1), max(fan_out, 1), self.args)
 
     def describe(self, fan_in: int, fan_out: int) -> str:
-        dist, _, formula, _ = SCHEMES[self.name]
+        dist, formula = INITS[self.name].distribution, INITS[self.name].formula
         s = self.scale(fan_in, fan_out)
         if dist == "constant":
             text = f"{self.name} = {s:g}"
@@ -58,7 +82,7 @@ class InitSpec:
         return text + (" (auto)" if self.auto else "")
 
     def sample(self, rng: "np.random.Generator", shape, fan_in: int, fan_out: int, dtype="float32") -> "np.ndarray":
-        dist = SCHEMES[self.name][0]
+        dist = INITS[self.name].distribution
         s = self.scale(fan_in, fan_out)
         if dist == "constant":
             return np.full(shape, s, dtype=dtype)
@@ -67,7 +91,7 @@ class InitSpec:
         return rng.uniform(-s, s, size=shape).astype(dtype)
 
     def is_constant(self) -> bool:
-        return SCHEMES[self.name][0] == "constant"
+        return INITS[self.name].distribution == "constant"
 
 
 def fixed(role_init: str) -> InitSpec:

@@ -143,6 +143,7 @@ class Graph:
         from .ops import REGISTRY
         by_name = self.producers()
         n = self.nodes[-1] if self.nodes else None
-        while n is not None and n.op in ("dropout", "linear"):
+        while n is not None and (REGISTRY[n.op].kind == "dropout" or
+                                 (REGISTRY[n.op].kind == "activation" and not REGISTRY[n.op].nonlinear)):
             n = by_name.get(n.inputs[0])
         return n.op if n is not None and REGISTRY[n.op].kind == "activation" else None

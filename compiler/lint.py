@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .diagnostics import Diagnostic
+from .losses import LOSSES
 from .ops import REGISTRY
 from .optimizers import OPTIMIZERS
 
@@ -51,7 +52,7 @@ def _activations_after(graph) -> dict:
         c = consumers[n.name][0] if consumers[n.name] else None
         if c is None or REGISTRY[c.op].weight_layer:
             out[n.name] = None
-        elif REGISTRY[c.op].kind == "activation" and c.op != "linear":
+        elif REGISTRY[c.op].nonlinear:
             out[n.name] = c
         else:
             out[n.name] = out[c.name]
@@ -64,7 +65,7 @@ def _bn_after_nonlinearity(spec):
     producers = spec.graph.producers()
     for n in spec.graph.nodes:
         prev = _reads(spec.graph, n, producers)
-        if n.op == "batchnorm" and prev is not None and REGISTRY[prev.op].kind == "activation" and prev.op != "linear":
+        if n.op == "batchnorm" and prev is not None and REGISTRY[prev.op].nonlinear:
             yield n.span, f"batchnorm follows {prev.op}", "put batchnorm before the activation: dense 128 batchnorm relu"
 
 
@@ -112,18 +113,9 @@ def _init_mismatch(spec):
 @rule("DL105", "output activation does not match the loss",
       "the loss assumes a particular output: probabilities over classes, one probability, or raw values")
 def _output_vs_loss(spec):
-    act = spec.graph.output_activation
-    loss = spec.loss
-    last = spec.graph.nodes[-1]
-    units = spec.graph.output_shape[0]
-    if loss == "cross_entropy" and act != "softmax":
-        yield last.span, f"cross_entropy with a {act or 'linear'} output", "end with dense K softmax"
-    elif loss == "binary_cross_entropy" and act != "sigmoid":
-        yield last.span, f"binary_cross_entropy with a {act or 'linear'} output", "end with dense 1 sigmoid"
-    elif loss in ("mse", "mae") and act in ("softmax", "sigmoid"):
-        yield last.span, f"{loss} with a {act} output", "use cross_entropy with softmax, or a linear output for regression"
-    elif loss == "binary_cross_entropy" and units > 1:
-        yield last.span, f"binary_cross_entropy over {units} outputs", "for one label of many classes use softmax + cross_entropy"
+    found = LOSSES[spec.loss].check_output(spec.graph.output_activation, spec.graph.output_shape[0])
+    if found:
+        yield spec.graph.nodes[-1].span, *found
 
 
 @rule("DL106", "dropout on the output layer",

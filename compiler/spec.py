@@ -13,6 +13,7 @@ from .files import not_regular
 from .build import build_model
 from .diagnostics import Diagnostic, Diagnostics, DLError, Source, Span, did_you_mean
 from .ir import Graph
+from .losses import LOSSES
 from .statements import CLASSIFICATION_LOSSES, STATEMENTS, Setting, default_setting, read_statement
 
 
@@ -127,19 +128,20 @@ def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
                     graph.layers[0].span if graph.layers else data.kind_span,
                     f"write input {want}" + (" and add resize=N to the data line to upsample images"
                                               if info.image_shape and len(shape) == 3 else ""))
-    task_loss = "classification" if loss in CLASSIFICATION_LOSSES else "regression"
+    task_loss = LOSSES[loss].task
     if task_loss != info.task:
         diags.error(f"loss {loss} is for {task_loss}, but {src} is a {info.task} set",
                     spec_settings["loss"].kind_span or data.kind_span,
                     "use mse or mae" if info.task == "regression" else "use cross_entropy")
         return
+    labels = LOSSES[loss].labels
     classes = data.get("classes") or info.classes
-    if loss == "cross_entropy" and len(out) == 1 and out[0] != classes:
+    if labels == "index" and len(out) == 1 and out[0] != classes:
         last = graph.layers[graph.nodes[-1].layer]
         diags.error(f"the output has {out[0]} units but {src} has {classes} classes", last.span,
                     f"make the last dense layer {classes} wide")
-    if loss == "binary_cross_entropy" and len(out) == 1 and out[0] != 1 and classes == 2:
-        diags.error(f"binary_cross_entropy needs 1 output unit, the model has {out[0]}", graph.nodes[-1].span,
+    if labels == "binary" and len(out) == 1 and out[0] != 1 and classes == 2:
+        diags.error(f"{loss} needs 1 output unit, the model has {out[0]}", graph.nodes[-1].span,
                     "make the last layer dense 1 sigmoid, or use cross_entropy with softmax")
 
 

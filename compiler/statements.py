@@ -17,6 +17,7 @@ from . import ast
 from .attrs import Attr, coerce
 from .losses import LOSSES as LOSS_RULES
 from .optimizers import CLIP, OPTIMIZERS as OPTIMIZER_RULES
+from .schedules import SCHEDULES as SCHEDULE_RULES, schedule_keys
 from .diagnostics import Diagnostics, DLError, Span, did_you_mean
 
 # each optimizer's keys, from its class in the registry (compiler/optimizers.py), plus clipping
@@ -25,14 +26,7 @@ OPTIMIZERS = {name: dict(rule.attrs, **CLIP) for name, rule in OPTIMIZER_RULES.i
 LOSSES = {name: loss.attrs for name, loss in LOSS_RULES.items()}  # from the registry, compiler/losses.py
 CLASSIFICATION_LOSSES = tuple(name for name, loss in LOSS_RULES.items() if loss.task == "classification")
 
-SCHEDULES = {
-    "constant": {},
-    "step": {"every": Attr("int", 10, min=1, doc="epochs between drops"), "gamma": Attr("float", 0.1, min=0, min_open=True)},
-    "exponential": {"gamma": Attr("float", 0.95, min=0, min_open=True, doc="factor per epoch")},
-    "cosine": {"min_lr": Attr("float", 0.0, min=0)},
-}
-for _attrs in SCHEDULES.values():
-    _attrs["warmup"] = Attr("int", 0, min=0, doc="epochs of linear warm-up")
+SCHEDULES = {name: schedule_keys(name) for name in SCHEDULE_RULES}  # from the registry, compiler/schedules.py
 
 REGULARIZE = {
     "l1": Attr("float", 0.0, min=0, doc="adds l1 * sum|w| to the loss (weights only)"),

@@ -18,7 +18,7 @@ from dlc.runtime.data.splits import Splits, prepare
 from dlc.runtime.engine import Engine, engine_class, make_engine
 from dlc.runtime.numpy_engine.model import Model
 from dlc.runtime.numpy_engine.network import init_params
-from dlc.runtime.numpy_engine.optimizers import learning_rate
+from dlc.compiler.schedules import learning_rate
 from dlc.runtime.scores import correct, scores
 from dlc.runtime.progress import EpochBar, Silent
 from dlc.runtime.training_state import TrainingState

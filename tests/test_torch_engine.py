@@ -164,7 +164,7 @@ GRADIENT_SPECS = [p for p in sorted(SPECS.glob("*.dl")) if "genetic" not in p.re
 
 def _batches(spec, splits, dtype, steps):
     """The spec's training batches in the trainer's shuffled order, with the schedule's learning rate."""
-    from dlc.runtime.numpy_engine.optimizers import learning_rate
+    from dlc.compiler.schedules import learning_rate
     tr = spec["train"]
     n = len(splits.x_train)
     batch = n if tr["batch"] == "all" else min(tr["batch"], n)

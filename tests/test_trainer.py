@@ -11,7 +11,8 @@ from dlc.cli import main
 from dlc.compiler.diagnostics import DLError
 from dlc.runtime import run_folder as rf
 from dlc.runtime.numpy_engine.network import Network, WeightsMismatch, init_params
-from dlc.runtime.numpy_engine.optimizers import Optimizer, learning_rate
+from dlc.compiler.schedules import learning_rate
+from dlc.runtime.numpy_engine.optimizers import Optimizer
 from dlc.runtime.trainer import TrainingDiverged, train
 
 from conftest import ROOT  # noqa: E402

@@ -29,6 +29,7 @@ class Elementwise(Op):
     kind = "activation"
     # relu-like activations want he init; saturating ones xavier; selu lecun.
     init_family = "xavier"
+    nonlinear = True
     layouts = (NCHW, CHWN)  # y = f(x) elementwise: any layout
     examples = [((7,), {}), ((2, 3, 3), {})]
 
@@ -51,6 +52,7 @@ class Elementwise(Op):
 class Linear(Elementwise):
     name = "linear"
     doc = "identity"
+    nonlinear = False
 
     def forward(self, x, p, a, ctx):
         return x, None
@@ -110,6 +112,11 @@ class ReLU(Elementwise):
     name = "relu"
     doc = "max(0, x)"
     init_family = "he"
+    dies = True
+
+    def dead(self, y):
+        """Per unit (a feature, or a conv channel): 0 for every sample (and pixel) of the batch."""
+        return np.all(y <= 0, axis=(0,) if y.ndim == 2 else (0, 2, 3))
 
     def forward(self, x, p, a, ctx):
         y = np.maximum(x, 0)
@@ -267,6 +274,7 @@ class Softmax(Op):
     kind = "activation"
     doc = "exp(x) / sum exp(x) over the features (numerically stable)"
     init_family = "xavier"
+    nonlinear = True
     ranks = (1,)
     examples = [((5,), {})]
 
@@ -289,6 +297,7 @@ class PReLU(Op):
     kind = "activation"
     doc = "leaky relu with a learned slope per channel (images) or per feature (vectors), starting at 0.25"
     init_family = "he"
+    nonlinear = True
     attrs = {"init_slope": Attr("float", 0.25, min=0, doc="the slope's initial value")}
     examples = [((6,), {"init_slope": 0.25}), ((2, 3, 3), {"init_slope": 0.25})]
 
@@ -319,6 +328,7 @@ class Maxout(Op):
     kind = "activation"
     doc = "max over groups of k consecutive features (vectors) or channels (images)"
     init_family = "he"
+    nonlinear = True
     attrs = {"k": Attr("int", 2, min=2, doc="pieces per output unit")}
     positional = ("k",)
     examples = [((6,), {"k": 2}), ((6, 2, 2), {"k": 3})]

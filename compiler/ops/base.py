@@ -84,6 +84,9 @@ class Op:
     init_family: ClassVar[str | None] = None  # activations: the init the layer before them wants (he, xavier, lecun)
     saturating: ClassVar[bool] = False  # sigmoid/tanh: gradients vanish through deep stacks of them (and
     # such an op defines saturated(y), the outputs in its flat tails)
+    nonlinear: ClassVar[bool] = False  # an activation that is not the identity (every one but `linear`)
+    dies: ClassVar[bool] = False  # relu: a unit that outputs 0 for every input gets no gradient again (such
+    # an op defines dead(y), per unit -- a feature, or a conv channel -- whether it is 0 over the batch)
     # How many inputs: 1, or None for a merge (add, concat) whose methods take and return lists
     # (`infer(shapes)`, `forward(xs)`, `backward -> ([dx, ...], grads)`, `to_onnx(g, xs, p, a, shapes)`).
     arity: ClassVar[int | None] = 1

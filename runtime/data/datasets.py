@@ -179,9 +179,10 @@ def check_labels(out: int, loss: str, dataset: Dataset, error) -> None:
     `error(message, hint)` makes the exception to raise."""
     k = dataset.n_classes
     indices = all(c == str(i) for i, c in enumerate(dataset.classes))
-    if loss == "binary_cross_entropy" and out == 1:
+    from dlc.compiler.losses import LOSSES
+    if LOSSES[loss].labels == "binary" and out == 1:
         if k > 2:
-            raise error(f"binary_cross_entropy with 1 output needs labels 0 and 1; {dataset.name} has {k} classes",
+            raise error(f"{loss} with 1 output needs labels 0 and 1; {dataset.name} has {k} classes",
                         "use dense K softmax with cross_entropy")
         return
     if indices and k > out:

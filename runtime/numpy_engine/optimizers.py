@@ -1,11 +1,10 @@
-"""Running optimizers (their rules are in the registry, compiler/optimizers.py), learning-rate
-schedules, gradient clipping, weight decay and max-norm.
+"""Running optimizers (their rules are in the registry, compiler/optimizers.py), gradient clipping,
+weight decay and max-norm, on NumPy arrays (schedules: compiler/schedules.py).
 
 Conventions (docs/conventions.md):
 - l2 adds (l2/2) * sum(w^2) to the loss, so l2 * w to the gradient; l1 adds l1 * sum|w|.
   Only weights are decayed (dense/conv weights); biases, batchnorm gamma/beta and prelu slopes are not.
 - max_norm caps each unit's incoming weight vector (a dense column, a conv filter) after every step.
-- schedules change the learning rate once per epoch; warmup ramps it linearly over the first epochs.
 """
 
 from __future__ import annotations
@@ -61,23 +60,6 @@ class Optimizer:
             if key != "__t__":
                 name, role = key.rsplit(".", 1)
                 self.state.setdefault(name, {})[role] = np.array(v)
-
-
-def learning_rate(base: float, schedule: str, hp: dict, epoch: int, epochs: int) -> float:
-    """The learning rate for 0-based `epoch`."""
-    warmup = hp.get("warmup", 0)
-    if warmup and epoch < warmup:
-        return base * (epoch + 1) / (warmup + 1)
-    e = epoch - warmup
-    span = max(epochs - warmup, 1)
-    if schedule == "step":
-        return base * hp["gamma"] ** (e // hp["every"])
-    if schedule == "exponential":
-        return base * hp["gamma"] ** e
-    if schedule == "cosine":
-        lo = hp["min_lr"]
-        return lo + (base - lo) * 0.5 * (1 + math.cos(math.pi * e / span))
-    return base
 
 
 def clip_gradients(grads: dict[str, np.ndarray], clip_norm: float | None, clip_value: float | None) -> float:

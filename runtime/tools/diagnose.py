@@ -30,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from dlc.compiler.losses import LOSSES
 from dlc.compiler.spec import Spec
 from dlc.runtime.data.splits import Splits, prepare
 from dlc.runtime.numpy_engine.losses import loss_and_grad
 from dlc.runtime.numpy_engine.network import init_params
-from dlc.runtime.numpy_engine.optimizers import learning_rate
+from dlc.compiler.schedules import learning_rate
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.ops import REGISTRY
 from dlc.runtime.numpy_engine.engine import NumpyEngine
@@ -104,18 +105,6 @@ def _fresh(spec: Spec, splits: Splits, regularize: bool) -> NumpyEngine:
     return NumpyEngine(spec, values, regularize=regularize)
 
 
-def _expected_initial_loss(spec: Spec, y: np.ndarray) -> tuple[float, str]:
-    if spec.loss == "cross_entropy":
-        k = spec.graph.output_shape[0]
-        return math.log(k), f"ln({k})"
-    if spec.loss == "binary_cross_entropy":
-        return math.log(2), "ln(2)"
-    yf = y.astype(np.float64)
-    if spec.loss == "mse":
-        return float(np.mean(yf * yf)), "mean(y^2), the loss of predicting 0"
-    return float(np.mean(np.abs(yf))), "mean|y|, the loss of predicting 0"
-
-
 def _weight_params(spec: Spec):
     """(layer label, param) for every weight (not bias, not batchnorm) in graph order."""
     for node in spec.graph.nodes:
@@ -148,7 +137,7 @@ def check_initial_loss(spec: Spec, splits: Splits) -> Check:
     x, y = splits.x_train[:STATS_BATCH], splits.y_train[:STATS_BATCH]
     out = m.net.forward(x, training=True, rng=np.random.default_rng(0), upto=m.upto, keep=False)
     loss, _ = loss_and_grad(spec.loss, out, y, m.fused)
-    expected, formula = _expected_initial_loss(spec, y)
+    expected, formula = LOSSES[spec.loss].expected_initial_loss(spec.graph.output_shape[0], y)
     ratio = loss / expected if expected > 0 else math.inf
     finding = f"loss {loss:.4g} at init; expected about {expected:.4g} = {formula} (ratio {ratio:.2f})"
     if not math.isfinite(loss):
@@ -320,12 +309,11 @@ def check_activations(spec: Spec, splits: Splits, fs: _FirstSteps) -> Check:
         return Check("activations", FAIL, "skipped: training diverged", "lower the learning rate")
     x = splits.x_train[:STATS_BATCH]
     details, bad = [], []
-    width = max([12] + [len(n.name) for n in spec.graph.nodes if n.op == "relu" or REGISTRY[n.op].saturating])
+    width = max([12] + [len(n.name) for n in spec.graph.nodes if REGISTRY[n.op].dies or REGISTRY[n.op].saturating])
     for node, out in fs.model.net.trace(x, training=True, rng=np.random.default_rng(0)):
         op = node.op
-        if op == "relu":
-            axes = (0,) if out.ndim == 2 else (0, 2, 3)  # a unit is a feature, or a conv channel
-            dead = float(np.mean(np.all(out <= 0, axis=axes)))
+        if REGISTRY[op].dies:
+            dead = float(np.mean(REGISTRY[op].dead(out)))
             details.append(f"{node.name:<{width}} dead units {100 * dead:.0f}%")
             if dead >= DEAD_WARN:
                 bad.append(f"{node.name} {100 * dead:.0f}% dead")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dlc import __version__
+from dlc.compiler.losses import LOSSES
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.runtime import run_folder as rf
 from dlc.runtime.tools.onnx_runner import OnnxModel
@@ -47,7 +48,7 @@ def build(model: Model, keep_bn: bool = False):
                 "task": spec.task, "loss": spec.loss, "preprocessing": "included: x * mul + add",
                 "batchnorm": "kept" if keep_bn else "folded"}
     return graph_to_onnx(spec.graph, model.values, preprocess=model.preprocess, keep_bn=keep_bn,
-                         label=spec.loss == "cross_entropy", metadata=metadata)
+                         label=LOSSES[spec.loss].labels == "index", metadata=metadata)
 
 
 def compare(model: Model, onnx_model, x_raw: np.ndarray) -> float:

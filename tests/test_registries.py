@@ -1,0 +1,132 @@
+"""Each registry walked: every op, init scheme, optimizer, loss and schedule declares what the rest of
+dlc reads from it, and docs/language.md names each one with the keys and defaults the registry has."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlc.compiler.attrs import REQUIRED
+from dlc.compiler.inits import INITS, InitSpec
+from dlc.compiler.losses import LOSSES
+from dlc.compiler.ops import REGISTRY
+from dlc.compiler.optimizers import OPTIMIZERS
+from dlc.compiler.schedules import SCHEDULES, learning_rate
+from dlc.compiler.statements import REGULARIZE, TRAIN
+
+LANGUAGE = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text()
+
+
+def usage_block() -> str:
+    """The training statements' usage, as docs/language.md writes it."""
+    return LANGUAGE.split("## Training statements", 1)[1].split("```", 2)[1]
+
+
+def documented_keys(word: str, kind: str = "") -> dict[str, str]:
+    """key -> default text, for `word kind k=v ...` in the usage block (alternatives split by |)."""
+    block = usage_block()
+    lines = re.split(r"\n(?=\S)", block)
+    text = next(line for line in lines if line.startswith(word + " "))
+    text = text[len(word):]
+    if kind:
+        alt = next(a for a in re.split(r"\|", text) if re.match(rf"\s*{kind}\b", a))
+        text = alt + " " + (re.search(r"\(all: ([^)]*)\)", text) or [None, ""])[1]
+    return dict(re.findall(r"(\w+)=([^\s\]|)…]+)", text))
+
+
+def _value(text: str) -> float:
+    return float(text)
+
+
+def test_every_name_of_every_registry_is_documented():
+    missing = [f"op {op.name}" for op in REGISTRY if not re.search(rf"`{op.name}\b", LANGUAGE)]
+    missing += [f"init {n}" for n in INITS if not re.search(rf"`{n}\b", LANGUAGE)]
+    block = usage_block()
+    missing += [f"loss {n}" for n in LOSSES if not re.search(rf"\b{n}\b", block)]
+    missing += [f"optimizer {n}" for n in OPTIMIZERS if not re.search(rf"\b{n}\b", block)]
+    missing += [f"schedule {n}" for n in SCHEDULES if not re.search(rf"\b{n}\b", block)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_the_documented_optimizer_keys_and_defaults_are_the_registry_s(name):
+    keys = documented_keys("optimizer", name)
+    for key, attr in OPTIMIZERS[name].attrs.items():
+        if attr.type == "bool":
+            assert f"[{key}]" in usage_block(), key
+            continue
+        assert key in keys, f"optimizer {name}: {key} is not documented"
+        assert _value(keys[key]) == attr.default, (name, key)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_the_documented_schedule_keys_defaults_and_formula_are_the_registry_s(name):
+    keys = documented_keys("schedule", name)
+    rule = SCHEDULES[name]
+    for key, attr in {**rule.attrs, "warmup": None}.items():
+        assert key in keys, f"schedule {name}: {key} is not documented"
+        if attr is not None:
+            assert _value(keys[key]) == attr.default, (name, key)
+    assert f"{name} `{rule.formula}`" in LANGUAGE
+    hp = {k: a.default for k, a in rule.attrs.items()}
+    assert learning_rate(0.5, name, {**hp, "warmup": 0}, 0, 10) == pytest.approx(0.5)  # every schedule starts at lr
+    assert learning_rate(0.5, name, {**hp, "warmup": 3}, 0, 10) == pytest.approx(0.125)  # warm-up: lr·1/4
+
+
+def test_the_documented_regularize_and_train_defaults_are_the_registry_s():
+    for word, attrs in (("regularize", REGULARIZE), ("train", TRAIN)):
+        keys = documented_keys(word)
+        for key, attr in attrs.items():
+            if attr.default is None or attr.default is REQUIRED or attr.type == "bool":
+                continue
+            assert key in keys, f"{word} {key}"
+            assert _value(keys[key]) == attr.default, (word, key)
+
+
+@pytest.mark.parametrize("name", sorted(INITS))
+def test_every_init_scheme_samples_its_formula(name):
+    scheme = INITS[name]
+    args = {k: (0.3 if k != "value" else 0.7) for k in scheme.attrs}
+    init = InitSpec(name, args)
+    fan_in, fan_out = 200, 50
+    w = init.sample(np.random.default_rng(0), (200, 300), fan_in, fan_out, "float64")
+    s = scheme.scale(fan_in, fan_out, args)
+    if scheme.distribution == "constant":
+        assert np.all(w == s)
+    elif scheme.distribution == "normal":
+        assert abs(w.mean()) < 0.01 * max(s, 1e-3) + 1e-3 and w.std() == pytest.approx(s, rel=0.01)
+    else:
+        assert w.min() >= -s and w.max() <= s and w.std() == pytest.approx(s / math.sqrt(3), rel=0.01)
+    assert scheme.formula in LANGUAGE or scheme.formula in ("0", "1", "value", "std", "limit") \
+        or name in LANGUAGE  # formulas in conventions.md
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_declares_its_labels_output_and_expected_start(name):
+    loss = LOSSES[name]
+    assert loss.task in ("classification", "regression")
+    assert loss.labels in ("index", "binary", "value")
+    assert (loss.labels == "value") == (loss.task == "regression")
+    assert loss.fuses is None or REGISTRY[loss.fuses].kind == "activation"
+    units = 1 if loss.labels == "binary" else 4
+    y = np.array([0, 1, 1, 0]) if loss.task == "classification" else np.array([0.5, -1.0, 2.0, 0.0])
+    value, formula = loss.expected_initial_loss(units, y)
+    assert math.isfinite(value) and formula
+    if loss.fuses:  # the output it fuses with is the one it expects
+        assert loss.check_output(loss.fuses, units) is None
+        assert loss.check_output("relu", units) is not None
+
+
+def test_every_op_declares_what_it_is():
+    for op in REGISTRY:
+        assert op.kind in ("layer", "activation", "norm", "dropout", "reshape", "merge"), op.name
+        if op.nonlinear:
+            assert op.kind == "activation", op.name
+        if op.dies:
+            y = np.zeros((3, 4))
+            assert op.dead(y).shape == (4,) and op.dead(y).all()
+    assert [op.name for op in REGISTRY if op.kind == "activation" and not op.nonlinear] == ["linear"]
