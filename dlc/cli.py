@@ -95,12 +95,17 @@ def cmd_train(args) -> int:
     if args.resume and out is None:
         print("dlc: --resume needs the run folder: dlc train RUN --resume, or -o RUN", file=sys.stderr)
         return EXIT_ERROR
+    from dlc.runtime.engine import process_rank
+    rank = process_rank()  # under torchrun, rank 0 alone reports
     try:
-        result = api.train(spec, out=out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite,
-                           notify=lambda message: print(f"dlc: {message}", file=sys.stderr))
+        result = api.train(spec, out=out, resume=args.resume, progress=not args.quiet and rank == 0,
+                           overwrite=args.overwrite, notify=lambda message: print(f"dlc: {message}", file=sys.stderr))
     except TrainingDiverged as e:
-        print(f"{spec.source.filename}: error: {e}", file=sys.stderr)
+        if rank == 0:
+            print(f"{spec.source.filename}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    if rank != 0:
+        return 130 if result.interrupted else EXIT_OK
     m = result.metrics
     if result.complete:
         key = "train.early_stop" if m.get("stopped_early") else "train.epochs"  # what would let it go on

@@ -75,6 +75,10 @@ class Engine(ABC):
         """Refuse, before anything is allocated or written, what this engine cannot run here (a device
         this machine lacks); the compiler has refused what no machine can (dlc check)."""
 
+    def close(self) -> None:
+        """Training is over (also after an error): release what the engine holds beyond its arrays
+        (torchrun's process group)."""
+
     def describe(self) -> dict:
         """What metrics.json records about the engine: its name, device, processes, versions."""
         return {"engine": self.name, "device": "cpu", "world_size": 1}
@@ -94,6 +98,13 @@ def engine_class(spec: Spec) -> type[Engine]:
 def make_engine(spec: Spec, values: dict[str, np.ndarray], regularize: bool = True) -> Engine:
     """The spec's engine, starting from `values`."""
     return engine_class(spec)(spec, values, regularize=regularize)
+
+
+def process_rank() -> int:
+    """This process's rank when a launcher (torchrun) started several, else 0: rank 0 alone writes
+    the run folder and prints."""
+    import os
+    return int(os.environ.get("RANK", "0"))
 
 
 def noise_seed(spec: Spec) -> list[int]:

@@ -15,7 +15,7 @@ from dlc.compiler.spec import Spec, portable_text
 from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.splits import Splits, prepare
-from dlc.runtime.engine import Engine, engine_class, make_engine
+from dlc.runtime.engine import Engine, engine_class, make_engine, process_rank
 from dlc.runtime.numpy_engine.model import Model
 from dlc.runtime.numpy_engine.network import init_params
 from dlc.compiler.schedules import learning_rate
@@ -68,6 +68,11 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
     if not write:
         return _train(spec, run_dir, None, progress, splits, False, max_steps, on_epoch)
+    if process_rank() != 0:  # one of several torchrun processes: rank 0 writes the folder; this one reads
+        ckpt = rf.load_checkpoint(run_dir) if resume and run_dir.exists() else None  # what it resumes from
+        if ckpt is not None:
+            spec = data_record.load_for_run(spec, run_dir)
+        return _train(spec, run_dir, ckpt, False, splits, False, max_steps, on_epoch)
     note = contention_note(spec) if progress else None  # a warning: not with -q
     if note:
         notify(note)
@@ -90,9 +95,17 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
 
 def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | None, write: bool,
            max_steps: int | None, on_epoch=None) -> RunResult:
+    engine = make_engine(spec, init_params(spec.graph, spec["train"]["seed"]))
+    try:
+        return _run(engine, spec, run_dir, ckpt, progress, splits, write, max_steps, on_epoch)
+    finally:
+        engine.close()
+
+
+def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | None, write: bool,
+         max_steps: int | None, on_epoch=None) -> RunResult:
     tr = spec["train"]
     epochs, patience = tr["epochs"], tr["early_stop"]
-    engine = make_engine(spec, init_params(spec.graph, tr["seed"]))
     st = TrainingState.fresh(engine, spec)
     if ckpt is not None:
         st.restore(ckpt, spec, run_dir)

@@ -87,14 +87,24 @@ class TorchEngine(Engine):
                           "train it with engine=numpy (the default), or pick a gradient optimizer (adam, sgd ...)")
         self.spec = spec
         self.device = device if device is not None else resolve_device(spec)
+        from dlc.runtime.torch_engine import distributed
+        self.group = None
+        if distributed.launched():  # torchrun: one process of several
+            self.device = distributed.local_device(self.device)
+            self.group = distributed.Group(self.device)
         if spec["train"].get("threads"):
             torch.set_num_threads(spec["train"]["threads"])
         self.dtype = dtype or torch.float32
         self.names = list(values)  # parameters and buffers, in init order
         self.net = LoweredNet(spec.graph, values, self.dtype, self.device)
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(generator_seed(spec))
+        self.rank = self.group.rank if self.group else 0
+        self.generator.manual_seed(generator_seed(spec) + self.rank)  # each process draws its own noise
         self.net.generator = self.generator
+        self.model = self.net  # what runs the training forward: DDP's wrapper under torchrun
+        if self.group:
+            self.net.moments = self.group.moments
+            self.model = self.group.wrap(self.net)
         self.fused = is_fused(spec)
         self.upto = outputs_upto(spec)
         self.loss_fn = LOSS_LOWERINGS[spec.loss]
@@ -124,14 +134,25 @@ class TorchEngine(Engine):
     def forward_loss(self, xb, yb):
         """Training-mode forward and the loss, as a tensor (what step and the tests differentiate)."""
         self.net.train()
-        out = self.net(self._x(xb), self.upto)
+        out = self.model(self._x(xb), self.upto)
         return out, self.loss_fn(out, self._y(yb), self.fused)
 
     def step(self, xb, yb, lr):
         for _, p in self.params:
             p.grad = None
-        out, loss = self.forward_loss(xb, yb)
-        loss.backward()
+        n = len(xb)
+        if self.group:  # this process's slice of the global batch, its loss weighted by its share
+            start, count = self.group.share(n)
+            out, loss = self.forward_loss(xb[start:start + count], yb[start:start + count])
+            if count == 0:
+                loss = out.sum() * 0.0  # no samples here: still part of every collective
+            # DDP averages the gradients over the processes: each contributes size * share of them
+            (loss * (count / n * self.group.size)).backward()
+            loss = self.group.total(loss.detach() * (count / n))
+            out = self.group.gather_rows(out.detach(), n)
+        else:
+            out, loss = self.forward_loss(xb, yb)
+            loss.backward()
         with torch.no_grad():
             grads = {name: (p.grad if p.grad is not None else torch.zeros_like(p)) for name, p in self.params}
             total = loss.detach() + self._penalty_and_grads(grads)
@@ -215,20 +236,33 @@ class TorchEngine(Engine):
                                                                        device=self.device)
 
     def noise_state(self):
-        return {"torch_generator": self.generator.get_state().numpy().tobytes().hex(), "device": self.device.type}
+        """Every process's noise generator (one per process under torchrun), as hex strings by rank."""
+        mine = self.generator.get_state().numpy().tobytes().hex()
+        states = self.group.gather_strings(mine) if self.group else [mine]
+        return {"torch_generators": states, "device": self.device.type}
 
     def load_noise_state(self, state):
-        if not isinstance(state, dict) or not isinstance(state.get("torch_generator"), str):
-            raise ValueError("not a torch generator state")
-        raw = bytes.fromhex(state["torch_generator"])
-        if state.get("device") != self.device.type:  # the run moved to another kind of device (docs/engines.md):
-            self.generator.manual_seed(generator_seed(self.spec) + len(raw))  # the noise goes on from a new seed
-            return
+        if not isinstance(state, dict) or not isinstance(state.get("torch_generators"), list) \
+                or not all(isinstance(s, str) for s in state["torch_generators"]) or not state["torch_generators"]:
+            raise ValueError("not the torch generators' states")
+        states = state["torch_generators"]
+        raw = [bytes.fromhex(s) for s in states]
         want = self.generator.get_state().numel()
-        if len(raw) != want:
-            raise ValueError(f"{len(raw)} bytes, not {want}")
-        self.generator.set_state(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+        if any(len(r) != want for r in raw) and state.get("device") == self.device.type:
+            raise ValueError(f"a generator state is not {want} bytes")
+        size = self.group.size if self.group else 1
+        if state.get("device") != self.device.type or len(states) != size:
+            # another kind of device, or another number of processes: the noise goes on from a new seed
+            # derived from the saved ones (docs/engines.md: exact resume needs the same device and world size)
+            self.generator.manual_seed((generator_seed(self.spec) + len(states) * 7919 + self.rank) % 2 ** 63)
+            return
+        self.generator.set_state(torch.frombuffer(bytearray(raw[self.rank]), dtype=torch.uint8))
+
+    def close(self):
+        if self.group:
+            self.group.close()
+            self.group = None
 
     def describe(self):
-        return {"engine": "torch", "device": str(self.device), "world_size": 1, "torch": torch.__version__,
-                "torch_threads": torch.get_num_threads()}
+        return {"engine": "torch", "device": str(self.device), "world_size": self.group.size if self.group else 1,
+                "torch": torch.__version__, "torch_threads": torch.get_num_threads()}

@@ -31,7 +31,7 @@ class Ctx:
     training: bool
     generator: torch.Generator | None
     in_shape: tuple  # the input's per-sample shape (a list of them for a merge)
-    sync_stats: object = None  # batchnorm: sums over every process (torchrun), or None
+    moments: object = None  # batchnorm's statistics over every process (torchrun), or None: this batch's
 
 
 def _channel(v: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -95,31 +95,30 @@ def globalmaxpool(x, p, a, ctx):
 
 
 # ---- normalization and noise ---------------------------------------------------------------------
+def moments(x: torch.Tensor, axes: tuple[int, ...]):
+    """(mean, biased variance, count) per channel of one process's batch: the two-pass variance, as
+    NumPy computes it."""
+    mean = x.mean(dim=axes)
+    xc = x - _channel(mean, x.ndim)
+    return mean, (xc * xc).mean(dim=axes), x.numel() // x.shape[1]
+
+
 @lowering("batchnorm")
 def batchnorm(x, p, a, ctx):
-    """Batch mean and biased variance in training (over every process's batch when `sync_stats` is set),
+    """Batch mean and biased variance in training (over every process's batch under torchrun: ctx.moments),
     running = momentum * running + (1 - momentum) * batch with the unbiased variance stored; running
     statistics at inference."""
     axes = (0,) if x.ndim == 2 else (0, 2, 3)
     if ctx.training:
-        count = x.numel() // x.shape[1]
-        sums = torch.stack([x.sum(dim=axes), (x * x).sum(dim=axes)])
-        if ctx.sync_stats is not None:
-            sums, count = ctx.sync_stats(sums, count)
-        mean = sums[0] / count
-        var = (sums[1] / count - mean * mean).clamp_min(0) if ctx.sync_stats is not None else None
-        xc = x - _channel(mean, x.ndim)
-        if var is None:  # one process: the two-pass variance, as NumPy computes it
-            var = (xc * xc).mean(dim=axes)
+        mean, var, count = (ctx.moments or moments)(x, axes)
         with torch.no_grad():
             m = a["momentum"]
             p["running_mean"].mul_(m).add_((1 - m) * mean.detach())
             p["running_var"].mul_(m).add_((1 - m) * var.detach() * (count / max(count - 1, 1)))
     else:
-        var = p["running_var"]
-        xc = x - _channel(p["running_mean"], x.ndim)
+        mean, var = p["running_mean"], p["running_var"]
     inv_std = torch.rsqrt(var + a["eps"])
-    return xc * _channel(p["gamma"] * inv_std, x.ndim) + _channel(p["beta"], x.ndim)
+    return (x - _channel(mean, x.ndim)) * _channel(p["gamma"] * inv_std, x.ndim) + _channel(p["beta"], x.ndim)
 
 
 @lowering("lrn")
