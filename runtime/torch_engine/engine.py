@@ -71,6 +71,34 @@ def generator_seed(spec: Spec) -> int:
     return int(np.random.SeedSequence(noise_seed(spec)).generate_state(1, np.uint64)[0] >> 1)
 
 
+class _Flat:
+    """Parameters updated together: their tensors become views into one flat tensor, so an optimizer
+    rule runs once over all of them (the rules are elementwise). Two groups: the weights that decay
+    (adamw's decoupled decay) and the rest."""
+
+    def __init__(self, params: list[tuple[str, "torch.Tensor"]], decayed: bool):
+        self.names = [n for n, _ in params]
+        self.decayed = decayed
+        self.shapes = [tuple(p.shape) for _, p in params]
+        self.sizes = [p.numel() for _, p in params]
+        self.values = torch.cat([p.detach().flatten() for _, p in params]) if params else None
+        offset = 0
+        for (_, p), k in zip(params, self.sizes):
+            p.data = self.values[offset:offset + k].view(p.shape)  # the parameter now lives in the flat tensor
+            offset += k
+        self.tmp = torch.empty_like(self.values) if params else None
+        self.state: dict[str, "torch.Tensor"] = {}
+
+    def gather(self, grads: dict) -> "torch.Tensor":
+        return torch.cat([grads[n].flatten() for n in self.names])
+
+    def split(self, flat):
+        offset = 0
+        for name, shape, k in zip(self.names, self.shapes, self.sizes):
+            yield name, flat[offset:offset + k].view(shape)
+            offset += k
+
+
 class TorchEngine(Engine):
     name = "torch"
 
@@ -118,8 +146,9 @@ class TorchEngine(Engine):
         from dlc.runtime.torch_engine.net import torch_name
         self.tensors = {n: tensors[torch_name(n)] for n in self.names}
         self.params = [(p.name, self.tensors[p.name]) for p in spec.graph.params()]
-        self.state: dict[str, dict] = {}
-        self._tmp = {name: torch.empty_like(t) for name, t in self.params}
+        self.groups = [_Flat([(n, t) for n, t in self.params if (n in self.reg.decayed) == decayed], decayed)
+                       for decayed in (True, False)]
+        self.groups = [g for g in self.groups if g.names]
         self.t = 0
 
     # ---- training ------------------------------------------------------------------------------
@@ -158,11 +187,12 @@ class TorchEngine(Engine):
             total = loss.detach() + self._penalty_and_grads(grads)
             value = float(total)
             if math.isfinite(value):
-                self._clip(grads)
+                flat_grads = [g.gather(grads) for g in self.groups]
+                self._clip(flat_grads)
                 self.t += 1
-                for name, p in self.params:
-                    self.rule.update(p.detach(), grads[name], self.state.setdefault(name, {}), self._tmp[name], lr,
-                                     self.hp, self.t, name in self.reg.decayed, TORCH_OPS)
+                for group, g in zip(self.groups, flat_grads):  # one update per group: a few kernels, not one per tensor
+                    self.rule.update(group.values, g, group.state, group.tmp, lr, self.hp, self.t, group.decayed,
+                                     TORCH_OPS)
                 self._constrain()
         return value, out.detach().cpu().numpy()
 
@@ -178,12 +208,11 @@ class TorchEngine(Engine):
                 g.add_(torch.sign(w), alpha=l1)
         return total
 
-    def _clip(self, grads):
+    def _clip(self, gs):
         """Every entry to [-clip_value, clip_value], then the global norm to clip_norm (as NumPy's)."""
         clip_norm, clip_value = self.clip
         if not clip_norm and not clip_value:
             return
-        gs = list(grads.values())
         if clip_value:
             for g in gs:
                 g.clamp_(-clip_value, clip_value)
@@ -222,18 +251,20 @@ class TorchEngine(Engine):
                 self.tensors[n].copy_(torch.as_tensor(np.asarray(v), dtype=self.dtype))
 
     def optimizer_state(self):
-        flat = {f"{name}.{role}": b.detach().cpu().numpy().copy() for name, roles in self.state.items()
-                for role, b in roles.items()}
+        flat = {}
+        for group in self.groups:
+            for role, buf in group.state.items():
+                for name, part in group.split(buf):
+                    flat[f"{name}.{role}"] = part.detach().cpu().numpy().copy()
         return dict(flat, __t__=np.array(self.t))
 
     def load_optimizer_state(self, arrays):
         self.t = int(arrays.get("__t__", 0))
-        self.state = {}
-        for key, v in arrays.items():
-            if key != "__t__":
-                name, role = key.rsplit(".", 1)
-                self.state.setdefault(name, {})[role] = torch.as_tensor(np.array(v), dtype=self.dtype,
-                                                                       device=self.device)
+        for group in self.groups:
+            roles = {key.rsplit(".", 1)[1] for key in arrays if key != "__t__" and key.rsplit(".", 1)[0] in group.names}
+            group.state = {role: torch.cat([torch.as_tensor(np.asarray(arrays[f"{n}.{role}"]), dtype=self.dtype,
+                                                            device=self.device).flatten() for n in group.names])
+                           for role in sorted(roles)}
 
     def noise_state(self):
         """Every process's noise generator (one per process under torchrun), as hex strings by rank."""

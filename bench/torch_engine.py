@@ -1,0 +1,79 @@
+"""The torch engine's step against a hand-written PyTorch loop of the same net (torch.optim.Adam,
+nn.CrossEntropyLoss, the same batch), and the NumPy engine against the torch engine, on this CPU.
+
+For each net (the MLP and LeNet of bench/train_throughput.py, specs/resnet_digits.dl): STEPS steps
+per timing, timings alternating engine / hand loop / NumPy engine, the median of RUNS. The engine's
+step includes what the trainer needs from it: the batch from NumPy, the loss as a Python float (the
+NaN guard) and the outputs back as NumPy (accuracy).
+
+    python bench/torch_engine.py [RUNS=5] [STEPS=30]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import dlc
+from dlc.runtime.numpy_engine.engine import NumpyEngine
+from dlc.runtime.numpy_engine.network import init_params
+from dlc.runtime.torch_engine.engine import TorchEngine
+
+sys.path.insert(0, str(Path(__file__).parent))
+from e2e_vs_torch import torch_resnet  # noqa: E402
+from train_throughput import LENET, MLP, torch_net  # noqa: E402
+
+# specs/resnet_digits.dl without its l2 (the hand loop has none)
+RESNET = (Path(__file__).resolve().parent.parent / "specs/resnet_digits.dl").read_text().replace("regularize l2=5e-4\n", "")
+NETS = {"mlp": (MLP, 128, (784,)), "lenet": (LENET, 64, (1, 28, 28)), "resnet_digits": (RESNET, 64, (1, 8, 8))}
+
+
+def _timed(step, steps: int) -> float:
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t0) / steps
+
+
+def main(runs: int = 5, steps: int = 30) -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ms per step, median of {runs}")
+    for name, (text, batch, shape) in NETS.items():
+        spec = dlc.compile(text)
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(batch,) + shape).astype(np.float32)
+        y = rng.integers(0, 10, batch)
+        values = init_params(spec.graph, 0)
+        engine = TorchEngine(spec, {k: v.copy() for k, v in values.items()}, device=torch.device("cpu"))
+        numpy_engine = NumpyEngine(spec, {k: v.copy() for k, v in values.items()})
+        torch.manual_seed(0)
+        net = torch_resnet() if name == "resnet_digits" else torch_net(name)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        net.train()
+
+        def hand():
+            opt.zero_grad()
+            loss = loss_fn(net(xt), yt)
+            loss.backward()
+            opt.step()
+
+        ours, theirs, numpy_ms = [], [], []
+        for _ in range(runs):
+            ours.append(1e3 * _timed(lambda: engine.step(x, y, 1e-3), steps))
+            theirs.append(1e3 * _timed(hand, steps))
+            numpy_ms.append(1e3 * _timed(lambda: numpy_engine.step(x, y, 1e-3), max(5, steps // 3)))
+        o, t, n = (statistics.median(v) for v in (ours, theirs, numpy_ms))
+        print(f"{name:14s} batch {batch}: torch engine {o:.2f} ms, hand-written torch loop {t:.2f} ms "
+              f"(engine overhead {100 * (o / t - 1):+.1f}%), numpy engine {n:.2f} ms "
+              f"(numpy/torch engine {n / o:.2f}x)", flush=True)
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:]))
