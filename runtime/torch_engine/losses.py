@@ -12,15 +12,10 @@ from __future__ import annotations
 import torch
 
 from dlc.compiler.losses import EPS
+from dlc.runtime.torch_engine.ops import table_of
 
 LOSS_LOWERINGS: dict = {}
-
-
-def lowering(name):
-    def put(fn):
-        LOSS_LOWERINGS[name] = fn
-        return fn
-    return put
+lowering = table_of(LOSS_LOWERINGS)
 
 
 def _clip(p: torch.Tensor, lo: float, hi: float) -> torch.Tensor:

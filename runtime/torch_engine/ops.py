@@ -16,14 +16,18 @@ import torch.nn.functional as F
 
 from dlc.compiler.ops.windows import resolve_pads
 
+def table_of(table: dict):
+    """`@lowering(name)` for `table`: puts the decorated function there under the name."""
+    def lowering(name):
+        def put(fn):
+            table[name] = fn
+            return fn
+        return put
+    return lowering
+
+
 LOWERINGS: dict = {}
-
-
-def lowering(name):
-    def put(fn):
-        LOWERINGS[name] = fn
-        return fn
-    return put
+lowering = table_of(LOWERINGS)
 
 
 @dataclass
