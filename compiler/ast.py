@@ -49,7 +49,15 @@ class Call:
     kwargs: list["KwArg"] = field(default_factory=list)  # normal(std=0.01)
 
 
-Value = Union[Number, Dims, Name, String, Call]
+@dataclass
+class Tuple:
+    """(30, 60, 90): several values for one key (schedule multistep milestones=...)."""
+
+    values: list["Value"]
+    span: Span
+
+
+Value = Union[Number, Dims, Name, String, Call, Tuple]
 
 
 @dataclass
@@ -103,5 +111,7 @@ def value_text(v: Value) -> str:
         return v.value
     if isinstance(v, String):
         return f'"{v.value}"'
+    if isinstance(v, Tuple):
+        return "(" + ", ".join(value_text(a) for a in v.values) + ")"
     parts = [value_text(a) for a in v.args] + [f"{k.key}={value_text(k.value)}" for k in v.kwargs]
     return f"{v.name}(" + ", ".join(parts) + ")"

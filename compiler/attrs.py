@@ -51,7 +51,8 @@ class SearchRange:
 
 @dataclass(frozen=True)
 class Attr:
-    """type: int | float | bool | name | str | dims (int or AxB) | pad (int, AxB or 'same')."""
+    """type: int | float | bool | name | str | dims (int or AxB) | pad (int, AxB or 'same') |
+    epochs (whole numbers in increasing order: (30, 60, 90), or one number)."""
 
     type: str
     default: Any = REQUIRED
@@ -152,6 +153,20 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
                 _check_range(key, v, attr, span)
             return tuple(value.value)
         raise _err(f"{key} expects a whole number or HxW, got '{ast.value_text(value)}'", span)
+    if t == "epochs":
+        items = value.values if isinstance(value, ast.Tuple) else [value]
+        out = []
+        for item in items:
+            if not isinstance(item, ast.Number) or not float(item.value).is_integer():
+                raise _err(f"{key} expects whole numbers, e.g. {key}=(30, 60), got '{ast.value_text(item)}'",
+                           item.span, attr.doc or None)
+            _check_size(key, item, attr, item.span)
+            out.append(_check_range(key, int(item.value), attr, item.span))
+        if any(b <= a for a, b in zip(out, out[1:])):
+            raise _err(f"{key}={ast.value_text(value)} must be in increasing order", span)
+        return tuple(out)
+    if isinstance(value, ast.Tuple):
+        raise _err(f"{key} takes one value, got {ast.value_text(value)}", span)
     raise AssertionError(f"unknown attr type {t}")
 
 

@@ -88,6 +88,11 @@ class _ToAST(Transformer):
         kwargs = [a for a in args if isinstance(a, ast.KwArg)]
         return ast.Call(str(name), [a for a in args if not isinstance(a, ast.KwArg)], _span(name), kwargs)
 
+    def tuple(self, items):
+        values = [v for v in items if v is not None]
+        first, last = values[0].span, values[-1].span
+        return ast.Tuple(values, Span(first.line, first.col - 1, last.end_line, last.end_col + 1))
+
     def kwarg(self, items):
         key, value = items
         return ast.KwArg(str(key), value, _span(key))

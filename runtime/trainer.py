@@ -130,8 +130,7 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
         steps = 0
         while not finished and st.epoch < epochs:
             row, steps = _epoch(spec, engine, st, splits, steps, max_steps)
-            monitor = row["val_loss"] if row["val_loss"] is not None else row["loss"]
-            st.end_epoch(row, monitor, keep_best=bool(patience))
+            st.end_epoch(row, monitored(row), keep_best=bool(patience))
             snap = st.snapshot()
             if write:
                 rf.save_checkpoint(run_dir, *snap)
@@ -210,7 +209,8 @@ def _epoch(spec: Spec, engine: Engine, st: TrainingState, splits: Splits, steps:
     n = len(splits.x_train)
     batch = n if tr["batch"] == "all" else min(tr["batch"], n)
     epoch, epochs = st.epoch, tr["epochs"]
-    lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, epoch, epochs)
+    lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, epoch, epochs,
+                       [monitored(r) for r in st.history])
     order = st.shuffle_rng.permutation(n) if tr["shuffle"] else np.arange(n)
     classify = spec.task == "classification"
     total_loss, right, seen = 0.0, 0, 0
@@ -237,6 +237,12 @@ def _epoch(spec: Spec, engine: Engine, st: TrainingState, splits: Splits, steps:
         row["val_loss"], row["val_accuracy"] = v["loss"], v["accuracy"]
     row["seconds"] = round(time.perf_counter() - t0, 4)
     return row, steps
+
+
+def monitored(row: dict) -> float:
+    """What early stopping and the plateau schedule watch: the validation loss, or the training loss
+    when there is no validation split."""
+    return row["val_loss"] if row["val_loss"] is not None else row["loss"]
 
 
 def _thread_limit(threads: int | None):

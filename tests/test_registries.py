@@ -68,6 +68,9 @@ def test_the_documented_schedule_keys_defaults_and_formula_are_the_registry_s(na
     keys = documented_keys("schedule", name)
     rule = SCHEDULES[name]
     for key, attr in {**rule.attrs, "warmup": None}.items():
+        if attr is not None and attr.type == "epochs":  # a tuple: (30, 60, 90)
+            assert f"{key}=({', '.join(map(str, attr.default))})" in usage_block(), (name, key)
+            continue
         assert key in keys, f"schedule {name}: {key} is not documented"
         if attr is not None:
             assert _value(keys[key]) == attr.default, (name, key)

@@ -257,3 +257,30 @@ def test_genetic_trains_xor_and_resumes_exactly(tmp_path):
     full = train(compile(text), write=False, progress=False)
     assert full.metrics["test"]["accuracy"] >= 0.85
     assert full.history[-1]["loss"] < full.history[0]["loss"] / 2
+
+
+def test_multistep_poly_and_plateau_give_their_documented_rates():
+    assert [learning_rate(1.0, "multistep", {"milestones": (2, 4), "gamma": 0.5, "warmup": 1}, e, 10)
+            for e in range(7)] == [0.5, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    assert learning_rate(2.0, "poly", {"power": 2.0, "warmup": 0}, 5, 10) == pytest.approx(0.5)
+    hp = {"patience": 2, "factor": 0.5, "threshold": 0.01, "min_lr": 0.2, "warmup": 0}
+    losses = [1.0, 0.9, 0.895, 0.9, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    # epoch 4: two epochs (0.895 is not 1 % better than 0.9; 0.9) without improvement -> one reduction;
+    # from 0.5, two more without -> another, then two more -> a third, held at min_lr
+    rates = [learning_rate(1.0, "plateau", hp, e, 20, losses) for e in range(11)]
+    assert rates == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2]
+
+
+@pytest.mark.parametrize("schedule", ["plateau patience=2 factor=0.5", "multistep milestones=(2, 5) gamma=0.3"])
+def test_resume_with_a_reacting_schedule_is_bit_identical(tmp_path, schedule):
+    """The plateau's reductions come from the history the checkpoint holds: stopping after 6 epochs and
+    resuming to 14 gives the uninterrupted run's rates and weights exactly."""
+    text = ("model m {\n input 4\n dense 16 relu\n dense 3 softmax\n}\ndata iris\noptimizer sgd lr=0.3\n"
+            f"schedule {schedule}\ntrain epochs=14 batch=16 seed=0 validation=0.2\n")
+    full = train(dlc.compile(text), out=tmp_path / "full", progress=False)
+    train(dlc.compile(text, overrides=["train.epochs=6"]), out=tmp_path / "cut", progress=False)
+    resumed = train(dlc.compile(text), out=tmp_path / "cut", resume=True, progress=False)
+    assert [r["lr"] for r in resumed.history] == [r["lr"] for r in full.history]
+    assert len({r["lr"] for r in full.history}) > 1  # the schedule did change the rate
+    for k, v in full.model.values.items():
+        assert np.array_equal(v, resumed.model.values[k]), k
