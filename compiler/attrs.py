@@ -52,7 +52,8 @@ class SearchRange:
 @dataclass(frozen=True)
 class Attr:
     """type: int | float | bool | name | str | dims (int or AxB) | pad (int, AxB or 'same') |
-    epochs (whole numbers in increasing order: (30, 60, 90), or one number)."""
+    epochs (whole numbers in increasing order: (30, 60, 90), or one number) |
+    class_weight (`balanced`, or one weight per class: (1, 5, 1))."""
 
     type: str
     default: Any = REQUIRED
@@ -164,6 +165,20 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
             out.append(_check_range(key, int(item.value), attr, item.span))
         if any(b <= a for a, b in zip(out, out[1:])):
             raise _err(f"{key}={ast.value_text(value)} must be in increasing order", span)
+        return tuple(out)
+    if t == "class_weight":
+        if isinstance(value, ast.Name) and value.value == "balanced":
+            return "balanced"
+        if not isinstance(value, ast.Tuple):
+            raise _err(f"{key} expects balanced or one weight per class, e.g. {key}=(1, 5, 1), got "
+                       f"'{ast.value_text(value)}'", span, attr.doc or None)
+        out = []
+        for item in value.values:
+            if not isinstance(item, ast.Number) or not math.isfinite(item.value) or item.value < 0:
+                raise _err(f"{key}: a class weight is a number >= 0, got '{ast.value_text(item)}'", item.span)
+            out.append(float(item.value))
+        if not any(out):
+            raise _err(f"{key}={ast.value_text(value)} weighs every class 0: nothing would train", span)
         return tuple(out)
     if isinstance(value, ast.Tuple):
         raise _err(f"{key} takes one value, got {ast.value_text(value)}", span)

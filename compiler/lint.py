@@ -244,3 +244,33 @@ def lint(spec) -> list[Diagnostic]:
                 seen.add((span, r.code, message))
                 out.append(Diagnostic("warning", f"{message}: {r.why}", span, fix, r.code))
     return sorted(out, key=lambda d: (d.span.line if d.span else 0, d.span.col if d.span else 0, d.code))
+
+
+IMBALANCE_RATIO = 5  # the largest class this many times the smallest: "strongly imbalanced"
+
+
+@rule("DL113", "strongly imbalanced classes and no class_weight",
+      "the loss is dominated by the large classes: a model can score well by rarely predicting the small "
+      "ones, whose recall stays low")
+def _imbalanced(spec):
+    return ()  # it needs the labels: the runtime reports it from the training split (imbalance_warning)
+
+
+def imbalance_warning(spec, counts, classes, what: str = "the training split") -> Diagnostic | None:
+    """DL113 for labels with `counts` samples per class (`what`: whose), when the loss is unweighted."""
+    loss = spec["loss"]
+    if "class_weight" not in LOSSES[loss.kind].attrs or loss.get("class_weight") is not None:
+        return None
+    present = [(c, n) for c, n in zip(classes, counts) if n > 0]
+    if len(present) < 2:
+        return None
+    (small, n_small), (large, n_large) = min(present, key=lambda p: p[1]), max(present, key=lambda p: p[1])
+    if n_large < IMBALANCE_RATIO * n_small:
+        return None
+    r = RULES["DL113"]
+    span = loss.span if loss.written else (spec.settings["data"].span if "data" in spec.settings else None)
+    if _silenced(spec, span, r.code):
+        return None
+    return Diagnostic("warning", f"{what} has {n_large} samples of class {large} and {n_small} of "
+                                 f"class {small}: {r.why}", span,
+                      f"weigh the loss: loss {loss.kind} class_weight=balanced", r.code)

@@ -46,7 +46,9 @@ class Loss:
         """The loss an untrained model should start near (dlc diagnose), and its formula."""
         raise NotImplementedError
 
-    def value_and_grad(self, out, y, fused: bool) -> tuple[float, object]:
+    def value_and_grad(self, out, y, fused: bool, class_weight=None) -> tuple[float, object]:
+        """The loss averaged over the batch and its gradient; `class_weight` (classification: one weight
+        per class, or None) multiplies each sample's loss by its class's weight (still divided by N)."""
         raise NotImplementedError
 
     def probabilities(self, out, fused: bool):
@@ -78,6 +80,8 @@ class CrossEntropy(Loss):
     fuses = "softmax"
     labels = "index"
     doc = "-log p(true class), averaged; from the logits (log-sum-exp) after a final softmax"
+    attrs = {"class_weight": Attr("class_weight", None, searchable=False,
+                                  doc="balanced (n / (K·n_c) on the training split), or one weight per class")}
 
     def check_output(self, activation, units):
         if activation != "softmax":
@@ -87,19 +91,23 @@ class CrossEntropy(Loss):
     def expected_initial_loss(self, units, y):
         return math.log(units), f"ln({units})"
 
-    def value_and_grad(self, out, y, fused):
+    def value_and_grad(self, out, y, fused, class_weight=None):
         n = out.shape[0]
+        w = None if class_weight is None else np.asarray(class_weight, dtype=out.dtype)[y]  # per sample
         if fused:
             z = out - out.max(axis=1, keepdims=True)
             logsum = np.log(np.exp(z).sum(axis=1))
-            value = float(np.mean(logsum - z[np.arange(n), y]))
+            per_sample = logsum - z[np.arange(n), y]
             grad = np.exp(z - logsum[:, None])
             grad[np.arange(n), y] -= 1
-            return value, grad / out.dtype.type(n)
+            if w is not None:
+                per_sample = per_sample * w
+                grad *= w[:, None]
+            return float(np.mean(per_sample)), grad / out.dtype.type(n)
         p = np.clip(out[np.arange(n), y], EPS, 1.0)
         grad = np.zeros_like(out)
-        grad[np.arange(n), y] = -1.0 / (p * n)
-        return float(-np.mean(np.log(p))), grad
+        grad[np.arange(n), y] = -(1.0 if w is None else w) / (p * n)
+        return float(-np.mean(np.log(p) * (1.0 if w is None else w))), grad
 
     def probabilities(self, out, fused):
         return softmax(out) if fused else out
@@ -112,6 +120,8 @@ class BinaryCrossEntropy(Loss):
     fuses = "sigmoid"
     labels = "binary"
     doc = "-(t log p + (1-t) log(1-p)), averaged over samples and units; from the logits after a final sigmoid"
+    attrs = {"class_weight": Attr("class_weight", None, searchable=False,
+                                  doc="balanced (n / (2·n_c) on the training split), or (weight of 0, weight of 1)")}
 
     def check_output(self, activation, units):
         if activation != "sigmoid":
@@ -130,14 +140,16 @@ class BinaryCrossEntropy(Loss):
             return y.reshape(out.shape).astype(out.dtype)
         return np.eye(out.shape[1], dtype=out.dtype)[y]
 
-    def value_and_grad(self, out, y, fused):
+    def value_and_grad(self, out, y, fused, class_weight=None):
         t = self._targets(y, out)
+        # one output unit: each sample weighted by its label's class (the spec refuses weights otherwise)
+        w = 1.0 if class_weight is None else np.asarray(class_weight, dtype=out.dtype)[y.astype(np.int64)].reshape(out.shape)
         if fused:
-            value = float(np.mean(np.logaddexp(0, out) - t * out))
-            return value, ((_sigmoid(out) - t) / out.dtype.type(out.size)).astype(out.dtype)
+            value = float(np.mean((np.logaddexp(0, out) - t * out) * w))
+            return value, (w * (_sigmoid(out) - t) / out.dtype.type(out.size)).astype(out.dtype)
         p = np.clip(out, EPS, 1 - EPS)
-        value = float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
-        return value, ((p - t) / (p * (1 - p) * out.size)).astype(out.dtype)
+        value = float(-np.mean(w * (t * np.log(p) + (1 - t) * np.log(1 - p))))
+        return value, (w * (p - t) / (p * (1 - p) * out.size)).astype(out.dtype)
 
     def probabilities(self, out, fused):
         return _sigmoid(out) if fused else out
@@ -157,7 +169,7 @@ class MSE(Loss):
         yf = np.asarray(y, dtype=np.float64)
         return float(np.mean(yf * yf)), "mean(y^2), the loss of predicting 0"
 
-    def value_and_grad(self, out, y, fused):
+    def value_and_grad(self, out, y, fused, class_weight=None):
         diff = out - y.reshape(out.shape).astype(out.dtype)
         return float(np.mean(diff * diff)), (2.0 / out.size) * diff
 
@@ -170,6 +182,6 @@ class MAE(Loss):
     def expected_initial_loss(self, units, y):
         return float(np.mean(np.abs(np.asarray(y, dtype=np.float64)))), "mean|y|, the loss of predicting 0"
 
-    def value_and_grad(self, out, y, fused):
+    def value_and_grad(self, out, y, fused, class_weight=None):
         diff = out - y.reshape(out.shape).astype(out.dtype)
         return float(np.mean(np.abs(diff))), (np.sign(diff) / out.size).astype(out.dtype)

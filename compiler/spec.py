@@ -245,6 +245,8 @@ def _compile(text: str, filename: str, lint: bool, data_files: dict | None, max_
         if word not in settings and word != "data":
             settings[word] = default_setting(word)
     _check_engine(settings, diags)
+    if graph is not None and graph.nodes:
+        _check_class_weight(settings["loss"], graph, diags)
     diags.raise_if_errors()
     from .memory import check_limit, default_limit
     limit = default_limit() if max_memory is None else (max_memory or None)
@@ -255,6 +257,25 @@ def _compile(text: str, filename: str, lint: bool, data_files: dict | None, max_
         from .lint import lint as run_lint
         spec.warnings = run_lint(spec)
     return spec
+
+
+def _check_class_weight(loss: Setting, graph: Graph, diags: Diagnostics) -> None:
+    """Explicit class weights: one per class the output has (a sigmoid's single unit: two classes)."""
+    weights = loss.get("class_weight")
+    if not isinstance(weights, tuple):
+        return
+    units = graph.output_shape[0] if len(graph.output_shape) == 1 else None
+    span = loss.spans.get("class_weight", loss.span)
+    if LOSSES[loss.kind].labels == "binary":
+        if units != 1:
+            diags.error(f"class_weight with {loss.kind} needs 1 output unit (two classes), the model has {units}",
+                        span, "for several independent labels leave class_weight out")
+        elif len(weights) != 2:
+            diags.error(f"class_weight gives {len(weights)} weights; {loss.kind} with 1 output has 2 classes",
+                        span, "write class_weight=(weight of 0, weight of 1)")
+    elif units is not None and len(weights) != units:
+        diags.error(f"class_weight gives {len(weights)} weights; the output has {units} classes", span,
+                    "one weight per class, in class order, or class_weight=balanced")
 
 
 DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")

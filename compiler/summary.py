@@ -102,9 +102,15 @@ def render(spec: Spec) -> str:
     opt = spec["optimizer"]
     train = spec["train"]
     data = spec.settings.get("data")
-    out.append(f"training: loss {spec.loss}, optimizer {opt.kind} lr={_plain(opt.get('lr'))}, "
+    weights = spec["loss"].get("class_weight")
+    weighted = "" if weights is None else (
+        " class_weight=balanced (n/(K·n_c) from the training split)" if weights == "balanced"
+        else " class_weight=(" + ", ".join(f"{w:g}" for w in weights) + ")")
+    engine = f", engine {train['engine']}" + (f" on {train['device']}" if train.get("device") else "") \
+        if train.get("engine") else ""
+    out.append(f"training: loss {spec.loss}{weighted}, optimizer {opt.kind} lr={_plain(opt.get('lr'))}, "
                f"epochs={_plain(train['epochs'])} batch={_plain(train['batch'])}, "
-               f"data {data.kind if data else '(none: add a data line to train)'}")
+               f"data {data.kind if data else '(none: add a data line to train)'}{engine}")
     out.append(_memory_line(spec))
     if spec.ranges:
         out.append("search ranges: " + ", ".join(f"{k}={v.text}" for k, v in spec.ranges))

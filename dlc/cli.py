@@ -99,7 +99,7 @@ def cmd_train(args) -> int:
     rank = process_rank()  # under torchrun, rank 0 alone reports
     try:
         result = api.train(spec, out=out, resume=args.resume, progress=not args.quiet and rank == 0,
-                           overwrite=args.overwrite, notify=lambda message: print(f"dlc: {message}", file=sys.stderr))
+                           overwrite=args.overwrite, notify=lambda note: _notify(note, spec))
     except TrainingDiverged as e:
         if rank == 0:
             print(f"{spec.source.filename}: error: {e}", file=sys.stderr)
@@ -123,6 +123,15 @@ def cmd_train(args) -> int:
     print(_metrics_line(m))
     print(f"run folder: {result.run_dir}")
     return 130 if result.interrupted else EXIT_OK
+
+
+def _notify(note, spec) -> None:
+    """A note from training: a message, or a located warning (DL113) printed as check prints it."""
+    from dlc.compiler.diagnostics import Diagnostic
+    if isinstance(note, Diagnostic):
+        _print_diags([note], spec.source)
+    else:
+        print(f"dlc: {note}", file=sys.stderr)
 
 
 def _train_overrides(args) -> list[str]:

@@ -70,6 +70,12 @@ class Engine(ABC):
     def load_noise_state(self, state) -> None:
         """Set the noise generator's state; ValueError/TypeError/KeyError when it is not one of ours."""
 
+    class_weight: np.ndarray | None = None
+
+    def set_class_weight(self, weights: np.ndarray | None) -> None:
+        """The weight of each class in the training loss (runtime/class_weight.py), or None."""
+        self.class_weight = weights
+
     @classmethod
     def check(cls, spec: Spec) -> None:
         """Refuse, before anything is allocated or written, what this engine cannot run here (a device

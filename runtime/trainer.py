@@ -15,6 +15,7 @@ from dlc.compiler.spec import Spec, portable_text
 from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.splits import Splits, prepare
+from dlc.runtime.class_weight import class_weights, imbalance
 from dlc.runtime.engine import Engine, engine_class, make_engine, process_rank
 from dlc.runtime.numpy_engine.model import Model
 from dlc.runtime.numpy_engine.network import init_params
@@ -67,12 +68,12 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     notify = notify or (lambda message: None)
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
     if not write:
-        return _train(spec, run_dir, None, progress, splits, False, max_steps, on_epoch)
+        return _train(spec, run_dir, None, progress, splits, False, max_steps, on_epoch, notify)
     if process_rank() != 0:  # one of several torchrun processes: rank 0 writes the folder; this one reads
         ckpt = rf.load_checkpoint(run_dir) if resume and run_dir.exists() else None  # what it resumes from
         if ckpt is not None:
             spec = data_record.load_for_run(spec, run_dir)
-        return _train(spec, run_dir, ckpt, False, splits, False, max_steps, on_epoch)
+        return _train(spec, run_dir, ckpt, False, splits, False, max_steps, on_epoch, lambda message: None)
     note = contention_note(spec) if progress else None  # a warning: not with -q
     if note:
         notify(note)
@@ -90,20 +91,20 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
                 spec = data_record.load_for_run(spec, run_dir)
         if ckpt is None:  # a new run here: nothing of an earlier one may be resumed or mixed in by mistake
             rf.claim(run_dir, spec.name, overwrite=overwrite or (resume and rf.is_run(run_dir)))
-        return _train(spec, run_dir, ckpt, progress, splits, True, max_steps, on_epoch)
+        return _train(spec, run_dir, ckpt, progress, splits, True, max_steps, on_epoch, notify)
 
 
 def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | None, write: bool,
-           max_steps: int | None, on_epoch=None) -> RunResult:
+           max_steps: int | None, on_epoch=None, notify=None) -> RunResult:
     engine = make_engine(spec, init_params(spec.graph, spec["train"]["seed"]))
     try:
-        return _run(engine, spec, run_dir, ckpt, progress, splits, write, max_steps, on_epoch)
+        return _run(engine, spec, run_dir, ckpt, progress, splits, write, max_steps, on_epoch, notify)
     finally:
         engine.close()
 
 
 def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | None, write: bool,
-         max_steps: int | None, on_epoch=None) -> RunResult:
+         max_steps: int | None, on_epoch=None, notify=None) -> RunResult:
     tr = spec["train"]
     epochs, patience = tr["epochs"], tr["early_stop"]
     st = TrainingState.fresh(engine, spec)
@@ -114,6 +115,13 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
     if finished and all((run_dir / f).exists() for f in (rf.WEIGHTS, rf.METRICS, rf.PREPROCESS)):
         return _complete(run_dir, spec, st, patience)
     splits = splits or prepare(spec)
+    weights = class_weights(spec, splits.y_train)
+    engine.set_class_weight(weights)
+    # DL113, unless check already said it of the data file: a warning, so not with -q
+    warned = any(w.code == "DL113" for w in spec.warnings)
+    warning = imbalance(spec, splits.y_train, splits.classes) if progress and notify and not warned else None
+    if warning is not None:
+        notify(warning)
     if write:
         rf.atomic_write_text(run_dir / rf.SPEC, portable_text(spec))  # trains as written from the run folder too
         rf.save_npz(run_dir / rf.PREPROCESS, rf.preprocess_arrays(splits.preprocess, splits.classes))
@@ -163,6 +171,7 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
         "stopped_early": bool(patience and st.wait >= patience), "interrupted": interrupted,
         "seconds": round(time.perf_counter() - t_start, 3), "blas_threads": metrics_threads,
         **engine.describe(),
+        **({"class_weight": [float(w) for w in weights]} if weights is not None else {}),
         "samples": {"train": len(splits.x_train), "validation": len(splits.x_val), "test": len(splits.x_test)},
         "train": scores(spec, engine.outputs(splits.x_train), splits.y_train),
         "validation": _final_validation(spec, engine, splits, st, patience),

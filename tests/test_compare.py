@@ -23,14 +23,16 @@ def test_compare_trains_each_spec_and_writes_table_and_plot(tmp_path, capsys):
                  "--set", "train.epochs=5"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "init_zeros" in text and "init_he" in text and "gap pts" in text
+    assert "init_zeros" in text and "init_he" in text and "gap pts" in text and "macro F1%" in text
     rows = list(csv.DictReader((out / "compare.csv").open()))
     assert [r["run"] for r in rows] == ["init_zeros", "init_he"]
     zeros, he = (float(r["val_acc"]) for r in rows)
     assert zeros < 0.2 < 0.8 < he  # zero init stays at chance; he init learns
     assert (out / "compare.png").stat().st_size > 10_000
-    for r in rows:  # every run is a full run folder
+    for r in rows:  # every run is a full run folder; the macro F1 is its test report's
         assert (out / r["run"] / "weights.npz").exists() and (out / r["run"] / "metrics.json").exists()
+        report = json.loads((out / r["run"] / "metrics.json").read_text())["test_report"]
+        assert float(r["test_f1"]) == report["macro"]["f1"]
 
 
 def test_compare_uses_one_split_and_the_first_seed(tmp_path):

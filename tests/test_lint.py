@@ -34,8 +34,11 @@ CASES = {  # rule: (a spec that triggers it, a spec that does not)
 }
 
 
+DATA_RULES = {"DL113"}  # rules on the labels, not the spec: tests/test_class_weight.py
+
+
 def test_every_rule_has_cases():
-    assert set(CASES) == set(RULES)
+    assert set(CASES) | DATA_RULES == set(RULES)
 
 
 @pytest.mark.parametrize("code", sorted(CASES))

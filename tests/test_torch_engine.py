@@ -84,9 +84,10 @@ def test_noise_ops_follow_their_distribution():
     assert np.array_equal((y / x).numpy()[x.numpy() > 0], np.ones(int((x > 0).sum())))
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "class_weight"])
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "probabilities"])
 @pytest.mark.parametrize("loss", sorted(LOSSES))
-def test_loss_value_and_gradient_equal_numpy(loss, fused):
+def test_loss_value_and_gradient_equal_numpy(loss, fused, weighted):
     rng = np.random.default_rng(5)
     rule = LOSSES[loss]
     units = {"cross_entropy": 4, "binary_cross_entropy": 1}.get(loss, 3)
@@ -96,10 +97,13 @@ def test_loss_value_and_gradient_equal_numpy(loss, fused):
         if loss == "cross_entropy":
             out[0, 0] = 1e-9  # below the clip: the gradient is taken at the clipped value, as NumPy's
     y = rng.integers(0, 2 if units == 1 else units, 6) if rule.task == "classification" else rng.normal(0, 1, (6, units))
-    value, grad = rule.value_and_grad(out.copy(), y, fused and rule.fuses is not None)
+    if weighted and "class_weight" not in rule.attrs:
+        pytest.skip(f"{loss} takes no class weights")
+    w = rng.uniform(0.2, 3.0, max(units, 2)) if weighted else None
+    value, grad = rule.value_and_grad(out.copy(), y, fused and rule.fuses is not None, w)
     ot = torch.tensor(out, requires_grad=True)
     yt = torch.tensor(y)
-    vt = LOSS_LOWERINGS[loss](ot, yt, fused and rule.fuses is not None)
+    vt = LOSS_LOWERINGS[loss](ot, yt, fused and rule.fuses is not None, None if w is None else torch.tensor(w))
     vt.backward()
     assert rel(value, vt.item()) <= 1e-12
     assert rel(grad, ot.grad.numpy()) <= 1e-12

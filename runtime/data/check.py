@@ -27,11 +27,18 @@ def check_data_file(spec: Spec) -> None:
     if data is None or not data.written or not is_file_source(data):
         return
     diags = Diagnostics(spec.source)
-    _check(data, spec.graph, spec.loss, diags, spec.base_dir, spec.data_files)
+    labels = _check(data, spec.graph, spec.loss, diags, spec.base_dir, spec.data_files)
     diags.raise_if_errors()
+    if labels is not None:  # DL113: classes strongly imbalanced and the loss unweighted
+        from dlc.runtime.class_weight import imbalance
+        y, classes = labels
+        warning = imbalance(spec, y, classes, what=f"{data.kind}")
+        if warning is not None:
+            spec.warnings = sorted([*spec.warnings, warning], key=lambda d: (d.span.line if d.span else 0, d.code or ""))
 
 
 def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, data_files: dict | None):
+    """-> (class indices, class names) when the file's labels were read, else None."""
     def error(message, hint=None):
         diags.error(message, data.kind_span, hint)
         return _Reported()
@@ -57,10 +64,12 @@ def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, da
         if p.labels is not None and loss in CLASSIFICATION_LOSSES:
             y, classes = class_labels(data.kind, p.labels)
             check_labels(graph.output_shape[0], loss, Dataset(None, y, "classification", classes, data.kind), error)
+            return y, classes
     except DataError as e:
         diags.error(str(e), data.kind_span)
     except _Reported:
         pass
+    return None
 
 
 class _Reported(Exception):

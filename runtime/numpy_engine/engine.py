@@ -46,7 +46,7 @@ class NumpyEngine(Engine):
         if not self.opt.rule.uses_gradients:
             return self._evolve(xb, yb, lr)
         out = self.net.forward(xb, training=True, rng=self.noise_rng, upto=self.upto)
-        loss, dout = loss_and_grad(self.spec.loss, out, yb, self.fused)
+        loss, dout = loss_and_grad(self.spec.loss, out, yb, self.fused, self.class_weight)
         grads = self.net.backward(dout)
         loss += self.reg.penalty_and_grads(self.values, grads)
         if math.isfinite(loss):
@@ -64,7 +64,7 @@ class NumpyEngine(Engine):
             for n, v in candidate.items():
                 self.values[n][...] = v
             out = self.net.forward(xb, training=True, rng=rng, upto=self.upto, keep=False)
-            loss, _ = loss_and_grad(self.spec.loss, out, yb, self.fused)
+            loss, _ = loss_and_grad(self.spec.loss, out, yb, self.fused, self.class_weight)
             return loss + self.reg.penalty(self.values)
 
         loss = self.opt.evolve(fitness, rng, lr, self.param_names)

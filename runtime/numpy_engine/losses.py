@@ -11,8 +11,9 @@ def fused_activation(loss: str) -> str | None:
     return LOSSES[loss].fuses
 
 
-def loss_and_grad(loss: str, out: np.ndarray, y: np.ndarray, fused: bool) -> tuple[float, np.ndarray]:
-    return LOSSES[loss].value_and_grad(out, y, fused)
+def loss_and_grad(loss: str, out: np.ndarray, y: np.ndarray, fused: bool,
+                  class_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    return LOSSES[loss].value_and_grad(out, y, fused, class_weight)
 
 
 def probabilities(loss: str, out: np.ndarray, fused: bool) -> np.ndarray:

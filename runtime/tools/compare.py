@@ -23,7 +23,7 @@ from dlc.runtime.data.splits import prepare
 from dlc.runtime.trainer import TrainingDiverged, train
 
 COLUMNS = ["run", "params", "epochs", "seconds", "train_loss", "train_acc", "val_loss", "val_acc", "gap",
-           "test_loss", "test_acc", "test_mae", "status"]
+           "test_loss", "test_acc", "test_f1", "test_mae", "status"]
 
 
 @dataclass
@@ -41,9 +41,9 @@ class Comparison:
     def render(self) -> str:
         classify = any(r["train_acc"] is not None for r in self.rows)
         cols = ["run", "params", "epochs", "seconds", "train_loss", "val_loss", "test_loss"]
-        cols += ["train_acc", "val_acc", "gap", "test_acc"] if classify else ["test_mae"]
+        cols += ["train_acc", "val_acc", "gap", "test_acc", "test_f1"] if classify else ["test_mae"]
         cols.append("status")
-        pct = {"train_acc", "val_acc", "test_acc", "gap"}
+        pct = {"train_acc", "val_acc", "test_acc", "gap", "test_f1"}
 
         def cell(r, c):
             v = r.get(c)
@@ -55,7 +55,8 @@ class Comparison:
                 return f"{v:.4f}" if c != "seconds" else f"{v:.1f}"
             return f"{v:,}" if isinstance(v, int) else str(v)
 
-        table = [[c.replace("_acc", " acc%").replace("_", " ").replace("gap", "gap pts") for c in cols]]
+        table = [[c.replace("_acc", " acc%").replace("test_f1", "macro F1%").replace("_", " ").replace("gap", "gap pts")
+                  for c in cols]]
         table += [[cell(r, c) for c in cols] for r in self.rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
         lines = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
@@ -139,6 +140,7 @@ def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path 
             res = m.get(split) or {}
             row[f"{short}_loss"], row[f"{short}_acc"] = res.get("loss"), res.get("accuracy")
         row["test_mae"] = (m.get("test") or {}).get("mae")
+        row["test_f1"] = ((m.get("test_report") or {}).get("macro") or {}).get("f1")  # the macro-averaged F1
         if row["train_acc"] is not None and row["val_acc"] is not None:
             row["gap"] = row["train_acc"] - row["val_acc"]
         comparison.rows.append(row)

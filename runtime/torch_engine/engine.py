@@ -150,6 +150,7 @@ class TorchEngine(Engine):
                        for decayed in (True, False)]
         self.groups = [g for g in self.groups if g.names]
         self.t = 0
+        self._class_weight = None
 
     # ---- training ------------------------------------------------------------------------------
     def _x(self, x: np.ndarray):
@@ -164,7 +165,11 @@ class TorchEngine(Engine):
         """Training-mode forward and the loss, as a tensor (what step and the tests differentiate)."""
         self.net.train()
         out = self.model(self._x(xb), self.upto)
-        return out, self.loss_fn(out, self._y(yb), self.fused)
+        return out, self.loss_fn(out, self._y(yb), self.fused, self._class_weight)
+
+    def set_class_weight(self, weights):
+        super().set_class_weight(weights)
+        self._class_weight = None if weights is None else torch.as_tensor(weights, dtype=self.dtype, device=self.device)
 
     def step(self, xb, yb, lr):
         for _, p in self.params:

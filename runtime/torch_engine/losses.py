@@ -1,7 +1,8 @@
 """Each loss of the registry (compiler/losses.py) lowered to torch: its value, averaged over the batch,
 with the same conventions as its NumPy formula (autograd gives the gradient, equal to NumPy's).
 
-`f(out, y, fused) -> scalar tensor`: `fused` when the model stops before the output activation the
+`f(out, y, fused, class_weight) -> scalar tensor`: `class_weight` (None, or a weight per class)
+multiplies each sample's loss by its class's weight, still divided by N; `fused` when the model stops before the output activation the
 loss computes itself (log-sum-exp from the logits). Unfused probabilities are clipped to
 [EPS, 1 - EPS] with the gradient passed through, as the NumPy formula's gradient is taken at the
 clipped value. tests/test_torch_engine.py walks the loss registry.
@@ -24,10 +25,14 @@ def _clip(p: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
 
 
 @lowering("cross_entropy")
-def cross_entropy(out, y, fused):
-    if fused:  # torch's fused log-softmax + NLL: log-sum-exp(z) - z[y], averaged
+def cross_entropy(out, y, fused, class_weight=None):
+    if fused and class_weight is None:  # torch's fused log-softmax + NLL: log-sum-exp(z) - z[y], averaged
         return torch.nn.functional.cross_entropy(out, y)
-    return -torch.mean(torch.log(_clip(out.gather(1, y.view(-1, 1))[:, 0], EPS, 1.0)))
+    if fused:  # weighted, divided by N (torch's weight= would divide by the sum of the weights)
+        per_sample = torch.nn.functional.cross_entropy(out, y, reduction="none")
+    else:
+        per_sample = -torch.log(_clip(out.gather(1, y.view(-1, 1))[:, 0], EPS, 1.0))
+    return torch.mean(per_sample if class_weight is None else per_sample * class_weight[y])
 
 
 def _targets(y, out):
@@ -37,20 +42,24 @@ def _targets(y, out):
 
 
 @lowering("binary_cross_entropy")
-def binary_cross_entropy(out, y, fused):
+def binary_cross_entropy(out, y, fused, class_weight=None):
     t = _targets(y, out)
     if fused:
-        return torch.mean(torch.logaddexp(torch.zeros_like(out), out) - t * out)
-    p = _clip(out, EPS, 1 - EPS)
-    return -torch.mean(t * torch.log(p) + (1 - t) * torch.log(1 - p))
+        per_unit = torch.logaddexp(torch.zeros_like(out), out) - t * out
+    else:
+        p = _clip(out, EPS, 1 - EPS)
+        per_unit = -(t * torch.log(p) + (1 - t) * torch.log(1 - p))
+    if class_weight is not None:  # one output unit: each sample weighted by its label's class
+        per_unit = per_unit * class_weight[y.long()].reshape(out.shape)
+    return torch.mean(per_unit)
 
 
 @lowering("mse")
-def mse(out, y, fused):
+def mse(out, y, fused, class_weight=None):
     d = out - y.reshape(out.shape).to(out.dtype)
     return torch.mean(d * d)
 
 
 @lowering("mae")
-def mae(out, y, fused):
+def mae(out, y, fused, class_weight=None):
     return torch.mean(torch.abs(out - y.reshape(out.shape).to(out.dtype)))
