@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,7 @@ class PlannedNode:
     default_init: InitSpec | None = None  # the `init NAME` in force on this line
     reg: dict[str, float | None] = field(default_factory=dict)
     bias_explicit: bool = False
+    frozen: bool = False  # planned on a line (or inside a group or block use) marked `frozen`
     match: int | None = None  # a projection: the node whose shape it must give
     paths: tuple[str, ...] = ()  # a merge: what each input is, for messages ("the body", "branch2")
 
@@ -86,6 +88,7 @@ class ModelBuilder:
         self.cur = -1  # the plan index of the value the next line reads (-1: the model's input)
         self.scope: tuple[str, ...] = ()
         self.depth = 0
+        self.frozen = 0  # how many enclosing items say `frozen`
         self.scope_counts: dict[tuple, int] = {}
         self.layer_out: dict[int, int] = {}  # layer -> the plan index of the value that leaves it
 
@@ -94,6 +97,7 @@ class ModelBuilder:
         if pn.inputs == (-1,) and self.cur != -1:
             pn.inputs = (self.cur,)
         pn.scope, pn.uses = self.scope, self.diags.uses
+        pn.frozen = pn.frozen or self.frozen > 0
         self.plan.append(pn)
         self.cur = len(self.plan) - 1
         return self.cur
@@ -357,10 +361,15 @@ class ModelBuilder:
         for item in items:
             self.diags.uses = item.uses
             first = len(self.layers)
-            if isinstance(item, Nested):
-                self.read_nested(item)
-            else:
-                self.read_line(item.stmt)
+            item, frozen = _without_frozen(item)
+            self.frozen += frozen
+            try:
+                if isinstance(item, Nested):
+                    self.read_nested(item)
+                else:
+                    self.read_line(item.stmt)
+            finally:
+                self.frozen -= frozen
             if len(self.layers) > first:
                 self.layer_out[first] = self.cur
 
@@ -563,6 +572,18 @@ def _consumers(plan: list[PlannedNode]) -> list[list[int]]:
     return out
 
 
+FROZEN = "frozen"  # the word that keeps a line's (or a group's, or a block use's) parameters as they start
+
+
+def _without_frozen(item):
+    """(the item without the word `frozen` among its values, whether it had it)."""
+    stmt = item.stmt
+    kept = [a for a in stmt.args if not (isinstance(a, ast.Name) and a.value == FROZEN)]
+    if len(kept) == len(stmt.args):
+        return item, False
+    return dataclasses.replace(item, stmt=dataclasses.replace(stmt, args=kept)), True
+
+
 def _feeds_batchnorm_alone(plan: list[PlannedNode], consumers: list[list[int]], index: int) -> bool:
     """Does the layer's output reach a batchnorm, and nothing else, through identities (`linear`) only?
     Then batchnorm's beta does its bias's job."""
@@ -667,7 +688,8 @@ def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode
         node_name = ".".join(pn.scope + (f"{op_name}{counters[key]}",))
         flops = op.flops(list(in_shapes) if op.arity is None else in_shapes[0], out, a)
         node = Node(node_name, op_name, dict(attrs), in_shapes[0], out, pn.span, pn.layer, flops=flops,
-                    inputs=tuple(INPUT if k < 0 else names[k] for k in pn.inputs), in_shapes=in_shapes)
+                    inputs=tuple(INPUT if k < 0 else names[k] for k in pn.inputs), in_shapes=in_shapes,
+                    frozen=pn.frozen)
         for spec in op.params(in_shapes[0], a):
             if spec.init == "auto":
                 init = pn.init or pn.default_init or _auto_init(plan, consumers, i)
@@ -675,7 +697,7 @@ def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode
                 init = fixed(spec.init)
             reg = {k: resolve(v) for k, v in pn.reg.items()} if spec.decay else {}
             node.params[spec.role] = Param(f"{node_name}.{spec.role}", spec.role, spec.shape, init, spec.fan_in,
-                                           spec.fan_out, spec.decay, **reg)
+                                           spec.fan_out, spec.decay, **reg, frozen=pn.frozen)
         for role, (bshape, fill) in op.buffers(in_shapes[0], a).items():
             node.buffers[role] = Buffer(f"{node_name}.{role}", role, bshape, fill)
         layers[pn.layer].nodes.append(node_name)

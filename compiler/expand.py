@@ -235,13 +235,14 @@ class Expander:
         names = [p for p, _ in block.params]
         env: dict[str, ast.Value] = {}
         ok = True
-        if len(stmt.args) > len(names):
-            extra = stmt.args[len(names)]
-            self.out.error(f"block {block.name} takes {len(names)} value(s), got {len(stmt.args)}", extra.span,
+        values = [a for a in stmt.args if not (isinstance(a, ast.Name) and a.value == "frozen")]  # the graph pass's
+        if len(values) > len(names):
+            extra = values[len(names)]
+            self.out.error(f"block {block.name} takes {len(names)} value(s), got {len(values)}", extra.span,
                            f"block {block.name}({', '.join(names)})" if names else f"block {block.name} takes no values",
                            uses)
             ok = False
-        for name, value in zip(names, stmt.args):
+        for name, value in zip(names, values):
             env[name] = value
         for kw in stmt.kwargs:
             if kw.key not in names:

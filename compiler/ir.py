@@ -35,6 +35,7 @@ class Param:
     l1: float | None = None  # per-layer overrides of the global strengths
     l2: float | None = None
     max_norm: float | None = None
+    frozen: bool = False  # kept as it starts (the `frozen` word on its line or group): never updated
 
     @property
     def size(self) -> int:
@@ -63,6 +64,7 @@ class Node:
     flops: int = 0
     inputs: tuple[str, ...] = ()  # the nodes it reads; () in a chain built by hand: the node before it
     in_shapes: tuple[tuple[int, ...], ...] = ()  # one per input (in_shape is the first)
+    frozen: bool = False  # its parameters are not trained and its batchnorm statistics stay as they are
 
 
 @dataclass
@@ -123,6 +125,10 @@ class Graph:
 
     def params(self) -> list[Param]:
         return [p for n in self.nodes for p in n.params.values()]
+
+    def trained_params(self) -> list[Param]:
+        """The parameters training updates: all but the frozen ones."""
+        return [p for p in self.params() if not p.frozen]
 
     def buffers(self) -> list[Buffer]:
         return [b for n in self.nodes for b in n.buffers.values()]

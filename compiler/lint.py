@@ -246,6 +246,14 @@ def lint(spec) -> list[Diagnostic]:
     return sorted(out, key=lambda d: (d.span.line if d.span else 0, d.span.col if d.span else 0, d.code))
 
 
+@rule("DL114", "nothing left to train",
+      "every parameter is frozen: training would only move batchnorm statistics that are frozen too")
+def _all_frozen(spec):
+    params = spec.graph.params()
+    if params and not spec.graph.trained_params():
+        yield spec.graph.nodes[0].span, "every line is frozen", "remove `frozen` from the lines to train (the head)"
+
+
 IMBALANCE_RATIO = 5  # the largest class this many times the smallest: "strongly imbalanced"
 
 

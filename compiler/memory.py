@@ -59,15 +59,18 @@ def fmt_bytes(n: int) -> str:
 
 def estimate(graph, batch, optimizer: str, samples: int | None = None, hp: dict | None = None) -> MemoryEstimate:
     params = sum(p.size for p in graph.params())
+    trained = sum(p.size for p in graph.trained_params())
     buffers = sum(math.prod(b.shape) for b in graph.buffers())
     from .optimizers import OPTIMIZERS
-    # arrays kept per parameter while training: the value, its gradient, a scratch buffer, the optimizer's state
+    # arrays kept per trained parameter: the value, its gradient, a scratch buffer, the optimizer's state
+    # (a frozen one: its value, and the gradient computed through it)
     per_param = 3 + OPTIMIZERS[optimizer].state_copies(hp or {})
     b = samples if batch == "all" else batch
     per_sample = math.prod(graph.input_shape) + sum(math.prod(n.out_shape) for n in graph.nodes)
     largest = max(graph.nodes, key=lambda n: math.prod(n.out_shape), default=None)
     activations = 2 * per_sample * b * BYTES if isinstance(b, int) else 0
-    return MemoryEstimate((params + buffers) * BYTES, (params * per_param + buffers) * BYTES, activations,
+    state = trained * per_param + (params - trained) * 2 + buffers
+    return MemoryEstimate((params + buffers) * BYTES, state * BYTES, activations,
                           b if isinstance(b, int) else None, largest.name if largest else None)
 
 

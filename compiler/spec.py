@@ -27,6 +27,7 @@ class Spec:
     data_files: dict | None = None  # a run's recorded data files {name: {path, sha256}} (runtime/data/record.py)
     blocks: dict[str, Span] = field(default_factory=dict)  # the blocks the spec defines, where their names are
     memory_limit: int | None = None  # bytes training may hold (--max-memory; None: no limit), data included
+    init_report: object = None  # init from "RUN": what would be loaded (runtime/init_from.py, set by dlc check)
 
     @property
     def name(self) -> str:
@@ -242,7 +243,7 @@ def _compile(text: str, filename: str, lint: bool, data_files: dict | None, max_
                 settings["loss"] = default_setting("loss", _default_loss(graph))
             _check_data(settings, graph, settings["loss"].kind, diags)
     for word in STATEMENTS:
-        if word not in settings and word != "data":
+        if word not in settings and word not in ("data", "init"):  # written, or absent
             settings[word] = default_setting(word)
     _check_engine(settings, diags)
     if graph is not None and graph.nodes:
@@ -314,16 +315,30 @@ def portable_text(spec: Spec) -> str:
     as spec.dl, a search writes as best.dl, --vary writes per run. Nothing else changes."""
     from .overrides import apply_overrides
 
+    text = _portable_init(spec)
     data = spec.settings.get("data")
     if data is None or not data.written or not is_file_source(data):
-        return spec.source.text
+        return text
     overrides = []
     for key, written in (("data", data.kind), ("data.labels", data.get("labels"))):
         path = absolute_data_name(written, spec.base_dir)
         if path is not None:
             quote = '"' if '"' not in path else "'"
             overrides.append(f"{key}={quote}{path}{quote}")
-    return apply_overrides(spec.source.text, spec.source.filename, overrides) if overrides else spec.source.text
+    return apply_overrides(text, spec.source.filename, overrides) if overrides else text
+
+
+def _portable_init(spec: Spec) -> str:
+    """The text with `init from "RUN"`'s relative path written absolute (where the line says it)."""
+    init = spec.settings.get("init")
+    path = absolute_data_name(init.kind, spec.base_dir) if init is not None else None
+    if path is None or init.kind_span is None or '"' in path:
+        return spec.source.text
+    lines = spec.source.text.split("\n")
+    s = init.kind_span
+    line = lines[s.line - 1]
+    lines[s.line - 1] = line[:s.col - 1] + f'"{path}"' + line[s.end_col - 1:]
+    return "\n".join(lines)
 
 
 def settings_key(spec: Spec, skip=frozenset()) -> dict[str, str]:
@@ -331,11 +346,12 @@ def settings_key(spec: Spec, skip=frozenset()) -> dict[str, str]:
     training setting's kind and values (`optimizer.lr`), but the `skip`ped keys. Comments, layout and
     the order of keys on a line do not enter it. Resume and search compare specs with it."""
     key = {f"model {n.name}": " ".join([n.op, *(f"{k}={v!r}" for k, v in sorted(n.attrs.items()))])
-           + (f" <- {', '.join(n.inputs)}" if n.inputs else "") for n in spec.graph.nodes}
+           + (f" <- {', '.join(n.inputs)}" if n.inputs else "") + (" frozen" if n.frozen else "")
+           for n in spec.graph.nodes}
     for word, setting in sorted(spec.settings.items()):
         key[word] = str(setting.kind or "")
-        if word == "data" and setting.written and is_file_source(setting):  # the file, however it is written
-            key[word] = absolute_data_name(setting.kind, spec.base_dir) or setting.kind
+        if (word == "data" and setting.written and is_file_source(setting)) or word == "init":
+            key[word] = absolute_data_name(setting.kind, spec.base_dir) or setting.kind  # however it is written
         key.update({f"{word}.{k}": repr(v) for k, v in sorted(setting.values.items()) if f"{word}.{k}" not in skip})
     return key
 

@@ -6,6 +6,7 @@
     regularize l1=... l2=... max_norm=...
     schedule constant|step|exponential|cosine ...
     train epochs=... batch=... validation=... early_stop=... seed=... engine=numpy|torch device=...
+    init from "RUN"       (fine-tuning: start from a trained run's weights)
 """
 
 from __future__ import annotations
@@ -67,9 +68,12 @@ DATA = {
     "data_seed": Attr("int", None, min=0, max=2**32 - 1, doc="seed of the split and synthetic data (default: train seed)"),
 }
 
+INIT = {}  # init from "RUN": no keys
+
 # word -> (kinds or None, default kind, keys common to all kinds)
 STATEMENTS: dict[str, tuple[dict | None, str | None, dict]] = {
     "data": (None, None, DATA),
+    "init": (None, None, INIT),  # outside the model block: init from "RUN" (fine-tuning)
     "loss": (LOSSES, None, {}),
     "optimizer": (OPTIMIZERS, "adam", {}),
     "regularize": ({"": {}}, "", REGULARIZE),
@@ -109,11 +113,27 @@ def default_setting(word: str, kind: str | None = None) -> Setting:
     return Setting(word, kind, _defaults(attrs))
 
 
+def _init_from(stmt: ast.Stmt, diags: Diagnostics) -> Setting | None:
+    """init from "RUN": start the model from a trained run's weights, matched by name and shape."""
+    args = stmt.args
+    if len(args) != 2 or not (isinstance(args[0], ast.Name) and args[0].value == "from") \
+            or not isinstance(args[1], ast.String) or stmt.kwargs:
+        diags.error('outside the model block, init takes the run to start from: init from "RUN"', stmt.span,
+                    "e.g. init from \"runs/base\"; an init scheme (init he_normal) goes inside the model block")
+        return None
+    if not args[1].value.strip():
+        diags.error("init from needs a run folder", args[1].span)
+        return None
+    return Setting("init", args[1].value, {}, stmt.span, args[1].span, written=True, quoted=True)
+
+
 def read_statement(stmt: ast.Stmt, diags: Diagnostics) -> Setting | None:
     kinds, default_kind, common = STATEMENTS[stmt.word]
     kind, kind_span = default_kind, None
     positional = list(stmt.args)
     quoted = False
+    if stmt.word == "init":
+        return _init_from(stmt, diags)
     if stmt.word == "data":
         source = next((p for p in positional if isinstance(p, ast.String)
                        or (isinstance(p, ast.Name) and p.value not in DATA)), None)

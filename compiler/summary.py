@@ -111,6 +111,8 @@ def render(spec: Spec) -> str:
     out.append(f"training: loss {spec.loss}{weighted}, optimizer {opt.kind} lr={_plain(opt.get('lr'))}, "
                f"epochs={_plain(train['epochs'])} batch={_plain(train['batch'])}, "
                f"data {data.kind if data else '(none: add a data line to train)'}{engine}")
+    if spec.init_report is not None:
+        out += spec.init_report.lines()
     out.append(_memory_line(spec))
     if spec.ranges:
         out.append("search ranges: " + ", ".join(f"{k}={v.text}" for k, v in spec.ranges))

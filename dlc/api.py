@@ -30,6 +30,9 @@ def _spec(spec, overrides=(), max_memory=None) -> Spec:
         compiled = compile_file(path, overrides=overrides or (), data_files=read(run) if run else None,
                                 max_memory=max_memory)
     check_data_file(compiled)
+    if "init" in compiled.settings:  # init from "RUN": what it loads, from the run's headers
+        from dlc.runtime.init_from import plan
+        compiled.init_report = plan(compiled)
     return compiled
 
 

@@ -15,6 +15,7 @@ from dlc.compiler.spec import Spec, portable_text
 from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.splits import Splits, prepare
+from dlc.runtime import init_from
 from dlc.runtime.class_weight import class_weights, imbalance
 from dlc.runtime.engine import Engine, engine_class, make_engine, process_rank
 from dlc.runtime.numpy_engine.model import Model
@@ -65,6 +66,8 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     """
     _check_concrete(spec)
     engine_class(spec).check(spec)  # torch installed, the device present: before any folder is made
+    if "init" in spec.settings and not resume:
+        init_from.plan(spec)  # the run to start from exists and fits
     notify = notify or (lambda message: None)
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
     if not write:
@@ -96,18 +99,22 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
 
 def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | None, write: bool,
            max_steps: int | None, on_epoch=None, notify=None) -> RunResult:
-    engine = make_engine(spec, init_params(spec.graph, spec["train"]["seed"]))
+    values = init_params(spec.graph, spec["train"]["seed"])
+    # a resumed run's weights are the checkpoint's: the run it started from is not read again
+    start = init_from.apply(spec, values) if ckpt is None else None
+    engine = make_engine(spec, values)
     try:
-        return _run(engine, spec, run_dir, ckpt, progress, splits, write, max_steps, on_epoch, notify)
+        return _run(engine, spec, run_dir, ckpt, progress, splits, write, max_steps, on_epoch, notify, start)
     finally:
         engine.close()
 
 
 def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | None, write: bool,
-         max_steps: int | None, on_epoch=None, notify=None) -> RunResult:
+         max_steps: int | None, on_epoch=None, notify=None, start=None) -> RunResult:
     tr = spec["train"]
     epochs, patience = tr["epochs"], tr["early_stop"]
     st = TrainingState.fresh(engine, spec)
+    st.init_from = start.to_json() if start is not None else None
     if ckpt is not None:
         st.restore(ckpt, spec, run_dir)
     # a run killed after its last checkpoint only lacks its final files: no epoch is left to train
@@ -172,6 +179,7 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
         "seconds": round(time.perf_counter() - t_start, 3), "blas_threads": metrics_threads,
         **engine.describe(),
         **({"class_weight": [float(w) for w in weights]} if weights is not None else {}),
+        **({"init_from": st.init_from} if st.init_from is not None else {}),
         "samples": {"train": len(splits.x_train), "validation": len(splits.x_val), "test": len(splits.x_test)},
         "train": scores(spec, engine.outputs(splits.x_train), splits.y_train),
         "validation": _final_validation(spec, engine, splits, st, patience),

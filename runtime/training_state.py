@@ -70,6 +70,7 @@ class TrainingState:
     history: list[dict] = field(default_factory=list)
     best_values: dict[str, np.ndarray] | None = None  # a copy of the best epoch's weights (early_stop only)
     key: dict[str, str] = field(default_factory=dict)  # what resuming must not change (resume_key)
+    init_from: dict | None = None  # init from "RUN": what was loaded, and the sha256 of the weights it read
 
     @classmethod
     def fresh(cls, engine: Engine, spec: Spec) -> "TrainingState":
@@ -105,7 +106,7 @@ class TrainingState:
                  "best_epoch": self.best_epoch, "wait": self.wait,
                  "shuffle_rng": self.shuffle_rng.bit_generator.state,
                  "noise_rng": self.engine.noise_state(), "history": [dict(r) for r in self.history],
-                 "resume_key": self.key, "engine": self.engine.name}
+                 "resume_key": self.key, "engine": self.engine.name, "init_from": self.init_from}
         return groups, state
 
     def rewind(self, snapshot) -> None:
@@ -156,6 +157,10 @@ class TrainingState:
         except (TypeError, ValueError, KeyError, OverflowError) as e:
             raise damaged(f"a random-generator state is invalid ({e})") from None
         self.engine.load_optimizer_state(groups["optimizer"])
+        origin = state.get("init_from")
+        if origin is not None and (not isinstance(origin, dict) or not isinstance(origin.get("sha256"), str)):
+            raise damaged("'init_from' is not the record of the run it started from")
+        self.init_from = origin
         self.rewind((groups, state))
 
     @staticmethod
@@ -182,13 +187,18 @@ class TrainingState:
                 v = row[k]
                 if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
                     raise damaged(f"history row {i}: '{k}' is not a number")
+        if best is not None:  # the best monitored loss is the one its epoch's history row holds
+            row = state["history"][state["best_epoch"] - 1]
+            recorded = row["val_loss"] if row["val_loss"] is not None else row["loss"]
+            if recorded is None or abs(best - recorded) > 1e-9 * max(1.0, abs(recorded)):
+                raise damaged(f"'best' {best} is not the monitored loss of its epoch {state['best_epoch']} ({recorded})")
 
     def _check_optimizer(self, arrays: dict, spec: Spec, damaged) -> None:
         """Exactly the buffers the optimizer keeps for these weights, of their shapes, float and finite,
         and a step count: anything missing would silently start from zeros, and resume be inexact."""
         opt = spec["optimizer"]
         rule, hp = OPTIMIZERS[opt.kind], opt.values
-        trained = [p.name for p in spec.graph.params()]
+        trained = [p.name for p in spec.graph.trained_params()]
         shapes = expected_shapes(spec.graph)
         want = {f"{name}.{role}": rule.state_shape(role, shapes[name], hp)
                 for name in trained for role in rule.roles(hp)}

@@ -489,7 +489,8 @@ def test_random_tampering_of_every_checkpoint_field_is_refused(trained_runs, tmp
     src = trained_runs["adam"]
     with np.load(src / "checkpoint.npz") as z:
         names = [k for k in z.files if k != "state"]
-    state_keys = list(json.loads(np.load(src / "checkpoint.npz")["state"].tobytes()))
+    state = json.loads(np.load(src / "checkpoint.npz")["state"].tobytes())
+    state_keys = list(state)
     junk = [None, -1, 2 ** 70, "x", [], {}, [1, "a"], {"state": 1}, 1.5, True]
     bad_arrays = [lambda a: a.astype(np.float64), lambda a: a.reshape(-1)[:1], lambda a: np.full_like(a, np.inf),
                   lambda a: a.astype(np.int32), lambda a: np.zeros((3, 3, 3), np.float32)]
@@ -500,6 +501,8 @@ def test_random_tampering_of_every_checkpoint_field_is_refused(trained_runs, tmp
         if case % 2:
             key = state_keys[rng.integers(len(state_keys))]
             value = junk[rng.integers(len(junk))]
+            while value == state[key] and type(value) is type(state[key]):  # a change, not the value it holds
+                value = junk[rng.integers(len(junk))]
             _tamper_checkpoint(run_dir, _set(key, value))
         else:
             name = names[rng.integers(len(names))]
@@ -508,7 +511,8 @@ def test_random_tampering_of_every_checkpoint_field_is_refused(trained_runs, tmp
         code = main(["train", str(run_dir), "--resume", "-q", "--set", "train.epochs=3"])
         err = capsys.readouterr().err
         assert "internal error" not in err
-        assert code == 2 and f"{run_dir / 'checkpoint.npz'} (the training checkpoint) is damaged" in err, (case, err)
+        what = (key, value) if case % 2 else (name, fn)
+        assert code == 2 and f"{run_dir / 'checkpoint.npz'} (the training checkpoint) is damaged" in err, (case, what, err)
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -34,7 +34,7 @@ class NumpyEngine(Engine):
         self.reg = (Regularizer(spec.graph, r["l1"], r["l2"], r.get("max_norm")) if regularize
                     else Regularizer(spec.graph, 0.0, 0.0, None))
         self.noise_rng = np.random.default_rng(noise_seed(spec))
-        self.param_names = [p.name for p in spec.graph.params()]
+        self.param_names = [p.name for p in spec.graph.trained_params()]
 
     # ---- training ------------------------------------------------------------------------------
     def step(self, xb, yb, lr):

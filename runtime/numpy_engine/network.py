@@ -84,10 +84,11 @@ class Network:
         for k, (_, _, _, ins) in enumerate(self._plan):
             for i in ins:
                 self._last_read[i] = k
-        # Backward runs a node when it or a node before it has parameters: gradients of the rest are unused.
+        # Backward runs a node when it or a node before it has trained parameters: gradients of the rest
+        # (and of a frozen stack at the bottom of a fine-tuned net) are unused.
         wants = []
         for n, _, _, ins in self._plan:
-            wants.append(bool(n.params) or any(i >= 0 and wants[i] for i in ins))
+            wants.append(any(not p.frozen for p in n.params.values()) or any(i >= 0 and wants[i] for i in ins))
         self._wants_dy = wants
         self._plan_layouts()
         self._caches: list = []
@@ -127,6 +128,7 @@ class Network:
         last = len(plan) - 1
         for k, (node, op, p, ins) in enumerate(plan):
             ctx.layout = mode = self._modes[k]
+            ctx.training = training and not (node.frozen and node.buffers)  # frozen batchnorm: its statistics
             y, cache = op.forward(self._inputs(env, ins, op.arity, mode), p, node.attrs, ctx)
             for i in ins:
                 if self._last_read[i] <= k:
@@ -158,7 +160,8 @@ class Network:
                 dx, g = op.backward(g_out, self._caches[k], p, node.attrs)
             self._caches[k] = None
             for role, value in g.items():
-                grads[node.params[role].name] = value
+                if not node.params[role].frozen:
+                    grads[node.params[role].name] = value
             if not need_dx:
                 continue
             for i, d in zip(ins, dx if op.arity is None else (dx,)):
@@ -174,6 +177,7 @@ class Network:
         env = {-1: x}
         for k, (node, op, p, ins) in enumerate(self._plan):
             ctx.layout = mode = self._modes[k]
+            ctx.training = training and not (node.frozen and node.buffers)
             env[k], _ = op.forward(self._inputs(env, ins, op.arity, mode), p, node.attrs, ctx)
             for i in ins:
                 if self._last_read[i] <= k:

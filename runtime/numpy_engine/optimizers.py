@@ -85,7 +85,7 @@ class Regularizer:
         self.terms = []  # (name, l1, l2)
         self.max_norm = []  # (name, limit, axes)
         self.decayed: set[str] = set()
-        for p in graph.params():
+        for p in graph.trained_params():  # a frozen weight is neither decayed nor constrained
             if not p.decay:
                 continue
             self.decayed.add(p.name)

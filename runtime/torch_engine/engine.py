@@ -145,7 +145,7 @@ class TorchEngine(Engine):
         tensors.update(dict(self.net.named_buffers()))
         from dlc.runtime.torch_engine.net import torch_name
         self.tensors = {n: tensors[torch_name(n)] for n in self.names}
-        self.params = [(p.name, self.tensors[p.name]) for p in spec.graph.params()]
+        self.params = [(p.name, self.tensors[p.name]) for p in spec.graph.trained_params()]
         self.groups = [_Flat([(n, t) for n, t in self.params if (n in self.reg.decayed) == decayed], decayed)
                        for decayed in (True, False)]
         self.groups = [g for g in self.groups if g.names]

@@ -31,7 +31,7 @@ class LoweredNet(torch.nn.Module):
         self.moments = None  # batchnorm statistics over every process (runtime/torch_engine/distributed.py)
         for p in graph.params():
             t = torch.as_tensor(np.asarray(values[p.name]), dtype=dtype, device=device).clone()
-            self.register_parameter(torch_name(p.name), torch.nn.Parameter(t))
+            self.register_parameter(torch_name(p.name), torch.nn.Parameter(t, requires_grad=not p.frozen))
         for b in graph.buffers():
             t = torch.as_tensor(np.asarray(values[b.name]), dtype=dtype, device=device).clone()
             self.register_buffer(torch_name(b.name), t)
@@ -55,7 +55,8 @@ class LoweredNet(torch.nn.Module):
         env = {-1: x}
         for k, (node, fn, p, ins, shapes) in enumerate(plan):
             merge = REGISTRY[node.op].arity is None
-            ctx = Ctx(self.training, self.generator, shapes if merge else shapes[0], self.moments)
+            training = self.training and not (node.frozen and node.buffers)  # frozen batchnorm: its statistics
+            ctx = Ctx(training, self.generator, shapes if merge else shapes[0], self.moments)
             xs = [env[i] for i in ins]
             env[k] = fn(xs if merge else xs[0], p, node.attrs, ctx)
             for i in ins:
