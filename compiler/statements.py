@@ -48,6 +48,8 @@ TRAIN = {
     "engine": Attr("name", None, choices=("numpy", "torch"),
                    doc="what trains the model: numpy (the reference, the default) or torch (pip install "
                        "\"dlc[torch]\"); docs/engines.md"),
+    "log": Attr("name", None, choices=("tensorboard",), searchable=False,
+                doc="a live view: tensorboard writes RUN/tensorboard/ every epoch (pip install \"dlc[live]\")"),
     "device": Attr("str", None, searchable=False,
                    doc="the torch engine's device: cpu, cuda, cuda:N or mps (default: a GPU when there is one)"),
 }

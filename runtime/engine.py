@@ -71,6 +71,24 @@ class Engine(ABC):
         """Set the noise generator's state; ValueError/TypeError/KeyError when it is not one of ours."""
 
     class_weight: np.ndarray | None = None
+    stats: dict | None = None  # per weight: [sum of grad norms, sum of |ΔW|/|W|, steps] while tracked
+
+    def track(self) -> None:
+        """From now on, steps record each weight's gradient norm and update/weight ratio (the live view)."""
+        self.stats = {}
+
+    def pop_stats(self) -> dict[str, tuple[float, float]]:
+        """Per weight, (mean gradient norm, mean |ΔW|/|W|) over the steps since the last call."""
+        out = {k: (g / n, r / n) for k, (g, r, n) in (self.stats or {}).items() if n}
+        if self.stats is not None:
+            self.stats = {}
+        return out
+
+    def _record(self, name: str, grad_norm: float, update_norm: float, weight_norm: float) -> None:
+        s = self.stats.setdefault(name, [0.0, 0.0, 0])
+        s[0] += grad_norm
+        s[1] += update_norm / weight_norm if weight_norm > 0 else 0.0
+        s[2] += 1
 
     def set_class_weight(self, weights: np.ndarray | None) -> None:
         """The weight of each class in the training loss (runtime/class_weight.py), or None."""

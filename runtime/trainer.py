@@ -68,6 +68,9 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     engine_class(spec).check(spec)  # torch installed, the device present: before any folder is made
     if "init" in spec.settings and not resume:
         init_from.plan(spec)  # the run to start from exists and fits
+    if spec["train"].get("log") == "tensorboard" and write:
+        from dlc.runtime.live_view import writer_class
+        writer_class()  # tensorboardX installed
     notify = notify or (lambda message: None)
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
     if not write:
@@ -137,6 +140,12 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
             rf.save_json(run_dir / rf.DATA, record)
     last = st.snapshot() if ckpt is not None else None  # what Ctrl-C goes back to: the checkpoint on disk
     bar = EpochBar(spec.name, epochs, st.epoch) if progress else Silent()
+    live = None
+    if write and tr.get("log") == "tensorboard":
+        from dlc.runtime.live_view import TensorBoardLog
+        live = TensorBoardLog(run_dir, st.epoch + 1)
+        engine.track()
+        weight_names = [p.name for p in spec.graph.params() if p.role == "weight"]
     interrupted = False
     t_start = time.perf_counter()
     saved_err = np.seterr(over="ignore", invalid="ignore")  # divergence is caught and reported below
@@ -152,6 +161,8 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
             last = snap
             if write:
                 rf.save_history(run_dir / rf.HISTORY, st.history)
+            if live is not None:
+                live.epoch(row, {k: snap[0]["weights"][k] for k in weight_names}, engine.pop_stats())
             bar.epoch(row)
             if on_epoch is not None:
                 on_epoch(row)
@@ -164,6 +175,8 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
     finally:
         np.seterr(**saved_err)
         bar.close()
+        if live is not None:
+            live.close()
         metrics_threads = blas_threads()
         if threads is not None:
             threads.restore_original_limits()

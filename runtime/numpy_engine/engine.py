@@ -35,6 +35,7 @@ class NumpyEngine(Engine):
                     else Regularizer(spec.graph, 0.0, 0.0, None))
         self.noise_rng = np.random.default_rng(noise_seed(spec))
         self.param_names = [p.name for p in spec.graph.trained_params()]
+        self.weight_names = [p.name for p in spec.graph.trained_params() if p.role == "weight"]
 
     # ---- training ------------------------------------------------------------------------------
     def step(self, xb, yb, lr):
@@ -51,8 +52,13 @@ class NumpyEngine(Engine):
         loss += self.reg.penalty_and_grads(self.values, grads)
         if math.isfinite(loss):
             clip_gradients(grads, self.opt_set.get("clip_norm"), self.opt_set.get("clip_value"))
+            before = {k: self.values[k].copy() for k in self.weight_names} if self.stats is not None else None
             self.opt.step(grads, lr, self.reg.decayed)
             self.reg.constrain(self.values)
+            if before is not None:
+                for k, w0 in before.items():
+                    self._record(k, float(np.linalg.norm(grads[k])), float(np.linalg.norm(self.values[k] - w0)),
+                                 float(np.linalg.norm(w0)))
         return loss, out, grads
 
     def _evolve(self, xb, yb, lr) -> tuple[float, np.ndarray, dict]:

@@ -28,7 +28,8 @@ CURVES = "curves.png"
 LOCK = ".lock"
 MANIFEST = ".dlc-run.json"
 CONFUSION = "confusion.png"  # written by dlc eval
-RUN_FILES = (SPEC, WEIGHTS, PREPROCESS, DATA, CHECKPOINT, HISTORY, METRICS, CURVES, CONFUSION)  # the run's files
+TENSORBOARD = "tensorboard"  # a folder: train log=tensorboard's event files (runtime/live_view.py)
+RUN_FILES = (SPEC, WEIGHTS, PREPROCESS, DATA, CHECKPOINT, HISTORY, METRICS, CURVES, CONFUSION, TENSORBOARD)  # the run's
 
 
 def _error(message: str, hint: str | None = None) -> DLError:
@@ -92,11 +93,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def remove(run_dir: Path, names) -> None:
-    """Delete these files of the folder where they exist; a failure is a DLError naming the file."""
+    """Delete these files of the folder where they exist (a folder among them with what it holds; a link
+    is removed, never followed); a failure is a DLError naming the file."""
+    import shutil
     for name in names:
         path = Path(run_dir) / name
         try:
-            path.unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
         except OSError as e:
             raise _os_error(path, e, "remove") from None
 

@@ -146,6 +146,7 @@ class TorchEngine(Engine):
         from dlc.runtime.torch_engine.net import torch_name
         self.tensors = {n: tensors[torch_name(n)] for n in self.names}
         self.params = [(p.name, self.tensors[p.name]) for p in spec.graph.trained_params()]
+        self.weight_names = [p.name for p in spec.graph.trained_params() if p.role == "weight"]
         self.groups = [_Flat([(n, t) for n, t in self.params if (n in self.reg.decayed) == decayed], decayed)
                        for decayed in (True, False)]
         self.groups = [g for g in self.groups if g.names]
@@ -192,6 +193,8 @@ class TorchEngine(Engine):
             total = loss.detach() + self._penalty_and_grads(grads)
             value = float(total)
             if math.isfinite(value):
+                before = ({n: self.tensors[n].detach().clone() for n in self.weight_names}
+                          if self.stats is not None else None)
                 flat_grads = [g.gather(grads) for g in self.groups]
                 self._clip(flat_grads)
                 self.t += 1
@@ -199,6 +202,11 @@ class TorchEngine(Engine):
                     self.rule.update(group.values, g, group.state, group.tmp, lr, self.hp, self.t, group.decayed,
                                      TORCH_OPS)
                 self._constrain()
+                if before is not None:  # the gradients clipped: their views in the flat tensors
+                    clipped = {n: part for group, g in zip(self.groups, flat_grads) for n, part in group.split(g)}
+                    for n, w0 in before.items():
+                        self._record(n, float(torch.linalg.norm(clipped[n])),
+                                     float(torch.linalg.norm(self.tensors[n].detach() - w0)), float(torch.linalg.norm(w0)))
         return value, out.detach().cpu().numpy()
 
     def _penalty_and_grads(self, grads):
