@@ -51,10 +51,12 @@ class Call:
 
 @dataclass
 class Tuple:
-    """(30, 60, 90): several values for one key (schedule multistep milestones=...)."""
+    """(30, 60, 90): several values for one key (schedule multistep milestones=...); (cat=2, dog=1):
+    values by name (loss ... class_weight=)."""
 
     values: list["Value"]
     span: Span
+    kwargs: list["KwArg"] = field(default_factory=list)
 
 
 Value = Union[Number, Dims, Name, String, Call, Tuple]
@@ -112,6 +114,6 @@ def value_text(v: Value) -> str:
     if isinstance(v, String):
         return f'"{v.value}"'
     if isinstance(v, Tuple):
-        return "(" + ", ".join(value_text(a) for a in v.values) + ")"
+        return "(" + ", ".join([value_text(a) for a in v.values] + [f"{k.key}={value_text(k.value)}" for k in v.kwargs]) + ")"
     parts = [value_text(a) for a in v.args] + [f"{k.key}={value_text(k.value)}" for k in v.kwargs]
     return f"{v.name}(" + ", ".join(parts) + ")"

@@ -154,6 +154,8 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
                 _check_range(key, v, attr, span)
             return tuple(value.value)
         raise _err(f"{key} expects a whole number or HxW, got '{ast.value_text(value)}'", span)
+    if isinstance(value, ast.Tuple) and value.kwargs and t != "class_weight":
+        raise _err(f"{key} takes values, not name=value", value.kwargs[0].span)
     if t == "epochs":
         items = value.values if isinstance(value, ast.Tuple) else [value]
         out = []
@@ -170,13 +172,24 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
         if isinstance(value, ast.Name) and value.value == "balanced":
             return "balanced"
         if not isinstance(value, ast.Tuple):
-            raise _err(f"{key} expects balanced or one weight per class, e.g. {key}=(1, 5, 1), got "
-                       f"'{ast.value_text(value)}'", span, attr.doc or None)
-        out = []
-        for item in value.values:
+            raise _err(f"{key} expects balanced or one weight per class, e.g. {key}=(1, 5, 1) or "
+                       f"{key}=(cat=2), got '{ast.value_text(value)}'", span, attr.doc or None)
+        if value.values and value.kwargs:
+            raise _err(f"{key}: give every class's weight in order, or some classes' by name, not both", span)
+
+        def weight(item):
             if not isinstance(item, ast.Number) or not math.isfinite(item.value) or item.value < 0:
                 raise _err(f"{key}: a class weight is a number >= 0, got '{ast.value_text(item)}'", item.span)
-            out.append(float(item.value))
+            return float(item.value)
+
+        if value.kwargs:  # by class name (the others weigh 1): resolved against the data's classes
+            named = {}
+            for kw in value.kwargs:
+                if kw.key in named:
+                    raise _err(f"{key}: class '{kw.key}' is given twice", kw.span)
+                named[kw.key] = weight(kw.value)
+            return tuple(sorted(named.items()))
+        out = [weight(item) for item in value.values]
         if not any(out):
             raise _err(f"{key}={ast.value_text(value)} weighs every class 0: nothing would train", span)
         return tuple(out)

@@ -162,7 +162,8 @@ def _substitute(value, env: dict):
         return dataclasses.replace(value, args=[_substitute(a, env) for a in value.args],
                                    kwargs=[_substitute(k, env) for k in value.kwargs])
     if isinstance(value, ast.Tuple):
-        return dataclasses.replace(value, values=[_substitute(v, env) for v in value.values])
+        return dataclasses.replace(value, values=[_substitute(v, env) for v in value.values],
+                                   kwargs=[_substitute(k, env) for k in value.kwargs])
     if isinstance(value, ast.KwArg):
         return dataclasses.replace(value, value=_substitute(value.value, env))
     if isinstance(value, ast.Stmt):

@@ -263,8 +263,8 @@ def _compile(text: str, filename: str, lint: bool, data_files: dict | None, max_
 def _check_class_weight(loss: Setting, graph: Graph, diags: Diagnostics) -> None:
     """Explicit class weights: one per class the output has (a sigmoid's single unit: two classes)."""
     weights = loss.get("class_weight")
-    if not isinstance(weights, tuple):
-        return
+    if not isinstance(weights, tuple) or (weights and isinstance(weights[0], tuple)):
+        return  # balanced, or weights by class name: the data's class names are the runtime's to match
     units = graph.output_shape[0] if len(graph.output_shape) == 1 else None
     span = loss.spans.get("class_weight", loss.span)
     if LOSSES[loss.kind].labels == "binary":

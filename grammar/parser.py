@@ -89,9 +89,12 @@ class _ToAST(Transformer):
         return ast.Call(str(name), [a for a in args if not isinstance(a, ast.KwArg)], _span(name), kwargs)
 
     def tuple(self, items):
-        values = [v for v in items if v is not None]
-        first, last = values[0].span, values[-1].span
-        return ast.Tuple(values, Span(first.line, first.col - 1, last.end_line, last.end_col + 1))
+        items = [v for v in items if v is not None]
+        spans = [v.value.span if isinstance(v, ast.KwArg) else v.span for v in items]
+        first = items[0].span  # a key's span starts at the key
+        span = Span(first.line, first.col - 1, spans[-1].end_line, spans[-1].end_col + 1)
+        return ast.Tuple([v for v in items if not isinstance(v, ast.KwArg)], span,
+                         [v for v in items if isinstance(v, ast.KwArg)])
 
     def kwarg(self, items):
         key, value = items

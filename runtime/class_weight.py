@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlc.compiler.diagnostics import Diagnostic
+from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.lint import imbalance_warning
 from dlc.compiler.spec import Spec
 
@@ -21,14 +21,29 @@ def n_classes(spec: Spec) -> int:
     return 2 if units == 1 else units
 
 
-def class_weights(spec: Spec, y_train: np.ndarray) -> np.ndarray | None:
+def class_weights(spec: Spec, y_train: np.ndarray, classes: list[str] | None = None) -> np.ndarray | None:
     """The weight of each class index for the training loss, or None (unweighted). A class with no
-    training sample gets weight 0 under `balanced` (it never enters the loss anyway)."""
+    training sample gets weight 0 under `balanced` (it never enters the loss anyway); weights given by
+    class name leave the other classes at 1, and a name the data does not have is refused at the key."""
     if spec.task != "classification" or np.asarray(y_train).ndim > 1:
         return None
     setting = spec["loss"].get("class_weight")
     if setting is None:
         return None
+    if setting and isinstance(setting[0], tuple):  # (name, weight) pairs
+        k = n_classes(spec)
+        names = list(classes or []) + [str(i) for i in range(len(classes or []), k)]
+        unknown = [name for name, _ in setting if name not in names]
+        if unknown:
+            loss = spec["loss"]
+            raise DLError(Diagnostic("error", f"class_weight names {', '.join(unknown)}, which the data does not have",
+                                     loss.spans.get("class_weight", loss.span),
+                                     "its classes: " + ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")),
+                          spec.source)
+        weights = np.ones(k)
+        for name, w in setting:
+            weights[names.index(name)] = w
+        return weights
     if setting != "balanced":
         return np.asarray(setting, dtype=np.float64)
     from sklearn.utils.class_weight import compute_class_weight

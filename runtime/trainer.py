@@ -125,7 +125,7 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
     if finished and all((run_dir / f).exists() for f in (rf.WEIGHTS, rf.METRICS, rf.PREPROCESS)):
         return _complete(run_dir, spec, st, patience)
     splits = splits or prepare(spec)
-    weights = class_weights(spec, splits.y_train)
+    weights = class_weights(spec, splits.y_train, splits.classes)
     engine.set_class_weight(weights)
     # DL113, unless check already said it of the data file: a warning, so not with -q
     warned = any(w.code == "DL113" for w in spec.warnings)

@@ -127,12 +127,28 @@ def test_train_warns_once_of_an_imbalanced_training_split(imbalanced, capsys):
     assert capsys.readouterr().err.count("[DL113]") == 1
 
 
+def test_weights_by_class_name_leave_the_other_classes_at_1(imbalanced, tmp_path):
+    """digits59-style names: the npz's y holds strings; class_weight=(name=w) matches them."""
+    data = np.load(imbalanced / "train.npz")
+    np.savez(imbalanced / "named.npz", x=data["x"], y=np.char.add("d", data["y"].astype(str)))
+    path = _spec(imbalanced, "loss cross_entropy class_weight=(d8=4, d9=2.5)").read_text().replace("train.npz", "named.npz")
+    (imbalanced / "named.dl").write_text(path)
+    from dlc import api
+    run = dlc.train(api.check(imbalanced / "named.dl", ["train.epochs=1"]), out=tmp_path / "run")
+    assert run.metrics["class_weight"] == [1, 1, 1, 1, 1, 1, 1, 1, 4, 2.5]
+    (imbalanced / "unknown.dl").write_text(path.replace("d9=2.5", "d10=2.5"))
+    with pytest.raises(dlc.DLError, match="class_weight names d10, which the data does not have"):
+        dlc.train(api.check(imbalanced / "unknown.dl", ["train.epochs=1"]), out=tmp_path / "run2")
+
+
 @pytest.mark.parametrize("line, message", [
     ("loss cross_entropy class_weight=(1, 2)", "class_weight gives 2 weights; the output has 10 classes"),
     ("loss cross_entropy class_weight=(1, 2, 3, 4, 5, 6, 7, 8, 9, -1)", "a class weight is a number >= 0, got '-1'"),
     ("loss cross_entropy class_weight=(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)", "weighs every class 0: nothing would train"),
     ("loss cross_entropy class_weight=heavy", "class_weight expects balanced or one weight per class"),
     ("loss mse class_weight=balanced", "unknown key 'class_weight' for loss mse"),
+    ("loss cross_entropy class_weight=(1, cat=2)", "give every class's weight in order, or some classes' by name"),
+    ("loss cross_entropy class_weight=(cat=2, cat=3)", "class 'cat' is given twice"),
 ])
 def test_a_class_weight_that_cannot_be_used_is_refused_where_it_is_written(tmp_path, capsys, line, message):
     path = tmp_path / "s.dl"
