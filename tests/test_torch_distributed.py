@@ -27,7 +27,8 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
 
 
 def _env():
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(HERE))
+    # C++ stack traces: a process that aborts says where
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(HERE), TORCH_SHOW_CPP_STACKTRACES="1")
 
 
 def rel(a, b) -> float:

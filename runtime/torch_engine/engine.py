@@ -304,6 +304,11 @@ class TorchEngine(Engine):
 
     def close(self):
         if self.group:
+            # the DDP wrapper goes before its process group: a reducer outliving the group aborts the
+            # process at exit ("terminate called without an active exception")
+            self.model = self.net
+            import gc
+            gc.collect()
             self.group.close()
             self.group = None
 

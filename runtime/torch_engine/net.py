@@ -44,21 +44,29 @@ class LoweredNet(torch.nn.Module):
             bound.update({r: tensors[torch_name(q.name)] for r, q in n.buffers.items()})
             ins = tuple(index[i] for i in n.inputs)
             shapes = [graph.input_shape if i == -1 else graph.nodes[i].out_shape for i in ins]
-            self._plan.append((n, LOWERINGS[n.op], bound, ins, shapes))
+            merge = REGISTRY[n.op].arity is None
+            self._plan.append((n, LOWERINGS[n.op], bound, ins, shapes if merge else shapes[0], merge))
         self._last_read = {}
-        for k, (_, _, _, ins, _) in enumerate(self._plan):
+        for k, (_, _, _, ins, _, _) in enumerate(self._plan):
             for i in ins:
                 self._last_read[i] = k
+        self._contexts = {}  # (training, generator, moments) -> one Ctx per node, made once
+
+    def _ctx(self) -> list[Ctx]:
+        key = (self.training, id(self.generator), id(self.moments))
+        ctxs = self._contexts.get(key)
+        if ctxs is None:  # frozen batchnorm normalizes with its statistics, in training too
+            ctxs = self._contexts[key] = [
+                Ctx(self.training and not (node.frozen and node.buffers), self.generator, shape, self.moments)
+                for node, _, _, _, shape, _ in self._plan]
+        return ctxs
 
     def forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
         plan = self._plan if upto is None else self._plan[:upto]
+        ctxs = self._ctx()
         env = {-1: x}
-        for k, (node, fn, p, ins, shapes) in enumerate(plan):
-            merge = REGISTRY[node.op].arity is None
-            training = self.training and not (node.frozen and node.buffers)  # frozen batchnorm: its statistics
-            ctx = Ctx(training, self.generator, shapes if merge else shapes[0], self.moments)
-            xs = [env[i] for i in ins]
-            env[k] = fn(xs if merge else xs[0], p, node.attrs, ctx)
+        for k, (node, fn, p, ins, _, merge) in enumerate(plan):
+            env[k] = fn([env[i] for i in ins] if merge else env[ins[0]], p, node.attrs, ctxs[k])
             for i in ins:
                 if self._last_read[i] <= k:
                     env.pop(i, None)
