@@ -48,9 +48,29 @@ def _run_dir(run) -> Path:
     return Path(getattr(run, "run_dir", run))
 
 
-def check(spec, overrides=(), max_memory=None) -> Spec:
-    """Parse, infer shapes, lint and check the data file's headers; the compiled spec (`.warnings`)."""
-    return _spec(spec, overrides, max_memory)
+def check(spec, overrides=(), max_memory=None, graph=None, graph_depth: int | None = None) -> Spec:
+    """Parse, infer shapes, lint and check the data file's headers; the compiled spec (`.warnings`).
+    `graph`: also write a picture of the network there (.svg, .dot or .mmd; compiler/picture.py), with
+    the clusters nested deeper than `graph_depth` drawn as one box each."""
+    compiled = _spec(spec, overrides, max_memory)
+    if graph is not None:
+        write_picture(compiled, graph, graph_depth)
+    return compiled
+
+
+def write_picture(spec: Spec, path, depth: int | None = None) -> Path:
+    """The network's picture written to `path` (its suffix picks SVG, Graphviz DOT or Mermaid)."""
+    from dlc.compiler.diagnostics import Diagnostic, DLError
+    from dlc.compiler.picture import FORMATS, render
+    from dlc.runtime import run_folder as rf
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise DLError(Diagnostic("error", f"--graph {path}: a picture is written as .svg, .dot (Graphviz) or .mmd "
+                                          "(Mermaid)", hint=f"e.g. --graph {path.with_suffix('.svg')}"))
+    if depth is not None and depth < 0:
+        raise DLError(Diagnostic("error", f"--graph-depth {depth}: a depth is 0 (only top-level lines) or more"))
+    rf.atomic_write_text(path, render(spec.graph, path.suffix.lower(), depth))
+    return path
 
 
 def engine_overrides(engine: str | None = None, device: str | None = None) -> list[str]:

@@ -23,9 +23,12 @@ def cmd_check(args) -> int:
 
     status = EXIT_OK
     reports = []
+    if args.graph and len(args.specs) > 1:
+        print("dlc: --graph draws one spec: check the others without it", file=sys.stderr)
+        return EXIT_ERROR
     for path in args.specs:
         try:
-            spec = api.check(path, args.set or (), args.max_memory)
+            spec = api.check(path, args.set or (), args.max_memory, args.graph, args.graph_depth)
         except DLError as e:
             if not args.json:
                 raise
@@ -39,7 +42,7 @@ def cmd_check(args) -> int:
             if spec.warnings:
                 print()
                 _print_diags(spec.warnings, spec.source, sys.stdout)
-            print(f"{path}: ok, {len(spec.warnings)} warning(s)")
+            print(f"{path}: ok, {len(spec.warnings)} warning(s)" + (f"; picture: {args.graph}" if args.graph else ""))
         if spec.warnings and args.strict and status == EXIT_OK:
             status = EXIT_WARNINGS
     if args.json:
@@ -303,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("specs", nargs="+", metavar="SPEC")
     c.add_argument("--json", action="store_true", help="machine-readable summary")
     c.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
+    c.add_argument("--graph", metavar="FILE", help="also draw the network: one box per line with its output shape and "
+                                                   "parameters, paths and blocks as drawn clusters; FILE.svg, .dot "
+                                                   "(Graphviz) or .mmd (Mermaid)")
+    c.add_argument("--graph-depth", type=int, metavar="N",
+                   help="draw clusters nested deeper than N as one box (0: only the top-level lines)")
     _add_set(c)
     _add_max_memory(c)
     c.set_defaults(func=cmd_check)

@@ -134,6 +134,8 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
         notify(warning)
     if write:
         rf.atomic_write_text(run_dir / rf.SPEC, portable_text(spec))  # trains as written from the run folder too
+        from dlc.compiler.picture import render
+        rf.atomic_write_text(run_dir / rf.NETWORK, render(spec.graph, ".svg"))
         rf.save_npz(run_dir / rf.PREPROCESS, rf.preprocess_arrays(splits.preprocess, splits.classes))
         record = data_record.record(spec)
         if record is not None:

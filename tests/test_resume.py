@@ -315,8 +315,8 @@ def test_a_new_run_in_an_old_folder_leaves_nothing_of_the_old_one(tmp_path, monk
         _interrupt_at_step(m, 2)
         train(dlc.compile(EARLY.replace("dense 16", "dense 8")), out=tmp_path / "run", progress=False,
               overwrite=True)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".dlc-run.json", ".lock", "preprocess.npz",
-                                                                     "spec.dl"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".dlc-run.json", ".lock", "network.svg",
+                                                                     "preprocess.npz", "spec.dl"]
     assert "dense 8" in (tmp_path / "run" / "spec.dl").read_text()
 
 

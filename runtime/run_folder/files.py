@@ -28,8 +28,10 @@ CURVES = "curves.png"
 LOCK = ".lock"
 MANIFEST = ".dlc-run.json"
 CONFUSION = "confusion.png"  # written by dlc eval
+NETWORK = "network.svg"  # the picture of the network (compiler/picture.py)
 TENSORBOARD = "tensorboard"  # a folder: train log=tensorboard's event files (runtime/live_view.py)
-RUN_FILES = (SPEC, WEIGHTS, PREPROCESS, DATA, CHECKPOINT, HISTORY, METRICS, CURVES, CONFUSION, TENSORBOARD)  # the run's
+RUN_FILES = (SPEC, WEIGHTS, PREPROCESS, DATA, CHECKPOINT, HISTORY, METRICS, CURVES, CONFUSION, NETWORK,
+             TENSORBOARD)  # the run's
 
 
 def _error(message: str, hint: str | None = None) -> DLError:
