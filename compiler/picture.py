@@ -210,9 +210,8 @@ def to_svg(p: Picture) -> str:
         if a not in pos or b not in pos:
             continue
         (xa, ya), (xb, yb) = pos[a], pos[b]
-        if far[(a, b)] == 1 and yb > ya:  # the next line: straight down
-            xm = xa + 20
-            out.append(f'<line x1="{xm}" y1="{ya + BOX_H}" x2="{xm}" y2="{yb}" stroke="#555" '
+        if far[(a, b)] == 1 and yb > ya:  # the next line: down, into the box where it is indented
+            out.append(f'<line x1="{xa + 20}" y1="{ya + BOX_H}" x2="{xb + 20}" y2="{yb}" stroke="#555" '
                        f'marker-end="url(#arrow)"/>')
         else:  # a skip: out of a's right side, round the lines between, into b's right side
             x1, x2 = xa + width_of[a], xb + width_of[b]
