@@ -163,6 +163,11 @@ def _train_variants(args) -> int:
     return 130 if result.interrupted else EXIT_OK
 
 
+def cmd_lsp(args) -> int:
+    from dlc.lsp import run
+    return run()
+
+
 def cmd_compare(args) -> int:
     from dlc import api
     result = api.compare(args.specs, out=args.output, progress=not args.quiet, overwrite=args.overwrite,
@@ -421,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--samples", type=int, default=256, help="real inputs used for the parity check (default 256)")
     x.set_defaults(func=cmd_export)
 
+    lsp = sub.add_parser("lsp", help="a language server over stdio for editors (pip install \"dlc[lsp]\")",
+                         description="Speak the Language Server Protocol on stdin/stdout: diagnostics as you type, "
+                                     "shapes after each model line, hover and completion (docs/editors.md).")
+    lsp.set_defaults(func=cmd_lsp)
+
     pr = sub.add_parser("predict", help="predictions for a data set from an .onnx file or a run folder",
                         description="Predict with onnxruntime (MODEL.onnx) or the NumPy runtime (a run folder). "
                                     "DATA is a built-in set name or a .npz/.csv/IDX file, as in training.")
@@ -452,7 +462,8 @@ def main(argv=None) -> int:
         return EXIT_ERROR
     try:
         code = args.func(args)
-        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        if not sys.stdout.closed:  # (dlc lsp: the server closed it on exit)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
     except BrokenPipeError:
         return _stdout_closed()

@@ -1,0 +1,181 @@
+"""What the language server says about a spec, from the compiler's own API (no second parser, no rule
+of its own): diagnostics with their spans, each model line's output shape and parameters, hover texts
+read from the registries, and completions by context. dlc/lsp.py speaks LSP around it.
+
+Positions here are 0-based (line, character), as LSP counts them; the compiler's spans are 1-based
+with an exclusive end."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlc.compiler.diagnostics import Diagnostic, DLError, Span
+
+
+@dataclass
+class Found:
+    severity: str  # error | warning | note
+    message: str
+    start: tuple[int, int]
+    end: tuple[int, int]
+    code: str | None = None
+
+
+@dataclass
+class Hint:
+    line: int  # 0-based
+    character: int  # where the hint goes: the end of the line's text
+    text: str
+
+
+@dataclass
+class Analysis:
+    diagnostics: list[Found]
+    hints: list[Hint]
+    blocks: list[str]
+
+
+def _range(span: Span | None, lines: list[str]) -> tuple[tuple[int, int], tuple[int, int]]:
+    if span is None:
+        return (0, 0), (0, 0)
+    start = (span.line - 1, max(span.col - 1, 0))
+    end_line = (span.end_line or span.line) - 1
+    end_col = (span.end_col - 1) if span.end_col else len(lines[end_line]) if end_line < len(lines) else start[1]
+    return start, (end_line, max(end_col, start[1]))
+
+
+def _found(d: Diagnostic, lines: list[str]) -> Found:
+    start, end = _range(d.span, lines)
+    message = d.message + (f" (hint: {d.hint})" if d.hint else "")
+    return Found(d.severity, message, start, end, d.code)
+
+
+def analyse(text: str, path: str) -> Analysis:
+    """Compile `text` as the spec at `path` (its data file and `init from` run read from their
+    headers, as dlc check does) -> diagnostics, shape hints and the block names."""
+    from dlc.compiler.spec import compile as compile_text
+    from dlc.runtime.data.check import check_data_file
+    lines = text.splitlines() or [""]
+    blocks = re.findall(r"^\s*block\s+([A-Za-z_]\w*)", text, flags=re.M)
+    try:
+        spec = compile_text(text, path)
+        check_data_file(spec)
+        if "init" in spec.settings:
+            from dlc.runtime.init_from import plan
+            plan(spec)
+    except DLError as e:
+        return Analysis([_found(d, lines) for d in e.diagnostics], [], blocks)
+    return Analysis([_found(d, lines) for d in spec.warnings], _hints(spec, lines), blocks)
+
+
+def _hints(spec, lines: list[str]) -> list[Hint]:
+    """After each model line: the shape that leaves it and its parameters; a line inside a block
+    gets the shapes of each of its uses, once each."""
+    from dlc.compiler.ops.base import fmt_shape
+    graph = spec.graph
+    nodes = {n.name: n for n in graph.nodes}
+    by_line: dict[int, list[str]] = {}
+    for layer in graph.layers:
+        if not layer.nodes and layer.word != "input":
+            continue
+        out = graph.input_shape if layer.output in ("", "input") else nodes[layer.output].out_shape
+        params = sum(p.size for name in layer.nodes for p in nodes[name].params.values())
+        text = fmt_shape(out) + (f" · {params:,} params" if params else "")
+        seen = by_line.setdefault(layer.span.line - 1, [])
+        if text not in seen:
+            seen.append(text)
+    return [Hint(line, len(lines[line].rstrip()) if line < len(lines) else 0, "→ " + " | ".join(texts))
+            for line, texts in sorted(by_line.items())]
+
+
+# ---- hover and completion --------------------------------------------------------------------------
+def _attrs_text(attrs: dict) -> str:
+    from dlc.compiler.attrs import REQUIRED
+    parts = []
+    for key, a in attrs.items():
+        default = "required" if a.default is REQUIRED else f"default {a.default}"
+        rng = a.describe_range()
+        parts.append(f"- `{key}` ({a.type}, {default}{', ' + rng if rng else ''}){': ' + a.doc if a.doc else ''}")
+    return "\n".join(parts)
+
+
+def hover(word: str) -> str | None:
+    """Markdown for a layer, activation, init scheme, optimizer, loss or schedule name, from its registry."""
+    from dlc.compiler.inits import INITS
+    from dlc.compiler.losses import LOSSES
+    from dlc.compiler.ops import REGISTRY
+    from dlc.compiler.optimizers import OPTIMIZERS
+    from dlc.compiler.schedules import SCHEDULES
+    if word in REGISTRY:
+        op = REGISTRY[word]
+        return f"**{word}** ({op.kind}): {op.doc}\n\n" + _attrs_text(op.attrs)
+    if word in INITS:
+        s = INITS[word]
+        return f"**{word}** (init): {s.distribution}, scale `{s.formula}`\n\n" + _attrs_text(s.attrs)
+    if word in OPTIMIZERS:
+        rule = OPTIMIZERS[word]
+        doc = (type(rule).__doc__ or "").strip().split("\n\n")[0]
+        return f"**{word}** (optimizer){': ' + doc if doc else ''}\n\n" + _attrs_text(rule.attrs)
+    if word in LOSSES:
+        loss = LOSSES[word]
+        return f"**{word}** (loss, {loss.task}): {loss.doc}\n\n" + _attrs_text(loss.attrs)
+    if word in SCHEDULES:
+        s = SCHEDULES[word]
+        return f"**{word}** (schedule): `{s.formula}`\n\n" + _attrs_text(s.attrs)
+    return None
+
+
+def completions(text: str, line: int, character: int, blocks: list[str]) -> list[str]:
+    """Words that fit where the cursor is: after `optimizer`/`loss`/`schedule`/`init`, their names; after
+    `key` on a layer line, its keys (as `key=`); at a line's start, statements, layers and block names;
+    after a layer, activations and its keys."""
+    from dlc.compiler.inits import INITS
+    from dlc.compiler.losses import LOSSES
+    from dlc.compiler.ops import REGISTRY
+    from dlc.compiler.optimizers import OPTIMIZERS
+    from dlc.compiler.schedules import SCHEDULES
+    from dlc.compiler.statements import STATEMENTS
+    rows = text.splitlines()
+    before = rows[line][:character] if line < len(rows) else ""
+    words = before.split()
+    typing = "" if before.endswith((" ", "\t")) or not words else words[-1]
+    done = words[:-1] if typing else words
+    if not done:
+        return sorted(set(STATEMENTS) | {"model", "block", "repeat", "residual", "parallel", "branch", "input", "init"}
+                      | set(REGISTRY.names()) | set(blocks))
+    head = done[0]
+    names = {"optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES, "init": INITS}.get(head)
+    if names is not None and len(done) == 1:
+        return sorted(names)
+    if head in REGISTRY:
+        op = REGISTRY[head]
+        keys = [f"{k}=" for k in op.attrs]
+        if op.inline:
+            from dlc.compiler.build import LAYER_KEYS
+            keys += [f"{k}=" for k in LAYER_KEYS] + sorted(REGISTRY.names("activation")) + ["batchnorm", "frozen"]
+        return sorted(set(keys))
+    if head in STATEMENTS:
+        kinds, _, common = STATEMENTS[head]
+        kind = done[1] if len(done) > 1 else None
+        attrs = dict(common, **((kinds or {}).get(kind, {}) if kinds and kind else {}))
+        return sorted(f"{k}=" for k in attrs)
+    return []
+
+
+def word_at(text: str, line: int, character: int) -> str | None:
+    rows = text.splitlines()
+    if line >= len(rows):
+        return None
+    for m in re.finditer(r"[A-Za-z_]\w*", rows[line]):
+        if m.start() <= character <= m.end():
+            return m.group(0)
+    return None
+
+
+def document_path(uri: str) -> str:
+    """A file: URI as the path the compiler reports (data files are found relative to it)."""
+    from urllib.parse import unquote, urlparse
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else str(Path(uri))

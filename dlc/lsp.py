@@ -1,0 +1,102 @@
+"""`dlc lsp`: a Language Server Protocol server over stdio (pygls >= 2; pip install "dlc[lsp]").
+
+Diagnostics on open and on every change (debounced), the shape and parameters after each model line
+(inlay hints), hover on a layer / activation / init / optimizer / loss / schedule name, completion by
+context, and the outline (document symbols: the model and the blocks). What it says comes from
+dlc/editor.py, which asks the compiler; docs/editors.md sets it up in VS Code, Neovim, Helix, Emacs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+DEBOUNCE = 0.15  # seconds of quiet typing before a spec is checked again
+
+
+def server():
+    try:
+        from lsprotocol import types as t
+        from pygls.lsp.server import LanguageServer
+    except ImportError:
+        from dlc.compiler.diagnostics import Diagnostic, DLError
+        raise DLError(Diagnostic("error", "dlc lsp needs pygls 2, which is not installed",
+                                 hint='pip install "dlc[lsp]"')) from None
+    from dlc import __version__, editor
+
+    ls = LanguageServer("dlc", __version__)
+    analyses: dict[str, editor.Analysis] = {}
+    pending: dict[str, asyncio.TimerHandle] = {}
+    severity = {"error": t.DiagnosticSeverity.Error, "warning": t.DiagnosticSeverity.Warning,
+                "note": t.DiagnosticSeverity.Information}
+
+    def publish(uri: str) -> None:
+        doc = ls.workspace.get_text_document(uri)
+        a = analyses[uri] = editor.analyse(doc.source, editor.document_path(uri))
+        ls.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri=uri, version=doc.version, diagnostics=[
+            t.Diagnostic(range=t.Range(start=t.Position(*d.start), end=t.Position(*d.end)), message=d.message,
+                         severity=severity.get(d.severity, t.DiagnosticSeverity.Error), code=d.code, source="dlc")
+            for d in a.diagnostics]))
+
+    @ls.feature(t.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(params: t.DidOpenTextDocumentParams):
+        publish(params.text_document.uri)
+
+    @ls.feature(t.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(params: t.DidChangeTextDocumentParams):
+        uri = params.text_document.uri
+        if uri in pending:
+            pending.pop(uri).cancel()
+        pending[uri] = asyncio.get_running_loop().call_later(DEBOUNCE, lambda: (pending.pop(uri, None), publish(uri)))
+
+    @ls.feature(t.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(params: t.DidCloseTextDocumentParams):
+        analyses.pop(params.text_document.uri, None)
+
+    def analysis(uri: str) -> editor.Analysis:
+        if uri not in analyses:
+            publish(uri)
+        return analyses[uri]
+
+    @ls.feature(t.TEXT_DOCUMENT_INLAY_HINT)
+    def inlay_hints(params: t.InlayHintParams):
+        first, last = params.range.start.line, params.range.end.line
+        return [t.InlayHint(position=t.Position(h.line, h.character), label=" " + h.text,
+                            kind=t.InlayHintKind.Type, padding_left=True)
+                for h in analysis(params.text_document.uri).hints if first <= h.line <= last]
+
+    @ls.feature(t.TEXT_DOCUMENT_HOVER)
+    def hover(params: t.HoverParams):
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        word = editor.word_at(doc.source, params.position.line, params.position.character)
+        text = editor.hover(word) if word else None
+        if text is None:
+            return None
+        return t.Hover(contents=t.MarkupContent(kind=t.MarkupKind.Markdown, value=text))
+
+    @ls.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=[" "]))
+    def completion(params: t.CompletionParams):
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        words = editor.completions(doc.source, params.position.line, params.position.character,
+                                   analysis(params.text_document.uri).blocks)
+        return t.CompletionList(is_incomplete=False, items=[t.CompletionItem(label=w) for w in words])
+
+    @ls.feature(t.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    def symbols(params: t.DocumentSymbolParams):
+        import re
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        out = []
+        for k, row in enumerate(doc.source.splitlines()):
+            m = re.match(r"\s*(model|block)\s+([A-Za-z_]\w*)", row)
+            if m:
+                r = t.Range(start=t.Position(k, m.start(2)), end=t.Position(k, m.end(2)))
+                out.append(t.DocumentSymbol(name=m.group(2), kind=t.SymbolKind.Class if m.group(1) == "model"
+                                            else t.SymbolKind.Function, range=r, selection_range=r,
+                                            detail=m.group(1)))
+        return out
+
+    return ls
+
+
+def run() -> int:
+    server().start_io()
+    return 0
