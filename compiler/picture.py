@@ -116,23 +116,25 @@ def _dot_text(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def _nested(p: Picture, cluster: Cluster, indent: str, opening, closing: str, box):
+    """The lines of a cluster's items in order: a cluster's opening lines, its items one level in, its
+    closing line; a box's line. DOT and Mermaid differ only in these three pieces."""
+    for item in cluster.items:
+        if isinstance(item, Cluster):
+            yield from (indent + line for line in opening(item))
+            yield from _nested(p, item, indent + "  ", opening, closing, box)
+            yield indent + closing
+        else:
+            yield indent + box(p.boxes[item])
+
+
 def to_dot(p: Picture) -> str:
     out = [f'digraph "{_dot_text(p.name)}" {{', "  rankdir=TB;",
            '  node [shape=box, style=rounded, fontname="Helvetica", fontsize=10];',
            '  edge [fontname="Helvetica", fontsize=9];']
-
-    def emit(cluster: Cluster, indent: str):
-        for item in cluster.items:
-            if isinstance(item, Cluster):
-                out.append(f"{indent}subgraph cluster_{item.id} {{")
-                out.append(f'{indent}  label="{_dot_text(item.label)}"; style=dashed;')
-                emit(item, indent + "  ")
-                out.append(f"{indent}}}")
-            else:
-                b = p.boxes[item]
-                out.append(f'{indent}{b.id} [label="{_dot_text(b.text)}\\n{_dot_text(b.detail)}"];')
-
-    emit(p.root, "  ")
+    out += _nested(p, p.root, "  ",
+                   lambda c: [f"subgraph cluster_{c.id} {{", f'  label="{_dot_text(c.label)}"; style=dashed;'], "}",
+                   lambda b: f'{b.id} [label="{_dot_text(b.text)}\\n{_dot_text(b.detail)}"];')
     out += [f"  {a} -> {b};" for a, b in p.edges]
     out.append("}")
     return "\n".join(out) + "\n"
@@ -144,18 +146,8 @@ def _mermaid_text(s: str) -> str:
 
 def to_mermaid(p: Picture) -> str:
     out = ["flowchart TD"]
-
-    def emit(cluster: Cluster, indent: str):
-        for item in cluster.items:
-            if isinstance(item, Cluster):
-                out.append(f'{indent}subgraph {item.id} ["{_mermaid_text(item.label)}"]')
-                emit(item, indent + "  ")
-                out.append(f"{indent}end")
-            else:
-                b = p.boxes[item]
-                out.append(f'{indent}{b.id}["{_mermaid_text(b.text)}<br/>{_mermaid_text(b.detail)}"]')
-
-    emit(p.root, "  ")
+    out += _nested(p, p.root, "  ", lambda c: [f'subgraph {c.id} ["{_mermaid_text(c.label)}"]'], "end",
+                   lambda b: f'{b.id}["{_mermaid_text(b.text)}<br/>{_mermaid_text(b.detail)}"]')
     out += [f"  {a} --> {b}" for a, b in p.edges]
     return "\n".join(out) + "\n"
 

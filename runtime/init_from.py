@@ -93,9 +93,10 @@ def plan(spec: Spec) -> InitReport | None:
     return report
 
 
-def apply(spec: Spec, values: dict[str, np.ndarray]) -> InitReport | None:
-    """Load the run's matching arrays into `values` (dlc's init for the spec); the report, or None."""
-    report = plan(spec)
+def apply(spec: Spec, values: dict[str, np.ndarray], report: InitReport | None = None) -> InitReport | None:
+    """Load the run's matching arrays into `values` (dlc's init for the spec); the report (`report`:
+    the plan already made), or None."""
+    report = report or plan(spec)
     if report is None:
         return None
     arrays = rf.load_npz(Path(report.run) / rf.WEIGHTS, "the run's weights", finite=True)

@@ -66,20 +66,20 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     """
     _check_concrete(spec)
     engine_class(spec).check(spec)  # torch installed, the device present: before any folder is made
-    if "init" in spec.settings and not resume:
-        init_from.plan(spec)  # the run to start from exists and fits
+    # init from "RUN": the run to start from exists and fits (read once: its headers and sha256)
+    origin = init_from.plan(spec) if "init" in spec.settings and not resume else None
     if spec["train"].get("log") == "tensorboard" and write:
         from dlc.runtime.live_view import writer_class
         writer_class()  # tensorboardX installed
     notify = notify or (lambda message: None)
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
     if not write:
-        return _train(spec, run_dir, None, progress, splits, False, max_steps, on_epoch, notify)
+        return _train(spec, run_dir, None, progress, splits, False, max_steps, on_epoch, notify, origin)
     if process_rank() != 0:  # one of several torchrun processes: rank 0 writes the folder; this one reads
         ckpt = rf.load_checkpoint(run_dir) if resume and run_dir.exists() else None  # what it resumes from
         if ckpt is not None:
             spec = data_record.load_for_run(spec, run_dir)
-        return _train(spec, run_dir, ckpt, False, splits, False, max_steps, on_epoch, lambda message: None)
+        return _train(spec, run_dir, ckpt, False, splits, False, max_steps, on_epoch, lambda message: None, origin)
     note = contention_note(spec) if progress else None  # a warning: not with -q
     if note:
         notify(note)
@@ -97,14 +97,14 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
                 spec = data_record.load_for_run(spec, run_dir)
         if ckpt is None:  # a new run here: nothing of an earlier one may be resumed or mixed in by mistake
             rf.claim(run_dir, spec.name, overwrite=overwrite or (resume and rf.is_run(run_dir)))
-        return _train(spec, run_dir, ckpt, progress, splits, True, max_steps, on_epoch, notify)
+        return _train(spec, run_dir, ckpt, progress, splits, True, max_steps, on_epoch, notify, origin)
 
 
 def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | None, write: bool,
-           max_steps: int | None, on_epoch=None, notify=None) -> RunResult:
+           max_steps: int | None, on_epoch=None, notify=None, origin=None) -> RunResult:
     values = init_params(spec.graph, spec["train"]["seed"])
     # a resumed run's weights are the checkpoint's: the run it started from is not read again
-    start = init_from.apply(spec, values) if ckpt is None else None
+    start = init_from.apply(spec, values, origin) if ckpt is None else None
     engine = make_engine(spec, values)
     try:
         return _run(engine, spec, run_dir, ckpt, progress, splits, write, max_steps, on_epoch, notify, start)
