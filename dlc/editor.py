@@ -179,3 +179,18 @@ def document_path(uri: str) -> str:
     from urllib.parse import unquote, urlparse
     parsed = urlparse(uri)
     return unquote(parsed.path) if parsed.scheme == "file" else str(Path(uri))
+
+
+def block_places(text: str, name: str) -> tuple[tuple[int, int, int] | None, list[tuple[int, int, int]]]:
+    """Where block `name` is defined, and the lines that use it, as (line, start, end) of the name: read
+    from the lines as written, so a spec with errors elsewhere still has them."""
+    definition, uses = None, []
+    for k, row in enumerate(text.splitlines()):
+        m = re.match(r"\s*block\s+([A-Za-z_]\w*)", row)
+        if m and m.group(1) == name:
+            definition = (k, m.start(1), m.end(1))
+            continue
+        for m in re.finditer(r"(?:^|[{;])\s*([A-Za-z_]\w*)\b", row.split("#", 1)[0]):  # a statement's first word
+            if m.group(1) == name:
+                uses.append((k, m.start(1), m.end(1)))
+    return definition, uses

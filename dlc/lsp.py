@@ -2,7 +2,8 @@
 
 Diagnostics on open and on every change (debounced), the shape and parameters after each model line
 (inlay hints), hover on a layer / activation / init / optimizer / loss / schedule name, completion by
-context, and the outline (document symbols: the model and the blocks). What it says comes from
+context, go to a block's definition and find its uses, and the outline (document symbols: the model
+and the blocks). What it says comes from
 dlc/editor.py, which asks the compiler; docs/editors.md sets it up in VS Code, Neovim, Helix, Emacs.
 """
 
@@ -79,6 +80,28 @@ def server():
         words = editor.completions(doc.source, params.position.line, params.position.character,
                                    analysis(params.text_document.uri).blocks)
         return t.CompletionList(is_incomplete=False, items=[t.CompletionItem(label=w) for w in words])
+
+    def _places(params):
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        word = editor.word_at(doc.source, params.position.line, params.position.character)
+        return (editor.block_places(doc.source, word) if word else (None, [])), params.text_document.uri
+
+    def _location(uri, place):
+        line, start, end = place
+        return t.Location(uri=uri, range=t.Range(start=t.Position(line, start), end=t.Position(line, end)))
+
+    @ls.feature(t.TEXT_DOCUMENT_DEFINITION)
+    def definition(params: t.DefinitionParams):
+        (found, _), uri = _places(params)
+        return _location(uri, found) if found else None
+
+    @ls.feature(t.TEXT_DOCUMENT_REFERENCES)
+    def references(params: t.ReferenceParams):
+        (found, uses), uri = _places(params)
+        if found is None:
+            return []
+        return ([_location(uri, found)] if params.context.include_declaration else []) + \
+            [_location(uri, u) for u in uses]
 
     @ls.feature(t.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     def symbols(params: t.DocumentSymbolParams):

@@ -83,3 +83,23 @@ async def test_hover_and_completion_read_the_registries(client, tmp_path):
     items = await client.text_document_completion_async(t.CompletionParams(
         text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(4, 10)))
     assert [i.label for i in items.items] == ["adagrad", "adam", "adamw", "genetic", "rmsprop", "sgd"]
+
+
+@pytest.mark.asyncio
+async def test_a_block_s_definition_and_uses_are_found(client):
+    path = SPECS / "resnet_digits.dl"
+    uri = _open(client, path, path.read_text())
+    await client.wait_for_notification(t.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    rows = path.read_text().splitlines()
+    use = next(k for k, r in enumerate(rows) if r.strip().startswith("basic 32 stride=2"))
+    column = rows[use].index("basic")
+    found = await client.text_document_definition_async(t.DefinitionParams(
+        text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(use, column + 2)))
+    define = next(k for k, r in enumerate(rows) if r.startswith("block basic"))
+    assert (found.range.start.line, found.range.start.character) == (define, 6)
+    refs = await client.text_document_references_async(t.ReferenceParams(
+        text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(define, 7),
+        context=t.ReferenceContext(include_declaration=False)))
+    uses = [k for k, r in enumerate(rows) if r.strip().startswith(("basic ", "repeat 2 { basic"))]
+    assert len(uses) == 3  # basic 32 stride=2, basic 32, and the one inside repeat 2 { ... }
+    assert sorted(r.range.start.line for r in refs) == uses
