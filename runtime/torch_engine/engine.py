@@ -26,7 +26,7 @@ from dlc.runtime.torch_engine import import_torch
 torch = import_torch()
 
 from dlc.runtime.torch_engine.losses import LOSS_LOWERINGS  # noqa: E402 (needs torch)
-from dlc.runtime.torch_engine.net import LoweredNet  # noqa: E402
+from dlc.runtime.torch_engine.net import LoweredNet, torch_name  # noqa: E402
 
 TORCH_OPS = ArrayOps(multiply=torch.mul, divide=torch.div, sqrt=torch.sqrt, zeros_like=torch.zeros_like,
                      copy=torch.clone)
@@ -143,7 +143,6 @@ class TorchEngine(Engine):
                     else Regularizer(spec.graph, 0.0, 0.0, None))
         tensors = dict(self.net.named_parameters())
         tensors.update(dict(self.net.named_buffers()))
-        from dlc.runtime.torch_engine.net import torch_name
         self.tensors = {n: tensors[torch_name(n)] for n in self.names}
         self.params = [(p.name, self.tensors[p.name]) for p in spec.graph.trained_params()]
         self.weight_names = [p.name for p in spec.graph.trained_params() if p.role == "weight"]
