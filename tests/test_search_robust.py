@@ -203,3 +203,28 @@ def test_a_search_into_a_folder_of_other_files_is_refused(tmp_path, capsys):
     assert main(["search", str(_spec(tmp_path)), "--trials", "1", "--jobs", "1", "-q", "-o", str(tmp_path / "mine")]) == 2
     assert f"dlc: error: {tmp_path / 'mine'} is not empty and holds no search (no study.db)" in capsys.readouterr().err
     assert (tmp_path / "mine" / "results.csv").read_text() == "my own table\n"
+
+
+@pytest.mark.parametrize("status, requeued", [("ok", False), ("interrupted", True)])
+def test_a_trial_that_ends_while_a_rerun_requeues_it_is_not_an_internal_error(tmp_path, status, requeued):
+    """The rerun lists a trial as running; a worker of the interrupted run ends it before the rerun marks
+    it failed (seen once in CI: UpdateFinishedTrialError, exit 3). Finished, it is kept; ended as
+    interrupted, it is run again."""
+    import optuna
+    from dlc.runtime.tools.study import requeue_unfinished
+    st = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s")
+    trial = st.ask()
+    trial.suggest_float("lr", 1e-3, 1e-1)
+    real = st._storage.set_trial_state_values
+
+    def worker_finishes_first(trial_id, state, values=None):
+        st._storage.set_trial_user_attr(trial_id, "status", status)
+        real(trial_id, optuna.trial.TrialState.COMPLETE, [0.5])  # the old worker's tell
+        return real(trial_id, state, values)
+
+    st._storage.set_trial_state_values = worker_finishes_first
+    requeue_unfinished(st)
+    st._storage.set_trial_state_values = real
+    assert (st.user_attrs["replaced"] == [0]) is requeued
+    waiting = [t for t in st.get_trials() if t.state == optuna.trial.TrialState.WAITING]
+    assert len(waiting) == (1 if requeued else 0)

@@ -147,7 +147,12 @@ def requeue_unfinished(st) -> None:
         if t.number in replaced or not (running or t.user_attrs.get("status") == "interrupted"):
             continue
         if running:
-            st._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            try:
+                st._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # a worker of the interrupted run ended it after the listing: redo it only if it was stopped
+                if st._storage.get_trial(t._trial_id).user_attrs.get("status") != "interrupted":
+                    continue
         replaced.add(t.number)
         fixed = {k: v for k, v in t.user_attrs.items() if k.startswith("fixed:")}
         st.enqueue_trial(t.params, user_attrs={**fixed, "stage": t.user_attrs.get("stage", "coarse"),
