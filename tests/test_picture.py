@@ -73,3 +73,34 @@ def test_a_picture_that_cannot_be_written_is_refused(tmp_path, capsys, args, mes
     monkeypatch.chdir(tmp_path)
     assert main(["check", str(SPECS / "digits_fast.dl"), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def _rects(svg: str) -> dict[str, tuple[float, float, float]]:
+    """Each line box's id -> (x, y, width) as drawn."""
+    ns = "{http://www.w3.org/2000/svg}"
+    out = {}
+    for g in ET.fromstring(svg).iter(f"{ns}g"):
+        if g.get("class") == "line":
+            r = g.find(f"{ns}rect")
+            out[g.get("id")] = (float(r.get("x")), float(r.get("y")), float(r.get("width")))
+    return out
+
+
+def test_the_svg_draws_parallel_branches_side_by_side():
+    spec = dlc.compile((SPECS / "inception_digits.dl").read_text())
+    rects = _rects(render(spec.graph, ".svg"))
+    branches = [rects[b] for b in ("L5", "L7", "L9")]  # the first module's three branch convs
+    assert len({y for _, y, _ in branches}) == 1  # on one row
+    assert all(x1 + w1 < x2 for (x1, _, w1), (x2, _, _) in zip(branches, branches[1:]))  # left to right, apart
+    assert rects["L3"][1] > branches[0][1]  # the concat below them
+
+
+def test_the_svg_draws_a_projection_shortcut_beside_the_body():
+    spec = dlc.compile((SPECS / "resnet_digits.dl").read_text())
+    p = picture(spec.graph)
+    assert p.boxes["L11s"].text == "shortcut: conv, batchnorm" and p.boxes["L11s"].params == 576
+    assert ("L7", "L11s") in p.edges and ("L11s", "L11") in p.edges
+    rects = _rects(render(spec.graph, ".svg"))
+    (bx, by, bw), (sx, sy, _) = rects["L12"], rects["L11s"]
+    assert sy == by and sx > bx + bw  # level with the body's first conv, to its right
+    assert sum(b.params for b in p.boxes.values()) == spec.graph.param_count
