@@ -126,6 +126,19 @@ def error(message: str, span: Span | None = None, hint: str | None = None, sourc
     return DLError(Diagnostic("error", message, span, hint), source)
 
 
+class Suggestion(str):
+    """A did-you-mean hint that also says which written word it would replace, and with what: the
+    language server offers each as a quick fix."""
+
+    word: str
+    replacements: tuple[str, ...]
+
+    def __new__(cls, text: str, word: str, replacements: Sequence[str]):
+        s = super().__new__(cls, text)
+        s.word, s.replacements = word, tuple(replacements)
+        return s
+
+
 def did_you_mean(word: str, known: Iterable[str]) -> str | None:
     """A hint naming the closest known word(s), or listing the options when few."""
     known = sorted(set(known))
@@ -133,7 +146,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str | None:
         return None
     close = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
     if close:
-        return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        return Suggestion("did you mean " + " or ".join(f"'{c}'" for c in close) + "?", word, close)
     if len(known) <= 12:
         return "expected one of: " + ", ".join(known)
     return None

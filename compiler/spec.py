@@ -372,6 +372,11 @@ MAX_SPEC_BYTES = 10_000_000
 
 def compile_file(path: str | Path, overrides=(), lint: bool = True, data_files: dict | None = None,
                  max_memory: int | None = None) -> Spec:
+    return compile(read_spec_text(path), str(path), overrides, lint, data_files, max_memory)
+
+
+def read_spec_text(path: str | Path) -> str:
+    """A spec file's text; a folder, a device, a file too large or not UTF-8 is a DLError naming it."""
     path = Path(path)
     kind = not_regular(path)
     if kind == "a folder":
@@ -394,4 +399,4 @@ def compile_file(path: str | Path, overrides=(), lint: bool = True, data_files: 
                                           f"{e.start})"), Source("", str(path))) from None
     except OSError as e:
         raise DLError(Diagnostic("error", f"cannot read {path}: {e.strerror or e}"), Source("", str(path))) from None
-    return compile(text, str(path), overrides, lint, data_files, max_memory)
+    return text

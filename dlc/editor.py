@@ -8,7 +8,7 @@ with an exclusive end."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlc.compiler.diagnostics import Diagnostic, DLError, Span
@@ -21,6 +21,8 @@ class Found:
     start: tuple[int, int]
     end: tuple[int, int]
     code: str | None = None
+    related: list["Found"] = field(default_factory=list)  # its notes: e.g. the block use that holds the error
+    diagnostic: Diagnostic | None = None  # as the compiler gave it: what quick fixes are read from
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Hint:
 class Analysis:
     diagnostics: list[Found]
     hints: list[Hint]
-    blocks: list[str]
+    blocks: dict[str, list[str]]  # each block's name -> its parameters, as written
 
 
 def _range(span: Span | None, lines: list[str]) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -49,16 +51,29 @@ def _range(span: Span | None, lines: list[str]) -> tuple[tuple[int, int], tuple[
 def _found(d: Diagnostic, lines: list[str]) -> Found:
     start, end = _range(d.span, lines)
     message = d.message + (f" (hint: {d.hint})" if d.hint else "")
-    return Found(d.severity, message, start, end, d.code)
+    return Found(d.severity, message, start, end, d.code, [_found(n, lines) for n in d.notes if n.span], d)
 
 
 def analyse(text: str, path: str) -> Analysis:
     """Compile `text` as the spec at `path` (its data file and `init from` run read from their
-    headers, as dlc check does) -> diagnostics, shape hints and the block names."""
+    headers, as dlc check does) -> diagnostics, shape hints and the block names. The cyclic garbage
+    collector waits until it is done: a compile makes many short-lived objects and no cycles worth
+    chasing, and its passes cost a fifth of a 1,000-line spec's re-check (bench/lsp_recheck.py)."""
+    import gc
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _analyse(text, path)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _analyse(text: str, path: str) -> Analysis:
     from dlc.compiler.spec import compile as compile_text
     from dlc.runtime.data.check import check_data_file
     lines = text.splitlines() or [""]
-    blocks = re.findall(r"^\s*block\s+([A-Za-z_]\w*)", text, flags=re.M)
+    blocks = block_params(text)
     try:
         spec = compile_text(text, path)
         check_data_file(spec)
@@ -127,10 +142,20 @@ def hover(word: str) -> str | None:
     return None
 
 
-def completions(text: str, line: int, character: int, blocks: list[str]) -> list[str]:
+def block_params(text: str) -> dict[str, list[str]]:
+    """Each `block NAME(params)` line's name and parameter names, read from the lines as written (a spec
+    with errors elsewhere still has them)."""
+    out = {}
+    for m in re.finditer(r"^\s*block\s+([A-Za-z_]\w*)\s*(?:\(([^)]*)\))?", text, flags=re.M):
+        out[m.group(1)] = [p.split("=")[0].strip() for p in (m.group(2) or "").split(",") if p.split("=")[0].strip()]
+    return out
+
+
+def completions(text: str, line: int, character: int, blocks: dict[str, list[str]]) -> list[str]:
     """Words that fit where the cursor is: after `optimizer`/`loss`/`schedule`/`init`, their names; after
-    `key` on a layer line, its keys (as `key=`); at a line's start, statements, layers and block names;
-    after a layer, activations and its keys."""
+    `data`, the bundled data sets; after a block's name, its parameters (as `name=`); after a layer, its
+    keys (as `key=`), activations, batchnorm and frozen; after a group's `}`, what may follow it; at a
+    line's start, statements, layers and block names."""
     from dlc.compiler.inits import INITS
     from dlc.compiler.losses import LOSSES
     from dlc.compiler.ops import REGISTRY
@@ -142,13 +167,21 @@ def completions(text: str, line: int, character: int, blocks: list[str]) -> list
     words = before.split()
     typing = "" if before.endswith((" ", "\t")) or not words else words[-1]
     done = words[:-1] if typing else words
+    from dlc.compiler.build import IDENTITY, MERGES, PROJECT
+    from dlc.compiler.catalog import BUILTIN_SETS
+    done = done[done.index("{") + 1:] if "{" in done else done  # repeat 2 { dense ...: the statement inside
     if not done:
         return sorted(set(STATEMENTS) | {"model", "block", "repeat", "residual", "parallel", "branch", "input", "init"}
                       | set(REGISTRY.names()) | set(blocks))
     head = done[0]
-    names = {"optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES, "init": INITS}.get(head)
+    if head == "}":  # } relu batchnorm dropout=0.2: what follows a residual's or parallel's body
+        return sorted(set(REGISTRY.names("activation")) | {"batchnorm", "dropout=", "keep=", "frozen"})
+    names = {"optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES, "init": INITS, "data": BUILTIN_SETS,
+             "residual": (IDENTITY, PROJECT), "parallel": MERGES}.get(head)
     if names is not None and len(done) == 1:
         return sorted(names)
+    if head in blocks:
+        return [f"{p}=" for p in blocks[head]]
     if head in REGISTRY:
         op = REGISTRY[head]
         keys = [f"{k}=" for k in op.attrs]
@@ -194,3 +227,75 @@ def block_places(text: str, name: str) -> tuple[tuple[int, int, int] | None, lis
             if m.group(1) == name:
                 uses.append((k, m.start(1), m.end(1)))
     return definition, uses
+
+
+@dataclass
+class Symbol:
+    name: str
+    detail: str  # model | block | residual | parallel | branch | repeat | a statement's word
+    line: int  # 0-based
+    start: int
+    end: int
+    last_line: int  # the line of its closing brace (its own line for a statement)
+    children: list["Symbol"] = field(default_factory=list)
+
+
+GROUPS = ("residual", "parallel", "branch", "repeat")
+
+
+def symbols(text: str) -> list[Symbol]:
+    """The outline: the model and the blocks, the residual / parallel / branch / repeat groups inside
+    them, and the statements outside (data, loss, optimizer ...), each spanning to its closing brace.
+    Read from the grammar's tokens, so a spec with errors elsewhere still has an outline; a spec that
+    does not even lex has the model and block lines only."""
+    from dlc.grammar.parser import tokens
+    try:
+        toks = [t for t in tokens(text) if t.type not in ("WS_INLINE", "COMMENT")]
+    except Exception:
+        return [Symbol(m.group(2), m.group(1), text.count("\n", 0, m.start()), m.start(2) - m.start(),
+                       m.end(2) - m.start(), text.count("\n", 0, m.start()))
+                for m in re.finditer(r"^(model|block)\s+([A-Za-z_]\w*)", text, flags=re.M)]
+    rows = text.splitlines()
+    top: list[Symbol] = []
+    open_: list[Symbol | None] = []  # one per open brace: the symbol it belongs to (None: a brace of no symbol)
+    at_start = True
+    pending: Symbol | None = None
+    for k, tok in enumerate(toks):
+        if tok.type in ("_NL", "SEMICOLON"):
+            at_start, pending = True, None
+            continue
+        if tok.type == "LBRACE":
+            open_.append(pending)
+            pending, at_start = None, True
+            continue
+        if tok.type == "RBRACE":
+            sym = open_.pop() if open_ else None
+            if sym is not None:
+                sym.last_line = tok.line - 1
+            at_start = False
+            continue
+        if not at_start:
+            continue
+        at_start = False
+        word = str(tok)
+        parent = next((s for s in reversed(open_) if s is not None), None)
+        siblings = parent.children if parent else (top if not open_ else None)
+        line = tok.line - 1
+        if word in ("model", "block") and not open_ and k + 1 < len(toks) and toks[k + 1].type == "NAME":
+            name = toks[k + 1]
+            pending = Symbol(str(name), word, line, name.column - 1, name.end_column - 1, line)
+        elif word in GROUPS and siblings is not None:
+            rest = []
+            for t in toks[k + 1:]:
+                if t.type in ("LBRACE", "_NL", "SEMICOLON"):
+                    break
+                rest.append(str(t))
+            pending = Symbol(" ".join([word] + rest), word, line, tok.column - 1, tok.end_column - 1, line)
+        elif not open_:
+            top.append(Symbol(word, rows[line].split("#", 1)[0].strip(), line, tok.column - 1, tok.end_column - 1, line))
+            continue
+        else:
+            continue
+        if siblings is not None:
+            siblings.append(pending)
+    return top

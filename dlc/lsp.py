@@ -1,10 +1,11 @@
 """`dlc lsp`: a Language Server Protocol server over stdio (pygls >= 2; pip install "dlc[lsp]").
 
-Diagnostics on open and on every change (debounced), the shape and parameters after each model line
-(inlay hints), hover on a layer / activation / init / optimizer / loss / schedule name, completion by
-context, go to a block's definition and find its uses, and the outline (document symbols: the model
-and the blocks). What it says comes from
-dlc/editor.py, which asks the compiler; docs/editors.md sets it up in VS Code, Neovim, Helix, Emacs.
+Diagnostics on open and on every change (debounced; a block-use note as related information), the
+shape and parameters after each model line (inlay hints), hover on a layer / activation / init /
+optimizer / loss / schedule name, completion by context, go to a block's definition and find its uses,
+the outline (document symbols), quick fixes (dlc/quick_fixes.py) and formatting (dlc/formatting.py).
+What it says comes from dlc/editor.py, which asks the compiler; docs/editors.md sets it up in VS Code,
+Neovim, Helix, Emacs.
 """
 
 from __future__ import annotations
@@ -30,13 +31,21 @@ def server():
     severity = {"error": t.DiagnosticSeverity.Error, "warning": t.DiagnosticSeverity.Warning,
                 "note": t.DiagnosticSeverity.Information}
 
+    def rng(start, end) -> t.Range:
+        return t.Range(start=t.Position(*start), end=t.Position(*end))
+
+    def lsp_diagnostic(uri: str, d: editor.Found) -> t.Diagnostic:
+        return t.Diagnostic(range=rng(d.start, d.end), message=d.message,
+                            severity=severity.get(d.severity, t.DiagnosticSeverity.Error), code=d.code, source="dlc",
+                            related_information=[t.DiagnosticRelatedInformation(
+                                location=t.Location(uri=uri, range=rng(n.start, n.end)), message=n.message)
+                                for n in d.related] or None)
+
     def publish(uri: str) -> None:
         doc = ls.workspace.get_text_document(uri)
         a = analyses[uri] = editor.analyse(doc.source, editor.document_path(uri))
-        ls.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri=uri, version=doc.version, diagnostics=[
-            t.Diagnostic(range=t.Range(start=t.Position(*d.start), end=t.Position(*d.end)), message=d.message,
-                         severity=severity.get(d.severity, t.DiagnosticSeverity.Error), code=d.code, source="dlc")
-            for d in a.diagnostics]))
+        ls.text_document_publish_diagnostics(t.PublishDiagnosticsParams(
+            uri=uri, version=doc.version, diagnostics=[lsp_diagnostic(uri, d) for d in a.diagnostics]))
 
     @ls.feature(t.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: t.DidOpenTextDocumentParams):
@@ -105,17 +114,50 @@ def server():
 
     @ls.feature(t.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     def symbols(params: t.DocumentSymbolParams):
-        import re
         doc = ls.workspace.get_text_document(params.text_document.uri)
+        rows = doc.source.splitlines()
+        kinds = {"model": t.SymbolKind.Class, "block": t.SymbolKind.Function, "residual": t.SymbolKind.Namespace,
+                 "parallel": t.SymbolKind.Namespace, "branch": t.SymbolKind.Namespace,
+                 "repeat": t.SymbolKind.Namespace}
+
+        def convert(s: editor.Symbol) -> t.DocumentSymbol:
+            whole = rng((s.line, 0), (s.last_line, len(rows[s.last_line]) if s.last_line < len(rows) else 0))
+            return t.DocumentSymbol(name=s.name, detail=s.detail, kind=kinds.get(s.detail, t.SymbolKind.Property),
+                                    range=whole, selection_range=rng((s.line, s.start), (s.line, s.end)),
+                                    children=[convert(c) for c in s.children] or None)
+        return [convert(s) for s in editor.symbols(doc.source)]
+
+    @ls.feature(t.TEXT_DOCUMENT_CODE_ACTION,
+                t.CodeActionOptions(code_action_kinds=[t.CodeActionKind.QuickFix]))
+    def code_actions(params: t.CodeActionParams):
+        from dlc.quick_fixes import fixes
+        uri = params.text_document.uri
+        doc = ls.workspace.get_text_document(uri)
+        first, last = params.range.start.line, params.range.end.line
         out = []
-        for k, row in enumerate(doc.source.splitlines()):
-            m = re.match(r"\s*(model|block)\s+([A-Za-z_]\w*)", row)
-            if m:
-                r = t.Range(start=t.Position(k, m.start(2)), end=t.Position(k, m.end(2)))
-                out.append(t.DocumentSymbol(name=m.group(2), kind=t.SymbolKind.Class if m.group(1) == "model"
-                                            else t.SymbolKind.Function, range=r, selection_range=r,
-                                            detail=m.group(1)))
+        for d in analysis(uri).diagnostics:
+            if d.diagnostic is None or not (first <= d.start[0] <= last or d.start[0] <= first <= d.end[0]):
+                continue
+            for fix in fixes(doc.source, d.diagnostic):
+                out.append(t.CodeAction(
+                    title=fix.title, kind=t.CodeActionKind.QuickFix, diagnostics=[lsp_diagnostic(uri, d)],
+                    is_preferred=fix.preferred, edit=t.WorkspaceEdit(changes={uri: [
+                        t.TextEdit(range=rng(start, end), new_text=new) for start, end, new in fix.edits]})))
         return out
+
+    @ls.feature(t.TEXT_DOCUMENT_FORMATTING)
+    def formatting(params: t.DocumentFormattingParams):
+        from dlc.compiler.diagnostics import DLError
+        from dlc.formatting import format_spec
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        try:
+            formatted = format_spec(doc.source)
+        except DLError:
+            return []  # syntax errors: nothing to format until they are fixed (they are diagnosed)
+        if formatted == doc.source:
+            return []
+        rows = doc.source.split("\n")
+        return [t.TextEdit(range=rng((0, 0), (len(rows) - 1, len(rows[-1]))), new_text=formatted)]
 
     return ls
 

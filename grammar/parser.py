@@ -292,3 +292,9 @@ def parse(text: str, filename: str = "<spec>") -> ast.SpecAST:
             diags.append(Diagnostic("note", f"stopped after {len(diags)} syntax error(s); fix these first"))
         raise DLError(diags, source)
     return tree
+
+
+def tokens(text: str) -> list[Token]:
+    """The spec's tokens as the grammar's lexer reads them, the ignored ones too (WS_INLINE, COMMENT):
+    what the formatter rebuilds the text from."""
+    return list(_lark().lex(text, dont_ignore=True))
