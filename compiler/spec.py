@@ -248,6 +248,7 @@ def _compile(text: str, filename: str, lint: bool, data_files: dict | None, max_
     _check_engine(settings, diags)
     if graph is not None and graph.nodes:
         _check_class_weight(settings["loss"], graph, diags)
+        _check_augment(settings["augment"], graph.input_shape, diags)
     diags.raise_if_errors()
     from .memory import check_limit, default_limit
     limit = default_limit() if max_memory is None else (max_memory or None)
@@ -298,6 +299,25 @@ def _check_engine(settings: dict, diags: Diagnostics) -> None:
     elif device is not None:
         diags.error("device= is the torch engine's: the numpy engine runs on the CPU", tr.spans.get("device", tr.span),
                     "add engine=torch (or --engine torch), or remove device=")
+
+
+def _check_augment(aug: Setting, input_shape: tuple[int, ...], diags: Diagnostics) -> None:
+    """augment's image operations need image inputs, and crop, shift and cutout must fit inside them."""
+    from .statements import GEOMETRIC
+    used = [k for k in GEOMETRIC if aug.values.get(k) and not isinstance(aug.values[k], SearchRange)]
+    if used and len(input_shape) != 3:
+        diags.error(f"augment {used[0]} works on images, but the model's input is {'x'.join(map(str, input_shape))}",
+                     aug.spans.get(used[0], aug.span), "give the model an image input (e.g. input 1x28x28), or "
+                     "use only brightness=, contrast= and noise= on vectors")
+        return
+    if len(input_shape) != 3:
+        return
+    side = min(input_shape[1:])
+    for key in ("crop", "cutout"):
+        value = aug.values.get(key)
+        if isinstance(value, int) and value >= side:
+            diags.error(f"augment {key}={value} is as large as the {input_shape[1]}x{input_shape[2]} image",
+                        aug.spans.get(key, aug.span), f"use {key} below {side} (a few pixels: {max(1, side // 8)})")
 
 
 def absolute_data_name(written: str | None, base_dir: Path | None) -> str | None:

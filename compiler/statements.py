@@ -7,6 +7,7 @@
     schedule constant|step|exponential|cosine ...
     train epochs=... batch=... validation=... early_stop=... seed=... engine=numpy|torch device=...
     init from "RUN"       (fine-tuning: start from a trained run's weights)
+    augment flip_x crop=4 rotate=10 ...   (random changes to training images, runtime/data/augment.py)
 """
 
 from __future__ import annotations
@@ -72,6 +73,21 @@ DATA = {
 
 INIT = {}  # init from "RUN": no keys
 
+# augment: random changes to each training batch (never validation, test or export); the formulas are
+# in runtime/data/augment.py and docs/language.md. GEOMETRIC keys need image inputs (CxHxW).
+AUGMENT = {
+    "flip_x": Attr("bool", False, doc="mirror left-right, each image with probability 1/2"),
+    "flip_y": Attr("bool", False, doc="mirror top-bottom, each image with probability 1/2"),
+    "crop": Attr("int", 0, min=0, doc="pad P pixels on each side, crop back at a random place: a shift of up to P pixels"),
+    "shift": Attr("float", 0.0, min=0, max=0.5, doc="shift by up to this fraction of the height and width"),
+    "rotate": Attr("float", 0.0, min=0, max=180, doc="rotate by up to this many degrees either way (bilinear)"),
+    "brightness": Attr("float", 0.0, min=0, max=1, doc="add up to this fraction of the data's value range"),
+    "contrast": Attr("float", 0.0, min=0, max=1, doc="scale each image's deviation from its mean by 1 +- this"),
+    "noise": Attr("float", 0.0, min=0, max=1, doc="add Gaussian noise, std this fraction of the value range"),
+    "cutout": Attr("int", 0, min=0, doc="fill a random PxP square of each image with the training mean"),
+}
+GEOMETRIC = ("flip_x", "flip_y", "crop", "shift", "rotate", "cutout")
+
 # word -> (kinds or None, default kind, keys common to all kinds)
 STATEMENTS: dict[str, tuple[dict | None, str | None, dict]] = {
     "data": (None, None, DATA),
@@ -81,6 +97,7 @@ STATEMENTS: dict[str, tuple[dict | None, str | None, dict]] = {
     "regularize": ({"": {}}, "", REGULARIZE),
     "schedule": (SCHEDULES, "constant", {}),
     "train": ({"": {}}, "", TRAIN),
+    "augment": ({"": {}}, "", AUGMENT),
 }
 
 

@@ -44,6 +44,17 @@ def _leaving(layer, g, by_name) -> tuple[int, ...]:
     return by_name[layer.output].out_shape if layer.output in by_name else g.input_shape
 
 
+def augment_text(spec: Spec) -> str:
+    """The augment line's operations in the order they are applied, e.g. `flip_x crop=4 rotate=10`."""
+    parts = []
+    for key, value in spec["augment"].values.items():
+        if value is True:
+            parts.append(key)
+        elif value:
+            parts.append(f"{key}={value:g}" if isinstance(value, (int, float)) else f"{key}={_plain(value)}")
+    return " ".join(parts)
+
+
 def to_json(spec: Spec) -> dict:
     r = rows(spec)
     return {
@@ -57,6 +68,7 @@ def to_json(spec: Spec) -> dict:
         "optimizer": {"name": spec["optimizer"].kind, **{k: _plain(v) for k, v in spec["optimizer"].values.items()}},
         "data": spec.settings["data"].kind if "data" in spec.settings else None,
         "search_ranges": {k: v.text for k, v in spec.ranges},
+        "augment": {k: _plain(v) for k, v in spec["augment"].values.items() if v},
         "memory_bytes": _memory_json(spec),
         "warnings": [d.to_json(spec.source) for d in spec.warnings],
     }
@@ -111,6 +123,9 @@ def render(spec: Spec) -> str:
     out.append(f"training: loss {spec.loss}{weighted}, optimizer {opt.kind} lr={_plain(opt.get('lr'))}, "
                f"epochs={_plain(train['epochs'])} batch={_plain(train['batch'])}, "
                f"data {data.kind if data else '(none: add a data line to train)'}{engine}")
+    augment = augment_text(spec)
+    if augment:
+        out.append(f"augment (training batches only, seeded by the train seed): {augment}")
     if spec.init_report is not None:
         out += spec.init_report.lines()
     out.append(_memory_line(spec))

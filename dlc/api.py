@@ -48,14 +48,49 @@ def _run_dir(run) -> Path:
     return Path(getattr(run, "run_dir", run))
 
 
-def check(spec, overrides=(), max_memory=None, graph=None, graph_depth: int | None = None) -> Spec:
+def check(spec, overrides=(), max_memory=None, graph=None, graph_depth: int | None = None,
+          augment_preview=None) -> Spec:
     """Parse, infer shapes, lint and check the data file's headers; the compiled spec (`.warnings`).
     `graph`: also write a picture of the network there (.svg, .dot or .mmd; compiler/picture.py), with
-    the clusters nested deeper than `graph_depth` drawn as one box each."""
+    the clusters nested deeper than `graph_depth` drawn as one box each. `augment_preview`: also load
+    the data and write a PNG grid of training images as the augment line changes them."""
     compiled = _spec(spec, overrides, max_memory)
     if graph is not None:
         write_picture(compiled, graph, graph_depth)
+    if augment_preview is not None:
+        from dlc.runtime.tools.augment_preview import write_preview
+        write_preview(compiled, augment_preview)
     return compiled
+
+
+def fmt(specs, check: bool = False) -> list[str]:
+    """Rewrite each spec file in the canonical layout (dlc/formatting.py), atomically, keeping its mode
+    (a link's target is rewritten); with `check`, change nothing. -> the specs that (would) change.
+    A spec that does not parse raises its syntax errors (DLError), and the files after it are left."""
+    import os
+    import tempfile
+    from dlc.compiler.spec import read_spec_text
+    from dlc.formatting import format_spec
+    changed = []
+    for path in specs:
+        text = read_spec_text(path)
+        formatted = format_spec(text, str(path))
+        if formatted == text:
+            continue
+        changed.append(str(path))
+        if check:
+            continue
+        target = Path(path).resolve()
+        fd, tmp = tempfile.mkstemp(prefix=".dlc-fmt-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(formatted)
+            os.chmod(tmp, target.stat().st_mode & 0o7777)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return changed
 
 
 def write_picture(spec: Spec, path, depth: int | None = None) -> Path:

@@ -23,12 +23,14 @@ def cmd_check(args) -> int:
 
     status = EXIT_OK
     reports = []
-    if args.graph and len(args.specs) > 1:
-        print("dlc: --graph draws one spec: check the others without it", file=sys.stderr)
+    if (args.graph or args.augment_preview) and len(args.specs) > 1:
+        print(f"dlc: {'--graph' if args.graph else '--augment-preview'} draws one spec: check the others without it",
+              file=sys.stderr)
         return EXIT_ERROR
     for path in args.specs:
         try:
-            spec = api.check(path, args.set or (), args.max_memory, args.graph, args.graph_depth)
+            spec = api.check(path, args.set or (), args.max_memory, args.graph, args.graph_depth,
+                             args.augment_preview)
         except DLError as e:
             if not args.json:
                 raise
@@ -42,7 +44,8 @@ def cmd_check(args) -> int:
             if spec.warnings:
                 print()
                 _print_diags(spec.warnings, spec.source, sys.stdout)
-            print(f"{path}: ok, {len(spec.warnings)} warning(s)" + (f"; picture: {args.graph}" if args.graph else ""))
+            print(f"{path}: ok, {len(spec.warnings)} warning(s)" + (f"; picture: {args.graph}" if args.graph else "")
+                  + (f"; augmentation preview: {args.augment_preview}" if args.augment_preview else ""))
         if spec.warnings and args.strict and status == EXIT_OK:
             status = EXIT_WARNINGS
     if args.json:
@@ -170,40 +173,19 @@ def cmd_lsp(args) -> int:
 
 def cmd_fmt(args) -> int:
     """Rewrite each spec in the canonical layout (dlc/formatting.py); --check only says which would change."""
-    import os
-    import tempfile
-    from dlc.compiler.spec import read_spec_text
-    from dlc.formatting import format_spec
+    from dlc import api
     changed, failed = [], False
     for path in args.specs:
         try:
-            text = read_spec_text(path)
-            formatted = format_spec(text, path)
+            if api.fmt([path], check=args.check):
+                changed.append(path)
+                print(f"{path}: {'would be reformatted' if args.check else 'reformatted'}")
         except DLError as e:
             print(e.format(), file=sys.stderr)
             failed = True
-            continue
-        if formatted == text:
-            continue
-        changed.append(path)
-        if args.check:
-            print(f"{path}: would be reformatted")
-            continue
-        target = Path(path).resolve()  # a link's target is rewritten, the link stays
-        fd, tmp = tempfile.mkstemp(prefix=".dlc-fmt-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(formatted)
-            os.chmod(tmp, target.stat().st_mode & 0o7777)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        print(f"{path}: reformatted")
     if failed:
         return EXIT_ERROR
-    if not args.quiet:
-        print(f"{len(changed)} of {len(args.specs)} spec(s) {'would be ' if args.check else ''}reformatted")
+    print(f"{len(changed)} of {len(args.specs)} spec(s) {'would be ' if args.check else ''}reformatted")
     return EXIT_WARNINGS if args.check and changed else EXIT_OK
 
 
@@ -355,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(Graphviz) or .mmd (Mermaid)")
     c.add_argument("--graph-depth", type=int, metavar="N",
                    help="draw clusters nested deeper than N as one box (0: only the top-level lines)")
+    c.add_argument("--augment-preview", metavar="FILE.png",
+                   help="also load the data and draw training images as the augment line changes them "
+                        "(each row one image: as stored, then its first epochs' versions)")
     _add_set(c)
     _add_max_memory(c)
     c.set_defaults(func=cmd_check)
@@ -479,7 +464,6 @@ def build_parser() -> argparse.ArgumentParser:
     fm.add_argument("specs", nargs="+", metavar="SPEC")
     fm.add_argument("--check", action="store_true",
                     help="change nothing; list the specs that would change and exit 1 if any would")
-    fm.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     fm.set_defaults(func=cmd_fmt)
 
     pr = sub.add_parser("predict", help="predictions for a data set from an .onnx file or a run folder",

@@ -86,19 +86,15 @@ def _analyse(text: str, path: str) -> Analysis:
 
 
 def _hints(spec, lines: list[str]) -> list[Hint]:
-    """After each model line: the shape that leaves it and its parameters; a line inside a block
-    gets the shapes of each of its uses, once each."""
+    """After each model line: the shape that leaves it and its parameters, as `dlc check`'s table has
+    them (a block use or a group: what leaves it, and the parameters of everything inside); a line
+    inside a block gets the shapes of each of its uses, once each."""
     from dlc.compiler.ops.base import fmt_shape
-    graph = spec.graph
-    nodes = {n.name: n for n in graph.nodes}
+    from dlc.compiler.summary import rows
     by_line: dict[int, list[str]] = {}
-    for layer in graph.layers:
-        if not layer.nodes and layer.word != "input":
-            continue
-        out = graph.input_shape if layer.output in ("", "input") else nodes[layer.output].out_shape
-        params = sum(p.size for name in layer.nodes for p in nodes[name].params.values())
-        text = fmt_shape(out) + (f" · {params:,} params" if params else "")
-        seen = by_line.setdefault(layer.span.line - 1, [])
+    for row in rows(spec):
+        text = fmt_shape(tuple(row["output"])) + (f" · {row['params']:,} params" if row["params"] else "")
+        seen = by_line.setdefault(row["line"] - 1, [])
         if text not in seen:
             seen.append(text)
     return [Hint(line, len(lines[line].rstrip()) if line < len(lines) else 0, "→ " + " | ".join(texts))

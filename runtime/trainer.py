@@ -244,11 +244,12 @@ def _epoch(spec: Spec, engine: Engine, st: TrainingState, splits: Splits, steps:
     lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, epoch, epochs,
                        [monitored(r) for r in st.history])
     order = st.shuffle_rng.permutation(n) if tr["shuffle"] else np.arange(n)
+    augment_rng = splits.augment.rng(tr["seed"], epoch) if splits.augment is not None else None
     classify = spec.task == "classification"
     total_loss, right, seen = 0.0, 0, 0
     for step, i in enumerate(range(0, n, batch)):
         idx = order[i:i + batch]
-        xb, yb = splits.x_train[idx], splits.y_train[idx]
+        xb, yb = splits.train_batch(idx, augment_rng), splits.y_train[idx]
         loss, out_b = engine.step(xb, yb, lr)
         if not math.isfinite(loss):
             raise TrainingDiverged(

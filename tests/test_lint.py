@@ -30,6 +30,8 @@ CASES = {  # rule: (a spec that triggers it, a spec that does not)
     "DL112": ("block u(c) {\n dense c relu\n}\n" + spec("input 8\ndense 2 softmax"),
               "block u(c) {\n dense c relu\n}\n" + spec("input 8\nu 4\ndense 2 softmax")),
     "DL114": (spec("input 8\ndense 4 relu frozen\ndense 2 softmax frozen"), spec("input 8\ndense 4 relu frozen\ndense 2 softmax")),
+    "DL115": (spec("input 1x8x8\nflatten\ndense 10 softmax", "data digits standardize\naugment flip_x"),
+              spec("input 1x8x8\nflatten\ndense 10 softmax", "data digits scale=1/16\naugment flip_x")),
     "DL110": (spec("input 64\ndense 200 relu\ndense 10 softmax", "optimizer genetic"),
               spec("input 64\ndense 32 relu\ndense 10 softmax", "optimizer genetic")),
 }

@@ -42,6 +42,15 @@ async def test_errors_arrive_where_dlc_check_puts_them(client, tmp_path):
 
 
 @pytest.mark.asyncio
+async def test_a_syntax_error_arrives_at_its_token(client, tmp_path):
+    uri = _open(client, tmp_path / "syntax.dl", "model m {\n    input 64\n    dense = 3\n}\ndata digits\n")
+    await client.wait_for_notification(t.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    (d,) = client.diagnostics[uri]
+    assert d.severity == t.DiagnosticSeverity.Error and d.message.startswith("unexpected '='")
+    assert (d.range.start.line, d.range.start.character) == (2, 10)
+
+
+@pytest.mark.asyncio
 async def test_a_change_is_checked_again(client, tmp_path):
     path = tmp_path / "s.dl"
     uri = _open(client, path, "model m {\n    input 64\n    dense 10 rleu\n}\ndata digits\n")
@@ -69,6 +78,16 @@ async def test_each_line_shows_its_shape_and_parameters(client):
     block_conv = next(k for k, r in enumerate(rows) if r.strip().startswith("conv c kernel=3 stride=stride"))
     assert labels[block_conv].strip() == ("→ 16x8x8 · 2,336 params | 32x4x4 · 4,672 params | "
                                           "32x4x4 · 9,280 params")  # each use of the block, once
+    import dlc
+    from dlc.compiler.ops.base import fmt_shape
+    from dlc.compiler.summary import to_json
+    table = to_json(dlc.compile(path.read_text()))["layers"]  # dlc check --json's rows
+    assert len(table) == 20
+    for row in table:  # every row of dlc check's table, block uses and groups too, is in its line's hint
+        shown = fmt_shape(tuple(row["output"])) + (f" · {row['params']:,} params" if row["params"] else "")
+        assert shown in labels[row["line"] - 1].strip()[2:].split(" | "), row
+    use = next(k for k, r in enumerate(rows) if r.strip().startswith("basic 32 stride=2"))
+    assert labels[use].strip() == "→ 32x4x4 · 14,528 params"  # what leaves the block, all it holds
 
 
 @pytest.mark.asyncio

@@ -13,6 +13,7 @@ import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
+from dlc.runtime.data.augment import Augment, augmenting
 from dlc.runtime.data.files import reshape_refusal, shape_refusal
 from dlc.runtime.data.datasets import CATALOG, DataError, Dataset, check_labels, load
 
@@ -66,6 +67,14 @@ class Splits:
     task: str
     preprocess: Preprocess
     name: str
+    augment: "Augment | None" = None  # the spec's augment line, fitted on the raw training split
+
+    def train_batch(self, idx, rng) -> np.ndarray:
+        """Training samples `idx`, augmented (raw values, then the preprocessing) when the spec says so."""
+        xb = self.x_train[idx]
+        if self.augment is None:
+            return xb
+        return self.preprocess.apply(self.augment(self.preprocess.invert(xb), rng))
 
 
 def _data_error(spec: Spec, message: str, hint: str | None = None) -> DLError:
@@ -155,5 +164,6 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
                                 "a classifier learns nothing from it and would score 100 %",
                           "give the data two or more classes (or use a regression loss)")
     pre = Preprocess.fit(x_train, data.get("scale"), data["center"], data["standardize"])
+    augment = Augment.fit(spec["augment"].values, [x_train]) if augmenting(spec["augment"].values) else None
     return Splits(pre.apply(x_train), y_train, pre.apply(x_val), y_val, pre.apply(x_test), y_test,
-                  dataset.classes, spec.task, pre, dataset.name)
+                  dataset.classes, spec.task, pre, dataset.name, augment)
