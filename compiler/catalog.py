@@ -59,4 +59,10 @@ def source_keys(data) -> tuple[str, ...]:
     if not is_file_source(data):
         info = BUILTIN_SETS.get(data.kind)
         return info.options if info else GENERATOR_KEYS
-    return {".csv": ("label",), ".npz": ()}.get(PurePath(data.kind).suffix.lower(), ("labels",))
+    if data.kind.endswith(("/", "\\")):  # a folder of images
+        return IMAGE_KEYS
+    return {".csv": ("label",) + IMAGE_KEYS, ".npz": (), ".json": IMAGE_KEYS}.get(
+        PurePath(data.kind).suffix.lower(), ("labels",) + IMAGE_KEYS)  # no suffix: IDX, or a folder of images
+
+
+IMAGE_KEYS = ("size", "channels", "fit", "skip_bad")  # an image folder's, or a CSV list of image files

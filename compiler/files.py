@@ -22,3 +22,45 @@ def not_regular(path: str | Path) -> str | None:
     if stat.S_ISREG(mode):
         return None
     return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def user_cache_dir() -> Path | None:
+    """dlc's cache folder ($XDG_CACHE_HOME/dlc or ~/.cache/dlc, made mode 0700), or None when it is not
+    safe: it must be the user's, writable by no one else, under folders that only the user or root can
+    write (as ssh checks its own; a sticky folder of root's such as /tmp is fine), else another user
+    could swap what dlc reads from it (the grammar's compiled tables, decoded images)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlc"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not owned_safe(base, stat.S_ISDIR) or not _safe_parents(base):
+            return None
+    except OSError:
+        return None
+    return base
+
+
+def owned_safe(path: Path, kind, owners=None) -> bool:
+    """Is `path` of `kind` (stat.S_ISDIR, S_ISREG), owned by the user (or `owners`), not a link, and
+    writable by no one else?"""
+    st = os.lstat(path)
+    owned = not hasattr(os, "getuid") or st.st_uid in (owners or (os.getuid(),))
+    return kind(st.st_mode) and owned and not st.st_mode & 0o022
+
+
+def _safe_parents(path: Path) -> bool:
+    owners = (os.getuid(), 0) if hasattr(os, "getuid") else None
+
+    def ok(p: Path) -> bool:
+        st = os.lstat(p)
+        sticky = st.st_mode & stat.S_ISVTX and st.st_uid == 0
+        return owned_safe(p, stat.S_ISDIR, owners) or bool(stat.S_ISDIR(st.st_mode) and sticky)
+    return all(ok(p) for p in path.resolve().parents)
+
+
+def is_folder(path: str | Path) -> bool:
+    """Is `path` a folder (or a link to one)? False for anything that cannot be looked at (a name too
+    long, a loop of links): opening it as a file then reports why."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False

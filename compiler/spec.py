@@ -28,6 +28,7 @@ class Spec:
     blocks: dict[str, Span] = field(default_factory=dict)  # the blocks the spec defines, where their names are
     memory_limit: int | None = None  # bytes training may hold (--max-memory; None: no limit), data included
     init_report: object = None  # init from "RUN": what would be loaded (runtime/init_from.py, set by dlc check)
+    data_report: object = None  # image files: the listing and headers dlc check read (runtime/data/images.py)
 
     @property
     def name(self) -> str:
@@ -73,7 +74,8 @@ def _check_source_keys(data, diags: Diagnostics) -> None:
     """A key that this source would ignore (n= on a file, classes= on xor, label= on digits) is an
     error at the key, never accepted and silently unused."""
     takes = source_keys(data)
-    for key in ("n", "noise", "classes", "label", "labels"):
+    from .catalog import IMAGE_KEYS
+    for key in ("n", "noise", "classes", "label", "labels") + IMAGE_KEYS:
         if key not in data.spans or key in takes:
             continue
         if is_file_source(data):
@@ -85,6 +87,9 @@ def _check_source_keys(data, diags: Diagnostics) -> None:
         if key in GENERATOR_KEYS:
             makers = [n for n, info in CATALOG.items() if key in info.options]
             hint = f"{key}= is for the synthetic sets that take it ({', '.join(makers)}); remove it"
+        elif key in IMAGE_KEYS:
+            hint = (f"{key}= is for image files: a folder of class folders (data \"photos/\") or a CSV "
+                    "list of image paths; remove it")
         else:
             hint = ("label= names a CSV file's label column" if key == "label"
                     else "labels= names the IDX labels file that goes with IDX images") + "; remove it"

@@ -69,6 +69,12 @@ DATA = {
     "reshape": Attr("shape", None, searchable=False, doc="the shape of one sample, e.g. 1x28x28 for 784 flat pixels"),
     "stratify": Attr("bool", True, doc="keep class proportions in the splits (classification)"),
     "data_seed": Attr("int", None, min=0, max=2**32 - 1, doc="seed of the split and synthetic data (default: train seed)"),
+    "size": Attr("dims", None, min=1, max=65536, searchable=False, doc="image files: resize to HxW (default: the model input's)"),
+    "channels": Attr("int", None, min=1, max=3, searchable=False,
+                     doc="image files: 1 (grey) or 3 (RGB) (default: the model input's)"),
+    "fit": Attr("name", "stretch", choices=("stretch", "crop", "pad"), searchable=False,
+                doc="image files: stretch to size, or keep the aspect and crop the centre or pad with black"),
+    "skip_bad": Attr("bool", False, doc="image files: leave out unreadable or stray files (counted) instead of refusing"),
 }
 
 INIT = {}  # init from "RUN": no keys

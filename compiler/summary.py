@@ -128,6 +128,8 @@ def render(spec: Spec) -> str:
         out.append(f"augment (training batches only, seeded by the train seed): {augment}")
     if spec.init_report is not None:
         out += spec.init_report.lines()
+    if spec.data_report is not None:
+        out += spec.data_report.lines()
     out.append(_memory_line(spec))
     if spec.ranges:
         out.append("search ranges: " + ", ".join(f"{k}={v.text}" for k, v in spec.ranges))

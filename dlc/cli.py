@@ -266,14 +266,15 @@ def cmd_predict(args) -> int:
     from dlc import api
     r = api.predict(args.model, args.data, out=args.output)
     shown = min(len(r["output"]), args.show)
+    rows = [str(f) for f in r["files"]] if "files" in r else [str(i) for i in range(len(r["output"]))]
     if shown:
-        print("row\tclass\tprobability" if "class" in r else
-              "row\t" + " ".join(f"output{j}" for j in range(r["output"].shape[1])))
+        print(("file" if "files" in r else "row") + ("\tclass\tprobability" if "class" in r else
+              "\t" + " ".join(f"output{j}" for j in range(r["output"].shape[1]))))
     for i in range(shown):
         if "class" in r:
-            print(f"{i}\t{r['class'][i]}\t{float(np.max(r['output'][i])):.4f}")
+            print(f"{rows[i]}\t{r['class'][i]}\t{float(np.max(r['output'][i])):.4f}")
         else:
-            print(f"{i}\t" + " ".join(f"{v:.5g}" for v in r["output"][i]))
+            print(f"{rows[i]}\t" + " ".join(f"{v:.5g}" for v in r["output"][i]))
     summary = f"{r['n']} predictions ({r['engine']})"
     if "accuracy" in r:
         summary += f", accuracy against the data's labels {100 * r['accuracy']:.2f}%"

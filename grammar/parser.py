@@ -140,10 +140,10 @@ def _lark() -> Lark:
 
 
 def _cache_file():
-    """Lark's compiled-grammar cache: a pickle, so only in a folder that the user alone can write
-    (~/.cache/dlc, mode 0700, under folders that only the user or root can write), in a file the user owns and alone can write, named by a hash of the
-    grammar, lark's version and dlc's. Anything else -- a shared temp folder, another owner, group- or
-    world-writable -- is not used (False: build the parser without a cache, about 0.1 s)."""
+    """Lark's compiled-grammar cache: a pickle, so only in dlc's cache folder when that is safe
+    (compiler/files.user_cache_dir: the user's alone), in a file the user owns and alone can write,
+    named by a hash of the grammar, lark's version and dlc's. Anything else is not used (False: build
+    the parser without a cache, about 0.1 s)."""
     import hashlib
     import os
     import stat
@@ -151,32 +151,15 @@ def _cache_file():
     import lark
 
     from dlc import __version__
+    from dlc.compiler.files import owned_safe, user_cache_dir
 
-    def safe(path: Path, kind, owners=None) -> bool:
-        st = os.lstat(path)
-        owned = not hasattr(os, "getuid") or st.st_uid in (owners or (os.getuid(),))
-        return kind(st.st_mode) and owned and not st.st_mode & 0o022
-
-    def safe_parents(path: Path) -> bool:
-        """Every folder above the cache, as ssh checks its own: owned by the user or root and writable
-        by no one else (else another user could swap ~/.cache/dlc for a folder of theirs). A sticky
-        folder of root's (/tmp) is safe too: no one else may rename or remove what is in it."""
-        owners = (os.getuid(), 0) if hasattr(os, "getuid") else None
-
-        def ok(p: Path) -> bool:
-            st = os.lstat(p)
-            sticky = st.st_mode & stat.S_ISVTX and st.st_uid == 0
-            return safe(p, stat.S_ISDIR, owners) or bool(stat.S_ISDIR(st.st_mode) and sticky)
-        return all(ok(p) for p in path.resolve().parents)
-
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlc"
+    base = user_cache_dir()
+    if base is None:
+        return False
     key = hashlib.sha256(GRAMMAR_PATH.read_bytes() + f"|{lark.__version__}|{__version__}".encode()).hexdigest()[:16]
     path = base / f"lark-grammar-{key}.cache"
     try:
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not safe(base, stat.S_ISDIR) or not safe_parents(base):
-            return False
-        if os.path.lexists(path) and not safe(path, stat.S_ISREG):
+        if os.path.lexists(path) and not owned_safe(path, stat.S_ISREG):
             return False
     except OSError:
         return False

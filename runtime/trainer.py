@@ -17,6 +17,7 @@ from dlc.runtime import run_folder as rf
 from dlc.runtime.data.splits import Splits, prepare
 from dlc.runtime import init_from
 from dlc.runtime.class_weight import class_weights, imbalance
+from dlc.runtime.data.lazy import LazyInputs, Prefetch
 from dlc.runtime.engine import Engine, engine_class, make_engine, process_rank
 from dlc.runtime.numpy_engine.model import Model
 from dlc.runtime.numpy_engine.network import init_params
@@ -132,6 +133,12 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
     warning = imbalance(spec, splits.y_train, splits.classes) if progress and notify and not warned else None
     if warning is not None:
         notify(warning)
+    if splits.skipped and progress and notify:
+        from dlc.compiler.diagnostics import Diagnostic
+        data = spec.settings.get("data")
+        first, why = splits.skipped[0]
+        notify(Diagnostic("note", f"skip_bad: {len(splits.skipped)} image file(s) left out; the first: {why}",
+                          data.kind_span if data is not None else None))
     if write:
         rf.atomic_write_text(run_dir / rf.SPEC, portable_text(spec))  # trains as written from the run folder too
         from dlc.compiler.picture import render
@@ -196,6 +203,7 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
         **({"class_weight": [float(w) for w in weights]} if weights is not None else {}),
         **({"init_from": st.init_from} if st.init_from is not None else {}),
         "samples": {"train": len(splits.x_train), "validation": len(splits.x_val), "test": len(splits.x_test)},
+        "skipped_files": len(splits.skipped),
         "train": scores(spec, engine.outputs(splits.x_train), splits.y_train),
         "validation": _final_validation(spec, engine, splits, st, patience),
         **_test_metrics(model, engine, splits),
@@ -247,22 +255,33 @@ def _epoch(spec: Spec, engine: Engine, st: TrainingState, splits: Splits, steps:
     augment_rng = splits.augment.rng(tr["seed"], epoch) if splits.augment is not None else None
     classify = spec.task == "classification"
     total_loss, right, seen = 0.0, 0, 0
-    for step, i in enumerate(range(0, n, batch)):
-        idx = order[i:i + batch]
-        xb, yb = splits.train_batch(idx, augment_rng), splits.y_train[idx]
-        loss, out_b = engine.step(xb, yb, lr)
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} (lr={lr:g}): "
-                f"the learning rate is likely too high; try lr={lr / 10:g}, gradient clipping "
-                f"(optimizer ... clip_norm=5) or batchnorm", st.history)
-        total_loss += loss * len(idx)
-        seen += len(idx)
-        if classify:
-            right += correct(spec, out_b, yb)
-        steps += 1
-        if max_steps and steps >= max_steps:
-            break
+
+    def batches():  # read (and augment) in order: the same batches with or without the prefetch thread
+        for i in range(0, n, batch):
+            idx = order[i:i + batch]
+            yield idx, splits.train_batch(idx, augment_rng)
+
+    # images on disk, or augmentation: the next batch is made while the engine steps on this one
+    ahead = Prefetch(batches()) if isinstance(splits.x_train, LazyInputs) or splits.augment is not None else None
+    try:
+        for step, (idx, xb) in enumerate(ahead if ahead is not None else batches()):
+            yb = splits.y_train[idx]
+            loss, out_b = engine.step(xb, yb, lr)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} (lr={lr:g}): "
+                    f"the learning rate is likely too high; try lr={lr / 10:g}, gradient clipping "
+                    f"(optimizer ... clip_norm=5) or batchnorm", st.history)
+            total_loss += loss * len(idx)
+            seen += len(idx)
+            if classify:
+                right += correct(spec, out_b, yb)
+            steps += 1
+            if max_steps and steps >= max_steps:
+                break
+    finally:
+        if ahead is not None:
+            ahead.close()
     row = {"epoch": epoch + 1, "lr": lr, "loss": total_loss / seen, "accuracy": right / seen if classify else None,
            "val_loss": None, "val_accuracy": None}
     if len(splits.x_val):

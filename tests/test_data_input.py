@@ -86,7 +86,8 @@ REFUSED = [
     ("word.csv", VECTOR, "word.csv: row 3, column 'c': 'oops' is not a number"),
     ("latin1.csv", VECTOR, "latin1.csv:2: not UTF-8 text (byte 0xe9 at offset 22); save the CSV as UTF-8"),
     ("missing.npz", VECTOR, "no such data file: "),
-    ("a_folder", VECTOR, "a_folder is a folder; the data file must be a file (.npz, .csv or IDX)"),
+    ("a_folder", VECTOR, "a_folder is a folder; dlc reads a folder as image files (one sub-folder per class), but "
+                         "the model's input is 4, not an image: name a data file (.npz, .csv or IDX)"),
     ("truncated-idx", IMAGE, "truncated-idx: the IDX header is truncated (3 dimensions need 16 bytes)"),
     ("zero-dims-idx", IMAGE, "zero-dims-idx: the IDX header has 0 dimensions"),
     ("fake.gz", IMAGE, "fake.gz cannot be read: BadGzipFile: Not a gzipped file"),

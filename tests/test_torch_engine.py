@@ -213,7 +213,13 @@ def test_three_steps_from_a_shared_state_equal_numpy_in_float64(path):
     _compare(path, torch.float64, 3, 1e-9)  # the optimizer's state enters from the second step
 
 
-@pytest.mark.parametrize("path", GRADIENT_SPECS, ids=lambda p: p.stem)
+# digits_images: images with a blank background give maxpool windows of equal values after batchnorm,
+# whose max is then picked by float32 rounding (with avgpool, or without batchnorm, it agrees to 1e-5;
+# in float64 to 1e-9, below): a tie, not the maths
+FLOAT32_SPECS = [p for p in GRADIENT_SPECS if p.stem != "digits_images"]
+
+
+@pytest.mark.parametrize("path", FLOAT32_SPECS, ids=lambda p: p.stem)
 def test_one_step_from_a_shared_state_equals_numpy_in_float32(path):
     _compare(path, torch.float32, 1, 1e-5)  # float32 rounding only
 

@@ -27,7 +27,7 @@ def check_data_file(spec: Spec) -> None:
     if data is None or not data.written or not is_file_source(data):
         return
     diags = Diagnostics(spec.source)
-    labels = _check(data, spec.graph, spec.loss, diags, spec.base_dir, spec.data_files)
+    labels = _check(data, spec.graph, spec.loss, diags, spec.base_dir, spec.data_files, spec)
     diags.raise_if_errors()
     if labels is not None:  # DL113: classes strongly imbalanced and the loss unweighted
         from dlc.runtime.class_weight import imbalance
@@ -37,8 +37,9 @@ def check_data_file(spec: Spec) -> None:
             spec.warnings = sorted([*spec.warnings, warning], key=lambda d: (d.span.line if d.span else 0, d.code or ""))
 
 
-def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, data_files: dict | None):
-    """-> (class indices, class names) when the file's labels were read, else None."""
+def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, data_files: dict | None, spec=None):
+    """-> (class indices, class names) when the file's labels were read, else None. An image folder or
+    list: its listing and a sample of headers (spec.data_report)."""
     def error(message, hint=None):
         diags.error(message, data.kind_span, hint)
         return _Reported()
@@ -49,8 +50,32 @@ def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, da
                 return Path(data_files[written]["path"])
             return resolve_path(written, base_dir)
 
-        p = peek(where(data.kind), data.values, where(data["labels"]) if data.get("labels") else None)
+        source = where(data.kind)
         want = tuple(graph.input_shape)
+        from dlc.runtime.data import images
+        if images.is_image_source(source):
+            if data.get("labels"):
+                raise error(f"labels= names an IDX labels file; {data.kind} is a folder of images, whose "
+                            "labels are its class folders", "remove labels=")
+            channels, size = images.image_options(data.values, want, source)
+            found = images.survey(source, data.values)
+            if spec is not None:
+                spec.data_report = found
+            shape = (channels,) + tuple(size)
+            if data.get("reshape"):
+                reshape = tuple(data["reshape"])
+                if math.prod(shape) != math.prod(reshape):
+                    raise error(*reshape_refusal(reshape, math.prod(shape), data.kind))
+                shape = reshape
+            if shape != want:
+                raise error(*shape_refusal(shape, want, data.kind))
+            if loss not in CLASSIFICATION_LOSSES:
+                raise error(f"{data.kind} is a classification set (one class per folder) but loss {loss} is for "
+                            "regression", "use cross_entropy")
+            y, classes = found.listing.labels, found.listing.classes
+            check_labels(graph.output_shape[0], loss, Dataset(None, y, "classification", classes, data.kind), error)
+            return y, classes
+        p = peek(source, data.values, where(data["labels"]) if data.get("labels") else None)
         shape = tuple(p.sample_shape)
         if data.get("reshape"):
             reshape = tuple(data["reshape"])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from dlc.compiler.catalog import BUILTIN_SETS, BuiltinSet
+from dlc.compiler.files import is_folder
 from dlc.compiler.lazy_numpy import lazy_numpy
 
 from dlc.runtime.data.files import DataError, check_file, is_number, read_csv, read_idx, read_npz, resolve_path
@@ -26,6 +27,9 @@ class Dataset:
     task: str  # classification | regression
     classes: list[str] = field(default_factory=list)
     name: str = ""
+    skipped: list = field(default_factory=list)  # image files left out under skip_bad: (path, why)
+    files: list = field(default_factory=list)  # image files: the file of each sample
+    rows: "np.ndarray | None" = None  # a lazy set: x is uint8 on disk, these are its samples' rows (data/lazy.py)
 
     @property
     def n_classes(self) -> int:
@@ -100,9 +104,21 @@ CATALOG: dict[str, DatasetInfo] = {name: DatasetInfo(**vars(info), loader=_LOADE
                                    for name, info in BUILTIN_SETS.items()}
 
 
-def _file_entry(source: str, base_dir: Path | None, files: dict | None, what: str = "data file") -> Path:
-    """The path of a data file named in a spec; with a run's recorded `files`, that path, refused
-    by name when its content changed since the run was trained."""
+def _file_entry(source: str, base_dir: Path | None, files: dict | None, what: str = "data file",
+                allow_folder: bool = False) -> Path:
+    """The path of a data file (or, with allow_folder, an image folder) named in a spec; with a run's
+    recorded `files`, that path, refused by name when its content changed since the run was trained."""
+    if allow_folder:
+        path = Path(files[source]["path"]) if files and source in files else resolve_path(source, base_dir)
+        if is_folder(path):
+            if files and source in files:
+                from dlc.runtime.data.images import fingerprint
+                now = fingerprint(path, files[source].get("options", {}))
+                if now != files[source]["sha256"]:
+                    raise DataError(f"{path} changed since this run was trained (its listing of names, sizes "
+                                    f"and modification times: sha256 {files[source]['sha256'][:12]}... then, "
+                                    f"{now[:12]}... now)")
+            return path
     if files and source in files:
         path = check_file(Path(files[source]["path"]), what)
         from dlc.runtime.run_folder import file_sha256
@@ -116,13 +132,26 @@ def _file_entry(source: str, base_dir: Path | None, files: dict | None, what: st
 
 def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir: Path | None = None,
          files: dict | None = None, need_labels: bool = True, n_features: int | None = None,
-         limit: int | None | str = "default") -> Dataset:
-    """Load a built-in set by name or a user file (.npz, .csv, IDX) by path.
+         limit: int | None | str = "default", input_shape: tuple | None = None, lazy: bool = False) -> Dataset:
+    """Load a built-in set by name or a user file (.npz, .csv, IDX) or image folder by path.
 
     need_labels=False reads a file without labels too (y is then None: predictions only);
     n_features tells a CSV of features only from one with a label column. A file whose arrays
-    would take more than `limit` bytes (default: half the physical memory) is refused unread."""
+    would take more than `limit` bytes (default: half the physical memory) is refused unread.
+    `input_shape` (the model's) gives image files their default size and channels; with `lazy`, image
+    files stay on disk (x: the cache's uint8 memory map, `rows` the samples), read a batch at a time."""
     rng = np.random.default_rng(seed)
+    if source not in CATALOG:
+        from dlc.runtime.data import images
+        path = _file_entry(source, base_dir, files, allow_folder=True)
+        if images.is_image_source(path):
+            channels, size = images.image_options(options, input_shape, path)
+            x, y, classes, found, rows = images.load_images(path, options, channels, size, need_labels)
+            if not lazy:
+                x, rows = np.asarray(x[rows] if len(rows) < len(x) else x, np.float32), None
+            shown = [source if f == path else str(Path(source) / f.relative_to(path)) if f.is_relative_to(path)
+                     else str(f) for f in found.files]  # as the user wrote the folder
+            return Dataset(x, y, "classification", classes, path.name, found.skipped, shown, rows)
     if source in CATALOG:
         info = CATALOG[source]
         opts = {k: options.get(k) for k in ("n", "noise", "classes") if options.get(k) is not None}

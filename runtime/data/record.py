@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from dlc.compiler.files import is_folder
 from dlc.compiler.spec import Spec, absolute_data_name
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.datasets import CATALOG, resolve_path
@@ -39,7 +40,11 @@ def record(spec: Spec) -> dict | None:
         path = resolve_path(written, spec.base_dir)
         # keyed by the name the run's spec.dl gives the file (compiler.spec.portable_text writes it absolute)
         name = absolute_data_name(written, spec.base_dir) or written
-        entries[name] = {"path": str(path.resolve()), "sha256": rf.file_sha256(path)}
+        if is_folder(path):  # an image folder: the sha256 of its listing (names, sizes, modification times)
+            from dlc.runtime.data.images import fingerprint
+            entries[name] = {"path": str(path.resolve()), "sha256": fingerprint(path, spec["data"].values)}
+        else:
+            entries[name] = {"path": str(path.resolve()), "sha256": rf.file_sha256(path)}
     return {"files": entries}
 
 

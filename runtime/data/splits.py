@@ -7,13 +7,14 @@ the ONNX graph, so deployed models take raw inputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
 from dlc.runtime.data.augment import Augment, augmenting
+from dlc.runtime.data.lazy import LazyInputs, fit_preprocess
 from dlc.runtime.data.files import reshape_refusal, shape_refusal
 from dlc.runtime.data.datasets import CATALOG, DataError, Dataset, check_labels, load
 
@@ -68,13 +69,14 @@ class Splits:
     preprocess: Preprocess
     name: str
     augment: "Augment | None" = None  # the spec's augment line, fitted on the raw training split
+    skipped: list = field(default_factory=list)  # image files left out under skip_bad: (path, why)
 
     def train_batch(self, idx, rng) -> np.ndarray:
         """Training samples `idx`, augmented (raw values, then the preprocessing) when the spec says so."""
-        xb = self.x_train[idx]
         if self.augment is None:
-            return xb
-        return self.preprocess.apply(self.augment(self.preprocess.invert(xb), rng))
+            return self.x_train[idx]
+        raw = self.x_train.raw(idx) if isinstance(self.x_train, LazyInputs) else self.preprocess.invert(self.x_train[idx])
+        return self.preprocess.apply(self.augment(raw, rng))
 
 
 def _data_error(spec: Spec, message: str, hint: str | None = None) -> DLError:
@@ -127,12 +129,15 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     if dataset is None:
         try:
             dataset = load(data.kind, data.values, spec.task, seed, spec.base_dir, spec.data_files,
-                           limit=spec.memory_limit)
+                           limit=spec.memory_limit, input_shape=tuple(spec.graph.input_shape), lazy=True)
         except DataError as e:
             raise _data_error(spec, str(e)) from None
     info = CATALOG.get(data.kind)
-    x = fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None, data.get("resize"),
-                  data.get("reshape"))
+    if dataset.rows is not None:  # images on disk: the splits are rows of the cache, read a batch at a time
+        x = _lazy_shape(spec, dataset, data.get("reshape"))
+    else:
+        x = fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None, data.get("resize"),
+                      data.get("reshape"))
     y = dataset.y
     if dataset.task != spec.task:
         raise _data_error(spec, f"{dataset.name} is a {dataset.task} set but loss {spec.loss} is for {spec.task}")
@@ -154,8 +159,14 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
             a, b, c, d = train_test_split(xa, ya, test_size=frac, random_state=seed)
         return a, c, b, d
 
-    x_train, y_train, x_test, y_test = split(x, y, data["test"])
-    x_train, y_train, x_val, y_val = split(x_train, y_train, spec["train"]["validation"])
+    rows = dataset.rows if dataset.rows is not None else None
+    if rows is not None:  # split the rows; the same draws as splitting the arrays
+        r_train, y_train, r_test, y_test = split(rows, y, data["test"])
+        r_train, y_train, r_val, y_val = split(r_train, y_train, spec["train"]["validation"])
+        x_train, x_val, x_test = (LazyInputs(x, r) for r in (r_train, r_val, r_test))
+    else:
+        x_train, y_train, x_test, y_test = split(x, y, data["test"])
+        x_train, y_train, x_val, y_val = split(x_train, y_train, spec["train"]["validation"])
     if len(x_train) == 0:
         raise _data_error(spec, "no training samples are left after the test and validation splits")
     if spec.task == "classification" and len(np.unique(y_train)) < 2:
@@ -163,7 +174,27 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
         raise _data_error(spec, f"the training split holds one class only ('{only}', {len(y_train)} samples): "
                                 "a classifier learns nothing from it and would score 100 %",
                           "give the data two or more classes (or use a regression loss)")
+    if rows is not None:
+        pre = fit_preprocess(x_train, data.get("scale"), data["center"], data["standardize"])
+        augment = Augment.fit(spec["augment"].values, x_train.chunks()) if augmenting(spec["augment"].values) else None
+        return Splits(x_train.with_preprocess(pre), y_train, x_val.with_preprocess(pre), y_val,
+                      x_test.with_preprocess(pre), y_test, dataset.classes, spec.task, pre, dataset.name, augment,
+                      dataset.skipped)
     pre = Preprocess.fit(x_train, data.get("scale"), data["center"], data["standardize"])
     augment = Augment.fit(spec["augment"].values, [x_train]) if augmenting(spec["augment"].values) else None
     return Splits(pre.apply(x_train), y_train, pre.apply(x_val), y_val, pre.apply(x_test), y_test,
-                  dataset.classes, spec.task, pre, dataset.name, augment)
+                  dataset.classes, spec.task, pre, dataset.name, augment, dataset.skipped)
+
+
+def _lazy_shape(spec: Spec, dataset: Dataset, reshape) -> np.ndarray:
+    """The cache's array as the input layer takes it (reshape= as a view), or the located refusal."""
+    x = dataset.x
+    want = tuple(spec.graph.input_shape)
+    if reshape:
+        per = int(np.prod(x.shape[1:]))
+        if per != int(np.prod(reshape)):
+            raise _data_error(spec, *reshape_refusal(tuple(reshape), per, dataset.name))
+        x = x.reshape((len(x),) + tuple(reshape))
+    if tuple(x.shape[1:]) != want:
+        raise _data_error(spec, *shape_refusal(tuple(x.shape[1:]), want, dataset.name))
+    return x

@@ -31,7 +31,7 @@ def load_inputs(spec, data, need_labels: bool = True):
     error = _at(data)
     try:
         ds = load(data, options, spec.task, spec["train"]["seed"], Path.cwd(), need_labels=need_labels,
-                  n_features=int(np.prod(spec.graph.input_shape)))
+                  n_features=int(np.prod(spec.graph.input_shape)), input_shape=tuple(spec.graph.input_shape))
     except DataError as e:
         raise error(str(e)) from None
     info = CATALOG.get(data)

@@ -37,7 +37,7 @@ def real_inputs(model: Model, n: int = 256) -> np.ndarray:
     """Raw inputs from the run's own data (test split first), as a deployed model would receive them."""
     from dlc.runtime.data.splits import prepare
     splits = prepare(model.spec)
-    x = np.concatenate([splits.x_test, splits.x_val, splits.x_train])[:n]
+    x = np.concatenate([splits.x_test[:n], splits.x_val[:n], splits.x_train[:n]])[:n]  # (a lazy split: n rows)
     return splits.preprocess.invert(x)
 
 

@@ -87,6 +87,8 @@ def predict(model_or_run: str, data) -> dict:
     from dlc.runtime.runs import check_finite_outputs
     check_finite_outputs(probs, data if isinstance(data, str) else "the array")
     result = {"engine": engine, "n": len(x), "output": probs, "task": spec.task}
+    if ds.files:  # image files: which file each row is
+        result["files"] = np.array(ds.files)
     if spec.task == "classification":
         idx = predicted_class(spec.loss, probs)
         result["label"] = idx

@@ -1,0 +1,475 @@
+"""Image files as a data set: a folder with one sub-folder per class (`data "photos/"`), or a CSV that
+lists `path,label` rows, read through Pillow (a dependency of dlc, as of matplotlib).
+
+- Listing: class names are the sub-folders' names, sorted (as Keras' image_dataset_from_directory and
+  torchvision's ImageFolder); each class folder is walked recursively; files are taken in sorted
+  order. Hidden files (`.DS_Store`) are passed over; any other file that is not .png/.jpg/.jpeg/.bmp/
+  .gif/.webp, a file outside a class folder, an empty class folder and a symbolic link out of the
+  folder are refused by name -- or, where the user wrote `skip_bad`, a bad file is left out and
+  counted (an empty class is always refused: it would change what the labels mean).
+- Decoding: the EXIF orientation is applied (a phone's portrait photo stands up; Keras and
+  torchvision do not do this), then the image is converted to `channels` (1: Pillow's "L" luminance,
+  3: "RGB"; transparency is dropped) and brought to `size` by `fit`: `stretch` resizes to HxW
+  ignoring the aspect, `crop` scales the shorter side and cuts the centre (Pillow's ImageOps.fit),
+  `pad` scales the longer side and pads with black (ImageOps.pad); resampling is Pillow's bilinear,
+  which averages when shrinking. An animated GIF or WebP gives its first frame.
+- Refused unread: an image whose header says more than MAX_PIXELS pixels (a decompression bomb).
+- Cache: decoded images are written once, as a uint8 array (N, C, H, W) in a .npy file under the
+  user's cache folder (`$XDG_CACHE_HOME/dlc/images`, or ~/.cache), named by a hash of the listing
+  (paths, sizes, modification times) and the decoding settings, and read back memory-mapped: a second
+  run (or epoch, or eval) decodes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlc.runtime.data.files import DataError
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+MAX_PIXELS = 64 * 1024 * 1024  # per image, from its header: more is refused as a decompression bomb
+FITS = ("stretch", "crop", "pad")
+HEADER_SAMPLE = 64  # images whose headers dlc check reads
+
+
+def _pil():
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        raise DataError('reading image files needs Pillow, which is not installed: pip install pillow') \
+            from None
+    return Image, ImageOps
+
+
+@dataclass
+class Listing:
+    """The image files of a folder or a CSV list, their labels and class names."""
+
+    root: Path
+    files: list[Path]
+    labels: np.ndarray  # int64 class indices
+    classes: list[str]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, why), with skip_bad
+
+    def fingerprint(self) -> str:
+        """sha256 of the listing: each file's path under the root, size and modification time."""
+        h = hashlib.sha256()
+        for f, label in zip(self.files, self.labels):
+            st = f.stat()
+            h.update(f"{f.relative_to(self.root) if f.is_relative_to(self.root) else f}|{st.st_size}|"
+                     f"{st.st_mtime_ns}|{int(label)}\n".encode())
+        return h.hexdigest()
+
+
+def _shown(path: Path, root: Path) -> str:
+    """A file as the user knows it: under the folder the spec names."""
+    try:
+        return str(Path(root.name) / path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except (ValueError, OSError, RuntimeError):
+        return False
+
+
+def is_image_folder(path: Path) -> bool:
+    return path.is_dir()
+
+
+def list_folder(root: Path, skip_bad: bool = False) -> Listing:
+    """One class per sub-folder (sorted names); every image file below it, in sorted order."""
+    entries = sorted(os.scandir(root), key=lambda e: e.name)
+    classes, files, labels, skipped = [], [], [], []
+    loose = [e for e in entries if not e.name.startswith(".") and not e.is_dir()]
+    for e in loose:
+        why = f"{_shown(Path(e.path), root)} is not in a class folder: each class is a sub-folder of {root.name}/"
+        if not skip_bad:
+            raise DataError(why + f" (move it into one, e.g. {root.name}/CLASS/{e.name})")
+        skipped.append((Path(e.path), "not in a class folder"))
+    folders = [e for e in entries if not e.name.startswith(".") and e.is_dir()]
+    if not folders:
+        raise DataError(f"{root} holds no class folders: an image folder has one sub-folder per class "
+                        f"({root.name}/cats/1.png, {root.name}/dogs/2.png ...)")
+    for k, folder in enumerate(folders):
+        here = Path(folder.path)
+        if not _inside(here, root):
+            raise DataError(f"{_shown(here, root)} is a link out of {root.name}/ (to {here.resolve()}): "
+                            "dlc reads only what is inside the data folder")
+        found = 0
+        for dirpath, dirnames, names in os.walk(here, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(names):
+                if name.startswith("."):
+                    continue
+                path = Path(dirpath) / name
+                why = None
+                if path.is_symlink() and not _inside(path, root):
+                    why = f"{_shown(path, root)} is a link out of {root.name}/ (to {path.resolve()})"
+                elif path.suffix.lower() not in SUFFIXES:
+                    why = f"{_shown(path, root)} is not an image file ({', '.join(SUFFIXES)})"
+                elif not path.is_file():
+                    why = f"{_shown(path, root)} is not a regular file"
+                if why:
+                    if not skip_bad:
+                        raise DataError(why + "; remove it, or write skip_bad on the data line to leave such files out")
+                    skipped.append((path, why.split(" is ", 1)[1] if " is " in why else why))
+                    continue
+                files.append(path)
+                labels.append(k)
+                found += 1
+        if found == 0:
+            raise DataError(f"{_shown(here, root)}/ holds no images: an empty class",
+                            ) from None
+        classes.append(folder.name)
+    if len(classes) < 2:
+        raise DataError(f"{root} has one class folder ({classes[0]}/): a classifier needs two or more")
+    return Listing(root, files, np.array(labels, np.int64), classes, skipped)
+
+
+def list_csv(path: Path, label: str | None, skip_bad: bool = False) -> Listing:
+    """A CSV of `path,label` rows (a header row is optional; the label column by `label=`, default the
+    last; the path column: the first whose cells are image files); paths relative to the CSV's folder."""
+    from dlc.runtime.data.datasets import class_labels
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r]
+    if not rows:
+        raise DataError(f"{path} is empty")
+    header = None
+    if not any(c.lower().endswith(SUFFIXES) for c in rows[0]):
+        header, rows = rows[0], rows[1:]
+    if not rows:
+        raise DataError(f"{path} lists no images")
+    col = next((i for i, c in enumerate(rows[0]) if c.lower().endswith(SUFFIXES)), None)
+    if col is None:
+        raise DataError(f"{path}: no column holds image file names ({', '.join(SUFFIXES)})")
+    if label is None:
+        lab = len(rows[0]) - 1
+    elif header is not None and label in header:
+        lab = header.index(label)
+    elif label.isdigit():
+        lab = int(label)
+    else:
+        raise DataError(f"{path} has no column '{label}'" + (f" (its columns: {', '.join(header)})" if header else ""))
+    base = path.parent
+    files, names, skipped = [], [], []
+    for n, row in enumerate(rows, start=2 if header else 1):
+        if len(row) <= max(col, lab):
+            raise DataError(f"{path}:{n}: the row has {len(row)} cell(s); expected a path and a label")
+        f = (base / row[col]).expanduser() if not Path(row[col]).is_absolute() else Path(row[col])
+        why = None
+        if not f.exists():
+            why = f"{path.name}:{n}: no such image: {row[col]}"
+        elif not _inside(f, base):
+            why = f"{path.name}:{n}: {row[col]} is outside {base} (the list's folder)"
+        elif f.suffix.lower() not in SUFFIXES:
+            why = f"{path.name}:{n}: {row[col]} is not an image file ({', '.join(SUFFIXES)})"
+        if why:
+            if not skip_bad:
+                raise DataError(why)
+            skipped.append((f, why))
+            continue
+        files.append(f)
+        names.append(row[lab].strip())
+    y, classes = class_labels(path.name, np.array(names, dtype=str))
+    return Listing(base, files, y, classes, skipped)
+
+
+def list_unlabelled(path: Path, skip_bad: bool = False) -> Listing:
+    """Images to predict: one image file, or a folder of image files (no class folders)."""
+    if path.is_file():
+        if path.suffix.lower() not in SUFFIXES:
+            raise DataError(f"{path} is not an image file ({', '.join(SUFFIXES)})")
+        return Listing(path.parent, [path], np.full(1, -1, np.int64), [])
+    files, skipped = [], []
+    for e in sorted(os.scandir(path), key=lambda e: e.name):
+        f = Path(e.path)
+        if e.name.startswith("."):
+            continue
+        why = None
+        if f.is_symlink() and not _inside(f, path):
+            why = f"{_shown(f, path)} is a link out of {path.name}/ (to {f.resolve()})"
+        elif f.suffix.lower() not in SUFFIXES or not f.is_file():
+            why = f"{_shown(f, path)} is not an image file ({', '.join(SUFFIXES)})"
+        if why:
+            if not skip_bad:
+                raise DataError(why + "; remove it, or write skip_bad on the data line to leave such files out")
+            skipped.append((f, why))
+            continue
+        files.append(f)
+    if not files:
+        raise DataError(f"{path} holds no image files")
+    return Listing(path, files, np.full(len(files), -1, np.int64), [], skipped)
+
+
+def has_class_folders(path: Path) -> bool:
+    return any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(path))
+
+
+def listing(path: Path, options: dict, need_labels: bool = True) -> Listing:
+    """A folder of class folders; a CSV list; or, for predictions (need_labels False), one image file or
+    a folder of image files."""
+    skip_bad = bool(options.get("skip_bad"))
+    if path.is_dir():
+        if not need_labels and not has_class_folders(path):
+            return list_unlabelled(path, skip_bad)
+        return list_folder(path, skip_bad)
+    if path.suffix.lower() in SUFFIXES:
+        if need_labels:
+            raise DataError(f"{path.name} is one image; a data set to train on is a folder with one sub-folder "
+                            f"per class ({path.parent.name}/CLASS/{path.name} ...), or a CSV list of images")
+        return list_unlabelled(path, skip_bad)
+    return list_csv(path, options.get("label"), skip_bad)
+
+
+def is_image_source(path: Path) -> bool:
+    """A folder, an image file, or a CSV listing image files."""
+    from dlc.compiler.files import is_folder
+    return is_folder(path) or path.suffix.lower() in SUFFIXES or (path.suffix.lower() == ".csv" and is_image_list(path))
+
+
+def is_image_list(path: Path) -> bool:
+    """A CSV whose first data row names an image file (a feature table never does). Only a regular
+    file is opened (a FIFO would block; dlc check refuses it by name)."""
+    import stat
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+    except (OSError, ValueError):
+        return False
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            for k, row in enumerate(csv.reader(f)):
+                if any(c.strip().lower().endswith(SUFFIXES) for c in row):
+                    return True
+                if k >= 1:
+                    return False
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return False
+
+
+# ---- headers (dlc check) and decoding ------------------------------------------------------------------
+def _open(path: Path, root: Path):
+    """An opened (not yet decoded) image, or DataError naming the file."""
+    Image, _ = _pil()
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{_shown(path, root)}: {_bomb(str(e))}") from None
+    except Image.UnidentifiedImageError:
+        raise DataError(f"{_shown(path, root)} is not an image Pillow can read (its name says "
+                        f"{path.suffix.lower()[1:].upper()})") from None
+    except OSError as e:
+        raise DataError(f"cannot read {_shown(path, root)}: {e.strerror or e}") from None
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        im.close()
+        raise DataError(f"{_shown(path, root)} is {w:,}x{h:,} pixels; dlc decodes images of at most "
+                        f"{MAX_PIXELS // 2**20} M pixels (a decompression bomb?)")
+    return im
+
+
+def _bomb(message: str) -> str:
+    import re
+    m = re.search(r"\((\d+) pixels\)", message)
+    size = f"{int(m.group(1)):,} pixels" if m else "too many pixels"
+    return f"{size}; dlc decodes images of at most {MAX_PIXELS // 2**20} M pixels (a decompression bomb?)"
+
+
+@dataclass
+class Survey:
+    """What `dlc check` says of an image source from its listing and a sample of headers."""
+
+    listing: Listing
+    sizes: Counter  # (w, h) -> count among the sampled headers
+    modes: Counter
+    sampled: int
+
+    def lines(self) -> list[str]:
+        counts = np.bincount(self.listing.labels, minlength=len(self.listing.classes))
+        shown = ", ".join(f"{c} {n:,}" for c, n in zip(self.listing.classes[:12], counts[:12]))
+        more = f", ... ({len(self.listing.classes)} classes)" if len(self.listing.classes) > 12 else ""
+        sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(4))
+        out = [f"images: {len(self.listing.files):,} in {len(self.listing.classes)} classes ({shown}{more}); "
+               f"sizes in {self.sampled} headers: {sizes}{' ...' if len(self.sizes) > 4 else ''}; "
+               f"modes: {', '.join(f'{m} ({n})' for m, n in self.modes.most_common())}"]
+        if self.listing.skipped:
+            out.append(f"skipped (skip_bad): {len(self.listing.skipped)} file(s), first "
+                       f"{_shown(self.listing.skipped[0][0], self.listing.root)}")
+        return out
+
+
+def survey(path: Path, options: dict) -> Survey:
+    """The listing and up to HEADER_SAMPLE headers, spread over the set; a bad header is refused by name."""
+    found = listing(path, options)
+    picks = np.unique(np.linspace(0, len(found.files) - 1, min(HEADER_SAMPLE, len(found.files))).astype(int))
+    sizes, modes, bad = Counter(), Counter(), []
+    for i in picks:
+        try:
+            im = _open(found.files[i], found.root)
+        except DataError as e:
+            if not options.get("skip_bad"):
+                raise
+            found.skipped.append((found.files[i], str(e)))
+            bad.append(i)
+            continue
+        with im:
+            sizes[im.size] += 1
+            modes[im.mode] += 1
+    if bad:  # left out, as training will leave them out
+        keep = np.ones(len(found.files), bool)
+        keep[bad] = False
+        found.files = [f for f, k in zip(found.files, keep) if k]
+        found.labels = found.labels[keep]
+    return Survey(found, sizes, modes, len(picks) - len(bad))
+
+
+def _decode_one(path: Path, root: Path, channels: int, size: tuple[int, int], fit: str) -> np.ndarray:
+    Image, ImageOps = _pil()
+    with _open(path, root) as im:
+        try:
+            im.seek(0)
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            im = im.convert("L" if channels == 1 else "RGB")
+            h, w = size
+            if fit == "crop":
+                im = ImageOps.fit(im, (w, h), method=Image.BILINEAR)
+            elif fit == "pad":
+                im = ImageOps.pad(im, (w, h), method=Image.BILINEAR, color=0)
+            else:
+                im = im.resize((w, h), Image.BILINEAR)
+        except (OSError, ValueError, SyntaxError) as e:  # truncated, corrupt data (Pillow's decoders raise these)
+            raise DataError(f"{_shown(path, root)} is damaged: {e}") from None
+        a = np.asarray(im, np.uint8)
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+
+def decode(found: Listing, channels: int, size: tuple[int, int], fit: str, skip_bad: bool,
+           out: np.ndarray, workers: int | None = None) -> np.ndarray:
+    """Decode every listed image into `out` (N, C, H, W) uint8 (a memory map, so a set larger than
+    memory streams to disk), on a pool of threads (Pillow decodes without the GIL). -> a mask of the
+    images decoded; a bad one raises DataError unless skip_bad (then it is False in the mask)."""
+    ok = np.ones(len(found.files), bool)
+    workers = workers or min(8, os.cpu_count() or 1)
+
+    def one(i):
+        try:
+            out[i] = _decode_one(found.files[i], found.root, channels, size, fit)
+        except DataError as e:
+            if not skip_bad:
+                raise
+            ok[i] = False
+            found.skipped.append((found.files[i], str(e)))
+
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(one, range(len(found.files))):
+            pass
+    return ok
+
+
+def image_options(options: dict, input_shape: tuple | None, path: Path | None = None) -> tuple[int, tuple[int, int]]:
+    """(channels, (H, W)) for image files: the data line's channels= and size=, else the model input's."""
+    image = tuple(input_shape) if input_shape is not None and len(input_shape) == 3 else None
+    if image is None and options.get("size") is None and path is not None:
+        what = f"{path.name} is a folder; dlc reads a folder as image files (one sub-folder per class)" \
+            if path.is_dir() else f"{path.name} holds image files"
+        raise DataError(f"{what}, but the model's input is {'x'.join(map(str, input_shape or ()))}, not an image: "
+                        "name a data file (.npz, .csv or IDX), or give the images' size=HxW and reshape= to the input")
+    channels = options.get("channels") or (image[0] if image and image[0] in (1, 3) else None)
+    if channels is None:
+        channels = 3
+    if channels not in (1, 3):
+        raise DataError(f"channels={channels}: image files are read as 1 (grey) or 3 (RGB) channels")
+    size = options.get("size")
+    if size is None:
+        if image is None:
+            raise DataError("image files need size=HxW: the model's input is not an image "
+                            f"({'x'.join(map(str, input_shape)) if input_shape else 'unknown'})")
+        size = image[1:]
+    size = tuple(size) if isinstance(size, (tuple, list)) else (int(size), int(size))
+    if len(size) != 2:
+        raise DataError(f"size={'x'.join(map(str, size))}: an image size is HxW (or one number for a square)")
+    return channels, size
+
+
+def fingerprint(path: Path, options: dict | None = None) -> str:
+    """What a run records of an image folder or list: the sha256 of its listing."""
+    return listing(path, options or {}).fingerprint()
+
+
+def cache_dir() -> Path | None:
+    from dlc.compiler.files import user_cache_dir
+    base = user_cache_dir()
+    if base is None:
+        return None
+    folder = base / "images"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
+def load_images(path: Path, options: dict, channels: int, size: tuple[int, int], need_labels: bool = True):
+    """(x uint8 (N, C, H, W), memory-mapped from the cache; y (None for images without labels); class
+    names; the listing; the rows of x that hold the listing's images) for an image folder, list or file:
+    decoded once, then read from the cache."""
+    from dlc import __version__
+    fit = options.get("fit") or "stretch"
+    skip_bad = bool(options.get("skip_bad"))
+    found = listing(path, options, need_labels)
+    key = hashlib.sha256(f"{found.fingerprint()}|{channels}|{size}|{fit}|{skip_bad}|{__version__}".encode()).hexdigest()[:24]
+    folder = cache_dir()
+    cached = folder / f"{key}.npy" if folder else None
+    kept = folder / f"{key}.kept.npy" if folder else None
+    if cached is not None and cached.exists() and kept.exists():
+        x = np.load(cached, mmap_mode="r", allow_pickle=False)
+        ok = np.load(kept, allow_pickle=False)
+        if x.shape == (len(found.files), channels) + tuple(size) and ok.shape == (len(found.files),):
+            return _kept(x, found, ok)
+    shape = (len(found.files), channels) + tuple(size)
+    if cached is None:
+        x = np.empty(shape, np.uint8)
+        ok = decode(found, channels, size, fit, skip_bad, x)
+        return _kept(x, found, ok)
+    tmp = cached.with_name(f".{key}.{os.getpid()}.tmp.npy")
+    try:
+        x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        ok = decode(found, channels, size, fit, skip_bad, x)
+        x.flush()
+        del x
+        np.save(kept.with_name(f".{key}.{os.getpid()}.kept.npy"), ok)
+        os.replace(kept.with_name(f".{key}.{os.getpid()}.kept.npy"), kept)
+        os.replace(tmp, cached)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _kept(np.load(cached, mmap_mode="r", allow_pickle=False), found, ok)
+
+
+def _kept(x, found: Listing, ok: np.ndarray):
+    """(x as decoded -- every listed image, memory-mapped --, y, classes, the listing, the rows kept):
+    a file that could not be decoded under skip_bad is left out by its row, not by copying x."""
+    if not ok.all():
+        noted = {f for f, _ in found.skipped}
+        found.skipped += [(f, "cannot be decoded") for f, k in zip(found.files, ok) if not k and f not in noted]
+        if not ok.any():
+            raise DataError(f"no image of {found.root} could be read ({len(found.skipped)} skipped)")
+    rows = np.flatnonzero(ok)
+    files = [found.files[i] for i in rows]
+    labels = found.labels[rows] if found.classes else None
+    found.files = files
+    return x, labels, found.classes, found, rows

@@ -1,0 +1,157 @@
+"""Inputs larger than memory: a split that stays on disk and is read a batch at a time.
+
+`LazyInputs` is some rows of a uint8 array memory-mapped from the decoded-image cache
+(runtime/data/images.py), with the run's preprocessing applied as a batch is read: it answers `len`,
+`.shape`, `[i:j]` and `[index array]` with float32 arrays, which is all the training loop, the
+engines' `outputs` (which go through it in slices) and the tools ask of a split. Pages read are given
+back to the kernel after each batch (madvise DONTNEED), so the resident memory stays one batch and not
+the whole set however long the epoch.
+
+`Prefetch` runs a batch generator one or two batches ahead on a thread (reading and augmenting the next
+batch while the engine steps on this one; NumPy and Pillow release the GIL for their loops), in the
+same order, so a run is the same with or without it.
+"""
+
+from __future__ import annotations
+
+import mmap
+import queue
+import threading
+
+import numpy as np
+
+CHUNK = 4096  # samples per chunk when statistics are computed over a lazy split
+
+
+class LazyInputs:
+    def __init__(self, source: np.ndarray, rows: np.ndarray, preprocess=None):
+        self.source = source  # (N, ...) uint8, usually a np.memmap
+        self.rows = np.asarray(rows, np.int64)
+        self.preprocess = preprocess
+        self.dtype = np.dtype(np.float32)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows),) + tuple(self.source.shape[1:])
+
+    @property
+    def ndim(self) -> int:
+        return self.source.ndim
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def with_preprocess(self, preprocess) -> "LazyInputs":
+        return LazyInputs(self.source, self.rows, preprocess)
+
+    def raw(self, index) -> np.ndarray:
+        """The samples as stored, as float32 (no preprocessing)."""
+        rows = self.rows[index]
+        if np.ndim(rows) == 0:
+            return np.asarray(self.source[int(rows)], np.float32)
+        order = np.argsort(rows, kind="stable")  # read the file front to back
+        out = np.empty((len(rows),) + tuple(self.source.shape[1:]), np.float32)
+        out[order] = self.source[rows[order]]
+        self._release()
+        return out
+
+    def __getitem__(self, index) -> np.ndarray:
+        x = self.raw(index)
+        return self.preprocess.apply(x) if self.preprocess is not None else x
+
+    def __array__(self, dtype=None, copy=None):
+        x = self[:]
+        return x if dtype is None else x.astype(dtype)
+
+    def chunks(self, raw: bool = True):
+        for i in range(0, len(self), CHUNK):
+            yield self.raw(slice(i, i + CHUNK)) if raw else self[i:i + CHUNK]
+
+    def _release(self) -> None:
+        """Hand the pages just read back to the kernel: a memory map would otherwise keep every page it
+        touched resident (they count in the process's memory) until the end of the epoch."""
+        m = getattr(self.source, "_mmap", None)
+        if m is None:
+            base = getattr(self.source, "base", None)
+            m = base if isinstance(base, mmap.mmap) else getattr(base, "_mmap", None)
+        if isinstance(m, mmap.mmap) and hasattr(m, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            try:
+                m.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):
+                pass
+
+
+def fit_preprocess(x: LazyInputs, scale, center: bool, standardize: bool):
+    """Preprocess.fit over a lazy split, chunk by chunk in float64 (the mean, then the deviations)."""
+    from dlc.runtime.data.splits import Preprocess
+    shape = x.shape[1:]
+    mul = np.full(shape, scale or 1.0, np.float64)
+    add = np.zeros(shape, np.float64)
+    if center or standardize:
+        n = len(x)
+        total = np.zeros(shape, np.float64)
+        for c in x.chunks():
+            total += (c.astype(np.float64) * mul).sum(axis=0)
+        mean = total / n
+        add = -mean
+        if standardize:
+            sq = np.zeros(shape, np.float64)
+            for c in x.chunks():
+                sq += ((c.astype(np.float64) * mul - mean) ** 2).sum(axis=0)
+            std = np.sqrt(sq / n)
+            std[std < 1e-8] = 1.0
+            mul = mul / std
+            add = -mean / std
+    return Preprocess(mul.astype(np.float32), add.astype(np.float32))
+
+
+class Prefetch:
+    """Iterate `make()` on a thread, up to `depth` items ahead; exceptions are raised where the item
+    would have been; closing (or leaving the loop early) stops the thread."""
+
+    _DONE = object()
+
+    def __init__(self, items, depth: int = 2):
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(items,), daemon=True, name="dlc-prefetch")
+        self.thread.start()
+
+    def _run(self, items):
+        try:
+            for item in items:
+                if self.stop.is_set():
+                    return
+                self._put((True, item))
+        except BaseException as e:  # noqa: BLE001 -- handed to the consumer
+            self._put((False, e))
+            return
+        self._put((True, self._DONE))
+
+    def _put(self, item):
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self):
+        try:
+            while True:
+                ok, item = self.queue.get()
+                if not ok:
+                    raise item
+                if item is self._DONE:
+                    return
+                yield item
+        finally:
+            self.close()
+
+    def close(self):
+        self.stop.set()
+        while self.thread.is_alive():
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                self.thread.join(timeout=0.05)

@@ -1,0 +1,243 @@
+"""Image files as data: a folder of class folders (1,797 real handwritten-digit scans written as PNG
+files) trains, evaluates, exports with ONNX parity and predicts from files, class names intact; check
+lists the folder; each bad file is refused by name (or left out and counted with skip_bad); decoded
+images are cached; fit, channels and CSV lists."""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dlc
+from dlc.cli import main
+
+from conftest import ROOT
+
+pytest.importorskip("PIL")
+from PIL import Image  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "specs" / "images"))
+from make_digit_pngs import write_digit_pngs  # noqa: E402
+
+NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+CNN = """model digits_cnn {{
+    input {input}
+    conv 8 kernel=3 pad=same batchnorm relu
+    maxpool 2
+    flatten
+    dense 10 softmax
+}}
+data "{data}" test=0.2 scale=1/255{extra}
+optimizer adam lr=3e-3
+train epochs={epochs} batch=64 seed=0
+"""
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """1,797 PNG files in 10 class folders named zero ... nine."""
+    return write_digit_pngs(tmp_path_factory.mktemp("pngs") / "digits", names=NAMES)
+
+
+def _spec(tmp_path, data, epochs=3, extra="", input="1x16x16", name="s.dl"):
+    path = tmp_path / name
+    path.write_text(CNN.format(data=data, epochs=epochs, extra=extra, input=input))
+    return path
+
+
+def test_check_lists_the_folder(digits, tmp_path, capsys):
+    assert main(["check", str(_spec(tmp_path, digits))]) == 0
+    out = capsys.readouterr().out
+    assert ("images: 1,797 in 10 classes (eight 174, five 182, four 181, nine 180, one 182, seven 179, six 181, "
+            "three 183, two 177, zero 178); sizes in 64 headers: 16x16 (64); modes: L (64)") in out
+
+
+def test_a_folder_of_pngs_trains_evaluates_exports_and_predicts_with_its_class_names(digits, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(_spec(tmp_path, digits, epochs=6)), "-o", str(run), "-q"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["classes"] == sorted(NAMES)  # the folders' names, sorted
+    assert sum(metrics["samples"].values()) == 1797 and metrics["skipped_files"] == 0
+    assert metrics["test"]["accuracy"] > 0.9
+    assert main(["eval", str(run), "--split", "test"]) == 0
+    assert main(["export", str(run), "-o", str(tmp_path / "m.onnx")]) == 0
+    assert "max abs difference" in capsys.readouterr().out
+    import onnx
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert json.loads(meta["classes"]) == sorted(NAMES)
+    r = dlc.predict(str(tmp_path / "m.onnx"), str(digits / "seven"))
+    assert len(r["files"]) == 179 and r["files"][0] == str(digits / "seven" / "0007.png")
+    assert np.mean(r["class"] == "seven") > 0.85
+    capsys.readouterr()
+    assert main(["predict", str(run), str(digits / "three" / "0003.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "file\tclass\tprobability" and out[1].startswith(f"{digits / 'three' / '0003.png'}\t")
+
+
+def test_decoded_images_are_cached_and_not_decoded_again(digits, tmp_path, monkeypatch):
+    from dlc.runtime.data import images
+    from dlc.runtime.data.datasets import load
+    first = load(str(digits), {}, "classification", 0, input_shape=(1, 16, 16))
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded again")
+    monkeypatch.setattr(images, "_decode_one", no_decoding)
+    again = load(str(digits), {}, "classification", 0, input_shape=(1, 16, 16))
+    assert np.array_equal(first.x, again.x) and np.array_equal(first.y, again.y)
+    assert first.x.shape == (1797, 1, 16, 16)
+    from sklearn.datasets import load_digits
+    index = int(Path(first.files[0]).stem)  # eight/0008.png: the folders are sorted by name
+    scan = np.clip(load_digits().images[index] * 255 / 16, 0, 255)
+    small = np.asarray(Image.fromarray(first.x[0, 0].astype(np.uint8)).resize((8, 8), Image.BILINEAR), np.float32)
+    assert np.corrcoef(small.ravel(), scan.ravel())[0, 1] > 0.95  # the file's pixels are its scan's
+
+
+# ---- bad files -----------------------------------------------------------------------------------------
+def _folder(tmp_path, classes=("cat", "dog"), n=3):
+    root = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8), "RGB").save(root / c / f"{i}.png")
+    return root
+
+
+def _bomb_png(path: Path, side: int = 50_000):
+    """A PNG whose header says side x side pixels (the data is a few bytes)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+
+def _truncate(path: Path):
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8), "RGB").save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+BAD = {
+    "a truncated image": (lambda r: _truncate(r / "cat" / "9.png"),
+                          "photos/cat/9.png is damaged: image file is truncated"),
+    "a file that is not an image": (lambda r: (r / "dog" / "notes.txt").write_text("hi"),
+                                    "photos/dog/notes.txt is not an image file (.png, .jpg, .jpeg, .bmp, .gif, "
+                                    ".webp); remove it, or write skip_bad on the data line to leave such files out"),
+    "text named .png": (lambda r: (r / "dog" / "fake.png").write_text("not a picture"),
+                        "photos/dog/fake.png is not an image Pillow can read (its name says PNG)"),
+    "an empty class folder": (lambda r: (r / "emu").mkdir(), "photos/emu/ holds no images: an empty class"),
+    "a link out of the folder": (lambda r: (r / "cat" / "x.png").symlink_to(r.parent / "outside.png"),
+                                 "photos/cat/x.png is a link out of photos/ (to "),
+    "a decompression bomb": (lambda r: _bomb_png(r / "dog" / "big.png"),
+                             "photos/dog/big.png: 2,500,000,000 pixels; dlc decodes images of at most 64 M pixels "
+                             "(a decompression bomb?)"),
+    "a loose file": (lambda r: _truncate(r / "loose.png"),
+                     "photos/loose.png is not in a class folder: each class is a sub-folder of photos/"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD), ids=list(BAD))
+@pytest.mark.parametrize("command", ["check", "train"])
+def test_each_bad_file_is_a_located_refusal_naming_it(tmp_path, capsys, case, command):
+    root = _folder(tmp_path)
+    Image.new("RGB", (12, 12)).save(tmp_path / "outside.png")
+    make, message = BAD[case]
+    make(root)
+    spec = _spec(tmp_path, "photos/", input="3x12x12").read_text().replace("dense 10", "dense 2")
+    path = tmp_path / "s.dl"
+    path.write_text(spec)
+    args = ["train", str(path), "-o", str(tmp_path / "run"), "-q"] if command == "train" else ["check", str(path)]
+    if case in ("a truncated image",) and command == "check":  # check reads headers only: the header is whole
+        assert main(args) == 0
+        return
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:8:6: error: " in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists() or command == "train"
+
+
+def test_skip_bad_leaves_bad_files_out_and_counts_them(tmp_path, capsys):
+    root = _folder(tmp_path, n=6)
+    _truncate(root / "cat" / "9.png")
+    (root / "dog" / "notes.txt").write_text("hi")
+    (root / "dog" / "fake.png").write_text("no")
+    path = tmp_path / "s.dl"
+    path.write_text(_spec(tmp_path, "photos/", input="3x12x12", extra=" skip_bad").read_text()
+                    .replace("dense 10", "dense 2"))
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "images: 13 in 2 classes (cat 7, dog 6)" in out  # the header that cannot be read is left out
+    assert "skipped (skip_bad): 2 file(s), first photos/dog/notes.txt" in out
+    assert main(["train", str(path), "-o", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "note: skip_bad: 3 image file(s) left out" in err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["skipped_files"] == 3 and sum(metrics["samples"].values()) == 12
+
+
+# ---- decoding ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fit, expect", [
+    ("stretch", lambda a: np.all(a > 200)),  # the whole white 20x10 image fills 8x8
+    ("pad", lambda a: np.all(a[:, :2] == 0) and np.all(a[:, 3:5] > 200)),  # black bars left and right
+    ("crop", lambda a: np.all(a > 200)),  # the centre 10x10, scaled
+])
+def test_fit_keeps_or_ignores_the_aspect(tmp_path, fit, expect):
+    from dlc.runtime.data.images import Listing, decode
+    path = tmp_path / "tall.png"
+    Image.new("L", (10, 20), 255).save(path)  # 10 wide, 20 high
+    out = np.zeros((1, 1, 8, 8), np.uint8)
+    decode(Listing(tmp_path, [path], np.zeros(1, np.int64), ["a"]), 1, (8, 8), fit, False, out)
+    assert expect(out[0, 0])
+
+
+def test_channels_convert_colour_and_grey(tmp_path):
+    from dlc.runtime.data.images import Listing, decode
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(tmp_path / "red.png")
+    Image.new("L", (4, 4), 100).save(tmp_path / "grey.png")
+    files = Listing(tmp_path, [tmp_path / "red.png", tmp_path / "grey.png"], np.zeros(2, np.int64), ["a"])
+    grey = np.zeros((2, 1, 4, 4), np.uint8)
+    decode(files, 1, (4, 4), "stretch", False, grey)
+    assert grey[0, 0, 0, 0] == 76 and grey[1, 0, 0, 0] == 100  # Pillow's L = 0.299 R + 0.587 G + 0.114 B
+    colour = np.zeros((2, 3, 4, 4), np.uint8)
+    decode(files, 3, (4, 4), "stretch", False, colour)
+    assert list(colour[0, :, 0, 0]) == [255, 0, 0] and list(colour[1, :, 0, 0]) == [100, 100, 100]
+
+
+def test_a_csv_list_of_image_paths(tmp_path, capsys):
+    root = _folder(tmp_path, n=4)
+    rows = ["path,animal"] + [f"photos/{c}/{i}.png,{c}" for c in ("cat", "dog") for i in range(4)]
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    path = tmp_path / "s.dl"
+    path.write_text(_spec(tmp_path, "list.csv", input="3x12x12", extra=" label=animal").read_text()
+                    .replace("dense 10", "dense 2"))
+    assert main(["check", str(path)]) == 0
+    assert "images: 8 in 2 classes (cat 4, dog 4)" in capsys.readouterr().out
+    assert root.exists()
+
+
+def test_image_keys_on_a_npz_source_are_refused(tmp_path, capsys):
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 2)), y=np.arange(4) % 2)
+    path = tmp_path / "s.dl"
+    path.write_text('model m {\n    input 2\n    dense 2 softmax\n}\ndata "d.npz" size=8x8\n')
+    assert main(["check", str(path)]) == 2
+    assert f"{path}:5:14: error: the file d.npz does not use size=" in capsys.readouterr().err
+
+
+def test_one_image_file_is_no_training_set(tmp_path, capsys):
+    Image.new("L", (16, 16)).save(tmp_path / "one.png")
+    path = _spec(tmp_path, "one.png")
+    assert main(["check", str(path)]) == 2
+    assert (f"{path}:8:6: error: one.png is one image; a data set to train on is a folder with one sub-folder per "
+            "class") in capsys.readouterr().err
