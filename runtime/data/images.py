@@ -375,9 +375,13 @@ def decode(found: Listing, channels: int, size: tuple[int, int], fit: str, skip_
             ok[i] = False
             found.skipped.append((found.files[i], str(e)))
 
+    from dlc.runtime.data.lazy import release
+    step = max(1, (64 << 20) // max(1, int(np.prod(out.shape[1:]))))  # 64 MB of images, then flushed
     with ThreadPoolExecutor(workers) as pool:
-        for _ in pool.map(one, range(len(found.files))):
-            pass
+        for start in range(0, len(found.files), step):
+            for _ in pool.map(one, range(start, min(start + step, len(found.files)))):
+                pass
+            release(out)  # written pages go to the file and leave memory
     return ok
 
 

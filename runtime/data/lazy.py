@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-CHUNK = 4096  # samples per chunk when statistics are computed over a lazy split
+CHUNK_BYTES = 16 << 20  # float32 bytes per chunk when statistics are computed over a lazy split
 
 
 class LazyInputs:
@@ -64,21 +64,29 @@ class LazyInputs:
         return x if dtype is None else x.astype(dtype)
 
     def chunks(self, raw: bool = True):
-        for i in range(0, len(self), CHUNK):
-            yield self.raw(slice(i, i + CHUNK)) if raw else self[i:i + CHUNK]
+        """The split in order, CHUNK_BYTES of float32 at a time."""
+        step = max(1, CHUNK_BYTES // (4 * int(np.prod(self.source.shape[1:]))))
+        for i in range(0, len(self), step):
+            yield self.raw(slice(i, i + step)) if raw else self[i:i + step]
 
     def _release(self) -> None:
-        """Hand the pages just read back to the kernel: a memory map would otherwise keep every page it
-        touched resident (they count in the process's memory) until the end of the epoch."""
-        m = getattr(self.source, "_mmap", None)
-        if m is None:
-            base = getattr(self.source, "base", None)
-            m = base if isinstance(base, mmap.mmap) else getattr(base, "_mmap", None)
-        if isinstance(m, mmap.mmap) and hasattr(m, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-            try:
-                m.madvise(mmap.MADV_DONTNEED)
-            except (OSError, ValueError):
-                pass
+        release(self.source)
+
+
+def release(array) -> None:
+    """Hand a memory map's pages back to the kernel (written ones are flushed first): a map otherwise
+    keeps every page it touched resident -- counted in the process's memory -- until it is closed."""
+    m = getattr(array, "_mmap", None)
+    if m is None:
+        base = getattr(array, "base", None)
+        m = base if isinstance(base, mmap.mmap) else getattr(base, "_mmap", None)
+    if isinstance(m, mmap.mmap) and hasattr(m, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            if getattr(array, "mode", "r") != "r":
+                m.flush()
+            m.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            pass
 
 
 def fit_preprocess(x: LazyInputs, scale, center: bool, standardize: bool):
