@@ -241,3 +241,29 @@ def test_one_image_file_is_no_training_set(tmp_path, capsys):
     assert main(["check", str(path)]) == 2
     assert (f"{path}:8:6: error: one.png is one image; a data set to train on is a folder with one sub-folder per "
             "class") in capsys.readouterr().err
+
+
+def test_ctrl_c_mid_epoch_on_a_lazy_augmented_folder_then_resume_is_bit_identical(digits, tmp_path, monkeypatch):
+    from dlc.runtime import run_folder as rf
+    from dlc.runtime.numpy_engine.engine import NumpyEngine
+    from dlc.runtime.trainer import train
+    spec = _spec(tmp_path, digits, epochs=3, extra="\naugment crop=1 rotate=10 noise=0.02")
+    full = train(dlc.compile_file(spec), out=tmp_path / "full", progress=False)
+    real = NumpyEngine.step
+    calls = {"n": 0}
+
+    def interrupting(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 30:  # epoch 2 of 3, mid-way (21 steps per epoch)
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(NumpyEngine, "step", interrupting)
+        assert train(dlc.compile_file(spec), out=tmp_path / "part", progress=False).interrupted
+    resumed = train(dlc.compile_file(spec), out=tmp_path / "part", resume=True, progress=False)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+    a, b = rf.load_npz(full.run_dir / "weights.npz"), rf.load_npz(resumed.run_dir / "weights.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    import threading
+    assert not [t for t in threading.enumerate() if t.name == "dlc-prefetch"]  # no reader left behind

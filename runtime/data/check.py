@@ -59,7 +59,10 @@ def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, da
                             "labels are its class folders", "remove labels=")
             channels, size = images.image_options(data.values, want, source)
             found = images.survey(source, data.values)
+            found.sample_shape = (channels,) + tuple(size)
             if spec is not None:
+                batch = spec["train"]["batch"]
+                found.batch = batch if isinstance(batch, int) else None
                 spec.data_report = found
             shape = (channels,) + tuple(size)
             if data.get("reshape"):

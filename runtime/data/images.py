@@ -297,6 +297,8 @@ class Survey:
     sizes: Counter  # (w, h) -> count among the sampled headers
     modes: Counter
     sampled: int
+    sample_shape: tuple | None = None  # (C, H, W) as decoded, and the training batch: what is resident
+    batch: int | None = None
 
     def lines(self) -> list[str]:
         counts = np.bincount(self.listing.labels, minlength=len(self.listing.classes))
@@ -309,7 +311,20 @@ class Survey:
         if self.listing.skipped:
             out.append(f"skipped (skip_bad): {len(self.listing.skipped)} file(s), first "
                        f"{_shown(self.listing.skipped[0][0], self.listing.root)}")
+        if self.sample_shape is not None:
+            per = int(np.prod(self.sample_shape))
+            batch = min(self.batch or len(self.listing.files), len(self.listing.files))
+            out.append(f"data in memory: one batch at a time ({_size(batch * per * 4)} float32 per batch of {batch}, "
+                       f"and the next one read ahead); the decoded images stay on disk in the cache "
+                       f"({_size(len(self.listing.files) * per)} uint8)")
         return out
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"
 
 
 def survey(path: Path, options: dict) -> Survey:
