@@ -14,7 +14,7 @@ from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec, portable_text
 from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
-from dlc.runtime.data.splits import Splits, prepare
+from dlc.runtime.data.splits import Splits, for_spec, prepare
 from dlc.runtime import init_from
 from dlc.runtime.class_weight import class_weights, imbalance
 from dlc.runtime.data.lazy import LazyInputs, Prefetch
@@ -125,7 +125,7 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
     finished = ckpt is not None and st.finished(epochs, patience)
     if finished and all((run_dir / f).exists() for f in (rf.WEIGHTS, rf.METRICS, rf.PREPROCESS)):
         return _complete(run_dir, spec, st, patience)
-    splits = splits or prepare(spec)
+    splits = for_spec(splits, spec) if splits is not None else prepare(spec)  # (shared: this spec's augment)
     weights = class_weights(spec, splits.y_train, splits.classes)
     engine.set_class_weight(weights)
     # DL113, unless check already said it of the data file: a warning, so not with -q

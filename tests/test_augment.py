@@ -178,3 +178,14 @@ def test_the_preview_draws_the_augmented_images_and_needs_an_augment_line(tmp_pa
 def test_dl115_warns_about_augmenting_standardized_pixels():
     spec = dlc.compile(CNN.format(augment="flip_x", epochs=1).replace("scale=1/16", "standardize"))
     assert [(d.code, d.span.line) for d in spec.warnings] == [("DL115", 8)]
+
+
+def test_vary_trains_each_augment_setting_on_the_shared_split(tmp_path, capsys):
+    path = tmp_path / "v.dl"
+    path.write_text(CNN.format(augment="crop=1", epochs=2))
+    assert main(["train", str(path), "--vary", "augment.rotate=0,20", "-o", str(tmp_path / "runs"), "-q"]) == 0
+    import csv
+    with open(tmp_path / "runs" / "compare.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["run"] for r in rows] == ["rotate=0", "rotate=20"]
+    assert rows[0]["train_loss"] != rows[1]["train_loss"]  # each run its own augment line

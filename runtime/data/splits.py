@@ -7,13 +7,14 @@ the ONNX graph, so deployed models take raw inputs.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
-from dlc.runtime.data.augment import Augment, augmenting
+from dlc.runtime.data.augment import Augment, augmenting, raw_chunks
 from dlc.runtime.data.lazy import LazyInputs, fit_preprocess
 from dlc.runtime.data.files import reshape_refusal, shape_refusal
 from dlc.runtime.data.datasets import CATALOG, DataError, Dataset, check_labels, load
@@ -184,6 +185,21 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     augment = Augment.fit(spec["augment"].values, [x_train]) if augmenting(spec["augment"].values) else None
     return Splits(pre.apply(x_train), y_train, pre.apply(x_val), y_val, pre.apply(x_test), y_test,
                   dataset.classes, spec.task, pre, dataset.name, augment, dataset.skipped)
+
+
+def for_spec(splits: Splits, spec: Spec) -> Splits:
+    """Splits prepared once for several specs (compare, --vary, search) with this spec's augment line:
+    the data and its preprocessing are shared, the augmentation is each spec's own."""
+    values = spec["augment"].values
+    if not augmenting(values):
+        return dataclasses.replace(splits, augment=None) if splits.augment is not None else splits
+    if splits.augment is not None and splits.augment.values == dict(values):
+        return splits
+    if isinstance(splits.x_train, LazyInputs):
+        chunks = splits.x_train.chunks()
+    else:
+        chunks = raw_chunks(splits.x_train, splits.preprocess.invert)
+    return dataclasses.replace(splits, augment=Augment.fit(values, chunks))
 
 
 def _lazy_shape(spec: Spec, dataset: Dataset, reshape) -> np.ndarray:
