@@ -267,3 +267,13 @@ def test_ctrl_c_mid_epoch_on_a_lazy_augmented_folder_then_resume_is_bit_identica
     assert all(np.array_equal(a[k], b[k]) for k in a)
     import threading
     assert not [t for t in threading.enumerate() if t.name == "dlc-prefetch"]  # no reader left behind
+
+
+def test_the_torch_engine_trains_from_the_folder_with_augmentation(digits, tmp_path):
+    pytest.importorskip("torch")
+    spec = _spec(tmp_path, digits, epochs=2, extra="\naugment crop=1 rotate=10")
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "-o", str(run), "-q", "--engine", "torch"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["engine"] == "torch" and metrics["classes"] == sorted(NAMES)
+    assert metrics["test"]["accuracy"] > 0.5
