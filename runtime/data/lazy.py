@@ -115,30 +115,6 @@ def release(array) -> None:
             pass
 
 
-def fit_preprocess(x: LazyInputs, scale, center: bool, standardize: bool):
-    """Preprocess.fit over a lazy split, chunk by chunk in float64 (the mean, then the deviations)."""
-    from dlc.runtime.data.splits import Preprocess
-    shape = x.shape[1:]
-    mul = np.full(shape, scale or 1.0, np.float64)
-    add = np.zeros(shape, np.float64)
-    if center or standardize:
-        n = len(x)
-        total = np.zeros(shape, np.float64)
-        for c in x.chunks():
-            total += (c.astype(np.float64) * mul).sum(axis=0)
-        mean = total / n
-        add = -mean
-        if standardize:
-            sq = np.zeros(shape, np.float64)
-            for c in x.chunks():
-                sq += ((c.astype(np.float64) * mul - mean) ** 2).sum(axis=0)
-            std = np.sqrt(sq / n)
-            std[std < 1e-8] = 1.0
-            mul = mul / std
-            add = -mean / std
-    return Preprocess(mul.astype(np.float32), add.astype(np.float32))
-
-
 class Prefetch:
     """Iterate `make()` on a thread, up to `depth` items ahead; exceptions are raised where the item
     would have been; closing (or leaving the loop early) stops the thread."""

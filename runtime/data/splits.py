@@ -15,7 +15,7 @@ import numpy as np
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
 from dlc.runtime.data.augment import Augment, augmenting, raw_chunks
-from dlc.runtime.data.lazy import LazyInputs, fit_preprocess
+from dlc.runtime.data.lazy import LazyInputs
 from dlc.runtime.data.files import reshape_refusal, shape_refusal
 from dlc.runtime.data.datasets import CATALOG, DataError, Dataset, check_labels, load
 
@@ -42,15 +42,19 @@ class Preprocess:
 
     @classmethod
     def fit(cls, x: np.ndarray, scale: float | None, center: bool, standardize: bool) -> "Preprocess":
-        shape = x.shape[1:]
+        return cls.fit_chunks(lambda: [x], x.shape[1:], len(x), scale, center, standardize)
+
+    @classmethod
+    def fit_chunks(cls, chunks, shape, n: int, scale: float | None, center: bool, standardize: bool) -> "Preprocess":
+        """From the training split as `chunks()` yields it (the whole array, or a lazy split a chunk at a
+        time): float64 sums of the values, then of their squared deviations from the mean."""
         mul = np.full(shape, scale or 1.0, np.float64)
         add = np.zeros(shape, np.float64)
         if center or standardize:
-            xs = x.astype(np.float64) * mul
-            mean = xs.mean(axis=0)
+            mean = sum((c.astype(np.float64) * mul).sum(axis=0) for c in chunks()) / n
             add = -mean
             if standardize:
-                std = xs.std(axis=0)
+                std = np.sqrt(sum(((c.astype(np.float64) * mul - mean) ** 2).sum(axis=0) for c in chunks()) / n)
                 std[std < 1e-8] = 1.0  # constant features stay centred, not blown up
                 mul = mul / std
                 add = -mean / std
@@ -176,7 +180,8 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
                                 "a classifier learns nothing from it and would score 100 %",
                           "give the data two or more classes (or use a regression loss)")
     if rows is not None:
-        pre = fit_preprocess(x_train, data.get("scale"), data["center"], data["standardize"])
+        pre = Preprocess.fit_chunks(x_train.chunks, x_train.shape[1:], len(x_train), data.get("scale"),
+                                    data["center"], data["standardize"])
         augment = Augment.fit(spec["augment"].values, x_train.chunks()) if augmenting(spec["augment"].values) else None
         return Splits(x_train.with_preprocess(pre), y_train, x_val.with_preprocess(pre), y_val,
                       x_test.with_preprocess(pre), y_test, dataset.classes, spec.task, pre, dataset.name, augment,
