@@ -143,6 +143,8 @@ BAD = {
     "a decompression bomb": (lambda r: _bomb_png(r / "dog" / "big.png"),
                              "photos/dog/big.png: 2,500,000,000 pixels; dlc decodes images of at most 64 M pixels "
                              "(a decompression bomb?)"),
+    "a linked folder": (lambda r: (r / "cat" / "more").symlink_to(r / "dog"),
+                        "photos/cat/more is a link to a folder; dlc reads the folders inside the data folder itself"),
     "a loose file": (lambda r: _truncate(r / "loose.png"),
                      "photos/loose.png is not in a class folder: each class is a sub-folder of photos/"),
 }
@@ -277,3 +279,19 @@ def test_the_torch_engine_trains_from_the_folder_with_augmentation(digits, tmp_p
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["engine"] == "torch" and metrics["classes"] == sorted(NAMES)
     assert metrics["test"]["accuracy"] > 0.5
+
+
+def test_a_folder_that_cannot_be_listed_is_refused_not_skipped(tmp_path, capsys, monkeypatch):
+    import os
+    root = _folder(tmp_path)
+    real = os.scandir
+
+    def denied(path="."):
+        if Path(path) == root / "dog":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+    monkeypatch.setattr(os, "scandir", denied)
+    path = tmp_path / "s.dl"
+    path.write_text(_spec(tmp_path, "photos/", input="3x12x12").read_text().replace("dense 10", "dense 2"))
+    assert main(["check", str(path)]) == 2
+    assert f"{path}:8:6: error: cannot list photos/dog: Permission denied" in capsys.readouterr().err

@@ -91,7 +91,10 @@ def is_image_folder(path: Path) -> bool:
 
 def list_folder(root: Path, skip_bad: bool = False) -> Listing:
     """One class per sub-folder (sorted names); every image file below it, in sorted order."""
-    entries = sorted(os.scandir(root), key=lambda e: e.name)
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as e:
+        raise DataError(f"cannot list {root}: {e.strerror or e}") from None
     classes, files, labels, skipped = [], [], [], []
     loose = [e for e in entries if not e.name.startswith(".") and not e.is_dir()]
     for e in loose:
@@ -109,7 +112,14 @@ def list_folder(root: Path, skip_bad: bool = False) -> Listing:
             raise DataError(f"{_shown(here, root)} is a link out of {root.name}/ (to {here.resolve()}): "
                             "dlc reads only what is inside the data folder")
         found = 0
-        for dirpath, dirnames, names in os.walk(here, followlinks=False):
+        def unreadable(err: OSError):  # never skip a folder silently: its images would be missing
+            raise DataError(f"cannot list {_shown(Path(err.filename or here), root)}: {err.strerror or err}")
+
+        for dirpath, dirnames, names in os.walk(here, onerror=unreadable, followlinks=False):
+            links = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+            if links:  # os.walk would pass over a linked folder without a word
+                raise DataError(f"{_shown(Path(dirpath) / links[0], root)} is a link to a folder; dlc reads the "
+                                "folders inside the data folder itself: replace the link by the folder")
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(names):
                 if name.startswith("."):
@@ -194,7 +204,11 @@ def list_unlabelled(path: Path, skip_bad: bool = False) -> Listing:
             raise DataError(f"{path} is not an image file ({', '.join(SUFFIXES)})")
         return Listing(path.parent, [path], np.full(1, -1, np.int64), [])
     files, skipped = [], []
-    for e in sorted(os.scandir(path), key=lambda e: e.name):
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError as e:
+        raise DataError(f"cannot list {path}: {e.strerror or e}") from None
+    for e in entries:
         f = Path(e.path)
         if e.name.startswith("."):
             continue
