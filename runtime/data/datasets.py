@@ -161,6 +161,8 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
     else:
         path = _file_entry(source, base_dir, files)
         name = path.name
+        if path.suffix == ".npz" and lazy and _past_limit(path, limit):  # read from disk a batch at a time
+            return _npz_on_disk(path, task_hint, need_labels)
         if path.suffix == ".npz":
             x, y = read_npz(path, need_labels, limit)
         elif path.suffix == ".csv":
@@ -201,6 +203,46 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
     if not np.all(np.isfinite(y)):
         raise DataError(f"{name}: the targets hold NaN or inf (first at sample {_first_bad(y)})",)
     return Dataset(x, y, task, [], name)
+
+
+def _past_limit(path: Path, limit) -> bool:
+    """Would the .npz's arrays take more than the memory limit once read?"""
+    from dlc.runtime.data.files import _npz_headers
+    if limit == "default":
+        from dlc.compiler.memory import default_limit
+        limit = default_limit()
+    heads = _npz_headers(path)
+    return limit is not None and sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in heads.values()) > limit
+
+
+def _npz_on_disk(path: Path, task_hint: str | None, need_labels: bool) -> Dataset:
+    """A lazy data set from an .npz past the memory limit: x memory-mapped (rows read with pread),
+    checked for NaN/inf chunk by chunk; y read whole (one label per sample)."""
+    from dlc.runtime.data.files import npz_on_disk, read_npz_labels
+    from dlc.runtime.data.lazy import LazyInputs
+    x = npz_on_disk(path)
+    if len(x) == 0:
+        raise DataError(f"{path.name} holds no samples")
+    every = LazyInputs(x, np.arange(len(x)))
+    start = 0
+    for chunk in every.chunks():
+        bad = ~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+        if bad.any():
+            raise DataError(f"{path.name}: inputs hold NaN or inf (first at sample {start + int(np.argmax(bad))})")
+        start += len(chunk)
+    y = read_npz_labels(path) if need_labels else None
+    if y is not None and len(y) != len(x):
+        raise DataError(f"{path.name}: {len(x)} inputs but {len(y)} labels")
+    task = task_hint or ("classification" if y is not None and y.dtype.kind in "iuUSOb" else "regression")
+    if y is None:
+        return Dataset(x, None, task, [], path.name, rows=np.arange(len(x)))
+    if task == "classification":
+        y, classes = class_labels(path.name, y)
+        return Dataset(x, y, task, classes, path.name, rows=np.arange(len(x)))
+    y = np.asarray(y, np.float32).reshape(len(y), -1)
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{path.name}: the targets hold NaN or inf (first at sample {_first_bad(y)})")
+    return Dataset(x, y, task, [], path.name, rows=np.arange(len(x)))
 
 
 def check_labels(out: int, loss: str, dataset: Dataset, error) -> None:

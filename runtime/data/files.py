@@ -320,3 +320,42 @@ def read_npz_labels(path: Path):
     except (zipfile.BadZipFile, OSError, KeyError, EOFError) as e:
         raise DataError(f"{path} is not a readable .npz file: {e.__class__.__name__}: {e}") from None
     return y
+
+
+def npz_on_disk(path: Path):
+    """The 'x' array of an .npz as a read-only memory map of the file, when the zip stores it as it is
+    (np.savez; np.savez_compressed deflates it, and that cannot be read a batch at a time). For a data
+    set larger than the memory limit: its rows are then read a batch at a time (runtime/data/lazy.py)."""
+    import struct
+    try:
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo("x.npy")
+    except KeyError:
+        raise DataError(f"{path} must hold an array 'x'") from None
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{path} is not a readable .npz file: {e}") from None
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise DataError(f"{path} is larger than the memory limit and its 'x' is compressed, so it cannot be read "
+                        "from disk a batch at a time; save it with np.savez (not savez_compressed), or raise "
+                        "--max-memory")
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise DataError(f"{path} is damaged: no zip entry where its directory puts 'x.npy'")
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+        except ValueError as e:
+            raise DataError(f"{path}: 'x' has a bad header ({e})") from None
+        offset = f.tell()
+    if dtype.hasobject or dtype.kind not in "fiub":
+        raise DataError(f"{path}: inputs must be numeric, got {dtype}; dlc never loads pickles")
+    if fortran or not shape:
+        raise DataError(f"{path}: 'x' must be a C-ordered array with one row per sample")
+    if offset + math.prod(shape) * dtype.itemsize > path.stat().st_size:
+        raise DataError(f"{path} is truncated: 'x' says {_dims(shape)} {dtype} but the file is shorter")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape))
