@@ -31,9 +31,17 @@ def load_inputs(spec, data, need_labels: bool = True):
     error = _at(data)
     try:
         ds = load(data, options, spec.task, spec["train"]["seed"], Path.cwd(), need_labels=need_labels,
-                  n_features=int(np.prod(spec.graph.input_shape)), input_shape=tuple(spec.graph.input_shape))
+                  n_features=int(np.prod(spec.graph.input_shape)), input_shape=tuple(spec.graph.input_shape),
+                  lazy=True)
     except DataError as e:
         raise error(str(e)) from None
+    if ds.rows is not None:  # image files (or a large .npz): read from disk a batch at a time
+        from dlc.runtime.data.lazy import LazyInputs
+        want = tuple(spec.graph.input_shape)
+        if tuple(ds.x.shape[1:]) != want:
+            raise error(f"{ds.name} samples are {'x'.join(map(str, ds.x.shape[1:]))} but the model's input is "
+                        f"{'x'.join(map(str, want))}", f"give samples of {'x'.join(map(str, want))}")
+        return LazyInputs(ds.x, ds.rows), ds
     info = CATALOG.get(data)
     x = fit_input(spec, ds.x, ds.name, info.image_shape if info else None, options.get("resize"),
                   options.get("reshape"), error=error, given=True)
@@ -57,6 +65,15 @@ def _array_inputs(spec, data, options: dict):
     x = fit_input(spec, x.astype(np.float32), "the array", None, options.get("resize"), options.get("reshape"),
                   error=error, given=True)
     return x, Dataset(x, None, spec.task, [], "the array")
+
+
+def prepared(model, x, split_preprocess=None):
+    """x with the run's own preprocessing: raw inputs, or a split prepared by `split_preprocess` (undone
+    first); a lazy split gets it applied a batch at a time as it is read."""
+    from dlc.runtime.data.lazy import LazyInputs
+    if isinstance(x, LazyInputs):
+        return x.with_preprocess(model.preprocess)
+    return model.preprocess.apply(split_preprocess.invert(x) if split_preprocess is not None else x)
 
 
 def model_labels(classes: list[str], ds, data: str) -> np.ndarray:
@@ -99,7 +116,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
         for name, (x, y) in pairs.items():
             if split not in ("all", name) or len(x) == 0:
                 continue
-            report["splits"][name] = _evaluate(model, model.preprocess.apply(splits.preprocess.invert(x)), y,
+            report["splits"][name] = _evaluate(model, prepared(model, x, splits.preprocess), y,
                                                f"the {name} split", top_k)
     else:
         x, ds = load_inputs(model.spec, data)
@@ -109,7 +126,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
         if model.spec.task == "regression" and y.shape[1] != model.spec.graph.output_shape[0]:
             raise _at(data)(f"{data} has {y.shape[1]} target column(s) but the model outputs "
                             f"{model.spec.graph.output_shape[0]}")
-        report["splits"][Path(data).name] = _evaluate(model, model.preprocess.apply(x), y, data, top_k)
+        report["splits"][Path(data).name] = _evaluate(model, prepared(model, x), y, data, top_k)
     shown = [(name, r) for name, r in report["splits"].items() if "confusion" in r.get("report", {})]
     if plot and shown:
         from dlc.runtime.tools import class_report

@@ -71,18 +71,25 @@ def predict(model_or_run: str, data) -> dict:
     from dlc.runtime.tools.evaluate import load_inputs
     from dlc.runtime.runs import load_run
 
+    from dlc.runtime.data.lazy import LazyInputs
+
+    def batched(fn, x):  # inputs on disk (an image folder): a chunk at a time
+        if not isinstance(x, LazyInputs):
+            return fn(x)
+        return np.concatenate([fn(chunk) for chunk in x.chunks()])
+
     path = Path(model_or_run)
     if path.suffix == ".onnx":
         onnx_model, spec, classes = load_onnx(path)
         x, ds = load_inputs(spec, data, need_labels=False)
-        probs = onnx_model.run(x)["output"]
+        probs = batched(lambda c: onnx_model.run(c)["output"], x)
         engine = "onnxruntime"
         model = None
     else:
         model = load_run(path)
         spec, classes = model.spec, model.classes
         x, ds = load_inputs(spec, data, need_labels=False)
-        probs = model.predict_proba(x)
+        probs = batched(model.predict_proba, x)
         engine = "numpy"
     from dlc.runtime.runs import check_finite_outputs
     check_finite_outputs(probs, data if isinstance(data, str) else "the array")
