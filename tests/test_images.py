@@ -295,3 +295,19 @@ def test_a_folder_that_cannot_be_listed_is_refused_not_skipped(tmp_path, capsys,
     path.write_text(_spec(tmp_path, "photos/", input="3x12x12").read_text().replace("dense 10", "dense 2"))
     assert main(["check", str(path)]) == 2
     assert f"{path}:8:6: error: cannot list photos/dog: Permission denied" in capsys.readouterr().err
+
+
+def test_a_run_reads_its_folder_again_and_refuses_it_once_changed(tmp_path, capsys):
+    root = _folder(tmp_path, n=6)
+    (root / "dog" / "notes.txt").write_text("hi")
+    path = tmp_path / "s.dl"
+    path.write_text(_spec(tmp_path, "photos/", input="3x12x12", extra=" skip_bad").read_text()
+                    .replace("dense 10", "dense 2"))
+    run = tmp_path / "run"
+    assert main(["train", str(path), "-o", str(run), "-q"]) == 0
+    assert main(["eval", str(run)]) == 0  # the same listing (skip_bad as trained)
+    Image.new("RGB", (12, 12)).save(root / "cat" / "new.png")
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 2
+    assert f"{root} changed since this run was trained (its listing of names, sizes and modification times" \
+        in capsys.readouterr().err

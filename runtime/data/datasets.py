@@ -105,7 +105,7 @@ CATALOG: dict[str, DatasetInfo] = {name: DatasetInfo(**vars(info), loader=_LOADE
 
 
 def _file_entry(source: str, base_dir: Path | None, files: dict | None, what: str = "data file",
-                allow_folder: bool = False) -> Path:
+                allow_folder: bool = False, options: dict | None = None) -> Path:
     """The path of a data file (or, with allow_folder, an image folder) named in a spec; with a run's
     recorded `files`, that path, refused by name when its content changed since the run was trained."""
     if allow_folder:
@@ -113,7 +113,7 @@ def _file_entry(source: str, base_dir: Path | None, files: dict | None, what: st
         if is_folder(path):
             if files and source in files:
                 from dlc.runtime.data.images import fingerprint
-                now = fingerprint(path, files[source].get("options", {}))
+                now = fingerprint(path, options)
                 if now != files[source]["sha256"]:
                     raise DataError(f"{path} changed since this run was trained (its listing of names, sizes "
                                     f"and modification times: sha256 {files[source]['sha256'][:12]}... then, "
@@ -143,7 +143,7 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
     rng = np.random.default_rng(seed)
     if source not in CATALOG:
         from dlc.runtime.data import images
-        path = _file_entry(source, base_dir, files, allow_folder=True)
+        path = _file_entry(source, base_dir, files, allow_folder=True, options=options)
         if images.is_image_source(path):
             channels, size = images.image_options(options, input_shape, path)
             x, y, classes, found, rows = images.load_images(path, options, channels, size, need_labels)

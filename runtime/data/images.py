@@ -85,10 +85,6 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def is_image_folder(path: Path) -> bool:
-    return path.is_dir()
-
-
 def list_folder(root: Path, skip_bad: bool = False) -> Listing:
     """One class per sub-folder (sorted names); every image file below it, in sorted order."""
     try:
