@@ -40,8 +40,9 @@ def test_an_npz_past_the_memory_limit_trains_from_disk_with_the_same_numbers(tmp
 
 
 @pytest.mark.parametrize("save, bad_row, message", [
-    (np.savez_compressed, None, "big.npz is larger than the memory limit and its 'x' is compressed, so it cannot be "
-                                "read from disk a batch at a time; save it with np.savez (not savez_compressed)"),
+    (np.savez_compressed, None, "big.npz holds 3.97 MB once read; the limit is 2 MB; its 'x' is compressed, so it "
+                                "cannot be read from disk a batch at a time either: save it with np.savez (not "
+                                "savez_compressed), or raise --max-memory"),
     (np.savez, 12345, "big.npz: inputs hold NaN or inf (first at sample 12345)"),
 ])
 def test_what_cannot_be_read_from_disk_is_refused_by_name(tmp_path, capsys, save, bad_row, message):

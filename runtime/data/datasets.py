@@ -162,7 +162,7 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
         path = _file_entry(source, base_dir, files)
         name = path.name
         if path.suffix == ".npz" and lazy and _past_limit(path, limit):  # read from disk a batch at a time
-            return _npz_on_disk(path, task_hint, need_labels)
+            return _npz_on_disk(path, task_hint, need_labels, limit)
         if path.suffix == ".npz":
             x, y = read_npz(path, need_labels, limit)
         elif path.suffix == ".csv":
@@ -215,12 +215,19 @@ def _past_limit(path: Path, limit) -> bool:
     return limit is not None and sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in heads.values()) > limit
 
 
-def _npz_on_disk(path: Path, task_hint: str | None, need_labels: bool) -> Dataset:
+def _npz_on_disk(path: Path, task_hint: str | None, need_labels: bool, limit) -> Dataset:
     """A lazy data set from an .npz past the memory limit: x memory-mapped (rows read with pread),
     checked for NaN/inf chunk by chunk; y read whole (one label per sample)."""
-    from dlc.runtime.data.files import npz_on_disk, read_npz_labels
+    from dlc.runtime.data.files import CompressedNpz, npz_on_disk, read_npz_labels
     from dlc.runtime.data.lazy import LazyInputs
-    x = npz_on_disk(path)
+    try:
+        x = npz_on_disk(path)
+    except CompressedNpz as e:
+        try:
+            read_npz(path, need_labels, limit)  # the size refusal, read from the headers ("holds 215 MB once read ...")
+        except DataError as size:
+            raise DataError(f"{size}; {e}") from None
+        raise
     if len(x) == 0:
         raise DataError(f"{path.name} holds no samples")
     every = LazyInputs(x, np.arange(len(x)))

@@ -31,6 +31,10 @@ class DataError(Exception):
     """A data set that cannot be read or does not fit; the CLI reports it at the data line."""
 
 
+class CompressedNpz(DataError):
+    """An .npz past the memory limit whose x is deflated: it cannot be memory-mapped."""
+
+
 def resolve_path(written: str, base_dir: Path | None) -> Path:
     """A data path as written in a spec: absolute, ~, or relative to the spec's folder (the
     current folder for a spec that is not a file)."""
@@ -335,9 +339,8 @@ def npz_on_disk(path: Path):
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"{path} is not a readable .npz file: {e}") from None
     if info.compress_type != zipfile.ZIP_STORED:
-        raise DataError(f"{path} is larger than the memory limit and its 'x' is compressed, so it cannot be read "
-                        "from disk a batch at a time; save it with np.savez (not savez_compressed), or raise "
-                        "--max-memory")
+        raise CompressedNpz(f"its 'x' is compressed, so it cannot be read from disk a batch at a time either: "
+                            "save it with np.savez (not savez_compressed), or raise --max-memory")
     with open(path, "rb") as f:
         f.seek(info.header_offset)
         local = f.read(30)
