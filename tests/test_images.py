@@ -311,3 +311,25 @@ def test_a_run_reads_its_folder_again_and_refuses_it_once_changed(tmp_path, caps
     assert main(["eval", str(run)]) == 2
     assert f"{root} changed since this run was trained (its listing of names, sizes and modification times" \
         in capsys.readouterr().err
+
+
+def test_the_cache_keeps_the_recently_used_sets_within_its_limit(tmp_path):
+    import os
+    from dlc.runtime.data.images import prune
+    for k, name in enumerate(["old", "mid", "new"]):
+        (tmp_path / f"{name}.npy").write_bytes(b"x" * 1000)
+        (tmp_path / f"{name}.kept.npy").write_bytes(b"k")
+        os.utime(tmp_path / f"{name}.npy", ns=(10**18 + k * 10**9, 10**18 + k * 10**9))
+    assert prune(tmp_path, keep=tmp_path / "old.npy", limit=2000) == [tmp_path / "mid.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.kept.npy", "new.npy", "old.kept.npy", "old.npy"]
+    assert prune(tmp_path, limit=1000) == [tmp_path / "old.npy"]
+
+
+def test_a_survey_is_reused_until_a_folder_changes(tmp_path):
+    from dlc.runtime.data.images import survey
+    root = _folder(tmp_path, n=2)
+    first = survey(root, {})
+    assert survey(root, {}) is first  # (the language server re-checks on every edit)
+    Image.new("RGB", (12, 12)).save(root / "dog" / "9.png")
+    again = survey(root, {})
+    assert again is not first and len(again.listing.files) == 5
