@@ -67,10 +67,9 @@ def fmt(specs, check: bool = False) -> list[str]:
     """Rewrite each spec file in the canonical layout (dlc/formatting.py), atomically, keeping its mode
     (a link's target is rewritten); with `check`, change nothing. -> the specs that (would) change.
     A spec that does not parse raises its syntax errors (DLError), and the files after it are left."""
-    import os
-    import tempfile
     from dlc.compiler.spec import read_spec_text
     from dlc.formatting import format_spec
+    from dlc.runtime import run_folder as rf
     changed = []
     for path in specs:
         text = read_spec_text(path)
@@ -78,18 +77,9 @@ def fmt(specs, check: bool = False) -> list[str]:
         if formatted == text:
             continue
         changed.append(str(path))
-        if check:
-            continue
-        target = Path(path).resolve()
-        fd, tmp = tempfile.mkstemp(prefix=".dlc-fmt-", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(formatted)
-            os.chmod(tmp, target.stat().st_mode & 0o7777)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if not check:
+            target = Path(path).resolve()  # a link's target is rewritten, the link stays
+            rf.atomic_write_text(target, formatted, mode=target.stat().st_mode & 0o7777)
     return changed
 
 

@@ -74,14 +74,16 @@ def make_dir(path: Path) -> Path:
     return path
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write `path` whole or not at all (a temporary file renamed over it), with `mode` (default: what
+    open() would give a new file); a failure is a DLError naming the file."""
     path = Path(path)
     make_dir(path.parent)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _file_mode())
+            os.fchmod(f.fileno(), _file_mode() if mode is None else mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -109,8 +111,8 @@ def remove(run_dir: Path, names) -> None:
             raise _os_error(path, e, "remove") from None
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
+    atomic_write_bytes(path, text.encode(), mode)
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
