@@ -105,19 +105,13 @@ CATALOG: dict[str, DatasetInfo] = {name: DatasetInfo(**vars(info), loader=_LOADE
 
 
 def _file_entry(source: str, base_dir: Path | None, files: dict | None, what: str = "data file",
-                allow_folder: bool = False, options: dict | None = None) -> Path:
+                allow_folder: bool = False) -> Path:
     """The path of a data file (or, with allow_folder, an image folder) named in a spec; with a run's
-    recorded `files`, that path, refused by name when its content changed since the run was trained."""
+    recorded `files`, that path, refused by name when its content changed since the run was trained (an
+    image folder's listing is compared where it is read: images.load_images)."""
     if allow_folder:
         path = Path(files[source]["path"]) if files and source in files else resolve_path(source, base_dir)
         if is_folder(path):
-            if files and source in files:
-                from dlc.runtime.data.images import fingerprint
-                now = fingerprint(path, options)
-                if now != files[source]["sha256"]:
-                    raise DataError(f"{path} changed since this run was trained (its listing of names, sizes "
-                                    f"and modification times: sha256 {files[source]['sha256'][:12]}... then, "
-                                    f"{now[:12]}... now)")
             return path
     if files and source in files:
         path = check_file(Path(files[source]["path"]), what)
@@ -143,10 +137,11 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
     rng = np.random.default_rng(seed)
     if source not in CATALOG:
         from dlc.runtime.data import images
-        path = _file_entry(source, base_dir, files, allow_folder=True, options=options)
+        path = _file_entry(source, base_dir, files, allow_folder=True)
         if images.is_image_source(path):
             channels, size = images.image_options(options, input_shape, path)
-            x, y, classes, found, rows = images.load_images(path, options, channels, size, need_labels)
+            recorded = files[source]["sha256"] if files and source in files and is_folder(path) else None
+            x, y, classes, found, rows = images.load_images(path, options, channels, size, need_labels, recorded)
             if not lazy:
                 x, rows = np.asarray(x[rows] if len(rows) < len(x) else x, np.float32), None
             shown = [source if f == path else str(Path(source) / f.relative_to(path)) if f.is_relative_to(path)

@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dlc.compiler.memory import fmt_bytes
 from dlc.runtime.data.files import DataError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 MAX_PIXELS = 64 * 1024 * 1024  # per image, from its header: more is refused as a decompression bomb
-FITS = ("stretch", "crop", "pad")
 HEADER_SAMPLE = 64  # images whose headers dlc check reads
 
 
@@ -85,12 +85,31 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def _entries(folder: Path) -> list:
+    """The folder's entries by name; one that cannot be listed is refused (never read as empty)."""
+    try:
+        return sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        raise DataError(f"cannot list {folder}: {e.strerror or e}") from None
+
+
+def _not_an_image(path: Path, root: Path) -> str | None:
+    """Why a listed file cannot be one of the images, or None."""
+    if path.is_symlink() and not _inside(path, root):
+        return f"{_shown(path, root)} is a link out of {root.name}/ (to {path.resolve()})"
+    if path.suffix.lower() not in SUFFIXES:
+        return f"{_shown(path, root)} is not an image file ({', '.join(SUFFIXES)})"
+    if not path.is_file():
+        return f"{_shown(path, root)} is not a regular file"
+    return None
+
+
+SKIP_HINT = "; remove it, or write skip_bad on the data line to leave such files out"
+
+
 def list_folder(root: Path, skip_bad: bool = False) -> Listing:
     """One class per sub-folder (sorted names); every image file below it, in sorted order."""
-    try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
-    except OSError as e:
-        raise DataError(f"cannot list {root}: {e.strerror or e}") from None
+    entries = _entries(root)
     classes, files, labels, skipped = [], [], [], []
     loose = [e for e in entries if not e.name.startswith(".") and not e.is_dir()]
     for e in loose:
@@ -121,16 +140,10 @@ def list_folder(root: Path, skip_bad: bool = False) -> Listing:
                 if name.startswith("."):
                     continue
                 path = Path(dirpath) / name
-                why = None
-                if path.is_symlink() and not _inside(path, root):
-                    why = f"{_shown(path, root)} is a link out of {root.name}/ (to {path.resolve()})"
-                elif path.suffix.lower() not in SUFFIXES:
-                    why = f"{_shown(path, root)} is not an image file ({', '.join(SUFFIXES)})"
-                elif not path.is_file():
-                    why = f"{_shown(path, root)} is not a regular file"
+                why = _not_an_image(path, root)
                 if why:
                     if not skip_bad:
-                        raise DataError(why + "; remove it, or write skip_bad on the data line to leave such files out")
+                        raise DataError(why + SKIP_HINT)
                     skipped.append((path, why.split(" is ", 1)[1] if " is " in why else why))
                     continue
                 files.append(path)
@@ -200,22 +213,14 @@ def list_unlabelled(path: Path, skip_bad: bool = False) -> Listing:
             raise DataError(f"{path} is not an image file ({', '.join(SUFFIXES)})")
         return Listing(path.parent, [path], np.full(1, -1, np.int64), [])
     files, skipped = [], []
-    try:
-        entries = sorted(os.scandir(path), key=lambda e: e.name)
-    except OSError as e:
-        raise DataError(f"cannot list {path}: {e.strerror or e}") from None
-    for e in entries:
+    for e in _entries(path):
         f = Path(e.path)
         if e.name.startswith("."):
             continue
-        why = None
-        if f.is_symlink() and not _inside(f, path):
-            why = f"{_shown(f, path)} is a link out of {path.name}/ (to {f.resolve()})"
-        elif f.suffix.lower() not in SUFFIXES or not f.is_file():
-            why = f"{_shown(f, path)} is not an image file ({', '.join(SUFFIXES)})"
+        why = _not_an_image(f, path)
         if why:
             if not skip_bad:
-                raise DataError(why + "; remove it, or write skip_bad on the data line to leave such files out")
+                raise DataError(why + SKIP_HINT)
             skipped.append((f, why))
             continue
         files.append(f)
@@ -225,7 +230,7 @@ def list_unlabelled(path: Path, skip_bad: bool = False) -> Listing:
 
 
 def has_class_folders(path: Path) -> bool:
-    return any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(path))
+    return any(e.is_dir() and not e.name.startswith(".") for e in _entries(path))
 
 
 def listing(path: Path, options: dict, need_labels: bool = True) -> Listing:
@@ -324,17 +329,10 @@ class Survey:
         if self.sample_shape is not None:
             per = int(np.prod(self.sample_shape))
             batch = min(self.batch or len(self.listing.files), len(self.listing.files))
-            out.append(f"data in memory: one batch at a time ({_size(batch * per * 4)} float32 per batch of {batch}, "
-                       f"and the next one read ahead); the decoded images stay on disk in the cache "
-                       f"({_size(len(self.listing.files) * per)} uint8)")
+            out.append(f"data in memory: one batch at a time ({fmt_bytes(batch * per * 4)} float32 per batch of "
+                       f"{batch}, and the next one read ahead); the decoded images stay on disk in the cache "
+                       f"({fmt_bytes(len(self.listing.files) * per)} uint8)")
         return out
-
-
-def _size(n: int) -> str:
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n} B"
 
 
 _SURVEYS: dict = {}  # (folder, options) -> (its folders' modification times, Survey): the language server's re-checks
@@ -510,15 +508,21 @@ def prune(folder: Path, keep: Path | None = None, limit: int = CACHE_LIMIT) -> l
     return removed
 
 
-def load_images(path: Path, options: dict, channels: int, size: tuple[int, int], need_labels: bool = True):
+def load_images(path: Path, options: dict, channels: int, size: tuple[int, int], need_labels: bool = True,
+                recorded: str | None = None):
     """(x uint8 (N, C, H, W), memory-mapped from the cache; y (None for images without labels); class
     names; the listing; the rows of x that hold the listing's images) for an image folder, list or file:
-    decoded once, then read from the cache."""
+    decoded once, then read from the cache. `recorded`: the listing's sha256 when a run was trained on
+    it (a folder that changed since is refused before anything is decoded)."""
     from dlc import __version__
     fit = options.get("fit") or "stretch"
     skip_bad = bool(options.get("skip_bad"))
     found = listing(path, options, need_labels)
-    key = hashlib.sha256(f"{found.fingerprint()}|{channels}|{size}|{fit}|{skip_bad}|{__version__}".encode()).hexdigest()[:24]
+    sha256 = found.fingerprint()
+    if recorded is not None and sha256 != recorded:
+        raise DataError(f"{path} changed since this run was trained (its listing of names, sizes and modification "
+                        f"times: sha256 {recorded[:12]}... then, {sha256[:12]}... now)")
+    key = hashlib.sha256(f"{sha256}|{channels}|{size}|{fit}|{skip_bad}|{__version__}".encode()).hexdigest()[:24]
     folder = cache_dir()
     cached = folder / f"{key}.npy" if folder else None
     kept = folder / f"{key}.kept.npy" if folder else None
