@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import mmap
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -426,14 +427,21 @@ def decode(found: Listing, channels: int, size: tuple[int, int], fit: str, skip_
             ok[i] = False
             found.skipped.append((found.files[i], str(e)))
 
-    from dlc.runtime.data.lazy import release
     step = max(1, (64 << 20) // max(1, int(np.prod(out.shape[1:]))))  # 64 MB of images, then flushed
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(found.files), step):
             for _ in pool.map(one, range(start, min(start + step, len(found.files)))):
                 pass
-            release(out)  # written pages go to the file and leave memory
+            _write_back(out)
     return ok
+
+
+def _write_back(out: np.ndarray) -> None:
+    """Send the pages written into a memory map to its file and out of memory: a map otherwise keeps
+    every page it touched resident (counted in the process's memory) until it is closed."""
+    if isinstance(out, np.memmap) and hasattr(out._mmap, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        out.flush()
+        out._mmap.madvise(mmap.MADV_DONTNEED)
 
 
 def image_options(options: dict, input_shape: tuple | None, path: Path | None = None) -> tuple[int, tuple[int, int]]:

@@ -14,7 +14,6 @@ same order, so a run is the same with or without it.
 
 from __future__ import annotations
 
-import mmap
 import os
 import queue
 import threading
@@ -92,31 +91,15 @@ class LazyInputs:
         x = self[:]
         return x if dtype is None else x.astype(dtype)
 
-    def chunks(self, raw: bool = True):
-        """The split in order, CHUNK_BYTES of float32 at a time."""
+    def chunks(self):
+        """The split's samples as stored, in order, CHUNK_BYTES of float32 at a time."""
         step = max(1, CHUNK_BYTES // (4 * int(np.prod(self.source.shape[1:]))))
         for i in range(0, len(self), step):
-            yield self.raw(slice(i, i + step)) if raw else self[i:i + step]
-
-
-def release(array) -> None:
-    """Hand a memory map's pages back to the kernel (written ones are flushed first): a map otherwise
-    keeps every page it touched resident -- counted in the process's memory -- until it is closed."""
-    m = getattr(array, "_mmap", None)
-    if m is None:
-        base = getattr(array, "base", None)
-        m = base if isinstance(base, mmap.mmap) else getattr(base, "_mmap", None)
-    if isinstance(m, mmap.mmap) and hasattr(m, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-        try:
-            if getattr(array, "mode", "r") != "r":
-                m.flush()
-            m.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError):
-            pass
+            yield self.raw(slice(i, i + step))
 
 
 class Prefetch:
-    """Iterate `make()` on a thread, up to `depth` items ahead; exceptions are raised where the item
+    """Iterate `items` on a thread, up to `depth` items ahead; exceptions are raised where the item
     would have been; closing (or leaving the loop early) stops the thread."""
 
     _DONE = object()

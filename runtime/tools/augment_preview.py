@@ -14,7 +14,7 @@ ROWS, COLUMNS = 6, 8
 
 
 def write_preview(spec, path) -> Path:
-    from dlc.runtime.data.augment import Augment, augmenting
+    from dlc.runtime.data.augment import augmenting
     from dlc.runtime.data.splits import prepare
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -29,8 +29,7 @@ def write_preview(spec, path) -> Path:
                                           f"{'x'.join(map(str, spec.graph.input_shape))}"))
     splits = prepare(spec)
     raw = splits.preprocess.invert(splits.x_train[:ROWS])
-    views = [raw] + [splits.augment(raw, Augment.rng(splits.augment, spec["train"]["seed"], k))
-                     for k in range(COLUMNS - 1)]
+    views = [raw] + [splits.augment(raw, splits.augment.rng(spec["train"]["seed"], k)) for k in range(COLUMNS - 1)]
     from dlc.runtime.run_folder import new_figure, save_figure
     fig = new_figure((COLUMNS * 1.2, len(raw) * 1.2 + 0.4))
     axes = fig.subplots(len(raw), COLUMNS, squeeze=False)
