@@ -53,33 +53,23 @@ def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, da
         source = where(data.kind)
         want = tuple(graph.input_shape)
         from dlc.runtime.data import images
-        if images.is_image_source(source):
+        image_files = images.is_image_source(source)
+        if image_files:  # the listing and a sample of headers; the labels are the class folders
             if data.get("labels"):
                 raise error(f"labels= names an IDX labels file; {data.kind} is a folder of images, whose "
                             "labels are its class folders", "remove labels=")
             channels, size = images.image_options(data.values, want, source)
             found = images.survey(source, data.values)
-            found.sample_shape = (channels,) + tuple(size)
+            found.sample_shape = shape = (channels,) + tuple(size)
             if spec is not None:
                 batch = spec["train"]["batch"]
                 found.batch = batch if isinstance(batch, int) else None
                 spec.data_report = found
-            shape = (channels,) + tuple(size)
-            if data.get("reshape"):
-                reshape = tuple(data["reshape"])
-                if math.prod(shape) != math.prod(reshape):
-                    raise error(*reshape_refusal(reshape, math.prod(shape), data.kind))
-                shape = reshape
-            if shape != want:
-                raise error(*shape_refusal(shape, want, data.kind))
-            if loss not in CLASSIFICATION_LOSSES:
-                raise error(f"{data.kind} is a classification set (one class per folder) but loss {loss} is for "
-                            "regression", "use cross_entropy")
-            y, classes = found.listing.labels, found.listing.classes
-            check_labels(graph.output_shape[0], loss, Dataset(None, y, "classification", classes, data.kind), error)
-            return y, classes
-        p = peek(source, data.values, where(data["labels"]) if data.get("labels") else None)
-        shape = tuple(p.sample_shape)
+            labels = (found.listing.labels, found.listing.classes)
+        else:
+            p = peek(source, data.values, where(data["labels"]) if data.get("labels") else None)
+            shape = tuple(p.sample_shape)
+            labels = p.labels
         if data.get("reshape"):
             reshape = tuple(data["reshape"])
             if math.prod(shape) != math.prod(reshape):
@@ -89,8 +79,11 @@ def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, da
             shape = (1,) + shape
         if shape != want:
             raise error(*shape_refusal(shape, want, data.kind))
-        if p.labels is not None and loss in CLASSIFICATION_LOSSES:
-            y, classes = class_labels(data.kind, p.labels)
+        if image_files and loss not in CLASSIFICATION_LOSSES:
+            raise error(f"{data.kind} is a classification set (one class per folder) but loss {loss} is for "
+                        "regression", "use cross_entropy")
+        if labels is not None and loss in CLASSIFICATION_LOSSES:
+            y, classes = labels if image_files else class_labels(data.kind, labels)
             check_labels(graph.output_shape[0], loss, Dataset(None, y, "classification", classes, data.kind), error)
             return y, classes
     except DataError as e:
