@@ -138,11 +138,9 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
         except DataError as e:
             raise _data_error(spec, str(e)) from None
     info = CATALOG.get(data.kind)
-    if dataset.rows is not None:  # images on disk: the splits are rows of the cache, read a batch at a time
-        x = _lazy_shape(spec, dataset, data.get("reshape"))
-    else:
-        x = fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None, data.get("resize"),
-                      data.get("reshape"))
+    # (data on disk stays a memory map here: reshape= and a channel axis are views of it)
+    x = fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None, data.get("resize"),
+                  data.get("reshape"))
     y = dataset.y
     if dataset.task != spec.task:
         raise _data_error(spec, f"{dataset.name} is a {dataset.task} set but loss {spec.loss} is for {spec.task}")
@@ -164,7 +162,7 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
             a, b, c, d = train_test_split(xa, ya, test_size=frac, random_state=seed)
         return a, c, b, d
 
-    rows = dataset.rows if dataset.rows is not None else None
+    rows = dataset.rows
     if rows is not None:  # split the rows; the same draws as splitting the arrays
         r_train, y_train, r_test, y_test = split(rows, y, data["test"])
         r_train, y_train, r_val, y_val = split(r_train, y_train, spec["train"]["validation"])
@@ -205,17 +203,3 @@ def for_spec(splits: Splits, spec: Spec) -> Splits:
     else:
         chunks = raw_chunks(splits.x_train, splits.preprocess.invert)
     return dataclasses.replace(splits, augment=Augment.fit(values, chunks))
-
-
-def _lazy_shape(spec: Spec, dataset: Dataset, reshape) -> np.ndarray:
-    """The cache's array as the input layer takes it (reshape= as a view), or the located refusal."""
-    x = dataset.x
-    want = tuple(spec.graph.input_shape)
-    if reshape:
-        per = int(np.prod(x.shape[1:]))
-        if per != int(np.prod(reshape)):
-            raise _data_error(spec, *reshape_refusal(tuple(reshape), per, dataset.name))
-        x = x.reshape((len(x),) + tuple(reshape))
-    if tuple(x.shape[1:]) != want:
-        raise _data_error(spec, *shape_refusal(tuple(x.shape[1:]), want, dataset.name))
-    return x
