@@ -244,10 +244,12 @@ def symbols(text: str) -> list[Symbol]:
     them, and the statements outside (data, loss, optimizer ...), each spanning to its closing brace.
     Read from the grammar's tokens, so a spec with errors elsewhere still has an outline; a spec that
     does not even lex has the model and block lines only."""
+    from lark.exceptions import LarkError
+
     from dlc.grammar.parser import tokens
     try:
         toks = [t for t in tokens(text) if t.type not in ("WS_INLINE", "COMMENT")]
-    except Exception:
+    except LarkError:  # a character the grammar has no token for: the model and block lines only
         return [Symbol(m.group(2), m.group(1), text.count("\n", 0, m.start()), m.start(2) - m.start(),
                        m.end(2) - m.start(), text.count("\n", 0, m.start()))
                 for m in re.finditer(r"^(model|block)\s+([A-Za-z_]\w*)", text, flags=re.M)]

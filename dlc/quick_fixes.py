@@ -52,10 +52,12 @@ def _line_args(text: str, line: int) -> list[list]:
     """The arguments of a 0-based line's statements as token groups (dlc/formatting's grouping); [] for a
     line whose spec does not lex."""
     from dlc.formatting import _args
+    from lark.exceptions import LarkError
+
     from dlc.grammar.parser import tokens
     try:
         toks = [t for t in tokens(text) if t.line == line + 1 and t.type not in ("WS_INLINE", "COMMENT", "_NL")]
-    except Exception:  # a lexing error: no fix offered (the error itself is diagnosed)
+    except LarkError:  # a lexing error: no fix offered (the error itself is diagnosed)
         return []
     if any(t.type in ("LBRACE", "RBRACE", "SEMICOLON") for t in toks):
         return []  # a line holding braces or several statements: not a one-line edit we can be sure of
