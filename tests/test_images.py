@@ -315,7 +315,7 @@ def test_a_run_reads_its_folder_again_and_refuses_it_once_changed(tmp_path, caps
 
 def test_the_cache_keeps_the_recently_used_sets_within_its_limit(tmp_path):
     import os
-    from dlc.runtime.data.images import prune
+    from dlc.runtime.data.image_cache import prune
     for k, name in enumerate(["old", "mid", "new"]):
         (tmp_path / f"{name}.npy").write_bytes(b"x" * 1000)
         (tmp_path / f"{name}.kept.npy").write_bytes(b"k")

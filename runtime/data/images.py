@@ -14,10 +14,9 @@ lists `path,label` rows, read through Pillow (a dependency of dlc, as of matplot
   `pad` scales the longer side and pads with black (ImageOps.pad); resampling is Pillow's bilinear,
   which averages when shrinking. An animated GIF or WebP gives its first frame.
 - Refused unread: an image whose header says more than MAX_PIXELS pixels (a decompression bomb).
-- Cache: decoded images are written once, as a uint8 array (N, C, H, W) in a .npy file under the
-  user's cache folder (`$XDG_CACHE_HOME/dlc/images`, or ~/.cache), named by a hash of the listing
-  (paths, sizes, modification times) and the decoding settings, and read back memory-mapped: a second
-  run (or epoch, or eval) decodes nothing.
+- Cache: decoded images are written once into the decoded-image cache (`image_cache.py`: verified by
+  a digest before each use), named by a hash of the listing (paths, sizes, modification times) and the
+  decoding settings, and read back memory-mapped: a second run (or epoch, or eval) decodes nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from dlc.compiler.memory import fmt_bytes
+from dlc.runtime.data import image_cache
 from dlc.runtime.data.files import DataError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -474,48 +474,6 @@ def fingerprint(path: Path, options: dict | None = None) -> str:
     return listing(path, options or {}).fingerprint()
 
 
-def cache_dir() -> Path | None:
-    from dlc.compiler.files import user_cache_dir
-    base = user_cache_dir()
-    if base is None:
-        return None
-    folder = base / "images"
-    try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return folder
-
-
-CACHE_LIMIT = 20 * 10**9  # bytes of decoded images kept in the cache folder
-
-
-def prune(folder: Path, keep: Path | None = None, limit: int = CACHE_LIMIT) -> list[Path]:
-    """Remove the least recently used decoded sets (by modification time, which a use renews) until the
-    cache holds at most `limit` bytes; `keep` (the set just written) stays whatever its size. -> removed."""
-    sets = []
-    for f in folder.glob("*.npy"):
-        if f.name.endswith(".kept.npy") or f.name.startswith("."):
-            continue
-        try:
-            st = f.stat()
-        except OSError:
-            continue
-        sets.append((st.st_mtime_ns, st.st_size, f))
-    total = sum(size for _, size, _ in sets)
-    removed = []
-    for _, size, f in sorted(sets):
-        if total <= limit:
-            break
-        if keep is not None and f == keep:
-            continue
-        f.unlink(missing_ok=True)
-        f.with_name(f.name[:-len(".npy")] + ".kept.npy").unlink(missing_ok=True)
-        total -= size
-        removed.append(f)
-    return removed
-
-
 def load_images(path: Path, options: dict, channels: int, size: tuple[int, int], need_labels: bool = True,
                 recorded: str | None = None):
     """(x uint8 (N, C, H, W), memory-mapped from the cache; y (None for images without labels); class
@@ -531,33 +489,16 @@ def load_images(path: Path, options: dict, channels: int, size: tuple[int, int],
         raise DataError(f"{path} changed since this run was trained (its listing of names, sizes and modification "
                         f"times: sha256 {recorded[:12]}... then, {sha256[:12]}... now)")
     key = hashlib.sha256(f"{sha256}|{channels}|{size}|{fit}|{skip_bad}|{__version__}".encode()).hexdigest()[:24]
-    folder = cache_dir()
-    cached = folder / f"{key}.npy" if folder else None
-    kept = folder / f"{key}.kept.npy" if folder else None
-    if cached is not None and cached.exists() and kept.exists():
-        x = np.load(cached, mmap_mode="r", allow_pickle=False)
-        ok = np.load(kept, allow_pickle=False)
-        if x.shape == (len(found.files), channels) + tuple(size) and ok.shape == (len(found.files),):
-            os.utime(cached)  # used now: the last to be pruned
-            return _kept(x, found, ok)
     shape = (len(found.files), channels) + tuple(size)
-    if cached is None:
+    folder = image_cache.cache_dir()
+    if folder is None:
         x = np.empty(shape, np.uint8)
-        ok = decode(found, channels, size, fit, skip_bad, x)
-        return _kept(x, found, ok)
-    tmp = cached.with_name(f".{key}.{os.getpid()}.tmp.npy")
-    try:
-        x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        ok = decode(found, channels, size, fit, skip_bad, x)
-        x.flush()
-        del x
-        np.save(kept.with_name(f".{key}.{os.getpid()}.kept.npy"), ok)
-        os.replace(kept.with_name(f".{key}.{os.getpid()}.kept.npy"), kept)
-        os.replace(tmp, cached)
-    finally:
-        tmp.unlink(missing_ok=True)
-    prune(folder, keep=cached)
-    return _kept(np.load(cached, mmap_mode="r", allow_pickle=False), found, ok)
+        return _kept(x, found, decode(found, channels, size, fit, skip_bad, x))
+    hit = image_cache.read(folder, key, shape, skip_bad)
+    if hit is None:
+        hit = image_cache.write(folder, key, shape, lambda x: decode(found, channels, size, fit, skip_bad, x))
+    x, ok = hit
+    return _kept(x, found, ok)
 
 
 def _kept(x, found: Listing, ok: np.ndarray):
