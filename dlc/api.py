@@ -13,12 +13,15 @@ from pathlib import Path
 from dlc.compiler.spec import Spec
 
 
-def _spec(spec, overrides=(), max_memory=None) -> Spec:
+def _spec(spec, overrides=(), max_memory=None, resume=None) -> Spec:
     """A compiled spec, with its data file checked against it: a Spec as it is (overrides applied by
-    recompiling), or a .dl path, or a run folder (its spec.dl, data files pinned to the run's)."""
+    recompiling), or a .dl path, or a run folder (its spec.dl, data files pinned to the run's).
+    `resume`: the run folder to be resumed; when it has a checkpoint, `init from`'s source run is not
+    read (a resumed run's weights are its checkpoint's, so the source may have moved)."""
     from dlc.compiler.spec import compile as compile_text
     from dlc.compiler.spec import compile_file
     from dlc.runtime.data.check import check_data_file
+    from dlc.runtime import run_folder as rf
     from dlc.runtime.data.record import read
 
     if isinstance(spec, Spec):
@@ -30,7 +33,8 @@ def _spec(spec, overrides=(), max_memory=None) -> Spec:
         compiled = compile_file(path, overrides=overrides or (), data_files=read(run) if run else None,
                                 max_memory=max_memory)
     check_data_file(compiled)
-    if "init" in compiled.settings:  # init from "RUN": what it loads, from the run's headers
+    resumed = resume is not None and (Path(resume) / rf.CHECKPOINT).exists()
+    if "init" in compiled.settings and not resumed:  # init from "RUN": what it loads, from the run's headers
         from dlc.runtime.init_from import plan
         compiled.init_report = plan(compiled)
     return compiled
@@ -49,12 +53,13 @@ def _run_dir(run) -> Path:
 
 
 def check(spec, overrides=(), max_memory=None, graph=None, graph_depth: int | None = None,
-          augment_preview=None) -> Spec:
+          augment_preview=None, resume=None) -> Spec:
     """Parse, infer shapes, lint and check the data file's headers; the compiled spec (`.warnings`).
     `graph`: also write a picture of the network there (.svg, .dot or .mmd; compiler/picture.py), with
     the clusters nested deeper than `graph_depth` drawn as one box each. `augment_preview`: also load
-    the data and write a PNG grid of training images as the augment line changes them."""
-    compiled = _spec(spec, overrides, max_memory)
+    the data and write a PNG grid of training images as the augment line changes them. `resume`: the
+    run folder a `dlc train --resume` continues (its checkpoint, not `init from`'s run, gives the weights)."""
+    compiled = _spec(spec, overrides, max_memory, resume)
     if graph is not None:
         write_picture(compiled, graph, graph_depth)
     if augment_preview is not None:
@@ -111,7 +116,7 @@ def train(spec, out=None, resume: bool = False, progress: bool = False, write: b
     "cpu", "cuda", "cuda:N", "mps") are the train line's keys of those names."""
     from dlc.runtime.trainer import train as _train
     overrides = [*overrides, *engine_overrides(engine, device)]
-    return _train(_spec(spec, overrides, max_memory), out=out, resume=resume, progress=progress, write=write,
+    return _train(_spec(spec, overrides, max_memory, out if resume else None), out=out, resume=resume, progress=progress, write=write,
                   overwrite=overwrite, notify=notify)
 
 

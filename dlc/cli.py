@@ -91,16 +91,16 @@ def cmd_train(args) -> int:
               f"start it again with dlc train SPEC -o {args.spec}", file=sys.stderr)
         return EXIT_ERROR
     from dlc import api
-    spec = api.check(args.spec, _train_overrides(args), args.max_memory)
     run_from_dir = api.spec_path(args.spec)[1]
-    _import_ahead(*_needed_later(spec))
-    if spec.warnings and not args.quiet:
-        _print_diags(spec.warnings, spec.source)
     # `dlc train RUN` retrains the run's spec into a new folder; only --resume writes into RUN itself
     out = args.output or (run_from_dir if args.resume else None)
     if args.resume and out is None:
         print("dlc: --resume needs the run folder: dlc train RUN --resume, or -o RUN", file=sys.stderr)
         return EXIT_ERROR
+    spec = api.check(args.spec, _train_overrides(args), args.max_memory, resume=out if args.resume else None)
+    _import_ahead(*_needed_later(spec))
+    if spec.warnings and not args.quiet:
+        _print_diags(spec.warnings, spec.source)
     from dlc.runtime.engine import process_rank
     rank = process_rank()  # under torchrun, rank 0 alone reports
     try:

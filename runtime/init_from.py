@@ -21,6 +21,9 @@ from dlc.runtime.data.files import DataError, resolve_path
 from dlc.runtime.numpy_engine.network import expected_shapes
 
 
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what a run's weights are (the checkpoint's rule)
+
+
 @dataclass
 class InitReport:
     run: str
@@ -59,6 +62,9 @@ def _weights_path(spec: Spec) -> Path:
         raise _refuse(spec, str(e)) from None
     if not run.is_dir():
         raise _refuse(spec, f"no such run folder: {run}", "init from names the folder of a trained run (dlc train -o)")
+    if not rf.is_run(run):
+        raise _refuse(spec, f"{run} is not a dlc run folder (it has no {rf.MANIFEST}, which dlc train writes)",
+                      "init from names the folder of a trained run (dlc train -o)")
     path = run / rf.WEIGHTS
     if not path.exists():
         raise _refuse(spec, f"{run} holds no {rf.WEIGHTS}: it is not a trained run (or it stopped before its end)",
@@ -72,7 +78,7 @@ def plan(spec: Spec) -> InitReport | None:
         return None
     path = _weights_path(spec)
     try:
-        headers = rf.npz_headers(path, "the run's weights")
+        headers = rf.npz_headers(path, f"{path} (the run's weights)")
     except DLError as e:
         raise _refuse(spec, e.diagnostics[0].message, e.diagnostics[0].hint) from None
     report = InitReport(os.path.normpath(path.parent), rf.file_sha256(path))
@@ -80,6 +86,9 @@ def plan(spec: Spec) -> InitReport | None:
     for name, shape in want.items():
         if name not in headers:
             report.new.append(name)
+        elif headers[name][1] not in FLOAT_DTYPES:
+            raise _refuse(spec, f"{path}: array '{name}' is {headers[name][1]}; weights are float32 or float64",
+                          "dlc writes float weights: this file was not written by dlc train, or was altered")
         elif tuple(headers[name][0]) != tuple(shape):
             report.skipped.append(f"{name}: run {'x'.join(map(str, headers[name][0]))}, spec "
                                   f"{'x'.join(map(str, shape))}")
@@ -91,6 +100,15 @@ def plan(spec: Spec) -> InitReport | None:
                       "fine-tuning matches parameters by name (dense1.weight ...): keep the lines to reuse as the "
                       "run wrote them")
     return report
+
+
+def check_target(spec: Spec, report: InitReport | None, run_dir: Path) -> None:
+    """Refuse to write a run into the folder it starts from: its weights would be replaced (with
+    --overwrite, deleted) before they are read."""
+    if report is not None and Path(report.run).resolve() == Path(run_dir).resolve():
+        raise _refuse(spec, f"init from {report.run} is the folder this run would be written to: its weights "
+                      "would be replaced by the ones trained from them",
+                      "write the fine-tuned run to another folder: dlc train SPEC -o NEW_FOLDER")
 
 
 def apply(spec: Spec, values: dict[str, np.ndarray], report: InitReport | None = None) -> InitReport | None:

@@ -14,6 +14,7 @@ no epoch appears twice.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +44,26 @@ class TensorBoardLog:
         # purge_step: events at or after the epoch this run starts from are an interrupted run's: dropped
         # one event file per start, named for its first epoch (a resume in the same second must not
         # reuse the earlier file's name: it would be overwritten), read in that order
-        self.writer = SummaryWriter(str(folder), purge_step=first_epoch if first_epoch > 1 else None,
-                                    flush_secs=3600, filename_suffix=f".from{first_epoch:06d}")
+        self.folder = folder
+        with self._writing():
+            self.writer = SummaryWriter(str(folder), purge_step=first_epoch if first_epoch > 1 else None,
+                                        flush_secs=3600, filename_suffix=f".from{first_epoch:06d}")
+
+    @contextmanager
+    def _writing(self):
+        """An OSError of the event files (a folder not writable, a full disk) as a located refusal."""
+        try:
+            yield
+        except OSError as e:
+            from dlc.runtime.run_folder import _os_error
+            raise _os_error(Path(e.filename) if e.filename else self.folder, e) from None
 
     def epoch(self, row: dict, weights: dict[str, np.ndarray], stats: dict[str, tuple[float, float]]) -> None:
         """One epoch's history row, the weights at its end, and (grad norm, update ratio) per weight."""
+        with self._writing():
+            self._epoch(row, weights, stats)
+
+    def _epoch(self, row: dict, weights: dict[str, np.ndarray], stats: dict[str, tuple[float, float]]) -> None:
         step = row["epoch"]
         for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
             if row.get(key) is not None:
@@ -60,4 +76,5 @@ class TensorBoardLog:
         self.writer.flush()  # a kill loses nothing the checkpoint kept
 
     def close(self) -> None:
-        self.writer.close()
+        with self._writing():
+            self.writer.close()

@@ -74,6 +74,8 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
         writer_class()  # tensorboardX installed
     notify = notify or (lambda message: None)
     run_dir = Path(out) if out else rf.default_run_dir(spec.name)
+    if write:
+        init_from.check_target(spec, origin, run_dir)  # before --overwrite deletes anything
     if not write:
         return _train(spec, run_dir, None, progress, splits, False, max_steps, on_epoch, notify, origin)
     if process_rank() != 0:  # one of several torchrun processes: rank 0 writes the folder; this one reads

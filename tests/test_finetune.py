@@ -113,12 +113,14 @@ def test_the_run_folder_spec_names_the_base_run_absolutely(base_run):
 
 @pytest.mark.parametrize("first_line, message", [
     ('init from "nowhere"', "no such run folder: "),
-    ('init from "empty"', "holds no weights.npz: it is not a trained run"),
+    ('init from "empty"', "empty is not a dlc run folder (it has no .dlc-run.json, which dlc train writes)"),
+    ('init from "stopped"', "holds no weights.npz: it is not a trained run"),
     ('init from "other"', "no parameter of the run has a name and shape of this spec"),
     ("init he_normal", 'outside the model block, init takes the run to start from: init from "RUN"'),
 ])
 def test_init_from_what_cannot_be_used_is_refused_where_it_is_written(base_run, capsys, first_line, message):
     (base_run / "empty").mkdir(exist_ok=True)
+    _copy_run(base_run, "stopped", lambda f: (f / "weights.npz").unlink())
     if not (base_run / "other").exists():
         (base_run / "o.dl").write_text(BASE.replace("conv 8", "conv 4"))  # every array of another shape
         assert main(["train", str(base_run / "o.dl"), "-o", str(base_run / "other"), "-q",
@@ -138,3 +140,63 @@ def test_frozen_trains_alike_on_both_engines_in_float64(base_run):
     from test_torch_engine import _compare
     text = FINE.replace('init from "base"\n', "")
     _compare(_fine(base_run, text, "nofrom.dl"), torch.float64, 20, 1e-9)
+
+
+# ---- what careless use of the source run must not break (issue 31, items 2, 3, 6, 9) ---------------------
+def test_a_fine_tuned_run_into_its_own_source_is_refused_before_anything_is_deleted(base_run, capsys):
+    source = base_run / "source"
+    assert main(["train", str(base_run / "base.dl"), "-o", str(source), "-q", "--set", "train.epochs=1"]) == 0
+    before = {p.name: p.read_bytes() for p in source.iterdir() if p.is_file()}
+    path = _fine(base_run, FINE.replace('init from "base"', 'init from "source"'), "into_source.dl")
+    assert main(["train", str(path), "-o", str(source), "--overwrite", "-q"]) == 2
+    assert f"{path}:1:11: error: init from {source} is the folder this run would be written to" \
+        in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in source.iterdir() if p.is_file()} == before
+
+
+def test_a_fine_tuned_run_resumes_from_its_checkpoint_after_its_source_moved(base_run):
+    source = base_run / "moving"
+    assert main(["train", str(base_run / "base.dl"), "-o", str(source), "-q", "--set", "train.epochs=1"]) == 0
+    path = _fine(base_run, FINE.replace('init from "base"', 'init from "moving"'), "from_moving.dl")
+    run = base_run / "ft_moved"
+    assert main(["train", str(path), "-o", str(run), "-q", "--set", "train.epochs=1"]) == 0
+    source.rename(base_run / "moved_away")
+    assert main(["train", str(run), "--resume", "--set", "train.epochs=2", "-q"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 2
+
+
+def _copy_run(base_run, name, change):
+    import shutil
+    folder = base_run / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(base_run / "base", folder)
+    change(folder)
+    return folder
+
+
+def _weights_as(folder, dtype):
+    w = dict(np.load(folder / "weights.npz"))
+    w["conv1.weight"] = w["conv1.weight"].astype(dtype)
+    (folder / "weights.npz").unlink()
+    np.savez(folder / "weights.npz", **w)
+
+
+@pytest.mark.parametrize("case, change, message", [
+    ("int32", lambda f: _weights_as(f, np.int32), "array 'conv1.weight' is int32; weights are float32 or float64"),
+    ("float16", lambda f: _weights_as(f, np.float16), "array 'conv1.weight' is float16; weights are float32"),
+    ("bool", lambda f: _weights_as(f, bool), "array 'conv1.weight' is bool; weights are float32 or float64"),
+    ("no manifest", lambda f: (f / ".dlc-run.json").unlink(), "is not a dlc run folder (it has no .dlc-run.json"),
+    ("a FIFO", lambda f: ((f / "weights.npz").unlink(), __import__("os").mkfifo(f / "weights.npz")),
+     "weights.npz (the run's weights) is a FIFO (named pipe), not a regular file"),
+    ("a link to /dev/zero", lambda f: ((f / "weights.npz").unlink(), (f / "weights.npz").symlink_to("/dev/zero")),
+     "weights.npz (the run's weights) is a character device, not a regular file"),
+])
+@pytest.mark.parametrize("command", ["check", "train"])
+def test_a_source_run_dlc_did_not_write_is_refused_by_name(base_run, capsys, case, change, message, command):
+    source = _copy_run(base_run, f"odd-{case.replace(' ', '_').replace('/', '')}", change)
+    path = _fine(base_run, FINE.replace('init from "base"', f'init from "{source.name}"'), f"odd_{command}.dl")
+    args = [command, str(path)] + (["-q", "-o", str(base_run / "never")] if command == "train" else [])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:1:11: error: " in err and message in err, err

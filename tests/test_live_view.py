@@ -94,3 +94,28 @@ def test_without_tensorboardx_log_is_refused_with_the_install_command(tmp_path):
     assert "error: train log=tensorboard needs tensorboardX, which is not installed" in r.stderr
     assert 'pip install "dlc[live]"' in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_overwrite_keeps_a_file_of_the_user_s_inside_the_event_folder(tmp_path):
+    spec = tmp_path / "s.dl"
+    spec.write_text(SPEC.replace("epochs=4", "epochs=1"))
+    assert main(["train", str(spec), "-o", str(tmp_path / "run"), "-q"]) == 0
+    (tmp_path / "run" / "tensorboard" / "my notes.txt").write_text("mine")
+    assert main(["train", str(spec), "-o", str(tmp_path / "run"), "-q", "--overwrite"]) == 0
+    assert (tmp_path / "run" / "tensorboard" / "my notes.txt").read_text() == "mine"
+    assert len([p for p in (tmp_path / "run" / "tensorboard").iterdir() if p.name.startswith("events.")]) == 1
+
+
+def test_an_event_folder_that_cannot_be_written_is_a_located_refusal(tmp_path, capsys, monkeypatch):
+    spec = tmp_path / "s.dl"
+    spec.write_text(SPEC.replace("epochs=4", "epochs=1"))
+    assert main(["train", str(spec), "-o", str(tmp_path / "run"), "-q"]) == 0
+    import tensorboardX
+    folder = tmp_path / "run" / "tensorboard"
+
+    def denied(*a, **k):  # (root ignores permission bits: what a user without write access meets)
+        raise PermissionError(13, "Permission denied", str(folder / "events.out.tfevents.x"))
+    monkeypatch.setattr(tensorboardX, "SummaryWriter", denied)
+    assert main(["train", str(tmp_path / "run"), "--resume", "-q", "--set", "train.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {folder / 'events.out.tfevents.x'}: Permission denied" in err and "internal" not in err

@@ -96,15 +96,23 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
             os.unlink(tmp)
 
 
+OWNED_IN_FOLDER = {TENSORBOARD: "events.out.tfevents."}  # a run's folder: the names of the files dlc writes in it
+
+
 def remove(run_dir: Path, names) -> None:
-    """Delete these files of the folder where they exist (a folder among them with what it holds; a link
-    is removed, never followed); a failure is a DLError naming the file."""
-    import shutil
+    """Delete these files of the folder where they exist (a link is removed, never followed); of a
+    folder among them, only the files dlc writes there (OWNED_IN_FOLDER), then the folder if that left it
+    empty: a file of the user's put inside stays. A failure is a DLError naming the file."""
     for name in names:
         path = Path(run_dir) / name
         try:
             if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
+                prefix = OWNED_IN_FOLDER.get(name)
+                for entry in os.scandir(path):
+                    if prefix is not None and entry.name.startswith(prefix) and not entry.is_dir(follow_symlinks=False):
+                        os.unlink(entry.path)
+                if not any(os.scandir(path)):
+                    os.rmdir(path)
             else:
                 path.unlink(missing_ok=True)
         except OSError as e:
@@ -130,6 +138,7 @@ def npz_headers(path: Path, label: str) -> dict[str, tuple[tuple[int, ...], np.d
     must agree with its member's size in the zip directory (which bounds what unzipping yields), so
     a header that claims 10^12 values, or a member that inflates past its header, is refused here."""
     out = {}
+    _check_regular(path, label)  # a FIFO would block zipfile; a link to /dev/zero would be read forever
     try:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
