@@ -333,3 +333,75 @@ def test_a_survey_is_reused_until_a_folder_changes(tmp_path):
     Image.new("RGB", (12, 12)).save(root / "dog" / "9.png")
     again = survey(root, {})
     assert again is not first and len(again.listing.files) == 5
+
+
+# ---- what hostile and careless folders must not break (issue 31: 4, 5, 7, 8; issue 26: 4) --------------
+def _train_spec(tmp_path, extra="", classes=2, input="3x12x12"):
+    path = tmp_path / "s.dl"
+    path.write_text(_spec(tmp_path, "photos/", input=input, extra=extra, epochs=1).read_text()
+                    .replace("dense 10", f"dense {classes}"))
+    return path
+
+
+@pytest.mark.parametrize("command", ["check", "train"])
+def test_skip_bad_does_not_train_a_class_whose_only_file_is_bad(tmp_path, capsys, command):
+    root = _folder(tmp_path)
+    (root / "emu").mkdir()
+    (root / "emu" / "bad.png").write_text("not a picture")
+    path = _train_spec(tmp_path, " skip_bad", classes=3)
+    args = ["check", str(path)] if command == "check" else ["train", str(path), "-o", str(tmp_path / "run"), "-q"]
+    assert main(args) == 2
+    assert "photos/emu/ holds no image that can be read (skip_bad left out its file(s)): an empty class" \
+        in capsys.readouterr().err
+
+
+def test_check_reads_every_header_so_a_bad_file_among_many_is_found_before_training(tmp_path, capsys):
+    root = _folder(tmp_path, n=100)
+    (root / "dog" / "50b.png").write_text("not a png")  # between the headers a sample of 64 would read
+    assert main(["check", str(_train_spec(tmp_path))]) == 2
+    assert "photos/dog/50b.png is not an image Pillow can read (its name says PNG)" in capsys.readouterr().err
+    (root / "dog" / "50b.png").unlink()
+    assert main(["check", str(_train_spec(tmp_path))]) == 0
+    assert "sizes in all 200 headers: 12x12 (200)" in capsys.readouterr().out
+
+
+def test_16_bit_grey_images_are_scaled_to_8_bits_not_clipped(tmp_path):
+    from dlc.runtime.data.images import _decode_one
+    values = np.array([[0, 1000, 34000, 65535]] * 4, np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    out = _decode_one(tmp_path / "deep.png", tmp_path, 1, (4, 4), "stretch")
+    assert out[0, 0].tolist() == [0, 4, 132, 255]  # v / 257, rounded (convert("L") gave 0, 255, 255, 255)
+
+
+@pytest.mark.parametrize("command", ["check", "train", "train skip_bad", "predict"])
+def test_a_loop_of_links_is_refused_by_name_or_skipped(tmp_path, capsys, command):
+    import os
+    root = _folder(tmp_path)
+    path = _train_spec(tmp_path, " skip_bad" if "skip_bad" in command else "")
+    run = tmp_path / "run"
+    if command == "predict":  # a run trained on the folder as it was; then the links appear
+        assert main(["train", str(path), "-o", str(run), "-q"]) == 0
+    os.symlink("loop2.png", root / "cat" / "loop1.png")
+    os.symlink("loop1.png", root / "cat" / "loop2.png")
+    message = "cat/loop1.png is a link that leads to no file (a loop of links)"
+    args = {"check": ["check", str(path)], "predict": ["predict", str(run), str(root / "cat")]}.get(
+        command, ["train", str(path), "-o", str(run), "-q"])
+    if "skip_bad" in command:
+        assert main(args) == 0
+        assert json.loads((run / "metrics.json").read_text())["skipped_files"] == 2
+        return
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_file_name_that_is_not_utf_8_trains(tmp_path):
+    import os
+    root = _folder(tmp_path)
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: a surrogate in Python's str
+    Image.new("RGB", (12, 12)).save(os.fsencode(root / "cat") + b"/caf\xe9.png")
+    assert (root / "cat" / name).exists()
+    path = _train_spec(tmp_path)
+    assert main(["check", str(path)]) == 0
+    assert main(["train", str(path), "-o", str(tmp_path / "run"), "-q"]) == 0
+    assert main(["eval", str(tmp_path / "run")]) == 0

@@ -22,6 +22,7 @@ lists `path,label` rows, read through Pillow (a dependency of dlc, as of matplot
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import mmap
 import os
@@ -38,7 +39,7 @@ from dlc.runtime.data.files import DataError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 MAX_PIXELS = 64 * 1024 * 1024  # per image, from its header: more is refused as a decompression bomb
-HEADER_SAMPLE = 64  # images whose headers dlc check reads
+HEADER_LIMIT = 100_000  # dlc check reads every image's header up to this many images, then a sample of this many
 
 
 def _pil():
@@ -65,8 +66,8 @@ class Listing:
         h = hashlib.sha256()
         for f, label in zip(self.files, self.labels):
             st = f.stat()
-            h.update(f"{f.relative_to(self.root) if f.is_relative_to(self.root) else f}|{st.st_size}|"
-                     f"{st.st_mtime_ns}|{int(label)}\n".encode())
+            name = f.relative_to(self.root) if f.is_relative_to(self.root) else f
+            h.update(os.fsencode(name) + f"|{st.st_size}|{st.st_mtime_ns}|{int(label)}\n".encode())  # (any bytes)
         return h.hexdigest()
 
 
@@ -94,10 +95,24 @@ def _entries(folder: Path) -> list:
         raise DataError(f"cannot list {folder}: {e.strerror or e}") from None
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    """A folder (or a link to one); a link that leads nowhere (a loop) is not."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _not_an_image(path: Path, root: Path) -> str | None:
     """Why a listed file cannot be one of the images, or None."""
-    if path.is_symlink() and not _inside(path, root):
-        return f"{_shown(path, root)} is a link out of {root.name}/ (to {path.resolve()})"
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError) as e:  # (a loop of links: RuntimeError before Python 3.13, then ELOOP)
+            why = "a loop of links" if isinstance(e, RuntimeError) or e.errno == errno.ELOOP else e.strerror
+            return f"{_shown(path, root)} is a link that leads to no file ({why})"
+        if not _inside(path, root):
+            return f"{_shown(path, root)} is a link out of {root.name}/ (to {target})"
     if path.suffix.lower() not in SUFFIXES:
         return f"{_shown(path, root)} is not an image file ({', '.join(SUFFIXES)})"
     if not path.is_file():
@@ -112,13 +127,13 @@ def list_folder(root: Path, skip_bad: bool = False) -> Listing:
     """One class per sub-folder (sorted names); every image file below it, in sorted order."""
     entries = _entries(root)
     classes, files, labels, skipped = [], [], [], []
-    loose = [e for e in entries if not e.name.startswith(".") and not e.is_dir()]
+    loose = [e for e in entries if not e.name.startswith(".") and not _is_dir(e)]
     for e in loose:
         why = f"{_shown(Path(e.path), root)} is not in a class folder: each class is a sub-folder of {root.name}/"
         if not skip_bad:
             raise DataError(why + f" (move it into one, e.g. {root.name}/CLASS/{e.name})")
         skipped.append((Path(e.path), "not in a class folder"))
-    folders = [e for e in entries if not e.name.startswith(".") and e.is_dir()]
+    folders = [e for e in entries if not e.name.startswith(".") and _is_dir(e)]
     if not folders:
         raise DataError(f"{root} holds no class folders: an image folder has one sub-folder per class "
                         f"({root.name}/cats/1.png, {root.name}/dogs/2.png ...)")
@@ -231,7 +246,7 @@ def list_unlabelled(path: Path, skip_bad: bool = False) -> Listing:
 
 
 def has_class_folders(path: Path) -> bool:
-    return any(e.is_dir() and not e.name.startswith(".") for e in _entries(path))
+    return any(_is_dir(e) and not e.name.startswith(".") for e in _entries(path))
 
 
 def listing(path: Path, options: dict, need_labels: bool = True) -> Listing:
@@ -322,7 +337,8 @@ class Survey:
         more = f", ... ({len(self.listing.classes)} classes)" if len(self.listing.classes) > 12 else ""
         sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(4))
         out = [f"images: {len(self.listing.files):,} in {len(self.listing.classes)} classes ({shown}{more}); "
-               f"sizes in {self.sampled} headers: {sizes}{' ...' if len(self.sizes) > 4 else ''}; "
+               f"sizes in {'all ' if self.sampled == len(self.listing.files) else ''}{self.sampled:,} headers"
+               f"{' (a sample: more than %s images)' % f'{HEADER_LIMIT:,}' if len(self.listing.files) > HEADER_LIMIT else ''}: {sizes}{' ...' if len(self.sizes) > 4 else ''}; "
                f"modes: {', '.join(f'{m} ({n})' for m, n in self.modes.most_common())}"]
         if self.listing.skipped:
             out.append(f"skipped (skip_bad): {len(self.listing.skipped)} file(s), first "
@@ -344,13 +360,14 @@ def _folder_times(path: Path):
     removed or renamed in them (not when one is rewritten in place)."""
     try:
         return (path.stat().st_mtime_ns,) + tuple(sorted((e.name, e.stat().st_mtime_ns) for e in os.scandir(path)
-                                                         if e.is_dir()))
+                                                         if _is_dir(e)))
     except OSError:
         return None
 
 
 def survey(path: Path, options: dict) -> Survey:
-    """The listing and up to HEADER_SAMPLE headers, spread over the set; a bad header is refused by name.
+    """The listing and every image's header (a sample of HEADER_LIMIT past that many, spread over the set);
+    a bad header is refused by name.
     A folder whose folders have not changed since the last survey in this process is not listed again
     (26,000 files take 0.3 s to list: too long for a re-check on every edit)."""
     key = (str(path), repr(sorted(options.items())))
@@ -367,7 +384,7 @@ def survey(path: Path, options: dict) -> Survey:
 
 def _survey(path: Path, options: dict) -> Survey:
     found = listing(path, options)
-    picks = np.unique(np.linspace(0, len(found.files) - 1, min(HEADER_SAMPLE, len(found.files))).astype(int))
+    picks = np.unique(np.linspace(0, len(found.files) - 1, min(HEADER_LIMIT, len(found.files))).astype(int))
     sizes, modes, bad = Counter(), Counter(), []
     for i in picks:
         try:
@@ -386,7 +403,33 @@ def _survey(path: Path, options: dict) -> Survey:
         keep[bad] = False
         found.files = [f for f, k in zip(found.files, keep) if k]
         found.labels = found.labels[keep]
+        refuse_empty_classes(found)
     return Survey(found, sizes, modes, len(picks) - len(bad))
+
+
+def refuse_empty_classes(found: Listing) -> None:
+    """An empty class, once skip_bad has left its bad files out, is refused: it would change what the
+    labels mean (the model would have an output no example teaches)."""
+    if not found.classes:
+        return
+    counts = np.bincount(found.labels, minlength=len(found.classes))
+    if not counts.all():
+        empty = found.classes[int(np.flatnonzero(counts == 0)[0])]
+        raise DataError(f"{found.root.name}/{empty}/ holds no image that can be read (skip_bad left out its "
+                        "file(s)): an empty class", )
+
+
+def _deep_to_8_bits(im, path: Path, root: Path):
+    """A 16-bit grey image (Pillow's I;16 modes, or I holding 0..65535) scaled to 8 bits (v / 257,
+    rounded: 65535 -> 255), as Pillow's convert("L") would clip every value past 255 to white."""
+    if not (im.mode.startswith("I;16") or im.mode == "I"):
+        return im
+    Image, _ = _pil()
+    a = np.asarray(im)
+    if a.size and (a.min() < 0 or a.max() > 65535):
+        raise DataError(f"{_shown(path, root)} holds 32-bit grey values ({a.min()}..{a.max()}); dlc reads 8- and 16-bit "
+                        "images: save it as a 16-bit PNG")
+    return Image.fromarray(np.rint(a.astype(np.float64) / 257).astype(np.uint8), "L")
 
 
 def _decode_one(path: Path, root: Path, channels: int, size: tuple[int, int], fit: str) -> np.ndarray:
@@ -396,6 +439,7 @@ def _decode_one(path: Path, root: Path, channels: int, size: tuple[int, int], fi
             im.seek(0)
             im.load()
             im = ImageOps.exif_transpose(im)
+            im = _deep_to_8_bits(im, path, root)
             im = im.convert("L" if channels == 1 else "RGB")
             h, w = size
             if fit == "crop":
@@ -513,4 +557,7 @@ def _kept(x, found: Listing, ok: np.ndarray):
     files = [found.files[i] for i in rows]
     labels = found.labels[rows] if found.classes else None
     found.files = files
+    if labels is not None:
+        found.labels = labels
+        refuse_empty_classes(found)
     return x, labels, found.classes, found, rows
