@@ -335,11 +335,11 @@ class Survey:
         counts = np.bincount(self.listing.labels, minlength=len(self.listing.classes))
         shown = ", ".join(f"{c} {n:,}" for c, n in zip(self.listing.classes[:12], counts[:12]))
         more = f", ... ({len(self.listing.classes)} classes)" if len(self.listing.classes) > 12 else ""
-        sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(4))
+        sizes = ", ".join(f"{w}x{h} ({n:,})" for (w, h), n in self.sizes.most_common(4))
         out = [f"images: {len(self.listing.files):,} in {len(self.listing.classes)} classes ({shown}{more}); "
                f"sizes in {'all ' if self.sampled == len(self.listing.files) else ''}{self.sampled:,} headers"
                f"{' (a sample: more than %s images)' % f'{HEADER_LIMIT:,}' if len(self.listing.files) > HEADER_LIMIT else ''}: {sizes}{' ...' if len(self.sizes) > 4 else ''}; "
-               f"modes: {', '.join(f'{m} ({n})' for m, n in self.modes.most_common())}"]
+               f"modes: {', '.join(f'{m} ({n:,})' for m, n in self.modes.most_common())}"]
         if self.listing.skipped:
             out.append(f"skipped (skip_bad): {len(self.listing.skipped)} file(s), first "
                        f"{_shown(self.listing.skipped[0][0], self.listing.root)}")
