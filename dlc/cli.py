@@ -308,6 +308,25 @@ def _memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not a size; write e.g. 8G, 512M or 0 for no limit") from None
 
 
+def _path(text: str) -> str:
+    """A path argument the file system can take: each name at most its NAME_MAX bytes (255 here), the
+    whole at most PATH_MAX; else a located refusal now, not an OSError wherever it is first used."""
+    import os
+    limit = 255
+    try:
+        limit = os.pathconf(os.path.dirname(os.path.abspath(text)) or "/", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        pass
+    long = next((part for part in os.fsencode(text).split(b"/") if len(part) > limit), None)
+    if long is not None:
+        raise argparse.ArgumentTypeError(f"a name in this path is {len(long)} bytes ('{os.fsdecode(long[:24])}...'); "
+                                         f"file names here are at most {limit} bytes")
+    if len(os.fsencode(text)) >= 4096:
+        raise argparse.ArgumentTypeError(f"the path is {len(os.fsencode(text)):,} bytes; paths here are shorter "
+                                         "than 4,096 bytes")
+    return text
+
+
 def _add_max_memory(parser) -> None:
     parser.add_argument("--max-memory", type=_memory_size, default=None, metavar="SIZE",
                         help="refuse a spec whose training needs more memory than this (e.g. 8G; 0: no limit; "
@@ -330,15 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="parse, infer shapes and lint; print a summary",
                        description="Parse, infer every shape, lint. Exit 0 clean, 1 with warnings under --strict, 2 on errors.")
-    c.add_argument("specs", nargs="+", metavar="SPEC")
+    c.add_argument("specs", nargs="+", metavar="SPEC", type=_path)
     c.add_argument("--json", action="store_true", help="machine-readable summary")
     c.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
-    c.add_argument("--graph", metavar="FILE", help="also draw the network: one box per line with its output shape and "
+    c.add_argument("--graph", metavar="FILE", type=_path, help="also draw the network: one box per line with its output shape and "
                                                    "parameters, paths and blocks as drawn clusters; FILE.svg, .dot "
                                                    "(Graphviz) or .mmd (Mermaid)")
     c.add_argument("--graph-depth", type=int, metavar="N",
                    help="draw clusters nested deeper than N as one box (0: only the top-level lines)")
-    c.add_argument("--augment-preview", metavar="FILE.png",
+    c.add_argument("--augment-preview", metavar="FILE.png", type=_path,
                    help="also load the data and draw training images as the augment line changes them "
                         "(each row one image: as stored, then its first epochs' versions)")
     _add_set(c)
@@ -351,8 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "saturated sigmoid/tanh fractions, and a learning-rate range test (lr_range.png). "
                                    "Exit 0 when every check passes, 1 when any warns or fails. Search ranges take "
                                    "their middle value.")
-    d.add_argument("spec", metavar="SPEC")
-    d.add_argument("-o", "--output", metavar="DIR", help="where lr_range.png and report.json go "
+    d.add_argument("spec", metavar="SPEC", type=_path)
+    d.add_argument("-o", "--output", metavar="DIR", type=_path, help="where lr_range.png and report.json go "
                                                           "(default: runs/MODEL-diagnose)")
     _add_set(d)
     d.add_argument("--json", action="store_true", help="the report as JSON")
@@ -363,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train with the NumPy engine (or --engine torch) and write the run folder "
                                    "(weights.npz, spec.dl, metrics.json, history.csv, curves.png). Ctrl-C keeps the "
                                    "completed epochs.")
-    t.add_argument("spec", metavar="SPEC", help="a .dl spec, or a run folder: its spec.dl is trained into a new run folder, or continued in place with --resume")
-    t.add_argument("-o", "--output", metavar="RUN", help="run folder: new or empty (default: runs/MODEL, or "
+    t.add_argument("spec", metavar="SPEC", type=_path, help="a .dl spec, or a run folder: its spec.dl is trained into a new run folder, or continued in place with --resume")
+    t.add_argument("-o", "--output", metavar="RUN", type=_path, help="run folder: new or empty (default: runs/MODEL, or "
                                                          "runs/MODEL-2 ... when taken)")
     t.add_argument("--overwrite", action="store_true",
                    help="let -o name a folder that holds an earlier run (its files are replaced) or other files "
@@ -388,8 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train each spec on the first spec's data split with its seed (the specs must "
                                     "share the data line). Writes RUN/NAME/ run folders, RUN/compare.png with every "
                                     "curve, and RUN/compare.csv / .json with the table printed.")
-    cp.add_argument("specs", nargs="+", metavar="SPEC")
-    cp.add_argument("-o", "--output", metavar="RUN", help="folder for the runs and the plot "
+    cp.add_argument("specs", nargs="+", metavar="SPEC", type=_path)
+    cp.add_argument("-o", "--output", metavar="RUN", type=_path, help="folder for the runs and the plot "
                                                           "(default: runs/compare-A-vs-B)")
     cp.add_argument("--overwrite", action="store_true", help="let -o name a folder that is not empty "
                                                              "(earlier runs of the same names are replaced)")
@@ -404,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "Trials run in parallel and are ranked by validation accuracy (validation loss "
                                     "for regression). The study is kept in RUN/study.db: running the same command "
                                     "again resumes it. Writes RUN/results.csv, results.json, search.png and best.dl.")
-    se.add_argument("spec", metavar="SPEC")
+    se.add_argument("spec", metavar="SPEC", type=_path)
     se.add_argument("--trials", type=int, default=20, help="trials in all (default 20)")
     se.add_argument("--fine", type=int, default=None, metavar="M",
                     help="how many of the trials sample ranges narrowed around the best coarse trial "
@@ -421,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "searches on one storage and study share their trials, also across machines")
     se.add_argument("--study", metavar="NAME", help="the study's name in the storage (default: the model's name)")
     se.add_argument("--seed", type=int, default=None, help="sampling seed (default: the spec's train seed)")
-    se.add_argument("-o", "--output", metavar="RUN", help="results folder (default: runs/MODEL-search)")
+    se.add_argument("-o", "--output", metavar="RUN", type=_path, help="results folder (default: runs/MODEL-search)")
     _add_set(se)
     se.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
     _add_max_memory(se)
@@ -432,8 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "recall, F1 and support, macro and weighted averages, top-k accuracy and the "
                                    "confusion matrix (RUN/confusion.png) -- MAE, MSE and R² for regression: on the "
                                    "run's own splits, or on DATA (a built-in set name or a .npz/.csv/IDX file).")
-    e.add_argument("run", metavar="RUN")
-    e.add_argument("data", nargs="?", metavar="DATA")
+    e.add_argument("run", metavar="RUN", type=_path)
+    e.add_argument("data", nargs="?", metavar="DATA", type=_path)
     e.add_argument("--split", choices=["train", "validation", "test", "all"], default="all")
     e.add_argument("--top-k", type=int, default=None, metavar="K",
                    help="also report top-K accuracy (default: 5 where there are more than 5 classes)")
@@ -445,8 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "dropout removed, batchnorm folded (unless --keep-bn), preprocessing included "
                                    "and the spec in the metadata. The model is checked with onnx.checker and "
                                    "compared with the NumPy runtime on real inputs; a model that disagrees is not written.")
-    x.add_argument("run", metavar="RUN")
-    x.add_argument("-o", "--output", required=True, metavar="MODEL.onnx")
+    x.add_argument("run", metavar="RUN", type=_path)
+    x.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", type=_path)
     x.add_argument("--keep-bn", action="store_true", help="keep BatchNormalization nodes instead of folding them")
     x.add_argument("--samples", type=int, default=256, help="real inputs used for the parity check (default 256)")
     x.set_defaults(func=cmd_export)
@@ -462,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "values, a layer's modifiers in the order dlc applies them (batchnorm, the "
                                     "activation, dropout=, frozen); comments and blank lines kept. Formatting a "
                                     "formatted spec changes nothing. Exit 2 if a spec does not parse.")
-    fm.add_argument("specs", nargs="+", metavar="SPEC")
+    fm.add_argument("specs", nargs="+", metavar="SPEC", type=_path)
     fm.add_argument("--check", action="store_true",
                     help="change nothing; list the specs that would change and exit 1 if any would")
     fm.set_defaults(func=cmd_fmt)
@@ -470,9 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="predictions for a data set from an .onnx file or a run folder",
                         description="Predict with onnxruntime (MODEL.onnx) or the NumPy runtime (a run folder). "
                                     "DATA is a built-in set name or a .npz/.csv/IDX file, as in training.")
-    pr.add_argument("model", metavar="MODEL_OR_RUN")
-    pr.add_argument("data", metavar="DATA")
-    pr.add_argument("-o", "--output", metavar="OUT.npz", help="write output (and label/class) arrays")
+    pr.add_argument("model", metavar="MODEL_OR_RUN", type=_path)
+    pr.add_argument("data", metavar="DATA", type=_path)
+    pr.add_argument("-o", "--output", metavar="OUT.npz", type=_path, help="write output (and label/class) arrays")
     pr.add_argument("--show", type=int, default=10, help="rows to print (default 10)")
     pr.set_defaults(func=cmd_predict)
 

@@ -60,7 +60,7 @@ def _weights_path(spec: Spec) -> Path:
         run = resolve_path(init.kind, spec.base_dir)
     except DataError as e:
         raise _refuse(spec, str(e)) from None
-    if not run.is_dir():
+    if not os.path.isdir(run):  # (False also for a name the system refuses: too long, a loop of links)
         raise _refuse(spec, f"no such run folder: {run}", "init from names the folder of a trained run (dlc train -o)")
     if not rf.is_run(run):
         raise _refuse(spec, f"{run} is not a dlc run folder (it has no {rf.MANIFEST}, which dlc train writes)",

@@ -4,6 +4,7 @@ checkpoints, resume. It drives an engine (runtime/engine.py) and never looks ins
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,14 +80,14 @@ def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progr
     if not write:
         return _train(spec, run_dir, None, progress, splits, False, max_steps, on_epoch, notify, origin)
     if process_rank() != 0:  # one of several torchrun processes: rank 0 writes the folder; this one reads
-        ckpt = rf.load_checkpoint(run_dir) if resume and run_dir.exists() else None  # what it resumes from
+        ckpt = rf.load_checkpoint(run_dir) if resume and os.path.exists(run_dir) else None  # what it resumes from
         if ckpt is not None:
             spec = data_record.load_for_run(spec, run_dir)
         return _train(spec, run_dir, ckpt, False, splits, False, max_steps, on_epoch, lambda message: None, origin)
     note = contention_note(spec) if progress else None  # a warning: not with -q
     if note:
         notify(note)
-    existed = run_dir.exists()
+    existed = os.path.exists(run_dir)  # (False for a name the system refuses: make_dir says why)
     rf.make_dir(run_dir)
     with rf.RunLock(run_dir):
         ckpt = None

@@ -299,7 +299,10 @@ class TorchEngine(Engine):
             # derived from the saved ones (docs/engines.md: exact resume needs the same device and world size)
             self.generator.manual_seed((generator_seed(self.spec) + len(states) * 7919 + self.rank) % 2 ** 63)
             return
-        self.generator.set_state(torch.frombuffer(bytearray(raw[self.rank]), dtype=torch.uint8))
+        try:
+            self.generator.set_state(torch.frombuffer(bytearray(raw[self.rank]), dtype=torch.uint8))
+        except RuntimeError as e:  # the right length, not a state torch can take ("Invalid mt19937 state")
+            raise ValueError(f"torch refuses the generator state: {e}") from None
 
     def close(self):
         if self.group:
