@@ -228,3 +228,61 @@ def test_a_trial_that_ends_while_a_rerun_requeues_it_is_not_an_internal_error(tm
     assert (st.user_attrs["replaced"] == [0]) is requeued
     waiting = [t for t in st.get_trials() if t.state == optuna.trial.TrialState.WAITING]
     assert len(waiting) == (1 if requeued else 0)
+
+
+def test_a_queued_trial_that_another_worker_took_and_finished_is_not_an_internal_error(tmp_path, monkeypatch):
+    """Two workers can both pop one queued re-run (SQLite has no row locks): the one that records it
+    second met UpdateFinishedTrialError (exit 3, seen once after a kill and a rerun). Its copy is
+    dropped and it goes on to trials of its own; the search ends with every trial."""
+    import optuna
+    real_ask = optuna.study.Study.ask
+    taken = []
+
+    def ask_a_trial_another_worker_finishes(self, *a, **k):
+        trial = real_ask(self, *a, **k)
+        if not taken:  # the other worker records this trial (as its own run of it) while this one still runs it
+            taken.append(trial.number)
+            for k, v in {"stage": "coarse", "slot": 0, "status": "ok", "val_loss": 0.25, "val_acc": 0.75,
+                         "train_loss": 0.25, "train_acc": 0.75, "epochs": 2, "seconds": 0.1}.items():
+                self._storage.set_trial_user_attr(trial._trial_id, k, v)
+            self._storage.set_trial_param(trial._trial_id, "optimizer.lr", 0.01,
+                                          optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True))
+            self._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.COMPLETE, [0.25])
+        return trial
+    monkeypatch.setattr(optuna.study.Study, "ask", ask_a_trial_another_worker_finishes)
+    result = search(dlc.compile(_spec(tmp_path).read_text()), trials=3, jobs=1, out=tmp_path / "s")
+    assert taken == [0]
+    assert [t.status for t in result.trials] == ["ok"] * 3
+    assert [t.val_loss for t in result.trials if t.index == 1] == [0.25]  # the other worker's record, once
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_random_moments_always_ends_the_search(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) at random moments -- while the
+    pool starts, mid-trial, between trials, during the shutdown -- always ends the search with 130 (or 0
+    when it had finished) within the epoch: it used to hang now and then in the interpreter's exit, the
+    pool never shut down and its idle workers waiting for work."""
+    import random
+    spec = _spec(tmp_path, epochs=30, n=300, width=16)
+    rng = random.Random(0)
+    codes = []
+    for k in range(8):
+        cmd = [sys.executable, "-m", "dlc", "search", str(spec), "--trials", "6", "--jobs", "2", "-q",
+               "-o", str(tmp_path / f"s{k}")]
+        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        time.sleep(rng.uniform(0.2, 6.0))
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"try {k}: the search did not end within 60 s of Ctrl-C")
+        assert proc.returncode in (130, 0), err.decode()
+        assert b"internal error" not in err and b"Traceback" not in err, err.decode()
+        codes.append(proc.returncode)
+    assert 130 in codes

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +143,7 @@ _LIMITS = None
 
 
 _STOP = False  # a pool worker got SIGINT: stop at the next epoch's end, never inside a database write
+_STOP_EVENT = None  # a pool worker: the parent's stop event (set on Ctrl-C), for a SIGINT that came while it started
 
 
 def _stop_requested(signum, frame) -> None:
@@ -150,13 +152,14 @@ def _stop_requested(signum, frame) -> None:
 
 
 def _check_stop() -> None:
-    if _STOP:
+    if _STOP or (_STOP_EVENT is not None and _STOP_EVENT.is_set()):
         raise KeyboardInterrupt
 
 
-def _worker_init(splits: Splits | None, threads: int | None, pool_worker: bool = False) -> None:
-    global _SPLITS, _LIMITS
+def _worker_init(splits: Splits | None, threads: int | None, pool_worker: bool = False, stop=None) -> None:
+    global _SPLITS, _LIMITS, _STOP_EVENT
     _SPLITS = splits
+    _STOP_EVENT = stop
     if pool_worker:  # Ctrl-C sets a flag that the trial checks after each epoch, and the loop between trials
         import signal
         signal.signal(signal.SIGINT, _stop_requested)
@@ -254,67 +257,88 @@ def work(cfg: SearchConfig, on_trial=None) -> None:
     seed = cfg.seed if cfg.sampler == "random" else worker_seed(cfg.seed, _worker_number(cfg))
     study = optuna.load_study(study_name=cfg.study, storage=open_storage(cfg.storage),
                               sampler=make_sampler(cfg.sampler, seed), pruner=make_pruner(cfg.prune))
-    fine = None
+    fine: list = []  # the fine stage's ranges, once made
     while True:
         _check_stop()
         trial = study.ask()
-        stage = trial.user_attrs.get("stage")  # set on a re-run of an interrupted trial
-        if stage is None:
-            slot = new_trial_slot(study, trial.number)
-            if slot >= cfg.trials:  # the search has all its trials: this one is surplus
-                trial.set_user_attr("surplus", True)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                return
-            # random search has a coarse and a fine stage; tpe and genetic trials are labelled by their sampler
-            stage = ("coarse" if slot < cfg.coarse else "fine") if cfg.sampler == "random" else cfg.sampler
-            trial.set_user_attr("stage", stage)
-            trial.set_user_attr("slot", slot)
-        dims, fixed = cfg.dims, {}
-        if stage == "fine":
-            fine = fine or _fine_stage(study, cfg)
-            if fine is None:
-                trial.set_user_attr("surplus", True)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                return
-            dims, fixed = fine
-            study.set_user_attr("fine_ranges", {d.key: d.range.text for d in dims if d.key not in fixed}
-                                | {k: f"choice({format_value(v)})" for k, v in fixed.items()})
-        values = {d.key: _suggest(trial, d, fixed) for d in dims}
-
-        def report(row, trial=trial):
-            _check_stop()  # Ctrl-C in a pool worker: the trial ends here, as at Ctrl-C in dlc train
-            trial.set_user_attr("epochs", row["epoch"])
-            if row["val_loss"] is not None:
-                trial.report(_score(cfg.classify, row["val_loss"], row["val_accuracy"]), row["epoch"])
-                if trial.should_prune():
-                    trial.set_user_attr("val_loss", row["val_loss"])
-                    trial.set_user_attr("val_acc", row["val_accuracy"])
-                    raise optuna.TrialPruned()
-
-        t0 = time.perf_counter()
         try:
-            result = _run_trial(_trial_text(cfg, values), cfg.filename, report)
-        except optuna.TrialPruned:
-            trial.set_user_attr("status", "pruned")
-            trial.set_user_attr("message", f"stopped after epoch {trial.user_attrs.get('epochs')}: behind the "
-                                           "median of the trials before it at that epoch")
-            trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            if on_trial:
-                on_trial()
+            if not _ask_told(optuna, study, trial, cfg, fine, on_trial):
+                return
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another process popped the same queued trial (a re-run of an interrupted one): SQLite has no
+            # row locks, so two workers can both take a waiting trial. The first to record it wins; this
+            # copy is dropped, and the loop goes on to a trial of its own.
             continue
-        except KeyboardInterrupt:
-            result = {"status": "interrupted", "message": "stopped by Ctrl-C"}
-        for k, v in result.items():
-            trial.set_user_attr(k, v)
-        if result["status"] == "ok":
-            study.tell(trial, _score(cfg.classify, result["val_loss"], result["val_acc"]))
-        else:
+
+
+def _ask_told(optuna, study, trial, cfg: SearchConfig, fine: list, on_trial) -> bool:
+    """Give an asked trial its stage and values, run it and record it. -> False when the search has all
+    its trials (this one was surplus)."""
+    stage = trial.user_attrs.get("stage")  # set on a re-run of an interrupted trial
+    if stage is None:
+        slot = new_trial_slot(study, trial.number)
+        if slot >= cfg.trials:  # the search has all its trials: this one is surplus
+            trial.set_user_attr("surplus", True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        if result["status"] == "interrupted":
-            raise KeyboardInterrupt
+            return False
+        # random search has a coarse and a fine stage; tpe and genetic trials are labelled by their sampler
+        stage = ("coarse" if slot < cfg.coarse else "fine") if cfg.sampler == "random" else cfg.sampler
+        trial.set_user_attr("stage", stage)
+        trial.set_user_attr("slot", slot)
+    dims, fixed = cfg.dims, {}
+    if stage == "fine":
+        if not fine:
+            made = _fine_stage(study, cfg)
+            if made is None:
+                trial.set_user_attr("surplus", True)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                return False
+            fine.append(made)
+        dims, fixed = fine[0]
+        study.set_user_attr("fine_ranges", {d.key: d.range.text for d in dims if d.key not in fixed}
+                            | {k: f"choice({format_value(v)})" for k, v in fixed.items()})
+    values = {d.key: _suggest(trial, d, fixed) for d in dims}
+
+    def report(row, trial=trial):
+        _check_stop()  # Ctrl-C in a pool worker: the trial ends here, as at Ctrl-C in dlc train
+        trial.set_user_attr("epochs", row["epoch"])
+        if row["val_loss"] is not None:
+            trial.report(_score(cfg.classify, row["val_loss"], row["val_accuracy"]), row["epoch"])
+            if trial.should_prune():
+                trial.set_user_attr("val_loss", row["val_loss"])
+                trial.set_user_attr("val_acc", row["val_accuracy"])
+                raise optuna.TrialPruned()
+
+    t0 = time.perf_counter()
+    _one_trial(optuna, study, trial, cfg, values, report, t0, on_trial)
+    return True
+
+
+def _one_trial(optuna, study, trial, cfg: SearchConfig, values: dict, report, t0: float, on_trial) -> None:
+    """Run one asked trial and record it: pruned, failed, interrupted (then KeyboardInterrupt) or done."""
+    try:
+        result = _run_trial(_trial_text(cfg, values), cfg.filename, report)
+    except optuna.TrialPruned:
+        trial.set_user_attr("status", "pruned")
+        trial.set_user_attr("message", f"stopped after epoch {trial.user_attrs.get('epochs')}: behind the "
+                                       "median of the trials before it at that epoch")
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         if on_trial:
             on_trial()
+        return
+    except KeyboardInterrupt:
+        result = {"status": "interrupted", "message": "stopped by Ctrl-C"}
+    for k, v in result.items():
+        trial.set_user_attr(k, v)
+    if result["status"] == "ok":
+        study.tell(trial, _score(cfg.classify, result["val_loss"], result["val_acc"]))
+    else:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    if result["status"] == "interrupted":
+        raise KeyboardInterrupt
+    if on_trial:
+        on_trial()
 
 
 def _work_in_pool(cfg: SearchConfig) -> None:
@@ -453,27 +477,69 @@ def _run_processes(cfg: SearchConfig, splits, jobs: int, tick) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    # spawn: a fresh interpreter per worker, no inherited BLAS thread pools, locks or database connections
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_init, initargs=(splits, 1, True)) as pool:
-        futures = [pool.submit(_work_in_pool, cfg) for _ in range(jobs)]
-        pending = set(futures)
-        try:
-            while pending:
-                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    f.result()
-                tick()
-        except KeyboardInterrupt:
-            # Ctrl-C reaches every process of the terminal's group; a SIGINT sent to this process alone
-            # (kill -INT PID) is passed on, so each worker stops its trial at once and records it as
-            # interrupted, instead of the pool finishing every trial first
-            _interrupt(pool)
-            raise
+    pool = stop = None
+    try:
+        with _sigint_ignored():
+            # spawn: a fresh interpreter per worker, no inherited BLAS thread pools, locks or database connections
+            context = multiprocessing.get_context("spawn")
+            stop = context.Event()
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                       initializer=_worker_init, initargs=(splits, 1, True, stop))
+            pending = {pool.submit(_work_in_pool, cfg) for _ in range(jobs)}  # (starts every worker)
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for f in finished:
+                f.result()
+            tick()
+    except KeyboardInterrupt:
+        # Ctrl-C reaches every process of the terminal's group; a SIGINT sent to this process alone
+        # (kill -INT PID) is passed on, so each worker stops its trial at once and records it as
+        # interrupted, instead of the pool finishing every trial first
+        if pool is not None:
+            _interrupt(pool, stop)
+        raise
+    finally:
+        if pool is not None:
+            _shut_down(pool)
 
 
-def _interrupt(pool) -> None:
+@contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while the pool starts its processes: they inherit that, so a Ctrl-C during their
+    start (seconds of imports) cannot kill an interpreter mid-import with a traceback; each worker takes
+    Ctrl-C from its initializer on, and the stop event tells it of one it missed. This process ignores
+    Ctrl-C only while it forks (milliseconds)."""
     import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _shut_down(pool) -> None:
+    """Wait for the workers to end -- an interrupted worker ends at its epoch's end -- on every path out.
+    Ctrl-C is ignored meanwhile: a shutdown cut short by a second interrupt left idle workers waiting for
+    work and the interpreter's exit waiting for them, for ever."""
+    import signal
+    import threading
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt(pool, stop) -> None:
+    """Tell every worker to stop its trial: the event (seen by a worker still starting), then SIGINT."""
+    import signal
+    stop.set()
     for process in list(getattr(pool, "_processes", {}).values()):
         try:
             os.kill(process.pid, signal.SIGINT)
