@@ -12,7 +12,15 @@ def _words(names) -> str:
     return r"\b(" + "|".join(sorted(set(names), key=lambda n: (-len(n), n))) + r")\b"
 
 
+NUMBER = r"(?<![\w.])[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?(?:/(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))?(?![\w.])"
+
+
 def grammar() -> dict:
+    """The patterns, in the order that breaks ties (TextMate takes the earliest match on a line, and of
+    matches at one place the first pattern): a key before the word it is named like (`init=`), a range
+    function before the init of its name (`uniform(`), a block use -- a line's first word that no
+    registry knows -- before the rest."""
+    from dlc.compiler.attrs import RANGE_KINDS
     from dlc.compiler.build import GROUP_WORDS, IDENTITY, MERGES, PROJECT
     from dlc.compiler.catalog import BUILTIN_SETS
     from dlc.compiler.inits import INITS
@@ -23,6 +31,8 @@ def grammar() -> dict:
     from dlc.compiler.statements import STATEMENTS
     activations = REGISTRY.names("activation")
     layers = [n for n in REGISTRY.names() if n not in activations]
+    control = ("repeat", "input", "frozen", "from") + tuple(GROUP_WORDS)
+    known = set(layers) | set(activations) | set(STATEMENTS) | set(control) | {"block", "model"}
     return {
         "$schema": "https://raw.githubusercontent.com/martinring/tmlanguage/master/tmlanguage.json",
         "name": "dl", "scopeName": "source.dl", "fileTypes": ["dl"],
@@ -34,17 +44,20 @@ def grammar() -> dict:
              "captures": {"1": {"name": "keyword.control.dl"}, "2": {"name": "entity.name.function.dl"}}},
             {"match": r"\b(model)\s+([A-Za-z_]\w*)",
              "captures": {"1": {"name": "keyword.control.dl"}, "2": {"name": "entity.name.type.dl"}}},
-            {"name": "keyword.control.dl", "match": _words(("repeat", "input", "frozen", "from") + tuple(GROUP_WORDS))},
-            {"name": "keyword.other.statement.dl", "match": _words(STATEMENTS)},
             {"match": r"\b([A-Za-z_]\w*)\s*(=)",
              "captures": {"1": {"name": "variable.parameter.dl"}, "2": {"name": "keyword.operator.assignment.dl"}}},
+            {"match": r"(?:^|(?<=\{))\s*" + "(?!" + _words(known) + r")([A-Za-z_]\w*)\b",
+             "captures": {"2": {"name": "entity.name.function.call.dl"}}},
+            {"name": "support.function.range.dl", "match": _words(RANGE_KINDS) + r"(?=\s*\()"},
+            {"name": "keyword.control.dl", "match": _words(control)},
+            {"name": "keyword.other.statement.dl", "match": _words(STATEMENTS)},
             {"name": "support.function.layer.dl", "match": _words(layers)},
             {"name": "support.function.activation.dl", "match": _words(activations)},
             {"name": "support.constant.dl",
              "match": _words(list(OPTIMIZERS) + list(LOSSES) + list(SCHEDULES) + list(INITS) + list(BUILTIN_SETS)
                              + [IDENTITY, PROJECT, *MERGES])},
             {"name": "constant.numeric.dims.dl", "match": r"\b[0-9]+(x[0-9]+)+\b"},
-            {"name": "constant.numeric.dl", "match": r"[+-]?\b[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?(/[0-9]+(\.[0-9]+)?)?\b"},
+            {"name": "constant.numeric.dl", "match": NUMBER},
             {"name": "punctuation.section.braces.dl", "match": r"[{}]"},
         ],
     }
