@@ -271,3 +271,42 @@ def test_reshape_after_resize_of_a_built_in_image_set(tmp_path, capsys):
     assert main(["check", str(spec)]) == 2
     assert (f"{spec}:5:13: error: reshape=1x8x8 does not fit: digits samples are 64 (64 values) and the model's "
             "input is 64") in capsys.readouterr().err
+
+
+# ---- check reaches train's verdict on data files (issue 26, item 1) ------------------------------------
+CLASSIFIER_WITHOUT_SOFTMAX = """model m {
+    input 64
+    dense 16 relu
+    dense 10
+}
+data "d.npz" test=0.2
+train epochs=1 batch=64 seed=0
+"""
+
+
+@pytest.mark.parametrize("command", ["check", "train"])
+def test_a_linear_classifier_on_class_labels_is_refused_alike_with_the_fix(tmp_path, capsys, command):
+    from dlc.cli import main
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(60, 64)).astype(np.float32), y=rng.integers(0, 10, 60))
+    spec = tmp_path / "s.dl"
+    spec.write_text(CLASSIFIER_WITHOUT_SOFTMAX)
+    args = ["check", "--strict", str(spec)] if command == "check" else ["train", str(spec), "-q", "-o",
+                                                                         str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:6:6: error: d.npz holds class labels (10 classes) but the model ends in a 10-unit layer with " \
+           "no activation and the spec has no loss line, so it would train as regression (mse)" in err
+    assert "hint: end with dense 10 softmax" in err
+
+
+@pytest.mark.parametrize("command", ["check", "train"])
+def test_regression_targets_of_another_width_are_refused_alike(tmp_path, capsys, command):
+    from dlc.cli import main
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(60, 64)).astype(np.float32), y=rng.normal(size=(60, 2)))
+    spec = tmp_path / "s.dl"
+    spec.write_text(CLASSIFIER_WITHOUT_SOFTMAX.replace("dense 10", "dense 3") + "loss mse\n")
+    args = ["check", str(spec)] if command == "check" else ["train", str(spec), "-q", "-o", str(tmp_path / "r")]
+    assert main(args) == 2
+    assert "d.npz has 2 target column(s) but the model outputs 3" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from dlc.compiler.diagnostics import Diagnostics
 from dlc.compiler.spec import Spec
 from dlc.compiler.statements import CLASSIFICATION_LOSSES
 from dlc.runtime.data.files import DataError, peek, reshape_refusal, resolve_path, shape_refusal
-from dlc.runtime.data.datasets import Dataset, check_labels, class_labels
+from dlc.runtime.data.datasets import Dataset, check_labels, class_labels, targets_refusal
 
 
 def check_data_file(spec: Spec) -> None:
@@ -86,6 +86,11 @@ def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, da
             y, classes = labels if image_files else class_labels(data.kind, labels)
             check_labels(graph.output_shape[0], loss, Dataset(None, y, "classification", classes, data.kind), error)
             return y, classes
+        if labels is not None and not image_files:  # regression targets: as training will judge them
+            written = spec is not None and spec.settings["loss"].written
+            refusal = targets_refusal(data.kind, labels, graph.output_shape[0], loss, written)
+            if refusal is not None:
+                raise error(*refusal)
     except DataError as e:
         diags.error(str(e), data.kind_span)
     except _Reported:

@@ -269,6 +269,28 @@ def check_labels(out: int, loss: str, dataset: Dataset, error) -> None:
                     f"make the last dense layer {k} wide")
 
 
+def targets_refusal(name: str, y, outputs: int, loss: str, loss_written: bool) -> tuple[str, str] | None:
+    """(message, hint) when regression targets `y` do not fit an output of `outputs` units -- what both
+    `dlc check` (from the file's labels) and training say -- else None. Labels that are class indices
+    meeting an output of several units with no loss line are a classifier missing its softmax: dlc's
+    cross_entropy takes probabilities, so the fix is written out (a PyTorch habit: `dense 10` as logits)."""
+    y = np.asarray(y)
+    cols = 1 if y.ndim == 1 else int(np.prod(y.shape[1:]))
+    whole = y.dtype.kind in "iub" or (y.dtype.kind == "f" and y.size and np.all(np.isfinite(y))
+                                      and np.all(y == np.round(y)))
+    if y.dtype.kind in "US" or (cols == 1 and outputs > 1 and whole and not loss_written):
+        k = len(np.unique(y)) if y.size else 0
+        return (f"{name} holds class labels ({k} classes) but the model ends in a {outputs}-unit layer with no "
+                f"activation and the spec has no loss line, so it would train as regression ({loss})",
+                f"end with dense {outputs} softmax (dlc's cross_entropy takes probabilities; the exported model "
+                f"outputs them); to fit the labels as numbers instead, end with dense {cols}")
+    if cols != outputs:
+        return (f"{name} has {cols} target column(s) but the model outputs {outputs}",
+                f"make the last dense layer {cols} wide" + (", or end with a softmax layer for class labels"
+                                                            if whole and cols == 1 else ""))
+    return None
+
+
 def _first_bad(a) -> int:
     return int(np.argmax(~np.all(np.isfinite(a.reshape(len(a), -1)), axis=1)))
 

@@ -17,7 +17,7 @@ from dlc.compiler.spec import Spec
 from dlc.runtime.data.augment import Augment, augmenting, raw_chunks
 from dlc.runtime.data.lazy import LazyInputs
 from dlc.runtime.data.files import reshape_refusal, shape_refusal
-from dlc.runtime.data.datasets import CATALOG, DataError, Dataset, check_labels, load
+from dlc.runtime.data.datasets import CATALOG, DataError, Dataset, check_labels, load, targets_refusal
 
 
 @dataclass
@@ -146,9 +146,11 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
         raise _data_error(spec, f"{dataset.name} is a {dataset.task} set but loss {spec.loss} is for {spec.task}")
     if spec.task == "classification":
         check_labels(spec.graph.output_shape[0], spec.loss, dataset, lambda message, hint=None: _data_error(spec, message, hint))
-    elif y.shape[1] != spec.graph.output_shape[0]:
-        raise _data_error(spec, f"{dataset.name} has {y.shape[1]} target column(s) but the model outputs "
-                                f"{spec.graph.output_shape[0]}")
+    else:
+        refusal = targets_refusal(dataset.name, y,
+                                  spec.graph.output_shape[0], spec.loss, spec.settings["loss"].written)
+        if refusal is not None:
+            raise _data_error(spec, *refusal)
     stratify = spec.task == "classification" and data["stratify"]
 
     def split(xa, ya, frac):
