@@ -29,6 +29,7 @@ class Spec:
     memory_limit: int | None = None  # bytes training may hold (--max-memory; None: no limit), data included
     init_report: object = None  # init from "RUN": what would be loaded (runtime/init_from.py, set by dlc check)
     data_report: object = None  # image files: the listing and headers dlc check read (runtime/data/images.py)
+    data_dtype: object = None  # a data file's input element type as stored, read by dlc check (lint DL116)
 
     @property
     def name(self) -> str:

@@ -310,3 +310,22 @@ def test_regression_targets_of_another_width_are_refused_alike(tmp_path, capsys,
     args = ["check", str(spec)] if command == "check" else ["train", str(spec), "-q", "-o", str(tmp_path / "r")]
     assert main(args) == 2
     assert "d.npz has 2 target column(s) but the model outputs 3" in capsys.readouterr().err
+
+
+# ---- DL116: 8-bit inputs trained unscaled (issue 26, item 7) ------------------------------------------
+@pytest.mark.parametrize("line, warned", [("", True), (" scale=1/255", False), (" standardize", False),
+                                          ("  # dlc: ignore DL116", False)])
+def test_8_bit_inputs_without_scaling_are_warned_of(tmp_path, capsys, line, warned):
+    from dlc.cli import main
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "raw.npz", x=rng.integers(0, 256, (60, 64), dtype=np.uint8), y=np.arange(60) % 10)
+    spec = tmp_path / "s.dl"
+    data_line = 'data "raw.npz" test=0.2' + line
+    spec.write_text(CLASSIFIER_WITHOUT_SOFTMAX.replace("dense 10\n", "dense 10 softmax\n")
+                    .replace('data "d.npz" test=0.2', data_line))
+    assert main(["check", "--strict", str(spec)]) == (1 if warned else 0)
+    out = "".join(capsys.readouterr())
+    assert (f"{spec}:6:6: warning: [DL116] raw.npz holds 8-bit values (0..255) and the data line does not scale "
+            "them" in out) is warned
+    if warned:
+        assert "hint: add scale=1/255 to the data line" in out

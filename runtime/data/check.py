@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 from dlc.compiler.catalog import is_file_source
 from dlc.compiler.diagnostics import Diagnostics
 from dlc.compiler.spec import Spec
@@ -29,12 +31,18 @@ def check_data_file(spec: Spec) -> None:
     diags = Diagnostics(spec.source)
     labels = _check(data, spec.graph, spec.loss, diags, spec.base_dir, spec.data_files, spec)
     diags.raise_if_errors()
+    if getattr(spec, "data_dtype", None) == np.uint8:  # DL116: 8-bit inputs and no scaling
+        from dlc.compiler.lint import raw_inputs_warning
+        _add_warning(spec, raw_inputs_warning(spec, data.kind))
     if labels is not None:  # DL113: classes strongly imbalanced and the loss unweighted
         from dlc.runtime.class_weight import imbalance
         y, classes = labels
-        warning = imbalance(spec, y, classes, what=f"{data.kind}")
-        if warning is not None:
-            spec.warnings = sorted([*spec.warnings, warning], key=lambda d: (d.span.line if d.span else 0, d.code or ""))
+        _add_warning(spec, imbalance(spec, y, classes, what=f"{data.kind}"))
+
+
+def _add_warning(spec: Spec, warning) -> None:
+    if warning is not None:
+        spec.warnings = sorted([*spec.warnings, warning], key=lambda d: (d.span.line if d.span else 0, d.code or ""))
 
 
 def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, data_files: dict | None, spec=None):
@@ -66,10 +74,14 @@ def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, da
                 found.batch = batch if isinstance(batch, int) else None
                 spec.data_report = found
             labels = (found.listing.labels, found.listing.classes)
+            if spec is not None:
+                spec.data_dtype = np.dtype(np.uint8)  # decoded images are 0..255
         else:
             p = peek(source, data.values, where(data["labels"]) if data.get("labels") else None)
             shape = tuple(p.sample_shape)
             labels = p.labels
+            if spec is not None and p.dtype is not None:
+                spec.data_dtype = np.dtype(p.dtype).newbyteorder("=")
         if data.get("reshape"):
             reshape = tuple(data["reshape"])
             if math.prod(shape) != math.prod(reshape):

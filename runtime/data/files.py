@@ -271,14 +271,16 @@ def _check_size(path: Path, nbytes: int, limit) -> None:
 
 
 
-def _idx_peek(path: Path) -> tuple[int, ...]:
+def _idx_peek(path: Path) -> tuple[str, tuple[int, ...]]:
+    """(element dtype, dims) from an IDX file's header."""
     check_file(path, "IDX file")
     try:
         with _open_maybe_gzip(path) as f:
             head = f.read(4 + 4 * 255)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise DataError(f"{path} cannot be read: {e.__class__.__name__}: {e}") from None
-    return _idx_header(path, head)[1]
+    dtype, dims, _ = _idx_header(path, head)
+    return dtype, dims
 
 
 # ---- peek: what `dlc check` can learn cheaply --------------------------------------------------
@@ -288,6 +290,7 @@ class Peek:
     sample_shape: tuple[int, ...]  # per-sample input shape as stored
     samples: int | None
     labels: object = None  # the label array when it is small enough to read (npz y, IDX labels)
+    dtype: object = None  # the inputs' element type as stored (npz x, IDX), None for CSV
 
 
 def peek(path: Path, options: dict, labels_path: Path | None = None) -> Peek:
@@ -304,15 +307,15 @@ def peek(path: Path, options: dict, labels_path: Path | None = None) -> Peek:
         y_shape, y_type = heads["y"]
         _check_size(path, math.prod(y_shape) * np.dtype(y_type).itemsize, "default")
         y = read_npz_labels(path)
-        return Peek(shape[1:], shape[0], y)
+        return Peek(shape[1:], shape[0], y, np.dtype(heads["x"][1]))
     if path.suffix == ".csv":
         x, _ = read_csv(path, options.get("label"), None, limit=CSV_SAMPLE_ROWS)
         return Peek(x.shape[1:], None)
-    dims = _idx_peek(path)
+    dtype, dims = _idx_peek(path)
     labels = None
     if labels_path is not None:
         labels = read_idx(check_file(labels_path, "labels file"))
-    return Peek(tuple(dims[1:]), dims[0], labels)
+    return Peek(tuple(dims[1:]), dims[0], labels, np.dtype(dtype))
 
 
 def read_npz_labels(path: Path):
