@@ -7,7 +7,8 @@ ROOT = Path(__file__).resolve().parent.parent  # the checkout: specs/ lives here
 
 
 def _digit_pngs():
-    """specs/images/digits/ (gitignored): the PNG folder that specs/digits_images.dl reads, made once."""
+    """specs/images/digits/: the PNG folder that specs/digits_images.dl reads (in the repository; written again
+    only when it is missing)."""
     folder = ROOT / "specs" / "images" / "digits"
     if not (folder / "9").is_dir() or sum(1 for _ in folder.rglob("*.png")) < 1797:
         sys.path.insert(0, str(ROOT / "specs" / "images"))

@@ -91,3 +91,26 @@ def test_set_override(capsys):
     assert "unknown key 'lrr' for optimizer adam" in capsys.readouterr().err
     assert main(["check", "--set", "nonsense", path]) == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_every_spec_checks_from_a_fresh_clone_and_the_image_example_trains(tmp_path):
+    """What a new user gets (issue 26, item 3): the committed tree alone, as `git clone` gives it -- no
+    folder the tests make, no file of this checkout that git does not hold."""
+    if not (ROOT / ".git").exists() or subprocess.run(["git", "-C", str(ROOT), "status"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    done = subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "specs"], capture_output=True, text=True)
+    if dirty.stdout.strip():
+        pytest.skip(f"specs/ has uncommitted changes: a clone would not hold them ({dirty.stdout.split()[1]} ...)")
+    specs = sorted(clone.glob("specs/*.dl")) + sorted(clone.glob("specs/experiments/*.dl"))
+    assert len(specs) == len(GOOD)
+    for spec in specs:
+        r = subprocess.run([sys.executable, "-m", "dlc", "check", str(spec)], capture_output=True, text=True, cwd=clone)
+        assert r.returncode == 0, (spec.name, r.stderr)
+    r = subprocess.run([sys.executable, "-m", "dlc", "train", "specs/digits_images.dl", "-q", "-o", str(tmp_path / "run"),
+                        "--set", "train.epochs=1"], capture_output=True, text=True, cwd=clone)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["accuracy"] > 0.5

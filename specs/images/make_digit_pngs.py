@@ -4,7 +4,8 @@ Pillow's bicubic filter and stretched to 0..255, so a spec reads them as real im
 
     python specs/images/make_digit_pngs.py [OUT=specs/images/digits] [SIDE=16]
 
-The tests make the same folder (tests/conftest.py) before checking the specs that read it."""
+The folder is in the repository (575 kB), so specs/digits_images.dl checks and trains from a fresh clone;
+the tests write it again only where it is missing (tests/conftest.py)."""
 
 from __future__ import annotations
 
