@@ -68,6 +68,18 @@ def check(spec, overrides=(), max_memory=None, graph=None, graph_depth: int | No
     return compiled
 
 
+def fmt_diff(spec) -> str:
+    """What `dlc fmt` would change in a spec file, as a unified diff ('' when nothing)."""
+    import difflib
+
+    from dlc.compiler.spec import read_spec_text
+    from dlc.formatting import format_spec
+    text = read_spec_text(spec)
+    formatted = format_spec(text, str(spec))
+    return "".join(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True), f"{spec}",
+                                        f"{spec} (formatted)"))
+
+
 def fmt(specs, check: bool = False) -> list[str]:
     """Rewrite each spec file in the canonical layout (dlc/formatting.py), atomically, keeping its mode
     (a link's target is rewritten); with `check`, change nothing. -> the specs that (would) change.

@@ -175,18 +175,23 @@ def cmd_fmt(args) -> int:
     """Rewrite each spec in the canonical layout (dlc/formatting.py); --check only says which would change."""
     from dlc import api
     changed, failed = [], False
+    check = args.check or args.diff
     for path in args.specs:
         try:
-            if api.fmt([path], check=args.check):
+            if api.fmt([path], check=check):
                 changed.append(path)
-                print(f"{path}: {'would be reformatted' if args.check else 'reformatted'}")
+                if args.diff:
+                    print(api.fmt_diff(path), end="")
+                else:
+                    print(f"{path}: {'would be reformatted' if check else 'reformatted'}")
         except DLError as e:
             print(e.format(), file=sys.stderr)
             failed = True
     if failed:
         return EXIT_ERROR
-    print(f"{len(changed)} of {len(args.specs)} spec(s) {'would be ' if args.check else ''}reformatted")
-    return EXIT_WARNINGS if args.check and changed else EXIT_OK
+    print(f"{len(changed)} of {len(args.specs)} spec(s) {'would be ' if check else ''}reformatted",
+          file=sys.stderr if args.diff else sys.stdout)
+    return EXIT_WARNINGS if check and changed else EXIT_OK
 
 
 def cmd_compare(args) -> int:
@@ -484,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     fm.add_argument("specs", nargs="+", metavar="SPEC", type=_path)
     fm.add_argument("--check", action="store_true",
                     help="change nothing; list the specs that would change and exit 1 if any would")
+    fm.add_argument("--diff", action="store_true",
+                    help="change nothing; print what would change as a unified diff and exit 1 if anything would")
     fm.set_defaults(func=cmd_fmt)
 
     pr = sub.add_parser("predict", help="predictions for a data set from an .onnx file or a run folder",

@@ -136,3 +136,38 @@ def test_the_batchnorm_fix_moves_it_before_the_activation(body, fixed):
     after = _apply(text, fixes(text, d)[0].edits)
     assert after == BASE.format(body=fixed)
     assert not [x for x in _diagnostics(after) if x.code == "DL101"]
+
+
+# ---- the project's own examples are formatted; --diff shows a change (issue 26, item 8) ----------------
+def test_every_spec_in_specs_is_in_the_canonical_form(capsys):
+    paths = [p for p in sorted(SPECS.rglob("*.dl")) if p.name not in ("syntax_error.dl", "unclosed_block.dl")]
+    assert main(["fmt", "--check", *map(str, paths)]) == 0, capsys.readouterr().out
+
+
+def test_every_spec_in_the_readme_and_docs_is_in_the_canonical_form():
+    import re
+    root = SPECS.parent
+    blocks = 0
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = doc.read_text()
+        for m in re.finditer(r"```([a-z]*)\n(.*?)```", text, re.S):
+            if m.group(1) not in ("", "dl"):
+                continue
+            try:
+                formatted = format_spec(m.group(2))
+            except DLError:
+                continue  # not a spec (shell sessions, tables)
+            blocks += 1
+            assert formatted == m.group(2), f"{doc.name}:{text[:m.start()].count(chr(10)) + 1} is not formatted"
+    assert blocks >= 3
+
+
+def test_dlc_fmt_diff_shows_the_change_and_touches_nothing(tmp_path, capsys):
+    spec = tmp_path / "s.dl"
+    text = "model m {\n  input 64\n  dense 10 softmax   batchnorm\n}\n"
+    spec.write_text(text)
+    assert main(["fmt", "--diff", str(spec)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"--- {spec}\n+++ {spec} (formatted)\n@@ ")
+    assert "-  dense 10 softmax   batchnorm\n+    input 64\n+    dense 10 batchnorm softmax\n" in out
+    assert spec.read_text() == text

@@ -73,7 +73,7 @@ async def test_each_line_shows_its_shape_and_parameters(client):
         range=t.Range(start=t.Position(0, 0), end=t.Position(40, 0))))
     labels = {h.position.line: h.label for h in hints}
     rows = path.read_text().splitlines()
-    first_conv = next(k for k, r in enumerate(rows) if r.strip().startswith("conv 16 kernel=3 pad=same relu batchnorm"))
+    first_conv = next(k for k, r in enumerate(rows) if r.strip().startswith("conv 16 kernel=3 pad=same batchnorm relu"))
     assert labels[first_conv].strip() == "→ 16x8x8 · 176 params"
     block_conv = next(k for k, r in enumerate(rows) if r.strip().startswith("conv c kernel=3 stride=stride"))
     assert labels[block_conv].strip() == ("→ 16x8x8 · 2,336 params | 32x4x4 · 4,672 params | "
