@@ -148,8 +148,10 @@ def export(run, path, keep_bn: bool = False, samples: int = 256):
 
 def predict(model_or_run, data, out=None) -> dict:
     """Predictions from an .onnx file or a run: DATA is a built-in set name, a file path, or an array of
-    raw samples (N, features) or (N, C, H, W). The dict holds `output`, and `class`/`label` for a
-    classifier; `out` also writes those arrays to an .npz file."""
+    raw samples (N, features) or (N, C, H, W). The dict holds `output` (N, K), and `class_index` (N,)
+    and `class_name` (N,) for a classifier, `files` for image files; `accuracy` (or `mae`, `mse`) over
+    every sample of DATA when it has labels, and `trained_on` (DATA is what the model was trained on);
+    `out` also writes the arrays to an .npz file."""
     import numpy as np
 
     from dlc.runtime.tools.predict import predict as _predict

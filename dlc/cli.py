@@ -273,18 +273,23 @@ def cmd_predict(args) -> int:
     shown = min(len(r["output"]), args.show)
     rows = [str(f) for f in r["files"]] if "files" in r else [str(i) for i in range(len(r["output"]))]
     if shown:
-        print(("file" if "files" in r else "row") + ("\tclass\tprobability" if "class" in r else
+        print(("file" if "files" in r else "row") + ("\tclass\tprobability" if "class_name" in r else
               "\t" + " ".join(f"output{j}" for j in range(r["output"].shape[1]))))
     for i in range(shown):
-        if "class" in r:
-            print(f"{rows[i]}\t{r['class'][i]}\t{float(np.max(r['output'][i])):.4f}")
+        if "class_name" in r:
+            print(f"{rows[i]}\t{r['class_name'][i]}\t{float(np.max(r['output'][i])):.4f}")
         else:
             print(f"{rows[i]}\t" + " ".join(f"{v:.5g}" for v in r["output"][i]))
     summary = f"{r['n']} predictions ({r['engine']})"
+    scored = f"all {r['n']:,} samples of {args.data}"
     if "accuracy" in r:
-        summary += f", accuracy against the data's labels {100 * r['accuracy']:.2f}%"
+        summary += f", accuracy against the data's labels {100 * r['accuracy']:.2f}% ({scored})"
     if "mae" in r:
-        summary += f", against the data's targets: MAE {r['mae']:.5g}, MSE {r['mse']:.5g}"
+        summary += f", against the data's targets ({scored}): MAE {r['mae']:.5g}, MSE {r['mse']:.5g}"
+    if r.get("trained_on") and ("accuracy" in r or "mae" in r):
+        print(f"dlc: warning: {args.data} is the data this model was trained on: its training samples are among "
+              f"those scored, so this is not a test score\n  hint: dlc eval RUN --split test scores the split it "
+              "never trained on", file=sys.stderr)
     if args.output:
         summary += f", written to {args.output}"
     print(summary)
@@ -498,7 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "DATA is a built-in set name or a .npz/.csv/IDX file, as in training.")
     pr.add_argument("model", metavar="MODEL_OR_RUN", type=_path)
     pr.add_argument("data", metavar="DATA", type=_path)
-    pr.add_argument("-o", "--output", metavar="OUT.npz", type=_path, help="write output (and label/class) arrays")
+    pr.add_argument("-o", "--output", metavar="OUT.npz", type=_path,
+                    help="write the arrays: output (N, K: class probabilities for a classifier), class_index (N,: "
+                         "the predicted class's index), class_name (N,: its name), files (image files: each row's file)")
     pr.add_argument("--show", type=int, default=10, help="rows to print (default 10)")
     pr.set_defaults(func=cmd_predict)
 

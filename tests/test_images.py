@@ -79,7 +79,7 @@ def test_a_folder_of_pngs_trains_evaluates_exports_and_predicts_with_its_class_n
     assert json.loads(meta["classes"]) == sorted(NAMES)
     r = dlc.predict(str(tmp_path / "m.onnx"), str(digits / "seven"))
     assert len(r["files"]) == 179 and r["files"][0] == str(digits / "seven" / "0007.png")
-    assert np.mean(r["class"] == "seven") > 0.85
+    assert np.mean(r["class_name"] == "seven") > 0.85
     capsys.readouterr()
     assert main(["predict", str(run), str(digits / "three" / "0003.png")]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -1,5 +1,8 @@
 """What a new user hit (issue 20): each a test that failed before its fix."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -111,8 +114,8 @@ def test_api_predict_takes_an_array_of_samples(digits_run):
     from sklearn.datasets import load_digits
     x = load_digits().data[:7]
     r = dlc.predict(digits_run, x)
-    assert r["output"].shape == (7, 10) and len(r["class"]) == 7
-    assert np.array_equal(r["label"], dlc.predict(digits_run, x.astype("float64").tolist())["label"])
+    assert r["output"].shape == (7, 10) and len(r["class_name"]) == 7
+    assert np.array_equal(r["class_index"], dlc.predict(digits_run, x.astype("float64").tolist())["class_index"])
     with pytest.raises(dlc.DLError, match=r"an array of samples is numeric with one row per sample; got <U1"):
         dlc.predict(digits_run, np.array([["a"]]))
 
@@ -259,3 +262,23 @@ def test_a_value_may_be_written_as_a_ratio(tmp_path, capsys):
     bad = _write(tmp_path, "model m {\n input 64\n dense 10 softmax\n}\ndata digits scale=1/0\n")
     assert main(["check", str(bad)]) == 2
     assert "s.dl:5:19: error: scale=1/0 divides by zero" in capsys.readouterr().err
+
+
+# ---- predict's arrays are named and documented; scoring the training data is said (issue 26, item 5) ----
+def test_predict_writes_named_arrays_and_warns_when_scoring_the_training_data(digits_run, tmp_path, capsys):
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    np.savez(tmp_path / "held_out.npz", x=d.data[:50], y=d.target[:50])
+    assert main(["predict", str(digits_run), "digits", "-o", str(tmp_path / "out.npz")]) == 0
+    out, err = capsys.readouterr()
+    assert "(all 1,797 samples of digits)" in out
+    assert "warning: digits is the data this model was trained on: its training samples are among those scored" in err
+    saved = np.load(tmp_path / "out.npz")
+    assert sorted(saved.files) == ["class_index", "class_name", "output"]
+    assert np.array_equal(saved["class_index"], saved["output"].argmax(1))
+    assert saved["class_name"].dtype.kind == "U" and saved["class_name"][0] == str(saved["class_index"][0])
+    assert main(["predict", str(digits_run), str(tmp_path / "held_out.npz")]) == 0
+    out, err = capsys.readouterr()
+    assert "(all 50 samples of" in out and "warning" not in err
+    help_text = subprocess.run([sys.executable, "-m", "dlc", "predict", "--help"], capture_output=True, text=True).stdout
+    assert "class_index" in help_text and "class_name" in help_text

@@ -163,7 +163,7 @@ def test_predict_onnx_and_run_agree(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "run"), "spiral", "-o", str(tmp_path / "b.npz")]) == 0
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     np.testing.assert_allclose(a["output"], b["output"], atol=1e-5)
-    assert (a["label"] == b["label"]).all()
+    assert (a["class_index"] == b["class_index"]).all()
 
 
 # --- conventions whose ONNX semantics differ from common framework defaults --------------------

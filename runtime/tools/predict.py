@@ -1,7 +1,12 @@
 """`dlc predict`: predictions for a data set, from an ONNX file (onnxruntime) or a run folder (NumPy).
 
 The data need no labels; where it has them, the result also holds accuracy (classification) or
-MAE and MSE (regression).
+MAE and MSE (regression), over every sample of DATA (not a split of it), and whether DATA is what the
+model was trained on (then its training samples are among those scored: not a test score).
+
+The arrays (also what `-o out.npz` holds): `output` (N, K) the model's outputs (class probabilities for
+a softmax classifier), `class_index` (N,) the predicted class's index into the run's classes,
+`class_name` (N,) its name (str), and for image files `files` (N,) the file of each row.
 """
 
 from __future__ import annotations
@@ -96,10 +101,11 @@ def predict(model_or_run: str, data) -> dict:
     result = {"engine": engine, "n": len(x), "output": probs, "task": spec.task}
     if ds.files:  # image files: which file each row is
         result["files"] = np.array(ds.files)
+    result["trained_on"] = _trained_on(path, spec, model, data)
     if spec.task == "classification":
         idx = predicted_class(spec.loss, probs)
-        result["label"] = idx
-        result["class"] = np.array([classes[i] if i < len(classes) else str(i) for i in idx])
+        result["class_index"] = idx
+        result["class_name"] = np.array([classes[i] if i < len(classes) else str(i) for i in idx])
         if ds.y is not None and ds.task == "classification":
             from dlc.runtime.tools.evaluate import model_labels
             truth = model_labels(classes or [str(i) for i in range(probs.shape[1])], ds, data)
@@ -113,3 +119,33 @@ def predict(model_or_run: str, data) -> dict:
         result["mae"] = float(np.mean(np.abs(err)))
         result["mse"] = float(np.mean(err * err))
     return result
+
+
+def _trained_on(path: Path, spec, model, data) -> bool:
+    """Is DATA what the model was trained on? A built-in set of the spec's name; for a run, the file its
+    data record names (the same path, or the same bytes); for an ONNX file, a file of the same name."""
+    if not isinstance(data, str):
+        return False
+    written = spec.settings.get("data")
+    if written is None:
+        return False
+    if data == written.kind:
+        return True
+    target = Path(data)
+    if model is not None:
+        from dlc.runtime.data.record import read
+        recorded = read(path) or {}
+        for entry in recorded.values():
+            try:
+                if target.exists() and (target.resolve() == Path(entry["path"]).resolve() or (
+                        target.is_file() and _sha256(target) == entry["sha256"])):
+                    return True
+            except OSError:
+                continue
+        return False
+    return target.name == Path(written.kind).name
+
+
+def _sha256(path: Path) -> str:
+    from dlc.runtime.run_folder import file_sha256
+    return file_sha256(path)
