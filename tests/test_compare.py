@@ -190,3 +190,24 @@ def test_vary_a_run_folder_uses_its_spec(tmp_path):
     out = tmp_path / "v"
     assert main(["train", str(run.run_dir), "--vary", "optimizer.lr=0.1,0.01", "-o", str(out), "-q"]) == 0
     assert "epochs=2" in (out / "lr-0.1" / "spec.dl").read_text()
+
+
+def test_an_mlp_and_a_cnn_compare_on_one_file_shaped_for_each(tmp_path, capsys):
+    """Same source and split, different input shaping (reshape=) is the same experiment (issue 26, item 6)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    np.savez(tmp_path / "d.npz", x=d.data.astype(np.float32), y=d.target)
+    (tmp_path / "mlp.dl").write_text('model mlp {\n input 64\n dense 32 relu\n dense 10 softmax\n}\n'
+                                     'data "d.npz" test=0.2 scale=1/16\ntrain epochs=2 seed=0\n')
+    (tmp_path / "cnn.dl").write_text('model cnn {\n input 1x8x8\n conv 4 kernel=3 pad=same relu\n flatten\n'
+                                     ' dense 10 softmax\n}\ndata "d.npz" test=0.2 scale=1/16 reshape=1x8x8\n'
+                                     'train epochs=2 seed=0\n')
+    out = tmp_path / "cmp"
+    assert main(["compare", str(tmp_path / "mlp.dl"), str(tmp_path / "cnn.dl"), "-o", str(out), "-q"]) == 0
+    assert "the same samples and split, shaped by its own data line (reshape=" in capsys.readouterr().out
+    samples = [json.loads((out / r / "metrics.json").read_text())["samples"] for r in ("mlp", "cnn")]
+    assert samples[0] == samples[1]  # the same split
+    (tmp_path / "other.dl").write_text((tmp_path / "cnn.dl").read_text().replace("scale=1/16", "standardize"))
+    with pytest.raises(DLError, match="a comparison needs the same data line"):
+        compare([dlc.compile_file(tmp_path / "mlp.dl"), dlc.compile_file(tmp_path / "other.dl")], out=tmp_path / "x")

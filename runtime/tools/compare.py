@@ -82,16 +82,30 @@ def _labels(specs: list[Spec], labels: list[str] | None) -> list[tuple[str, str]
     return out
 
 
+SHAPING_KEYS = ("reshape",)  # data keys that shape the samples for a model's input, not which samples or values
+
+
+def _data_key(spec: Spec):
+    d = spec.settings.get("data")
+    return None if d is None else (d.kind, {k: v for k, v in d.values.items() if k not in SHAPING_KEYS})
+
+
+def _shaping(spec: Spec):
+    d = spec.settings.get("data")
+    return tuple((k, repr(d.values.get(k))) for k in SHAPING_KEYS) if d is not None else ()
+
+
 def _same_data(specs: list[Spec]) -> None:
     first = specs[0]
-    d0 = first.settings.get("data")
     for s in specs[1:]:
         d = s.settings.get("data")
-        if (d is None) != (d0 is None) or (d and (d.kind, d.values) != (d0.kind, d0.values)):
+        if _data_key(s) != _data_key(first):
             raise DLError(Diagnostic(
                 "error", f"{s.source.filename} trains on different data than {first.source.filename}: "
                          "a comparison needs the same data line", d.span if d else None,
-                "make the data lines identical (the split and preprocessing come from them)"), s.source)
+                "make the data lines identical (the split and preprocessing come from them); only "
+                f"{', '.join(k + '=' for k in SHAPING_KEYS)} may differ, to shape the samples for each model's "
+                "input"), s.source)
 
 
 def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path | None = None,
@@ -118,9 +132,16 @@ def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path 
         raise DLError(Diagnostic("error", f"{out_dir} is not empty; dlc does not overwrite earlier runs",
                                  hint="write the comparison to a new folder with -o, or replace the runs "
                                       "in it with --overwrite"))
-    splits = prepare(specs[0])
+    shared = {_shaping(specs[0]): prepare(specs[0])}
     comparison = Comparison(out_dir, [], {}, notes)
     for (name, folder), spec in zip(names, specs):
+        if _shaping(spec) not in shared:  # the same rows and split, shaped for this model's input
+            validation = specs[0]["train"]["validation"]
+            shared[_shaping(spec)] = prepare(compile(spec.source.text, spec.source.filename,
+                                                     overrides=[f"train.validation={validation}"]))
+            notes.append(f"{spec.source.filename}: the same samples and split, shaped by its own data line "
+                         f"({', '.join(f'{k}={v}' for k, v in _shaping(spec))})")
+        splits = shared[_shaping(spec)]
         if progress:
             print(f"== {name}", flush=True)
         row = {c: None for c in COLUMNS}
