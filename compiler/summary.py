@@ -23,7 +23,7 @@ def rows(spec: Spec) -> list[dict]:
     for layer in g.layers:
         nodes = [by_name[name] for name in layer.nodes]
         inside = [by_name[name] for lay in g.layers[layer.index:layer.index + layer.inner + 1] for name in lay.nodes]
-        inits = [w.init.describe(w.fan_in, w.fan_out) for n in nodes if (w := n.params.get("weight")) is not None]
+        inits = [_init_text(spec, w) for n in nodes if (w := n.params.get("weight")) is not None]
         out.append({
             "line": layer.span.line,
             "layer": layer.text,
@@ -37,6 +37,22 @@ def rows(spec: Spec) -> list[dict]:
             "flops": sum(n.flops for n in nodes) if not layer.inner else sum(n.flops for n in inside),
         })
     return out
+
+
+def _init_text(spec: Spec, weight) -> str:
+    """What a weight starts from: `loaded` from `init from`'s run, or its init formula; `, frozen` when
+    training keeps it."""
+    loaded = spec.init_report is not None and weight.name in spec.init_report.loaded
+    text = "loaded" if loaded else weight.init.describe(weight.fan_in, weight.fan_out)
+    return text + (", frozen" if weight.frozen else "")
+
+
+def _counts(spec: Spec) -> str:
+    """', T trainable, F frozen' when any parameter is frozen (Keras's summary says both)."""
+    frozen = sum(p.size for p in spec.graph.params() if p.frozen)
+    if not frozen:
+        return ""
+    return f" ({spec.graph.param_count - frozen:,} trainable, {frozen:,} frozen)"
 
 
 def _leaving(layer, g, by_name) -> tuple[int, ...]:
@@ -63,6 +79,7 @@ def to_json(spec: Spec) -> dict:
         "output": list(spec.graph.output_shape),
         "layers": r,
         "params": spec.graph.param_count,
+        "frozen_params": sum(p.size for p in spec.graph.params() if p.frozen),
         "flops_per_sample": sum(n.flops for n in spec.graph.nodes),
         "loss": spec.loss,
         "optimizer": {"name": spec["optimizer"].kind, **{k: _plain(v) for k, v in spec["optimizer"].values.items()}},
@@ -109,7 +126,7 @@ def render(spec: Spec) -> str:
            line(head), line(["-" * w for w in widths])]
     out += [line(row) for row in table]
     total_flops = sum(n.flops for n in spec.graph.nodes)
-    out.append(f"total: {spec.graph.param_count:,} parameters, {_num(total_flops)} FLOPs per sample "
+    out.append(f"total: {spec.graph.param_count:,} parameters{_counts(spec)}, {_num(total_flops)} FLOPs per sample "
                f"(forward), {len(spec.graph.nodes)} ops")
     opt = spec["optimizer"]
     train = spec["train"]

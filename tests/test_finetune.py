@@ -200,3 +200,18 @@ def test_a_source_run_dlc_did_not_write_is_refused_by_name(base_run, capsys, cas
     assert main(args) == 2
     err = capsys.readouterr().err
     assert f"{path}:1:11: error: " in err and message in err, err
+
+
+def test_check_says_which_weights_are_loaded_or_frozen_and_counts_trainable_ones(base_run, capsys):
+    """Issue 26, item 10: the init column said he_normal (auto) for weights loaded from the run."""
+    assert main(["check", str(_fine(base_run))]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()[:1].isdigit()}
+    table = "\n".join(rows.values())
+    assert "loaded, frozen" in rows["9"]  # conv 8 ... frozen: loaded from base and kept
+    assert "frozen" in rows["13"] and "loaded" not in rows["13"]  # head 12 frozen: dlc's init, kept
+    assert "loaded" not in rows["12"] and "frozen" not in rows["12"]  # dense 16 relu: another shape, trained
+    spec = api.check(_fine(base_run))
+    frozen = sum(p.size for p in spec.graph.params() if p.frozen)
+    from dlc.compiler.summary import render
+    assert f"total: {spec.graph.param_count:,} parameters ({spec.graph.param_count - frozen:,} trainable, " \
+           f"{frozen:,} frozen)" in render(spec), table
