@@ -254,6 +254,7 @@ def _compile(text: str, filename: str, lint: bool, data_files: dict | None, max_
     _check_engine(settings, diags)
     if graph is not None and graph.nodes:
         _check_class_weight(settings["loss"], graph, diags)
+        _check_monitor(settings["train"], settings["loss"].kind, diags)
         _check_augment(settings["augment"], graph.input_shape, diags)
     diags.raise_if_errors()
     from .memory import check_limit, default_limit
@@ -287,6 +288,14 @@ def _check_class_weight(loss: Setting, graph: Graph, diags: Diagnostics) -> None
 
 
 DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
+
+
+def _check_monitor(train, loss: str, diags: Diagnostics) -> None:
+    """monitor=val_accuracy needs an accuracy: a classification loss."""
+    from .statements import CLASSIFICATION_LOSSES
+    if train.get("monitor") == "val_accuracy" and loss not in CLASSIFICATION_LOSSES:
+        diags.error(f"monitor=val_accuracy with loss {loss}: a regression has no accuracy",
+                    train.spans.get("monitor", train.span), "watch the validation loss: monitor=val_loss")
 
 
 def _check_engine(settings: dict, diags: Diagnostics) -> None:

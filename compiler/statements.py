@@ -41,6 +41,10 @@ TRAIN = {
     "batch": Attr("int", 32, min=1, doc="samples per step; batch=all for full-batch gradient descent"),
     "validation": Attr("float", 0.1, min=0, max=1, max_open=True, doc="fraction of the training split held out"),
     "early_stop": Attr("int", 0, min=0, doc="epochs without validation improvement before stopping (0 = off)"),
+    "monitor": Attr("name", None, choices=("val_loss", "val_accuracy"), searchable=False,
+                    doc="what early stopping, the best epoch kept and the plateau schedule watch: val_loss (the "
+                        "default; lower is better) or val_accuracy (higher; classification); the training split's "
+                        "when there is no validation split"),
     "seed": Attr("int", 0, min=0, max=2**32 - 1, doc="random seed, 0 to 2^32-1"),
     "shuffle": Attr("bool", True),
     "threads": Attr("int", None, min=1, searchable=False,

@@ -166,7 +166,7 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
         steps = 0
         while not finished and st.epoch < epochs:
             row, steps = _epoch(spec, engine, st, splits, steps, max_steps)
-            st.end_epoch(row, monitored(row), keep_best=bool(patience))
+            st.end_epoch(row, monitored(row, tr["monitor"]), keep_best=bool(patience))
             snap = st.snapshot()
             if write:
                 rf.save_checkpoint(run_dir, *snap)
@@ -253,7 +253,7 @@ def _epoch(spec: Spec, engine: Engine, st: TrainingState, splits: Splits, steps:
     batch = n if tr["batch"] == "all" else min(tr["batch"], n)
     epoch, epochs = st.epoch, tr["epochs"]
     lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, epoch, epochs,
-                       [monitored(r) for r in st.history])
+                       [monitored(r, tr["monitor"]) for r in st.history])
     order = st.shuffle_rng.permutation(n) if tr["shuffle"] else np.arange(n)
     augment_rng = splits.augment.rng(tr["seed"], epoch) if splits.augment is not None else None
     classify = spec.task == "classification"
@@ -294,9 +294,13 @@ def _epoch(spec: Spec, engine: Engine, st: TrainingState, splits: Splits, steps:
     return row, steps
 
 
-def monitored(row: dict) -> float:
-    """What early stopping and the plateau schedule watch: the validation loss, or the training loss
-    when there is no validation split."""
+def monitored(row: dict, monitor: str | None = None) -> float:
+    """What early stopping, the best epoch kept and the plateau schedule watch (train monitor=), as a
+    value to minimise: the validation loss, or minus the validation accuracy; the training split's when
+    there is no validation split."""
+    if monitor == "val_accuracy":
+        accuracy = row["val_accuracy"] if row.get("val_accuracy") is not None else row["accuracy"]
+        return -accuracy
     return row["val_loss"] if row["val_loss"] is not None else row["loss"]
 
 

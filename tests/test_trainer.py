@@ -284,3 +284,23 @@ def test_resume_with_a_reacting_schedule_is_bit_identical(tmp_path, schedule):
     assert len({r["lr"] for r in full.history}) > 1  # the schedule did change the rate
     for k, v in full.model.values.items():
         assert np.array_equal(v, resumed.model.values[k]), k
+
+
+# ---- early stopping watches what monitor= names (issue 26, item 11) -------------------------------------
+def test_early_stop_with_monitor_val_accuracy_keeps_the_most_accurate_epoch():
+    text = (SMALL % 0).replace("epochs=3", "epochs=25 early_stop=6 validation=0.3").replace("n=120", "n=300 noise=3")
+    by_loss = train(dlc.compile(text), write=False, progress=False)
+    by_acc = train(dlc.compile(text.replace("early_stop=6", "early_stop=6 monitor=val_accuracy")), write=False,
+                   progress=False)
+    history = by_acc.history
+    best = by_acc.metrics["best_epoch"]
+    assert history[best - 1]["val_accuracy"] == max(r["val_accuracy"] for r in history[:best])
+    assert all(r["val_accuracy"] <= history[best - 1]["val_accuracy"] for r in history)  # the most accurate kept
+    losses = [r["val_loss"] for r in by_loss.history]
+    assert by_loss.metrics["best_epoch"] == losses.index(min(losses)) + 1  # the default: the lowest loss
+
+
+def test_monitor_val_accuracy_on_a_regression_is_refused_at_the_key(capsys):
+    with pytest.raises(DLError) as e:
+        dlc.compile("model m {\n input 1\n dense 1\n}\ndata sine\ntrain monitor=val_accuracy early_stop=3\n")
+    assert "<spec>:6:7: error: monitor=val_accuracy with loss mse: a regression has no accuracy" in e.value.format()
