@@ -30,6 +30,7 @@ class Spec:
     init_report: object = None  # init from "RUN": what would be loaded (runtime/init_from.py, set by dlc check)
     data_report: object = None  # image files: the listing and headers dlc check read (runtime/data/images.py)
     data_dtype: object = None  # a data file's input element type as stored, read by dlc check (lint DL116)
+    overridden: tuple | None = None  # (the text as written, the overrides) when --set/--vary rewrote it
 
     @property
     def name(self) -> str:
@@ -107,8 +108,13 @@ def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
         return
     src = data.kind
     if src not in CATALOG:
-        diags.error(f"unknown data set '{src}'", data.kind_span, did_you_mean(src, CATALOG)
-                    or "write a file path in quotes, or a built-in set: " + ", ".join(CATALOG))
+        listed = "the built-in sets (nothing is downloaded): " + ", ".join(CATALOG)
+        if "mnist" in src.lower():  # a set people download: dlc reads the files as they come
+            hint = (f"{listed}; an MNIST download in its IDX form is read as is: data \"train-images-idx3-ubyte.gz\" "
+                    "labels=\"train-labels-idx1-ubyte.gz\"")
+        else:  # (a did-you-mean stays one: the editor's quick fix reads it)
+            hint = did_you_mean(src, CATALOG) or f"write a file path in quotes; {listed}"
+        diags.error(f"unknown data set '{src}'", data.kind_span, hint)
         return
     info = CATALOG[src]
     out = graph.output_shape
@@ -166,22 +172,36 @@ def compile(text: str, filename: str = "<spec>", overrides: list[str] | tuple = 
         return _compile(text, filename, lint, data_files, max_memory)
     changed = apply_overrides(text, filename, overrides)
     try:
-        return _compile(changed, filename, lint, data_files, max_memory)
+        spec = _compile(changed, filename, lint, data_files, max_memory)
     except DLError as e:
         raise _name_overrides(e, text, changed, overrides) from None
+    spec.overridden = (text, tuple(overrides))
+    return spec
+
+
+def note_overrides(spec: Spec, e: DLError) -> DLError:
+    """A later refusal (the runtime's: a device, data, weights) located on a line --set rewrote gets the
+    same note as a compile error: the line shown is not the file's."""
+    if spec.overridden is not None and e.source is spec.source:
+        original, overrides = spec.overridden
+        return _name_overrides(e, original, spec.source.text, overrides)
+    return e
 
 
 def _name_overrides(e: DLError, original: str, changed: str, overrides) -> DLError:
     """An error on a line that --set (or --vary) rewrote shows that line as rewritten: say so, and what
     the file itself says, so that the user does not look for text that is not in the file."""
     before, after = original.split("\n"), changed.split("\n")
-    flags = sorted({getattr(o, "flag", "--set") for o in overrides})
+
+    def written(o) -> str:  # as on the command line: --set K=V, --vary K=V, or --engine torch
+        flag = getattr(o, "flag", "--set")
+        return f"{flag} {o}" if flag in ("--set", "--vary") else f"{flag} {str(o).partition('=')[2]}"
     for d in e.diagnostics:
         line = d.span.line if d.span else 0
         if 0 < line <= len(after) and (line > len(before) or before[line - 1] != after[line - 1]):
             said = before[line - 1].strip() if line <= len(before) else None
             d.notes = list(d.notes) + [Diagnostic(
-                "note", f"this line is as {' / '.join(flags)} {', '.join(map(str, overrides))} made it; "
+                "note", f"this line is as {' '.join(written(o) for o in overrides)} made it; "
                         + (f"the file says: {said}" if said is not None else "the file has no such line"))]
     return e
 

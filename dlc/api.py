@@ -68,22 +68,13 @@ def check(spec, overrides=(), max_memory=None, graph=None, graph_depth: int | No
     return compiled
 
 
-def fmt_diff(spec) -> str:
-    """What `dlc fmt` would change in a spec file, as a unified diff ('' when nothing)."""
+def fmt(specs, check: bool = False, diff: bool = False) -> list[str]:
+    """Rewrite each spec file in the canonical layout (dlc/formatting.py), atomically, keeping its mode
+    (a link's target is rewritten); with `check`, change nothing. -> the specs that (would) change; with
+    `diff`, change nothing and return each change as a unified diff instead of the path.
+    A spec that does not parse raises its syntax errors (DLError), and the files after it are left."""
     import difflib
 
-    from dlc.compiler.spec import read_spec_text
-    from dlc.formatting import format_spec
-    text = read_spec_text(spec)
-    formatted = format_spec(text, str(spec))
-    return "".join(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True), f"{spec}",
-                                        f"{spec} (formatted)"))
-
-
-def fmt(specs, check: bool = False) -> list[str]:
-    """Rewrite each spec file in the canonical layout (dlc/formatting.py), atomically, keeping its mode
-    (a link's target is rewritten); with `check`, change nothing. -> the specs that (would) change.
-    A spec that does not parse raises its syntax errors (DLError), and the files after it are left."""
     from dlc.compiler.spec import read_spec_text
     from dlc.formatting import format_spec
     from dlc.runtime import run_folder as rf
@@ -92,6 +83,10 @@ def fmt(specs, check: bool = False) -> list[str]:
         text = read_spec_text(path)
         formatted = format_spec(text, str(path))
         if formatted == text:
+            continue
+        if diff:
+            changed.append("".join(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True),
+                                                        f"{path}", f"{path} (formatted)")))
             continue
         changed.append(str(path))
         if not check:
@@ -116,8 +111,10 @@ def write_picture(spec: Spec, path, depth: int | None = None) -> Path:
 
 
 def engine_overrides(engine: str | None = None, device: str | None = None) -> list[str]:
-    """--engine and --device as the train keys they stand for."""
-    return [f"train.{k}={v}" for k, v in (("engine", engine), ("device", device)) if v]
+    """--engine and --device as the train keys they stand for (each remembering its option, for the note
+    on an error at the line they rewrote)."""
+    from dlc.compiler.overrides import Override
+    return [Override(f"train.{k}={v}", f"--{k}") for k, v in (("engine", engine), ("device", device)) if v]
 
 
 def train(spec, out=None, resume: bool = False, progress: bool = False, write: bool = True,
@@ -126,10 +123,16 @@ def train(spec, out=None, resume: bool = False, progress: bool = False, write: b
     """Train; returns a RunResult (run_dir, model, history, metrics). `out` must be new or empty
     unless `overwrite` (see dlc train --overwrite). `engine` ("numpy", "torch") and `device` (torch:
     "cpu", "cuda", "cuda:N", "mps") are the train line's keys of those names."""
+    from dlc.compiler.diagnostics import DLError
+    from dlc.compiler.spec import note_overrides
     from dlc.runtime.trainer import train as _train
     overrides = [*overrides, *engine_overrides(engine, device)]
-    return _train(_spec(spec, overrides, max_memory, out if resume else None), out=out, resume=resume, progress=progress, write=write,
-                  overwrite=overwrite, notify=notify)
+    compiled = _spec(spec, overrides, max_memory, out if resume else None)
+    try:
+        return _train(compiled, out=out, resume=resume, progress=progress, write=write, overwrite=overwrite,
+                      notify=notify)
+    except DLError as e:  # a refusal at a line --set rewrote (e.g. --device cuda) says so
+        raise note_overrides(compiled, e) from None
 
 
 def evaluate(run, data=None, split: str = "all", top_k: int | None = None, plot: bool = True) -> dict:

@@ -178,12 +178,11 @@ def cmd_fmt(args) -> int:
     check = args.check or args.diff
     for path in args.specs:
         try:
-            if api.fmt([path], check=check):
+            found = api.fmt([path], check=check, diff=args.diff)
+            if found:
                 changed.append(path)
-                if args.diff:
-                    print(api.fmt_diff(path), end="")
-                else:
-                    print(f"{path}: {'would be reformatted' if check else 'reformatted'}")
+                print(found[0] if args.diff else f"{path}: {'would be reformatted' if check else 'reformatted'}",
+                      end="" if args.diff else "\n")
         except DLError as e:
             print(e.format(), file=sys.stderr)
             failed = True

@@ -49,9 +49,16 @@ class RunResult:
 def _check_concrete(spec: Spec):
     if spec.ranges:
         where, r = spec.ranges[0]
-        raise DLError(Diagnostic("error", f"{where} is a search range ({r.text}); train needs one value", r.span,
-                                 "run dlc search, or pick a value with --set (e.g. --set optimizer.lr=0.001)"),
+        more = f" (and {len(spec.ranges) - 1} more range(s))" if len(spec.ranges) > 1 else ""
+        raise DLError(Diagnostic("error", f"{where} is a search range ({r.text}); train needs one value{more}", r.span,
+                                 f"run dlc search, or pick a value with --set {where}={_example(r)}"),
                       spec.source)
+
+
+def _example(r) -> str:
+    """A value inside a search range, for the hint: its nominal value (a choice's first, a range's middle)."""
+    from dlc.compiler.search_space import format_value
+    return format_value(r.nominal())
 
 
 def train(spec: Spec, out: str | Path | None = None, resume: bool = False, progress: bool = True,

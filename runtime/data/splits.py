@@ -117,9 +117,15 @@ def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, re
     if tuple(x.shape[1:]) != want:
         if given:
             shape = "x".join(map(str, x.shape[1:]))
+            size = int(np.prod(want))
+            if int(np.prod(x.shape[1:])) == size:  # the same values, another shape: say how to reshape them
+                hint = (f"flatten each sample: x.reshape(len(x), {size})" if len(want) == 1 else
+                        f"reshape each sample: x.reshape(len(x), {', '.join(map(str, want))})")
+            else:
+                hint = f"give samples of {'x'.join(map(str, want))}" + (f" or flat ones of {size} values"
+                                                                         if len(want) > 1 else "")
             raise error(f"{dataset_name} samples are {shape} but the model's input is "
-                        f"{'x'.join(map(str, want))}", f"give samples of {'x'.join(map(str, want))}"
-                        + (f" or flat ones of {int(np.prod(want))} values" if len(want) > 1 else ""))
+                        f"{'x'.join(map(str, want))}", hint)
         raise error(*shape_refusal(tuple(x.shape[1:]), want, dataset_name))
     return x
 

@@ -105,12 +105,17 @@ def _fresh(spec: Spec, splits: Splits, regularize: bool) -> NumpyEngine:
     return NumpyEngine(spec, values, regularize=regularize)
 
 
+def _label(node) -> str:
+    """A node as the report names it: its name and the spec line it comes from (`relu3 (line 8)`)."""
+    return f"{node.name} (line {node.span.line})" if node.span is not None else node.name
+
+
 def _weight_params(spec: Spec):
     """(layer label, param) for every weight (not bias, not batchnorm) in graph order."""
     for node in spec.graph.nodes:
         for p in node.params.values():
             if p.role == "weight":
-                yield node.name, p
+                yield _label(node), p
 
 
 def _minibatches(spec: Spec, splits: Splits):
@@ -309,19 +314,19 @@ def check_activations(spec: Spec, splits: Splits, fs: _FirstSteps) -> Check:
         return Check("activations", FAIL, "skipped: training diverged", "lower the learning rate")
     x = splits.x_train[:STATS_BATCH]
     details, bad = [], []
-    width = max([12] + [len(n.name) for n in spec.graph.nodes if REGISTRY[n.op].dies or REGISTRY[n.op].saturating])
+    width = max([12] + [len(_label(n)) for n in spec.graph.nodes if REGISTRY[n.op].dies or REGISTRY[n.op].saturating])
     for node, out in fs.model.net.trace(x, training=True, rng=np.random.default_rng(0)):
-        op = node.op
+        op, label = node.op, _label(node)
         if REGISTRY[op].dies:
             dead = float(np.mean(REGISTRY[op].dead(out)))
-            details.append(f"{node.name:<{width}} dead units {100 * dead:.0f}%")
+            details.append(f"{label:<{width}} dead units {100 * dead:.0f}%")
             if dead >= DEAD_WARN:
-                bad.append(f"{node.name} {100 * dead:.0f}% dead")
+                bad.append(f"{label} {100 * dead:.0f}% dead")
         elif REGISTRY[op].saturating and node is not spec.graph.nodes[-1]:
             sat = float(np.mean(REGISTRY[op].saturated(out)))
-            details.append(f"{node.name:<{width}} saturated {100 * sat:.0f}%")
+            details.append(f"{label:<{width}} saturated {100 * sat:.0f}%")
             if sat >= SATURATED_WARN:
-                bad.append(f"{node.name} {100 * sat:.0f}% saturated")
+                bad.append(f"{label} {100 * sat:.0f}% saturated")
     if not details:
         return Check("activations", OK, "no relu, sigmoid or tanh hidden layers to inspect")
     if bad:
