@@ -1,3 +1,3 @@
-from dlc.cli import main
+from dlc.cli import entry
 
-raise SystemExit(main())
+entry()

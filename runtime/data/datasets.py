@@ -77,9 +77,16 @@ def _sine(rng, n=400, noise=0.05, classes=None):
 
 
 def _sklearn(name):
+    """scikit-learn's bundled set, cached as arrays after its first load (runtime/data/array_cache.py)."""
     def load(rng, **_):
+        from dlc.runtime.data import array_cache
+        entry = f"{name}-{array_cache.key('sklearn', array_cache.sklearn_version())}"
+        cached = array_cache.load(entry)
+        if cached is not None and set(cached) == {"x", "y"}:
+            return cached["x"], cached["y"]
         import sklearn.datasets as skd
         bunch = getattr(skd, f"load_{name}")()
+        array_cache.save(entry, {"x": np.asarray(bunch.data), "y": np.asarray(bunch.target)})
         return bunch.data, bunch.target
     return load
 

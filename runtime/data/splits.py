@@ -130,6 +130,27 @@ def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, re
     return x
 
 
+def split_rows(y: np.ndarray, frac: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the two parts scikit-learn's train_test_split makes of samples labelled `y` (the second
+    holds `frac` of them), stratified by `y` when asked and possible. They depend on the labels, the
+    fraction, the seed and scikit-learn's version alone, so they are cached (array_cache): a second run
+    imports no scikit-learn."""
+    from dlc.runtime.data import array_cache
+    entry = "split-" + array_cache.key(y, frac, seed, stratify, array_cache.sklearn_version())
+    cached = array_cache.load(entry)
+    if cached is not None and set(cached) == {"first", "second"} \
+            and len(cached["first"]) + len(cached["second"]) == len(y):
+        return cached["first"], cached["second"]
+    from sklearn.model_selection import train_test_split  # about 0.8 s to import: only when splitting
+    rows = np.arange(len(y))
+    try:
+        first, second = train_test_split(rows, test_size=frac, random_state=seed, stratify=y if stratify else None)
+    except ValueError:  # too few samples of a class to stratify
+        first, second = train_test_split(rows, test_size=frac, random_state=seed)
+    array_cache.save(entry, {"first": first, "second": second})
+    return first, second
+
+
 def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     """Load, check and split the spec's data; fit preprocessing on the training split."""
     data = spec.settings.get("data")
@@ -162,13 +183,8 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     def split(xa, ya, frac):
         if frac <= 0 or len(xa) < 2:
             return xa, ya, xa[:0], ya[:0]
-        from sklearn.model_selection import train_test_split  # about 1 s to import: only when splitting
-        try:
-            a, b, c, d = train_test_split(xa, ya, test_size=frac, random_state=seed,
-                                          stratify=ya if stratify else None)
-        except ValueError:  # too few samples of a class to stratify
-            a, b, c, d = train_test_split(xa, ya, test_size=frac, random_state=seed)
-        return a, c, b, d
+        first, second = split_rows(ya, frac, seed, stratify)
+        return xa[first], ya[first], xa[second], ya[second]
 
     rows = dataset.rows
     if rows is not None:  # split the rows; the same draws as splitting the arrays

@@ -19,9 +19,11 @@ def new_figure(figsize):
     return fig
 
 
-def save_figure(path: Path, fig) -> None:
-    """Write a matplotlib figure as PNG, atomically."""
-    fig.tight_layout()
+def save_figure(path: Path, fig, tight: bool = True) -> None:
+    """Write a matplotlib figure as PNG, atomically; laid out by tight_layout (0.3 s: it measures every
+    tick label) unless `tight` is False (the figure set its margins)."""
+    if tight:
+        fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     atomic_write_bytes(path, buf.getvalue())
@@ -43,16 +45,23 @@ def save_curves(path: Path, histories: dict[str, list[dict]], title: str = "") -
             if any(r.get("val_accuracy") is not None for r in h):
                 axes[0][1].plot(ep, [r.get("val_accuracy") for r in h], "--", color=line.get_color(),
                                 label=f"{label} validation")
+    title_lines = 0
     if title:  # the whole title, wrapped above the plots (a comparison of long names is not cut)
         import textwrap
-        fig.suptitle("\n".join(textwrap.wrap(title, 90)), fontsize=10)
+        wrapped = textwrap.wrap(title, 90)
+        title_lines = len(wrapped)
+        fig.suptitle("\n".join(wrapped), fontsize=10)
     axes[0][0].set(xlabel="epoch", ylabel="loss", title="loss")
     axes[0][0].set_yscale("log")
     axes[0][0].legend(fontsize=8)
     if has_acc:
         axes[0][1].set(xlabel="epoch", ylabel="accuracy", title="accuracy")
         axes[0][1].legend(fontsize=8)
-    save_figure(path, fig)
+    # fixed margins in inches (tick labels here are short: epochs, losses, accuracies), not tight_layout
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=1.0 / width, right=1 - 0.2 / width, bottom=0.55 / height, wspace=0.25,
+                        top=1 - (0.4 + 0.18 * title_lines) / height)
+    save_figure(path, fig, tight=False)
 
 
 def _plottable(v):

@@ -1,6 +1,11 @@
 """Where a model fails: per-class precision, recall, F1 and support, their macro and weighted
 averages, top-k accuracy and the confusion matrix (classification); MAE, MSE and R² (regression).
-The figures are scikit-learn's (`sklearn.metrics`), not formulas of our own."""
+
+The figures are scikit-learn's definitions (`sklearn.metrics` with zero_division=0: precision_recall_
+fscore_support, confusion_matrix, top_k_accuracy_score, mean_absolute_error, mean_squared_error,
+r2_score), computed here from the confusion matrix with NumPy: importing sklearn.metrics costs about
+0.9 s, which every `dlc train` paid for its test report (bench/cold_start.py).
+tests/test_class_report.py checks every figure against sklearn.metrics itself, edge cases included."""
 
 from __future__ import annotations
 
@@ -16,24 +21,38 @@ def default_top_k(n_classes: int) -> int | None:
 
 def classification_report(y: np.ndarray, proba: np.ndarray, classes: list[str], top_k: int | None = None) -> dict:
     """The report of class indices `y` against the model's outputs `proba` (N, K) or (N, 1) for a sigmoid."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
-
     k = max(len(classes), proba.shape[1] if proba.shape[1] > 1 else 2)
     labels = list(range(k))
     names = list(classes) + [str(i) for i in range(len(classes), k)]
     pred = (proba[:, 0] >= 0.5).astype(np.int64) if proba.shape[1] == 1 else np.argmax(proba, axis=1)
-    p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    y = np.asarray(y, np.int64)
+    confusion = confusion_matrix(y, pred, k)
+    tp = np.diag(confusion).astype(np.float64)
+    support, predicted = confusion.sum(axis=1).astype(np.float64), confusion.sum(axis=0).astype(np.float64)
+    p, r = _ratio(tp, predicted), _ratio(tp, support)
+    f = _ratio(2 * tp, support + predicted)  # 2PR/(P+R), as sklearn writes it: 2tp / (2tp + fp + fn)
     report = {"classes": names,
               "per_class": [{"class": names[i], "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                             "support": int(s[i])} for i in labels],
+                             "support": int(support[i])} for i in labels],
               "accuracy": float(np.mean(pred == y)),
-              "confusion": confusion_matrix(y, pred, labels=labels).tolist()}
-    for average in ("macro", "weighted"):
-        ap, ar, af, _ = precision_recall_fscore_support(y, pred, labels=labels, average=average, zero_division=0)
-        report[average] = {"precision": float(ap), "recall": float(ar), "f1": float(af)}
+              "confusion": confusion.tolist()}
+    weights = support / support.sum() if support.sum() else np.zeros_like(support)
+    report["macro"] = {"precision": float(np.mean(p)), "recall": float(np.mean(r)), "f1": float(np.mean(f))}
+    report["weighted"] = {"precision": float(weights @ p), "recall": float(weights @ r), "f1": float(weights @ f)}
     if top_k and proba.shape[1] > top_k:
-        report["top_k"] = {"k": top_k, "accuracy": float(top_k_accuracy_score(y, proba, k=top_k, labels=labels))}
+        ranked = np.argsort(proba, axis=1, kind="mergesort")[:, ::-1][:, :top_k]  # sklearn's order, ties too
+        report["top_k"] = {"k": top_k, "accuracy": float(np.mean(np.any(ranked == y[:, None], axis=1)))}
     return report
+
+
+def confusion_matrix(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts: true class down, predicted class across."""
+    return np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, 0 where b is 0 (sklearn's zero_division=0)."""
+    return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b != 0)
 
 
 def model_report(model, y: np.ndarray, out: np.ndarray, top_k: int | None = None) -> dict:
@@ -49,10 +68,19 @@ def model_report(model, y: np.ndarray, out: np.ndarray, top_k: int | None = None
 
 
 def regression_report(y: np.ndarray, out: np.ndarray) -> dict:
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-    y = y.reshape(out.shape)
-    return {"mae": float(mean_absolute_error(y, out)), "mse": float(mean_squared_error(y, out)),
-            "r2": float(r2_score(y, out)) if len(y) > 1 else None}
+    """MAE, MSE and R² averaged over the outputs (sklearn's multioutput="uniform_average"); an output whose
+    targets are constant has R² 1 when predicted exactly, else 0 (sklearn's force_finite)."""
+    y = np.asarray(y, np.float64).reshape(out.shape)
+    out = np.asarray(out, np.float64)
+    err = out - y
+    report = {"mae": float(np.mean(np.mean(np.abs(err), axis=0))), "mse": float(np.mean(np.mean(err * err, axis=0))),
+              "r2": None}
+    if len(y) > 1:
+        residual = np.sum(err * err, axis=0)
+        total = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
+        r2 = np.where(total != 0, 1 - _ratio(residual, total), np.where(residual == 0, 1.0, 0.0))
+        report["r2"] = float(np.mean(r2))
+    return report
 
 
 def render(report: dict) -> str:
