@@ -19,7 +19,6 @@ class BuiltinSet:
     classes: int  # 0 for regression
     doc: str
     image_shape: tuple[int, ...] | None = None  # the samples as images (CxHxW), when they are
-    imports: tuple[str, ...] = ()  # modules its loader imports (dlc train starts importing them early)
     options: tuple[str, ...] = ()  # the generator keys it takes (n, noise, classes: synthetic sets only)
 
 
@@ -27,19 +26,17 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {d.name: d for d in [
     BuiltinSet("spiral", (2,), "classification", 3, "3 interleaved spirals in 2-D (cs231n)",
                options=("n", "noise", "classes")),
     BuiltinSet("xor", (2,), "classification", 2, "the XOR quadrants with noise", options=("n", "noise")),
-    BuiltinSet("moons", (2,), "classification", 2, "two interleaved half circles", imports=("sklearn.datasets",),
+    BuiltinSet("moons", (2,), "classification", 2, "two interleaved half circles",
                options=("n", "noise")),
-    BuiltinSet("blobs", (2,), "classification", 3, "Gaussian blobs", imports=("sklearn.datasets",),
+    BuiltinSet("blobs", (2,), "classification", 3, "Gaussian blobs",
                options=("n", "noise", "classes")),
     BuiltinSet("sine", (1,), "regression", 0, "y = sin(x) + noise on [-pi, pi]", options=("n", "noise")),
     BuiltinSet("digits", (64,), "classification", 10, "scikit-learn's 8x8 handwritten digits (1,797)",
-               image_shape=(1, 8, 8), imports=("sklearn.datasets",)),
-    BuiltinSet("iris", (4,), "classification", 3, "scikit-learn's iris (150)", imports=("sklearn.datasets",)),
-    BuiltinSet("wine", (13,), "classification", 3, "scikit-learn's wine (178)", imports=("sklearn.datasets",)),
-    BuiltinSet("breast_cancer", (30,), "classification", 2, "scikit-learn's breast cancer (569)",
-               imports=("sklearn.datasets",)),
-    BuiltinSet("diabetes", (10,), "regression", 0, "scikit-learn's diabetes regression (442)",
-               imports=("sklearn.datasets",)),
+               image_shape=(1, 8, 8)),
+    BuiltinSet("iris", (4,), "classification", 3, "scikit-learn's iris (150)"),
+    BuiltinSet("wine", (13,), "classification", 3, "scikit-learn's wine (178)"),
+    BuiltinSet("breast_cancer", (30,), "classification", 2, "scikit-learn's breast cancer (569)"),
+    BuiltinSet("diabetes", (10,), "regression", 0, "scikit-learn's diabetes regression (442)"),
 ]}
 
 
