@@ -212,7 +212,7 @@ def test_predict_reports_mae_and_mse_for_regression(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "run"), "sine", "--show", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "row\toutput0"
-    assert out[-1].startswith("400 predictions (numpy), against the data's targets: MAE ")
+    assert out[-1].startswith("400 predictions (numpy), against the data's targets (all 400 samples of sine): MAE ")
     assert ", MSE " in out[-1]
 
 
