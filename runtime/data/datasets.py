@@ -286,8 +286,8 @@ def targets_refusal(name: str, y, outputs: int, loss: str, loss_written: bool) -
     whole = y.dtype.kind in "iub" or (y.dtype.kind == "f" and y.size and np.all(np.isfinite(y))
                                       and np.all(y == np.round(y)))
     if y.dtype.kind in "US" and loss_written:
-        return f"{name}: regression targets must be numbers, got {y.dtype}", f"class names need a classifier: " \
-            f"end with dense K softmax and loss cross_entropy"
+        return (f"{name}: regression targets must be numbers, got {y.dtype}",
+                "class names need a classifier: end with dense K softmax and loss cross_entropy")
     if y.dtype.kind in "US" or (cols == 1 and outputs > 1 and whole and not loss_written):
         k = len(np.unique(y)) if y.size else 0
         return (f"{name} holds class labels ({k} classes) but the model ends in a {outputs}-unit layer with no "

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,8 @@ from dlc.compiler.overrides import apply_overrides
 from dlc.compiler.search_space import Dimension, dimensions, format_value, nominal_spec, substitute
 from dlc.compiler.spec import Spec, compile, portable_text
 from dlc.runtime import run_folder as rf
-from dlc.runtime.data.splits import Splits, prepare
+from dlc.runtime.data.splits import prepare
+from dlc.runtime.tools import search_workers as workers
 from dlc.runtime.tools.study import (MAX_SEED, SAMPLERS, STUDY_FILE, WORKERS_SUFFIX, check_same_search,
                                       check_storage_url, load_optuna, make_pruner, make_sampler, new_trial_slot,
                                       open_storage, open_study, requeue_unfinished, search_signature, slot_of,
@@ -138,36 +138,6 @@ def _score(classify: bool, val_loss, val_acc) -> float:
 
 
 # ---- one trial -------------------------------------------------------------------
-_SPLITS: Splits | None = None
-_LIMITS = None
-
-
-_STOP = False  # a pool worker got SIGINT: stop at the next epoch's end, never inside a database write
-_STOP_EVENT = None  # a pool worker: the parent's stop event (set on Ctrl-C), for a SIGINT that came while it started
-
-
-def _stop_requested(signum, frame) -> None:
-    global _STOP
-    _STOP = True
-
-
-def _check_stop() -> None:
-    if _STOP or (_STOP_EVENT is not None and _STOP_EVENT.is_set()):
-        raise KeyboardInterrupt
-
-
-def _worker_init(splits: Splits | None, threads: int | None, pool_worker: bool = False, stop=None) -> None:
-    global _SPLITS, _LIMITS, _STOP_EVENT
-    _SPLITS = splits
-    _STOP_EVENT = stop
-    if pool_worker:  # Ctrl-C sets a flag that the trial checks after each epoch, and the loop between trials
-        import signal
-        signal.signal(signal.SIGINT, _stop_requested)
-    if threads:
-        from threadpoolctl import threadpool_limits
-        _LIMITS = threadpool_limits(threads)  # parallel trials, not parallel BLAS inside each
-
-
 def _run_trial(text: str, filename: str, report=None) -> dict:
     """Train one concrete spec; `report(row)` sees each epoch (and may stop the trial by raising)."""
     from dlc.runtime.trainer import TrainingDiverged, train
@@ -177,7 +147,7 @@ def _run_trial(text: str, filename: str, report=None) -> dict:
     except DLError as e:
         return {"status": "invalid", "message": e.format().splitlines()[0]}
     try:
-        r = train(spec, write=False, progress=False, splits=_SPLITS, on_epoch=report)
+        r = train(spec, write=False, progress=False, splits=workers.shared_splits(), on_epoch=report)
     except TrainingDiverged as e:
         return {"status": "diverged", "message": str(e)}
     except DLError as e:
@@ -215,7 +185,7 @@ def _fine_stage(study, cfg: SearchConfig) -> tuple[list[Dimension], dict] | None
                   and t.state in done and t.user_attrs.get("status") not in (None, "interrupted")]
         if set(range(cfg.coarse)) <= {slot_of(trials, t) for t in coarse}:
             break
-        _check_stop()
+        workers.check_stop()
         time.sleep(0.2)
     ok = [t for t in coarse if t.state == optuna.trial.TrialState.COMPLETE]
     if not ok:
@@ -259,7 +229,7 @@ def work(cfg: SearchConfig, on_trial=None) -> None:
                               sampler=make_sampler(cfg.sampler, seed), pruner=make_pruner(cfg.prune))
     fine: list = []  # the fine stage's ranges, once made
     while True:
-        _check_stop()
+        workers.check_stop()
         trial = study.ask()
         try:
             if not _ask_told(optuna, study, trial, cfg, fine, on_trial):
@@ -300,7 +270,7 @@ def _ask_told(optuna, study, trial, cfg: SearchConfig, fine: list, on_trial) -> 
     values = {d.key: _suggest(trial, d, fixed) for d in dims}
 
     def report(row, trial=trial):
-        _check_stop()  # Ctrl-C in a pool worker: the trial ends here, as at Ctrl-C in dlc train
+        workers.check_stop()  # Ctrl-C in a pool worker: the trial ends here, as at Ctrl-C in dlc train
         trial.set_user_attr("epochs", row["epoch"])
         if row["val_loss"] is not None:
             trial.report(_score(cfg.classify, row["val_loss"], row["val_accuracy"]), row["epoch"])
@@ -435,10 +405,10 @@ def _search(spec, dims, keys, trials, fine, jobs, seed, out_dir, url, name, own_
     interrupted = False
     try:
         if jobs == 1:
-            _worker_init(splits, None)
+            workers.init(splits, None)
             work(cfg, on_trial=lambda: _progress(bar, st, cfg))
         else:
-            _run_processes(cfg, splits, jobs, lambda: _progress(bar, st, cfg))
+            workers.run_pool(_work_in_pool, cfg, splits, jobs, lambda: _progress(bar, st, cfg))
         _wait_for_peers(st, cfg, lambda: _progress(bar, st, cfg))
     except KeyboardInterrupt:
         interrupted = True
@@ -471,80 +441,6 @@ def _wait_for_peers(st, cfg: SearchConfig, tick) -> None:
             return
         tick()
         time.sleep(0.5)
-
-
-def _run_processes(cfg: SearchConfig, splits, jobs: int, tick) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    pool = stop = None
-    try:
-        with _sigint_ignored():
-            # spawn: a fresh interpreter per worker, no inherited BLAS thread pools, locks or database connections
-            context = multiprocessing.get_context("spawn")
-            stop = context.Event()
-            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                                       initializer=_worker_init, initargs=(splits, 1, True, stop))
-            pending = {pool.submit(_work_in_pool, cfg) for _ in range(jobs)}  # (starts every worker)
-        while pending:
-            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for f in finished:
-                f.result()
-            tick()
-    except KeyboardInterrupt:
-        # Ctrl-C reaches every process of the terminal's group; a SIGINT sent to this process alone
-        # (kill -INT PID) is passed on, so each worker stops its trial at once and records it as
-        # interrupted, instead of the pool finishing every trial first
-        if pool is not None:
-            _interrupt(pool, stop)
-        raise
-    finally:
-        if pool is not None:
-            _shut_down(pool)
-
-
-@contextmanager
-def _sigint_ignored():
-    """SIGINT ignored while the pool starts its processes: they inherit that, so a Ctrl-C during their
-    start (seconds of imports) cannot kill an interpreter mid-import with a traceback; each worker takes
-    Ctrl-C from its initializer on, and the stop event tells it of one it missed. This process ignores
-    Ctrl-C only while it forks (milliseconds)."""
-    import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _shut_down(pool) -> None:
-    """Wait for the workers to end -- an interrupted worker ends at its epoch's end -- on every path out.
-    Ctrl-C is ignored meanwhile: a shutdown cut short by a second interrupt left idle workers waiting for
-    work and the interpreter's exit waiting for them, for ever."""
-    import signal
-    import threading
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
-    try:
-        pool.shutdown(wait=True, cancel_futures=True)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
-
-
-def _interrupt(pool, stop) -> None:
-    """Tell every worker to stop its trial: the event (seen by a worker still starting), then SIGINT."""
-    import signal
-    stop.set()
-    for process in list(getattr(pool, "_processes", {}).values()):
-        try:
-            os.kill(process.pid, signal.SIGINT)
-        except (OSError, AttributeError):
-            pass  # already gone
 
 
 def _progress(bar, st, cfg: SearchConfig) -> None:
