@@ -10,7 +10,7 @@ Also dlc.evaluate, dlc.predict, dlc.compare and dlc.search (see dlc/api.py). The
 and the runtime on first use, so `import dlc` stays light.
 """
 
-__version__ = "0.1.0"
+from dlc.version import __version__  # noqa: F401  (its own module: see dlc/version.py)
 
 
 def _map_source_checkout() -> None:

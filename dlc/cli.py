@@ -346,7 +346,7 @@ def _add_set(parser, where: str = "") -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dlc import __version__
+    from dlc.version import __version__
 
     p = argparse.ArgumentParser(prog="dlc", description="Compile, train and export neural networks described in .dl specs.")
     p.add_argument("--version", action="version", version=f"dlc {__version__}")

@@ -150,7 +150,7 @@ def _cache_file():
 
     import lark
 
-    from dlc import __version__
+    from dlc.version import __version__
     from dlc.compiler.files import owned_safe, user_cache_dir
 
     base = user_cache_dir()

@@ -133,3 +133,18 @@ def test_every_op_declares_what_it_is():
             y = np.zeros((3, 4))
             assert op.dead(y).shape == (4,) and op.dead(y).all()
     assert [op.name for op in REGISTRY if op.kind == "activation" and not op.nonlinear] == ["linear"]
+
+
+def test_the_version_is_one_and_lives_alone():
+    """dlc/version.py imports nothing (the modules that read the version are not tied into one import cycle
+    through dlc/__init__), and pyproject.toml says the same version."""
+    import ast
+    import re
+
+    import dlc
+    from dlc.version import __version__
+    root = Path(__file__).resolve().parent.parent
+    tree = ast.parse((root / "dlc" / "version.py").read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert dlc.__version__ == __version__
+    assert re.search(r'^version = "([^"]+)"', (root / "pyproject.toml").read_text(), re.M).group(1) == __version__

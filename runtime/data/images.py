@@ -524,7 +524,7 @@ def load_images(path: Path, options: dict, channels: int, size: tuple[int, int],
     names; the listing; the rows of x that hold the listing's images) for an image folder, list or file:
     decoded once, then read from the cache. `recorded`: the listing's sha256 when a run was trained on
     it (a folder that changed since is refused before anything is decoded)."""
-    from dlc import __version__
+    from dlc.version import __version__
     fit = options.get("fit") or "stretch"
     skip_bad = bool(options.get("skip_bad"))
     found = listing(path, options, need_labels)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlc import __version__
+from dlc.version import __version__
 from dlc.compiler.losses import LOSSES
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.runtime import run_folder as rf
