@@ -38,7 +38,7 @@ def rule(code, title, why):
 def _reads(graph, node, producers):
     """The node whose value `node` reads (its first input), skipping dropout; None for the model's input."""
     n = producers.get(node.inputs[0])
-    while n is not None and n.op == "dropout":
+    while n is not None and REGISTRY[n.op].drops:
         n = producers.get(n.inputs[0])
     return n
 
@@ -65,7 +65,7 @@ def _bn_after_nonlinearity(spec):
     producers = spec.graph.producers()
     for n in spec.graph.nodes:
         prev = _reads(spec.graph, n, producers)
-        if n.op == "batchnorm" and prev is not None and REGISTRY[prev.op].nonlinear:
+        if REGISTRY[n.op].normalizes and prev is not None and REGISTRY[prev.op].nonlinear:
             yield n.span, f"batchnorm follows {prev.op}", "put batchnorm before the activation: dense 128 batchnorm relu"
 
 
@@ -86,7 +86,7 @@ def _deep_saturating(spec):
     hidden = linear[:-1]
     after = _activations_after(spec.graph)
     sat = [(i, a) for i in hidden if (a := after[nodes[i].name]) is not None and REGISTRY[a.op].saturating]
-    has_bn = any(n.op == "batchnorm" for n in nodes)
+    has_bn = any(REGISTRY[n.op].normalizes for n in nodes)
     if len(sat) >= DEEP and not has_bn:
         i, a = sat[0]
         yield a.span, f"{len(sat)} hidden layers use {a.op}", "use relu (or add batchnorm) in deep stacks"
@@ -124,7 +124,7 @@ def _output_dropout(spec):
     nodes = spec.graph.nodes
     last_linear = max((i for i, n in enumerate(nodes) if REGISTRY[n.op].weight_layer), default=-1)
     for n in nodes[last_linear + 1:]:
-        if n.op == "dropout":
+        if REGISTRY[n.op].drops:
             yield n.span, "dropout after the output layer", "remove dropout= from the last layer"
 
 
@@ -134,7 +134,7 @@ def _bias_before_bn(spec):
     consumers = spec.graph.consumers()
     for n in spec.graph.nodes:
         readers = consumers[n.name]
-        if REGISTRY[n.op].weight_layer and "bias" in n.params and readers and readers[0].op == "batchnorm":
+        if REGISTRY[n.op].weight_layer and "bias" in n.params and readers and REGISTRY[readers[0].op].normalizes:
             yield n.span, f"{n.name} has a bias and feeds batchnorm", "drop bias=true (dlc removes it by default)"
 
 
@@ -160,7 +160,7 @@ def _cannot_train(spec):
         if n.out_shape[0] < min(out, 2):
             yield n.span, f"{n.name} has {n.out_shape[0]} unit(s), fewer than the {out} outputs", "widen it"
     for n in nodes:
-        if n.op == "dropout" and isinstance(n.attrs.get("p"), float) and n.attrs["p"] >= 0.9:
+        if REGISTRY[n.op].drops and isinstance(n.attrs.get("p"), float) and n.attrs["p"] >= 0.9:
             yield n.span, f"dropout p={n.attrs['p']:g} keeps under 10 % of the units", "p is the drop probability; use 0.5 or keep=0.9"
 
 
@@ -188,7 +188,7 @@ def _deep_unnormalized_residuals(spec):
     residuals = {lay.group for lay in layers if lay.word == "residual" and lay.group}
     normalized = set()  # residual scopes whose body holds a batchnorm (one pass over the names)
     for m in spec.graph.nodes:
-        if m.op == "batchnorm":
+        if REGISTRY[m.op].normalizes:
             parts = m.name.split(".")
             for i in range(1, len(parts)):
                 if ".".join(parts[:i]) in residuals and parts[i] != "shortcut":

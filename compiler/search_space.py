@@ -14,6 +14,9 @@ from .attrs import SearchRange
 from .overrides import value_end
 
 
+SAMPLERS = ("random", "tpe", "genetic")  # dlc search --sampler: how trials pick values (runtime/tools/study.py)
+
+
 @dataclass(frozen=True)
 class Dimension:
     key: str

@@ -325,15 +325,20 @@ def _check_engine(settings: dict, diags: Diagnostics) -> None:
     device = tr.get("device")
     if device is not None and not isinstance(device, SearchRange) and not DEVICE.fullmatch(device):
         diags.error(f"unknown device '{device}'", tr.spans.get("device", tr.span), "expected cpu, cuda, cuda:N or mps")
-    if tr.get("engine") == "torch":
-        from .optimizers import OPTIMIZERS
-        rule = OPTIMIZERS.get(opt.kind)
-        if rule is not None and not rule.uses_gradients:
-            diags.error(f"optimizer {opt.kind} runs on the numpy engine only", opt.kind_span or opt.span or tr.span,
-                        "train it with engine=numpy (the default), or pick a gradient optimizer (adam, sgd ...)")
-    elif device is not None:
-        diags.error("device= is the torch engine's: the numpy engine runs on the CPU", tr.spans.get("device", tr.span),
-                    "add engine=torch (or --engine torch), or remove device=")
+    from .engines import DEFAULT_ENGINE, able, engine_info
+    name = tr.get("engine") if isinstance(tr.get("engine"), str) else None
+    engine = engine_info(name)
+    from .optimizers import OPTIMIZERS
+    rule = OPTIMIZERS.get(opt.kind)
+    if rule is not None and not rule.uses_gradients and not engine.gradient_free:
+        where = " or ".join(able("gradient_free"))
+        diags.error(f"optimizer {opt.kind} runs on the {where} engine only", opt.kind_span or opt.span or tr.span,
+                    f"train it with engine={where}" + (" (the default)" if where == DEFAULT_ENGINE else "")
+                    + ", or pick a gradient optimizer (adam, sgd ...)")
+    if device is not None and not engine.devices:
+        takes = " or ".join(able("devices"))
+        diags.error(f"device= is the {takes} engine's: the {engine.name} engine runs on the CPU",
+                    tr.spans.get("device", tr.span), f"add engine={takes} (or --engine {takes}), or remove device=")
 
 
 def _check_augment(aug: Setting, input_shape: tuple[int, ...], diags: Diagnostics) -> None:

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from .engines import ENGINES
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +52,7 @@ TRAIN = {
     "threads": Attr("int", None, min=1, searchable=False,
                     doc="BLAS threads (torch: intra-op threads; default: the machine's); results are bit-identical "
                         "only at the same count"),
-    "engine": Attr("name", None, choices=("numpy", "torch"),
+    "engine": Attr("name", None, choices=tuple(ENGINES),
                    doc="what trains the model: numpy (the reference, the default) or torch (pip install "
                        "\"dlc[torch]\"); docs/engines.md"),
     "log": Attr("name", None, choices=("tensorboard",), searchable=False,

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from dlc.compiler.diagnostics import DLError
+from dlc.compiler.engines import ENGINES
+from dlc.compiler.search_space import SAMPLERS
 
 EXIT_OK, EXIT_WARNINGS, EXIT_ERROR = 0, 1, 2
 
@@ -396,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(kept beside the run)")
     _add_set(t)
     t.add_argument("--resume", action="store_true", help="continue the run in RUN from its last completed epoch")
-    t.add_argument("--engine", choices=("numpy", "torch"),
+    t.add_argument("--engine", choices=tuple(ENGINES),
                    help="what trains: numpy (the reference, the default) or torch (GPUs, torchrun; pip install "
                         "\"dlc[torch]\"); the same as --set train.engine=...")
     t.add_argument("--device", metavar="DEV", help="the torch engine's device: cpu, cuda, cuda:N or mps (default: "
@@ -435,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how many of the trials sample ranges narrowed around the best coarse trial "
                          "(default a quarter; 0: one coarse stage)")
     se.add_argument("--jobs", type=int, default=None, help="parallel trials (default: the machine's cores)")
-    se.add_argument("--sampler", choices=("random", "tpe", "genetic"), default="random",
+    se.add_argument("--sampler", choices=SAMPLERS, default=SAMPLERS[0],
                     help="how trials pick values: random (default, coarse to fine), tpe (Optuna's Bayesian "
                          "sampler) or genetic (Optuna's NSGA-II)")
     se.add_argument("--prune", action="store_true",

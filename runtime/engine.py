@@ -10,7 +10,7 @@ engine wrote them.
     numpy   runtime/numpy_engine/  the reference: the IR interpreted with NumPy (the default)
     torch   runtime/torch_engine/  the IR lowered to PyTorch: GPUs, torchrun (optional extra)
 
-Adding an engine: a subclass of `Engine` in its own package, and its name in `ENGINES`.
+Adding an engine: a subclass of `Engine` in its own package, and its line in compiler/engines.py.
 """
 
 from __future__ import annotations
@@ -22,11 +22,7 @@ import numpy as np
 
 from dlc.compiler.spec import Spec
 
-# name -> "module:class", imported when chosen (the torch engine imports torch; nothing else does)
-ENGINES = {
-    "numpy": "dlc.runtime.numpy_engine.engine:NumpyEngine",
-    "torch": "dlc.runtime.torch_engine.engine:TorchEngine",
-}
+from dlc.compiler.engines import DEFAULT_ENGINE, ENGINES  # noqa: F401  (the table: compiler/engines.py)
 
 
 class Engine(ABC):
@@ -109,13 +105,13 @@ class Engine(ABC):
 
 
 def engine_name(spec: Spec) -> str:
-    return spec["train"].get("engine") or "numpy"
+    return spec["train"].get("engine") or DEFAULT_ENGINE
 
 
 def engine_class(spec: Spec) -> type[Engine]:
     """The class of the engine the spec's train line names (train engine=..., or --engine); importing
     the torch engine without torch installed is a DLError with the install command."""
-    module, _, cls = ENGINES[engine_name(spec)].partition(":")
+    module, _, cls = ENGINES[engine_name(spec)].implementation.partition(":")
     return getattr(importlib.import_module(module), cls)
 
 

@@ -85,6 +85,9 @@ class Op:
     saturating: ClassVar[bool] = False  # sigmoid/tanh: gradients vanish through deep stacks of them (and
     # such an op defines saturated(y), the outputs in its flat tails)
     nonlinear: ClassVar[bool] = False  # an activation that is not the identity (every one but `linear`)
+    normalizes: ClassVar[bool] = False  # batchnorm: subtracts a mean and divides by a deviation of what it
+    # reads, so a bias before it cancels and it belongs before the nonlinearity (lint DL101, DL103, DL107, DL111)
+    drops: ClassVar[bool] = False  # dropout: noise in training, the identity at inference (lint looks through it)
     dies: ClassVar[bool] = False  # relu: a unit that outputs 0 for every input gets no gradient again (such
     # an op defines dead(y), per unit -- a feature, or a conv channel -- whether it is 0 over the batch)
     # How many inputs: 1, or None for a merge (add, concat) whose methods take and return lists

@@ -30,6 +30,7 @@ def _rows(x, layout):
 @register
 class BatchNorm(Op):
     name = "batchnorm"
+    normalizes = True
     kind = "norm"
     doc = "batch normalization over the batch (and H, W for images), per feature/channel"
     attrs = {
@@ -155,6 +156,7 @@ class LRN(Op):
 @register
 class Dropout(Op):
     name = "dropout"
+    drops = True
     kind = "dropout"
     doc = "inverted dropout: drop with probability p, scale the kept by 1/(1-p); identity at inference"
     attrs = {"p": Attr("float", 0.5, min=0, max=1, max_open=True, doc="the probability of dropping a unit")}

@@ -11,7 +11,7 @@ from dlc.compiler.search_space import Dimension
 from dlc.compiler.spec import Spec, key_changes, settings_key
 
 
-SAMPLERS = ("random", "tpe", "genetic")
+from dlc.compiler.search_space import SAMPLERS  # noqa: E402,F401  (the one list: the CLI's choices too)
 
 
 STUDY_FILE = "study.db"
