@@ -73,3 +73,10 @@ def test_data_mnist_lists_the_built_in_sets_and_how_to_read_a_download(tmp_path,
     assert "the built-in sets (nothing is downloaded): spiral, xor, moons" in err
     assert 'an MNIST download in its IDX form is read as is: data "train-images-idx3-ubyte.gz"' in err
     assert "did you mean" not in err
+
+
+def test_diagnose_says_it_runs_on_the_reference_engine_when_the_spec_names_another(tmp_path, capsys):
+    """It ignored engine=torch without a word (issue 27)."""
+    spec = _spec(tmp_path, MLP.replace("seed=0", "seed=0 engine=torch"))
+    assert main(["diagnose", str(spec), "-o", str(tmp_path / "d")]) in (0, 1)
+    assert "note: the checks run on the numpy engine (the reference), not on engine=torch" in capsys.readouterr().out

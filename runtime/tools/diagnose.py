@@ -429,6 +429,12 @@ def diagnose(spec: Spec, out: str | Path | None = None, splits: Splits | None = 
     finally:
         np.seterr(**saved)
     report = Report(spec.name, checks, curve)
+    engine = spec["train"].get("engine")
+    if engine and engine != "numpy":  # the checks read gradients and activations as the reference computes them
+        device = spec["train"].get("device")
+        report.notes.append(f"the checks run on the numpy engine (the reference), not on engine={engine}"
+                            + (f" device={device}" if device else "") + ": the same maths, so the same findings "
+                            "(docs/engines.md); a device that is missing is not detected here")
     if plot:
         report.out_dir = Path(out) if out else rf.default_run_dir(f"{spec.name}-diagnose")
         report.out_dir.mkdir(parents=True, exist_ok=True)
