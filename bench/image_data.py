@@ -19,7 +19,6 @@ The images are scikit-learn's digit scans, upsampled and tinted at random (real 
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import statistics
 import subprocess

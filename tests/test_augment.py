@@ -9,7 +9,6 @@ import pytest
 
 import dlc
 from dlc.cli import main
-from dlc.compiler.diagnostics import DLError
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.augment import Augment
 from dlc.runtime.numpy_engine.engine import NumpyEngine

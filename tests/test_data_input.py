@@ -1,6 +1,5 @@
 """Data must be right or refused: every malformed file, label or target is a located error (exit 2)."""
 
-import gzip
 import json
 import os
 import struct

@@ -1,7 +1,6 @@
 """ONNX: every op of the registry and every spec in specs/ exported, checked (full_check) and run
 through onnxruntime; outputs match the NumPy runtime's inference outputs to 1e-5 (float32)."""
 
-from pathlib import Path
 
 import numpy as np
 import onnx

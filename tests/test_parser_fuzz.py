@@ -1,6 +1,5 @@
 """Random and mutated specs: every outcome is a compiled spec or a located DLError, never a crash."""
 
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 

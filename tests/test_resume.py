@@ -6,14 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 import dlc
 from dlc.cli import main
-from dlc.compiler.diagnostics import DLError
 from dlc.runtime import run_folder as rf
 from dlc.runtime.numpy_engine.engine import NumpyEngine
 from dlc.runtime.trainer import train

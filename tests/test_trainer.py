@@ -1,7 +1,6 @@
 """The trainer: determinism, the NaN guard, refusal of misfit data and weights, resume, the run folder."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -342,7 +342,7 @@ def npz_on_disk(path: Path):
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"{path} is not a readable .npz file: {e}") from None
     if info.compress_type != zipfile.ZIP_STORED:
-        raise CompressedNpz(f"its 'x' is compressed, so it cannot be read from disk a batch at a time either: "
+        raise CompressedNpz("its 'x' is compressed, so it cannot be read from disk a batch at a time either: "
                             "save it with np.savez (not savez_compressed), or raise --max-memory")
     with open(path, "rb") as f:
         f.seek(info.header_offset)
