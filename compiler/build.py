@@ -25,6 +25,7 @@ from .diagnostics import DLError, Diagnostics, Span, did_you_mean
 from .expand import GROUP_WORDS, BlockDef, Nested, ScopedDiagnostics, expand_model
 from .inits import INITS, InitSpec
 from .ir import Graph, Layer
+from .modifiers import DROPOUT_KEYS, FROZEN, NORMALIZE
 from .ops import REGISTRY, fmt_shape
 from .shapes import PROJECT, PlannedNode, infer_shapes  # noqa: F401  (PROJECT: read from here too)
 from .statements import STATEMENTS
@@ -195,7 +196,7 @@ class ModelBuilder:
                     self.diags.error("keep= cannot be a search range; write dropout=... instead", kw.span)
             else:
                 self.diags.error(f"unknown key '{kw.key}' for {stmt.word}", kw.span,
-                                 did_you_mean(kw.key, ["dropout", "keep"]))
+                                 did_you_mean(kw.key, list(DROPOUT_KEYS)))
         return None if p is REQUIRED else p
 
     def stmt_init(self, stmt: ast.Stmt):
@@ -277,7 +278,7 @@ class ModelBuilder:
                 parts.positional.append(value)  # dense choice(32, 64): a search range for the op's value
             elif isinstance(value, (ast.Name, ast.Call)):
                 word = value.value if isinstance(value, ast.Name) else value.name
-                if word == "batchnorm" and isinstance(value, ast.Name):
+                if word == NORMALIZE and isinstance(value, ast.Name):
                     parts.batchnorm = True
                 elif word in REGISTRY and REGISTRY[word].kind == "activation":
                     if parts.activation:
@@ -288,7 +289,7 @@ class ModelBuilder:
                     if isinstance(value, ast.Call):
                         kwargs.extend(value.kwargs)  # elu(alpha=0.5) is elu alpha=0.5
                 else:
-                    known = REGISTRY.names("activation") + ["batchnorm"]
+                    known = REGISTRY.names("activation") + [NORMALIZE]
                     self.diags.error(f"unknown activation '{word}'", value.span, did_you_mean(word, known))
                     return None
             elif op is None:
@@ -305,14 +306,14 @@ class ModelBuilder:
                 parts.bias_explicit |= kw.key == "bias"
             elif act_op is not None and kw.key in act_op.attrs:
                 parts.act_kwargs.append(kw)
-            elif kw.key in ("dropout", "keep"):
+            elif kw.key in DROPOUT_KEYS:
                 parts.dropout_kw.append(kw)
             elif kw.key == "init" and op is not None:
                 parts.init = self._init_spec(kw.value, kw.span)
             elif kw.key in ("l1", "l2", "max_norm") and op is not None:
                 parts.reg[kw.key] = self._coerce(kw.key, kw.value, LAYER_KEYS[kw.key], f"{where}.{kw.key}")
             else:
-                keys = (list(own_attrs) + list(LAYER_KEYS) if op is not None else ["dropout", "keep"]) \
+                keys = (list(own_attrs) + list(LAYER_KEYS) if op is not None else list(DROPOUT_KEYS)) \
                     + (list(act_op.attrs) if act_op else [])
                 hint = did_you_mean(kw.key, keys)
                 if kw.key in ("alpha", "k", "lower", "upper") and act_op is None:
@@ -542,7 +543,6 @@ def _values_text(values, kwargs) -> str:
 # ---- the shape pass -------------------------------------------------------------
 
 
-FROZEN = "frozen"  # the word that keeps a line's (or a group's, or a block use's) parameters as they start
 
 
 def _without_frozen(item):

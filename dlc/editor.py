@@ -171,7 +171,8 @@ def completions(text: str, line: int, character: int, blocks: dict[str, list[str
                       | set(REGISTRY.names()) | set(blocks))
     head = done[0]
     if head == "}":  # } relu batchnorm dropout=0.2: what follows a residual's or parallel's body
-        return sorted(set(REGISTRY.names("activation")) | {"batchnorm", "dropout=", "keep=", "frozen"})
+        from dlc.compiler.modifiers import words
+        return words(REGISTRY.names("activation"))
     names = {"optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES, "init": INITS, "data": BUILTIN_SETS,
              "residual": (IDENTITY, PROJECT), "parallel": MERGES}.get(head)
     if names is not None and len(done) == 1:
@@ -183,7 +184,8 @@ def completions(text: str, line: int, character: int, blocks: dict[str, list[str
         keys = [f"{k}=" for k in op.attrs]
         if op.inline:
             from dlc.compiler.build import LAYER_KEYS
-            keys += [f"{k}=" for k in LAYER_KEYS] + sorted(REGISTRY.names("activation")) + ["batchnorm", "frozen"]
+            from dlc.compiler.modifiers import words
+            keys += [f"{k}=" for k in LAYER_KEYS] + words(REGISTRY.names("activation"))
         return sorted(set(keys))
     if head in STATEMENTS:
         kinds, _, common = STATEMENTS[head]

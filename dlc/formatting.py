@@ -15,8 +15,9 @@ raised, as dlc check reports them)."""
 
 from __future__ import annotations
 
+from dlc.compiler.modifiers import DROPOUT_KEYS, FROZEN, NORMALIZE
+
 INDENT = "    "
-FROZEN = "frozen"
 
 
 def format_spec(text: str, filename: str = "<spec>") -> str:
@@ -129,14 +130,14 @@ def _ordered(args: list[list], after_brace: bool) -> list[list]:
     for arg in (args if after_brace else args[1:]):
         first = str(arg[0])
         is_key = len(arg) > 1 and arg[1].type == "EQUAL"
-        if len(arg) == 1 and first == "batchnorm":
+        if len(arg) == 1 and first == NORMALIZE:
             bn.append(arg)
         elif len(arg) == 1 and first == FROZEN:
             frozen.append(arg)
         elif not is_key and first in REGISTRY and REGISTRY[first].kind == "activation":
             act.append(arg)
             act_op = REGISTRY[first]
-        elif is_key and first in ("dropout", "keep"):
+        elif is_key and first in DROPOUT_KEYS:
             drop.append(arg)
         else:
             core.append(arg)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from dlc.compiler.diagnostics import Diagnostic, Suggestion
+from dlc.compiler.modifiers import DROPOUT_KEYS
 
 Position = tuple[int, int]
 
@@ -104,7 +105,8 @@ def _batchnorm_before_activation(text: str, d: Diagnostic) -> list[Fix]:
     rows = text.splitlines()
     line = d.span.line - 1
     here = _line_args(text, line)
-    if [str(a[0]) for a in here] != ["batchnorm"]:
+    from dlc.compiler.modifiers import NORMALIZE
+    if [str(a[0]) for a in here] != [NORMALIZE]:
         return []
     prev = line - 1
     while prev >= 0 and (not rows[prev].strip() or rows[prev].strip().startswith("#")):
@@ -131,6 +133,6 @@ _RULES = {
     "DL101": _batchnorm_before_activation,
     "DL102": _remove_key(("init",), "remove {written} (dlc picks he or xavier by the activation)"),
     "DL104": _replace_init,
-    "DL106": _remove_key(("dropout", "keep"), "remove {written} from the output layer"),
+    "DL106": _remove_key(DROPOUT_KEYS, "remove {written} from the output layer"),
     "DL107": _remove_key(("bias",), "remove {written} (batchnorm's beta does its job)"),
 }
