@@ -18,7 +18,7 @@ from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.files import DataError, resolve_path
-from dlc.runtime.numpy_engine.network import expected_shapes
+from dlc.runtime.weights import expected_shapes
 
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what a run's weights are (the checkpoint's rule)

@@ -9,7 +9,7 @@ from dlc.compiler.spec import compile_file
 from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.splits import Preprocess
-from dlc.runtime.numpy_engine.network import WeightsMismatch, check_weights
+from dlc.runtime.weights import WeightsMismatch, check_weights
 from dlc.runtime.numpy_engine.model import Model
 
 

@@ -21,7 +21,7 @@ from dlc.runtime.class_weight import class_weights, imbalance
 from dlc.runtime.data.lazy import LazyInputs, Prefetch
 from dlc.runtime.engine import Engine, engine_class, make_engine, process_rank
 from dlc.runtime.numpy_engine.model import Model
-from dlc.runtime.numpy_engine.network import init_params
+from dlc.runtime.weights import init_params
 from dlc.compiler.schedules import learning_rate
 from dlc.runtime.scores import correct, scores
 from dlc.runtime.progress import EpochBar, Silent

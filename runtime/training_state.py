@@ -20,7 +20,7 @@ from dlc.compiler.spec import Spec, key_changes, settings_key
 from dlc.runtime import run_folder as rf
 from dlc.compiler.optimizers import OPTIMIZERS
 from dlc.runtime.engine import ENGINES, Engine, check_pcg64_state
-from dlc.runtime.numpy_engine.network import WeightsMismatch, check_weights, expected_shapes
+from dlc.runtime.weights import WeightsMismatch, check_weights, expected_shapes
 
 
 HISTORY_KEYS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy")

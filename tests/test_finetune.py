@@ -82,7 +82,7 @@ def test_frozen_arrays_keep_the_loaded_values_and_get_no_optimizer_state(base_ru
     fine = np.load(out / "weights.npz")
     for k in ("conv1.weight", "batchnorm1.gamma", "batchnorm1.beta", "batchnorm1.running_mean", "batchnorm1.running_var"):
         assert np.array_equal(fine[k], base[k]), k  # loaded, then frozen: batchnorm's statistics too
-    from dlc.runtime.numpy_engine.network import init_params
+    from dlc.runtime.weights import init_params
     start = init_params(api.check(_fine(base_run)).graph, 1)
     assert np.array_equal(fine["head1.dense1.weight"], start["head1.dense1.weight"])  # a frozen block use: dlc's init
     assert not np.array_equal(fine["dense1.weight"], start["dense1.weight"])  # trained

@@ -159,3 +159,29 @@ def test_architecture_md_names_every_module():
                for p in sorted((root / folder).rglob("*.py"))
                if p.name != "__init__.py" and str(p.relative_to(root)) not in text and f"`{p.name}`" not in text]
     assert not missing, f"ARCHITECTURE.md has no line for: {', '.join(missing)}"
+
+
+def _imports(folder: Path) -> dict[str, set[str]]:
+    """{module file: every module it imports (absolute names; a relative import as written under dlc.)}."""
+    import ast
+    out = {}
+    for path in sorted(folder.rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module if not node.level else f"(relative).{node.module}")
+        out[str(path.relative_to(folder.parent))] = names
+    return out
+
+
+@pytest.mark.parametrize("folder, forbidden", [
+    ("compiler", ("dlc.runtime", "torch", "onnxruntime")),  # the compiler describes; engines implement
+    ("runtime/torch_engine", ("dlc.runtime.numpy_engine",)),  # the engines are peers: neither imports the other
+    ("runtime/numpy_engine", ("dlc.runtime.torch_engine", "torch")),
+])
+def test_the_layers_import_only_downwards(folder, forbidden):
+    root = Path(__file__).resolve().parent.parent
+    bad = {f: sorted(n for n in names if n.startswith(forbidden)) for f, names in _imports(root / folder).items()}
+    assert not {f: n for f, n in bad.items() if n}, f"{folder} imports what it must not: {bad}"

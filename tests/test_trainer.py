@@ -9,7 +9,8 @@ import dlc
 from dlc.cli import main
 from dlc.compiler.diagnostics import DLError
 from dlc.runtime import run_folder as rf
-from dlc.runtime.numpy_engine.network import Network, WeightsMismatch, init_params
+from dlc.runtime.weights import WeightsMismatch, init_params
+from dlc.runtime.numpy_engine.network import Network
 from dlc.compiler.schedules import learning_rate
 from dlc.runtime.numpy_engine.optimizers import Optimizer
 from dlc.runtime.trainer import TrainingDiverged, train

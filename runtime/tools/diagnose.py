@@ -34,7 +34,7 @@ from dlc.compiler.losses import LOSSES
 from dlc.compiler.spec import Spec
 from dlc.runtime.data.splits import Splits, prepare
 from dlc.runtime.numpy_engine.losses import loss_and_grad
-from dlc.runtime.numpy_engine.network import init_params
+from dlc.runtime.weights import init_params
 from dlc.compiler.schedules import learning_rate
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.ops import REGISTRY

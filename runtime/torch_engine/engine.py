@@ -19,7 +19,7 @@ from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.optimizers import OPTIMIZERS, ArrayOps
 from dlc.compiler.spec import Spec
 from dlc.runtime.engine import Engine, noise_seed
-from dlc.runtime.numpy_engine.optimizers import Regularizer
+from dlc.runtime.regularize import Regularizer
 from dlc.runtime.scores import is_fused, outputs_upto
 from dlc.runtime.torch_engine import import_torch
 

@@ -1,0 +1,49 @@
+"""A model's arrays by dlc name, as every engine and tool sees them: dlc's own init (the same spec and seed
+give the same weights, whichever engine trains them), the shapes a spec expects, and the refusal of
+arrays that do not fit it. Shared by the engines and the tools; no engine's code."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlc.compiler.ir import Graph
+
+
+class WeightsMismatch(Exception):
+    """Weights that do not fit the spec: the message names what differs."""
+
+
+def init_params(graph: Graph, seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
+    """Sample every parameter from its init scheme; buffers get their fill value.
+    One generator, parameters in graph order: the same spec and seed give the same weights."""
+    rng = np.random.default_rng(seed)
+    values = {}
+    for node in graph.nodes:
+        for p in node.params.values():
+            values[p.name] = p.init.sample(rng, p.shape, p.fan_in, p.fan_out, dtype)
+        for b in node.buffers.values():
+            values[b.name] = np.full(b.shape, b.fill, dtype=dtype)
+    return values
+
+
+def expected_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
+    out = {p.name: p.shape for p in graph.params()}
+    out.update({b.name: b.shape for b in graph.buffers()})
+    return out
+
+
+def check_weights(graph: Graph, values: dict[str, np.ndarray]) -> None:
+    want = expected_shapes(graph)
+    missing = sorted(set(want) - set(values))
+    extra = sorted(set(values) - set(want))
+    wrong = sorted(f"{k} {tuple(values[k].shape)} (spec: {want[k]})" for k in set(want) & set(values)
+                   if tuple(values[k].shape) != tuple(want[k]))
+    if missing or extra or wrong:
+        parts = []
+        if missing:
+            parts.append("missing: " + ", ".join(missing))
+        if extra:
+            parts.append("not in the spec: " + ", ".join(extra))
+        if wrong:
+            parts.append("wrong shape: " + "; ".join(wrong))
+        raise WeightsMismatch("the weights do not match the spec: " + " | ".join(parts))
