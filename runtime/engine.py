@@ -32,6 +32,17 @@ class Engine(ABC):
     name: str
 
     @abstractmethod
+    def __init__(self, spec: Spec, values: dict[str, np.ndarray], regularize: bool = True) -> None:
+        """The spec's model starting from `values` (dlc's init, a run's weights or a checkpoint's, by dlc
+        name); with `regularize` False, l1/l2 and max-norm are left out (diagnose's plain-loss checks).
+        An engine may take more keywords after these (the torch engine: its process group)."""
+
+    def step_with_gradients(self, xb: np.ndarray, yb: np.ndarray, lr: float) -> tuple[float, np.ndarray, dict]:
+        """`step`, also returning each parameter's gradient by dlc name (what dlc diagnose reads). Optional:
+        an engine that lacks it is not diagnosed (diagnose runs on the reference engine and says so)."""
+        raise NotImplementedError(f"the {self.name} engine does not return gradients")
+
+    @abstractmethod
     def step(self, xb: np.ndarray, yb: np.ndarray, lr: float) -> tuple[float, np.ndarray]:
         """One optimisation step on a batch: forward, loss, backward, l1/l2, clipping (value, then
         norm), the optimizer's update, max-norm. -> (the loss with penalties, the batch's outputs).
