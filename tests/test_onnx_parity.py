@@ -12,6 +12,7 @@ from dlc.compiler.inits import InitSpec
 from dlc.compiler.ir import Buffer, Graph, Layer, Node, Param
 from dlc.compiler.onnx_export import IR_VERSION, OPSET, graph_to_onnx
 from dlc.compiler.ops import REGISTRY, Context
+from dlc.runtime.numpy_engine.kernels import KERNELS
 from dlc.runtime.tools.export import build, real_inputs
 from dlc.runtime.tools.onnx_runner import OnnxModel
 from dlc.runtime.trainer import train
@@ -168,7 +169,7 @@ def test_predict_onnx_and_run_agree(tmp_path, capsys):
 # --- conventions whose ONNX semantics differ from common framework defaults --------------------
 
 def _run_single(op_name, shape, attrs, x, params=None):
-    op = REGISTRY[op_name]
+    op = KERNELS[op_name]
     a = dict(op.defaults(), **attrs)
     graph = single_op_graph(op, shape, a)
     values = {f"{op_name}1.{k}": v for k, v in (params or {}).items()}
@@ -185,7 +186,7 @@ def test_avgpool_with_padding_does_not_count_padded_cells():
 
 
 def test_maxpool_ties_send_gradient_to_first_max():
-    op = REGISTRY["maxpool"]
+    op = KERNELS["maxpool"]
     a = dict(op.defaults(), kernel=(2, 2))
     x = np.ones((1, 1, 2, 2), np.float32)
     y, cache = op.forward(x, {}, a, Context())
@@ -198,7 +199,7 @@ def test_maxpool_ties_send_gradient_to_first_max():
 @pytest.mark.parametrize("k, s, pad, hw", [(2, 2, 0, 6), (3, 2, 1, 7), (3, 1, 1, 6), (2, 1, 0, 6)])
 def test_maxpool_matches_a_per_window_reference_with_ties(k, s, pad, hw):
     """Overlapping, padded and tiled windows, on data full of ties (relu zeros, small integers)."""
-    op = REGISTRY["maxpool"]
+    op = KERNELS["maxpool"]
     a = dict(op.defaults(), kernel=(k, k), stride=(s, s), pad=(pad, pad))
     rng = np.random.default_rng(k * 10 + s)
     x = np.maximum(rng.integers(-2, 3, (2, 3, hw, hw)), 0).astype(np.float32)
@@ -218,7 +219,7 @@ def test_maxpool_matches_a_per_window_reference_with_ties(k, s, pad, hw):
 
 
 def test_batchnorm_momentum_and_unbiased_running_variance():
-    op = REGISTRY["batchnorm"]
+    op = KERNELS["batchnorm"]
     x = np.array([[0.0], [2.0]], np.float32)  # mean 1, biased var 1, unbiased var 2
     p = {"gamma": np.ones(1, np.float32), "beta": np.zeros(1, np.float32),
          "running_mean": np.zeros(1, np.float32), "running_var": np.ones(1, np.float32)}

@@ -185,3 +185,13 @@ def test_the_layers_import_only_downwards(folder, forbidden):
     root = Path(__file__).resolve().parent.parent
     bad = {f: sorted(n for n in names if n.startswith(forbidden)) for f, names in _imports(root / folder).items()}
     assert not {f: n for f, n in bad.items() if n}, f"{folder} imports what it must not: {bad}"
+
+
+def test_every_op_has_a_numpy_kernel_and_the_compiler_holds_none():
+    """The compiler describes ops; the NumPy engine implements them (runtime/numpy_engine/kernels/)."""
+    from dlc.compiler.ops import REGISTRY
+    from dlc.runtime.numpy_engine.kernels import KERNELS
+    assert sorted(KERNELS) == sorted(REGISTRY.names())
+    for name, k in KERNELS.items():
+        assert isinstance(k, type(REGISTRY[name])), name  # a kernel is its op's declaration, extended
+        assert "forward" not in vars(type(REGISTRY[name])) and "backward" not in vars(type(REGISTRY[name])), name

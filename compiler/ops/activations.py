@@ -14,13 +14,11 @@ import math
 from ..lazy_numpy import lazy_numpy
 
 from ..attrs import Attr
-from .base import CHWN, NCHW, Op, ParamSpec, ShapeError, channel_axes, per_channel, register
+from .base import Op, ParamSpec, ShapeError, register
 
 np = lazy_numpy(__name__)
 
 
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 class Elementwise(Op):
@@ -30,22 +28,11 @@ class Elementwise(Op):
     # relu-like activations want he init; saturating ones xavier; selu lecun.
     init_family = "xavier"
     nonlinear = True
-    layouts = (NCHW, CHWN)  # y = f(x) elementwise: any layout
     examples = [((7,), {}), ((2, 3, 3), {})]
 
-    def f(self, x, a):
-        raise NotImplementedError
 
-    def df(self, x, y, a):
-        raise NotImplementedError
 
-    def forward(self, x, p, a, ctx):
-        y = self.f(x, a)
-        return y, (x, y)
 
-    def backward(self, dy, cache, p, a):
-        x, y = cache
-        return dy * self.df(x, y, a), {}
 
 
 @register
@@ -54,11 +41,7 @@ class Linear(Elementwise):
     doc = "identity"
     nonlinear = False
 
-    def forward(self, x, p, a, ctx):
-        return x, None
 
-    def backward(self, dy, cache, p, a):
-        return dy, {}
 
     def to_onnx(self, g, x, p, a, shape):
         return x
@@ -77,11 +60,7 @@ class Sigmoid(Elementwise):
         """Outputs in the flat tails, where the gradient is under 2 % of its peak (diagnose counts them)."""
         return np.abs(y - 0.5) > 0.48
 
-    def f(self, x, a):
-        return _sigmoid(x)
 
-    def df(self, x, y, a):
-        return y * (1 - y)
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("Sigmoid", [x])
@@ -97,11 +76,7 @@ class Tanh(Elementwise):
         """Outputs in the flat tails, where the gradient is under 8 % of its peak (diagnose counts them)."""
         return np.abs(y) > 0.96
 
-    def f(self, x, a):
-        return np.tanh(x)
 
-    def df(self, x, y, a):
-        return 1 - y * y
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("Tanh", [x])
@@ -118,12 +93,7 @@ class ReLU(Elementwise):
         """Per unit (a feature, or a conv channel): 0 for every sample (and pixel) of the batch."""
         return np.all(y <= 0, axis=(0,) if y.ndim == 2 else (0, 2, 3))
 
-    def forward(self, x, p, a, ctx):
-        y = np.maximum(x, 0)
-        return y, y
 
-    def backward(self, dy, y, p, a):
-        return dy * (y > 0), {}
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("Relu", [x])
@@ -138,11 +108,7 @@ class LeakyReLU(Elementwise):
     positional = ("alpha",)
     examples = [((7,), {"alpha": 0.01}), ((2, 3, 3), {"alpha": 0.3})]
 
-    def f(self, x, a):
-        return np.where(x > 0, x, x * x.dtype.type(a["alpha"]))
 
-    def df(self, x, y, a):
-        return np.where(x > 0, 1, a["alpha"]).astype(x.dtype)
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("LeakyRelu", [x], alpha=float(a["alpha"]))
@@ -161,16 +127,7 @@ class RReLU(Elementwise):
             raise ShapeError(f"rrelu lower={a['lower']:g} is above upper={a['upper']:g}")
         return super().infer(shape, a)
 
-    def forward(self, x, p, a, ctx):
-        if ctx.training:
-            slope = ctx.rng.uniform(a["lower"], a["upper"], size=x.shape).astype(x.dtype)
-        else:
-            slope = x.dtype.type((a["lower"] + a["upper"]) / 2)
-        scale = np.where(x > 0, x.dtype.type(1), slope)
-        return x * scale, scale
 
-    def backward(self, dy, scale, p, a):
-        return dy * scale, {}
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("LeakyRelu", [x], alpha=float((a["lower"] + a["upper"]) / 2))
@@ -185,11 +142,7 @@ class ELU(Elementwise):
     positional = ("alpha",)
     examples = [((7,), {"alpha": 1.0}), ((2, 3, 3), {"alpha": 0.5})]
 
-    def f(self, x, a):
-        return np.where(x > 0, x, a["alpha"] * np.expm1(np.minimum(x, 0))).astype(x.dtype)
 
-    def df(self, x, y, a):
-        return np.where(x > 0, 1, y + a["alpha"]).astype(x.dtype)
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("Elu", [x], alpha=float(a["alpha"]))
@@ -203,11 +156,7 @@ class SELU(Elementwise):
     ALPHA = 1.6732632423543772
     SCALE = 1.0507009873554805
 
-    def f(self, x, a):
-        return (self.SCALE * np.where(x > 0, x, self.ALPHA * np.expm1(np.minimum(x, 0)))).astype(x.dtype)
 
-    def df(self, x, y, a):
-        return np.where(x > 0, self.SCALE, y + self.SCALE * self.ALPHA).astype(x.dtype)
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("Selu", [x])
@@ -220,12 +169,7 @@ class GELU(Elementwise):
     init_family = "he"
     C = math.sqrt(2 / math.pi)
 
-    def f(self, x, a):
-        return 0.5 * x * (1 + np.tanh(self.C * (x + 0.044715 * x ** 3)))
 
-    def df(self, x, y, a):
-        t = np.tanh(self.C * (x + 0.044715 * x ** 3))
-        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * self.C * (1 + 3 * 0.044715 * x * x)
 
     def to_onnx(self, g, x, p, a, shape):
         # opset 18 has no Gelu: 0.5 x (1 + tanh(c (x + 0.044715 x^3)))
@@ -241,12 +185,7 @@ class SiLU(Elementwise):
     doc = "x * sigmoid(x) (swish)"
     init_family = "he"
 
-    def f(self, x, a):
-        return x * _sigmoid(x)
 
-    def df(self, x, y, a):
-        s = _sigmoid(x)
-        return s * (1 + x * (1 - s))
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("Mul", [x, g.node("Sigmoid", [x])])
@@ -258,11 +197,7 @@ class Softplus(Elementwise):
     doc = "log(1 + exp(x))"
     init_family = "he"
 
-    def f(self, x, a):
-        return np.logaddexp(0, x).astype(x.dtype)
 
-    def df(self, x, y, a):
-        return _sigmoid(x)
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("Softplus", [x])
@@ -278,14 +213,7 @@ class Softmax(Op):
     ranks = (1,)
     examples = [((5,), {})]
 
-    def forward(self, x, p, a, ctx):
-        z = x - x.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        y = e / e.sum(axis=1, keepdims=True)
-        return y, y
 
-    def backward(self, dy, y, p, a):
-        return y * (dy - np.sum(dy * y, axis=1, keepdims=True)), {}
 
     def to_onnx(self, g, x, p, a, shape):
         return g.node("Softmax", [x], axis=1)
@@ -304,18 +232,8 @@ class PReLU(Op):
     def params(self, shape, a):
         return [ParamSpec("slope", (shape[0],), init=f"constant:{a['init_slope']}", decay=False)]
 
-    layouts = (NCHW, CHWN)
 
-    def forward(self, x, p, a, ctx):
-        slope = per_channel(p["slope"], x.ndim, ctx.layout)
-        return np.where(x > 0, x, x * slope), (x, ctx.layout)
 
-    def backward(self, dy, cache, p, a):
-        x, lay = cache
-        neg = x <= 0
-        slope = per_channel(p["slope"], x.ndim, lay)
-        dslope = np.sum(np.where(neg, dy * x, 0), axis=channel_axes(x, lay))
-        return np.where(neg, dy * slope, dy), {"slope": dslope}
 
     def to_onnx(self, g, x, p, a, shape):
         slope = p["slope"] if len(shape) == 1 else g.node("Reshape", [p["slope"], g.ints([shape[0], 1, 1])])
@@ -341,19 +259,7 @@ class Maxout(Op):
                              f"make the layer before it {a['k']} x (units wanted) wide")
         return (shape[0] // a["k"],) + tuple(shape[1:])
 
-    def forward(self, x, p, a, ctx):
-        k = a["k"]
-        g = x.reshape(x.shape[0], x.shape[1] // k, k, *x.shape[2:])
-        arg = g.argmax(axis=2)
-        y = np.take_along_axis(g, arg[:, :, None], axis=2)[:, :, 0]
-        return y, (arg, x.shape)
 
-    def backward(self, dy, cache, p, a):
-        arg, shape = cache
-        k = a["k"]
-        dg = np.zeros((shape[0], shape[1] // k, k, *shape[2:]), dtype=dy.dtype)
-        np.put_along_axis(dg, arg[:, :, None], dy[:, :, None], axis=2)
-        return dg.reshape(shape), {}
 
     def to_onnx(self, g, x, p, a, shape):
         k = a["k"]

@@ -6,7 +6,9 @@ An op is a class with pure methods and no per-call state on `self`:
 - `infer(shape, a)`: the per-sample output shape, or `ShapeError`;
 - `params(shape, a)`: parameter specs (shape, fan-in/out, default init, decay);
 - `buffers(shape, a)`: non-trained state (batchnorm running statistics);
-- `forward(x, p, a, ctx)` -> (y, cache) and `backward(dy, cache, p, a)` -> (dx, {role: grad});
+- (each engine implements it: the NumPy engine's kernel -- runtime/numpy_engine/kernels/, a subclass of
+  this declaration -- adds `forward(x, p, a, ctx)` -> (y, cache) and `backward(dy, cache, p, a)` ->
+  (dx, {role: grad}) and the layouts they accept; the torch engine lowers it in runtime/torch_engine/ops.py);
 - `to_onnx(g, x, p, a, shape)`: emit ONNX nodes through the exporter's builder (input name `x`,
   parameter initializer names `p`, per-sample input `shape`), return the output name;
 - `flops(in_shape, out_shape, a)`: multiply-adds x2 per sample, for the summary.
@@ -51,7 +53,7 @@ class ParamSpec:
 
 # Image layouts. NCHW is the IR's and ONNX's. CHWN (the batch innermost) is what conv's im2col
 # wants: the NumPy runtime keeps a conv stack's images in CHWN between the ops that declare it
-# (`Op.layouts`), so no conv transposes its input and output each step (runtime/numpy_engine/network.py).
+# (a kernel's `layouts`), so no conv transposes its input and output each step (runtime/numpy_engine/network.py).
 NCHW, CHWN = "NCHW", "CHWN"
 
 
@@ -93,10 +95,6 @@ class Op:
     # How many inputs: 1, or None for a merge (add, concat) whose methods take and return lists
     # (`infer(shapes)`, `forward(xs)`, `backward -> ([dx, ...], grads)`, `to_onnx(g, xs, p, a, shapes)`).
     arity: ClassVar[int | None] = 1
-    # The image layouts its forward/backward accept (ctx.layout says which it is given); an op that
-    # never looks at axes (elementwise, dropout, add) accepts both unchanged.
-    layouts: ClassVar[tuple[str, ...]] = (NCHW,)
-    preferred_layout: ClassVar[str | None] = None  # the layout it is fastest in (conv: CHWN); None: its input's
     # Sample inputs for the registry-walking tests: per-sample shapes and attributes.
     examples: ClassVar[list[tuple[tuple[int, ...], dict[str, Any]]]] = []
 
@@ -116,12 +114,6 @@ class Op:
 
     def buffers(self, shape, a) -> dict[str, tuple[tuple[int, ...], float]]:
         return {}
-
-    def forward(self, x, p, a, ctx):
-        raise NotImplementedError
-
-    def backward(self, dy, cache, p, a):
-        raise NotImplementedError
 
     def to_onnx(self, g, x, p, a, shape):
         raise NotImplementedError

@@ -12,7 +12,7 @@ import math
 
 from ..lazy_numpy import lazy_numpy
 
-from .base import CHWN, NCHW, Op, ShapeError, channel_axis, fmt_shape, register
+from .base import Op, ShapeError, fmt_shape, register
 
 np = lazy_numpy(__name__)
 
@@ -36,7 +36,6 @@ class Add(Merge):
     name = "add"
     doc = "the elementwise sum of its inputs, which have one shape (a residual path: x + body(x))"
     examples = [([(4,), (4,)], {}), ([(2, 3, 3), (2, 3, 3), (2, 3, 3)], {})]
-    layouts = (NCHW, CHWN)  # elementwise
 
     def infer(self, shapes, a):
         self.check_inputs(shapes)
@@ -44,14 +43,7 @@ class Add(Merge):
             raise ShapeError("add needs one shape on every path, got " + ", ".join(fmt_shape(s) for s in shapes))
         return tuple(shapes[0])
 
-    def forward(self, xs, p, a, ctx):
-        y = xs[0] + xs[1]
-        for x in xs[2:]:
-            y += x
-        return y, len(xs)
 
-    def backward(self, dy, n, p, a):
-        return [dy] * n, {}  # the same array: no op changes the gradient it is given
 
     def to_onnx(self, g, xs, p, a, shapes):
         return g.node("Add" if len(xs) == 2 else "Sum", list(xs))
@@ -73,16 +65,8 @@ class Concat(Merge):
                              "give the paths the same strides and pad=same")
         return (sum(s[0] for s in shapes),) + tuple(shapes[0][1:])
 
-    layouts = (NCHW, CHWN)
 
-    def forward(self, xs, p, a, ctx):
-        axis = channel_axis(xs[0].ndim, ctx.layout)
-        return np.concatenate(xs, axis=axis), ([x.shape[axis] for x in xs], axis)
 
-    def backward(self, dy, cache, p, a):
-        sizes, axis = cache
-        edges = np.cumsum(sizes)[:-1]
-        return [np.ascontiguousarray(d) for d in np.split(dy, edges, axis=axis)], {}
 
     def to_onnx(self, g, xs, p, a, shapes):
         return g.node("Concat", list(xs), axis=1)

@@ -11,9 +11,10 @@ import math
 import numpy as np
 
 from dlc.compiler.ir import INPUT, Graph
-from dlc.compiler.ops import REGISTRY, Context
+from dlc.compiler.ops import Context
 from dlc.compiler.ops.base import NCHW, to_layout
 from dlc.runtime.numpy_engine.allocator import keep_freed_memory
+from dlc.runtime.numpy_engine.kernels import KERNELS
 from dlc.runtime.weights import WeightsMismatch, check_weights, expected_shapes, init_params  # noqa: F401
 
 
@@ -36,7 +37,7 @@ class Network:
         self.values = values
         self.nodes = graph.nodes
         index = {INPUT: -1, **{n.name: k for k, n in enumerate(graph.nodes)}}
-        self._plan = [(n, REGISTRY[n.op], {**{r: values[p.name] for r, p in n.params.items()},
+        self._plan = [(n, KERNELS[n.op], {**{r: values[p.name] for r, p in n.params.items()},
                                            **{r: values[b.name] for r, b in n.buffers.items()}},
                        tuple(index[i] for i in n.inputs))
                       for n in graph.nodes]
