@@ -195,3 +195,20 @@ def test_every_op_has_a_numpy_kernel_and_the_compiler_holds_none():
     for name, k in KERNELS.items():
         assert isinstance(k, type(REGISTRY[name])), name  # a kernel is its op's declaration, extended
         assert "forward" not in vars(type(REGISTRY[name])) and "backward" not in vars(type(REGISTRY[name])), name
+
+
+def test_every_sub_package_is_installed():
+    """pyproject.toml lists every package by name (the top-level folders map to dlc.*): a folder with an
+    __init__.py it does not list is missing from `pip install .` (in-process tests still import it from the
+    checkout; a subprocess of an installed dlc does not)."""
+    import re
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "pyproject.toml").read_text()
+    listed = set(re.findall(r'"(dlc(?:\.[a-z_]+)*)"', text.split("[tool.setuptools]")[1].split("[tool.setuptools.package-dir]")[0]))
+    folders = {"grammar": "dlc.grammar", "compiler": "dlc.compiler", "runtime": "dlc.runtime", "dlc": "dlc"}
+    found = set()
+    for folder, package in folders.items():
+        for init in (root / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / folder)
+            found.add(".".join([package, *rel.parts]))
+    assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"
