@@ -1,6 +1,7 @@
 """What kind of file a path is, before anything opens it: a FIFO, a device (`/dev/zero`,
 `/dev/urandom`) or a socket would block or never end, so every file dlc reads -- specs, data,
-run-folder files, ONNX models -- must be a regular file (a symbolic link to one is fine)."""
+run-folder files, ONNX models -- must be a regular file (a symbolic link to one is fine). And dlc's own
+cache folder: where it is, whether it is safe, and how its entries are opened (never through a link)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,38 @@ def user_cache_dir() -> Path | None:
     except OSError:
         return None
     return base
+
+
+def user_cache_subdir(name: str) -> Path | None:
+    """A folder of dlc's cache (`images`, `arrays`), made mode 0700; None where the cache is not safe or
+    the folder cannot be made (then nothing is cached)."""
+    base = user_cache_dir()
+    if base is None:
+        return None
+    folder = base / name
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
+def open_regular(path: Path):
+    """`path` opened for reading (unbuffered) if it is a regular file and not a link, else None: a cache
+    entry is never read through a link, and a FIFO is opened without blocking, then refused by its type."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        f = open(path, "rb", buffering=0, opener=lambda p, _: os.open(p, flags))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            f.close()
+            return None
+    except OSError:
+        f.close()
+        return None
+    return f
 
 
 def owned_safe(path: Path, kind, owners=None) -> bool:

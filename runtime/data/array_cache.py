@@ -12,28 +12,21 @@ no cache: everything is computed, as on a first run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
+
+from dlc.compiler.files import open_regular, user_cache_subdir
 
 MAX_BYTES = 256 << 20
 
 
 def folder() -> Path | None:
-    from dlc.compiler.files import user_cache_dir
-    base = user_cache_dir()
-    if base is None:
-        return None
-    path = base / "arrays"
-    try:
-        path.mkdir(mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return path
+    return user_cache_subdir("arrays")
 
 
 def key(*parts) -> str:
@@ -51,21 +44,16 @@ def key(*parts) -> str:
 
 
 def _read_regular(path: Path) -> bytes | None:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
+    """A regular file's bytes (never through a link), or None; more than MAX_BYTES is not one dlc wrote."""
+    f = open_regular(path)
+    if f is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+    with f:
+        try:
+            data = f.read(MAX_BYTES + 1)
+        except OSError:
             return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(MAX_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    return data if len(data) <= MAX_BYTES else None
 
 
 def load(name: str) -> dict[str, np.ndarray] | None:
@@ -107,6 +95,7 @@ def save(name: str, arrays: dict[str, np.ndarray]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+@functools.lru_cache(maxsize=1)
 def sklearn_version() -> str:
     """The installed scikit-learn's version, read from its metadata (importing it costs 0.8 s)."""
     from importlib.metadata import PackageNotFoundError, version

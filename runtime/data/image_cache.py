@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from dlc.compiler.files import open_regular, user_cache_subdir
 from dlc.runtime.data.files import DataError
 
 FORMAT = 1
@@ -37,34 +38,7 @@ _CHUNK = 16 << 20
 
 def cache_dir() -> Path | None:
     """The cache's folder, or None where the user's cache folder is not safe to use (then nothing is cached)."""
-    from dlc.compiler.files import user_cache_dir
-    base = user_cache_dir()
-    if base is None:
-        return None
-    folder = base / "images"
-    try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return folder
-
-
-def _open_regular(path: Path):
-    """`path` opened for reading if it is a regular file and not a link, else None (a FIFO is opened
-    without blocking, then refused by its type)."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        f = open(path, "rb", buffering=0, opener=lambda p, _: os.open(p, flags))
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            f.close()
-            return None
-    except OSError:
-        f.close()
-        return None
-    return f
+    return user_cache_subdir("images")
 
 
 def _digest(f, dropped: list[int]) -> str:
@@ -82,7 +56,7 @@ def _digest(f, dropped: list[int]) -> str:
 
 
 def _meta(path: Path) -> dict | None:
-    f = _open_regular(path)
+    f = open_regular(path)
     if f is None:
         return None
     with f:
@@ -104,7 +78,7 @@ def read(folder: Path, key: str, shape: tuple[int, ...], skip_bad: bool):
             or not isinstance(dropped, list) or not all(isinstance(i, int) and 0 <= i < shape[0] for i in dropped)
             or (dropped and not skip_bad)):
         return None
-    f = _open_regular(folder / f"{key}.npy")
+    f = open_regular(folder / f"{key}.npy")
     if f is None:
         return None
     with f:
