@@ -69,16 +69,21 @@ def server():
         hints = getattr(getattr(caps, "workspace", None), "inlay_hint", None)
         return bool(getattr(hints, "refresh_support", False))
 
-    async def check(uri: str, delay: float) -> None:
-        await asyncio.sleep(delay)
+    async def analysed(uri: str) -> Checked:
+        """The document's text as it is now, checked on the worker thread."""
         doc = ls.workspace.get_text_document(uri)
         text, version = doc.source, doc.version
         analysis = await asyncio.get_running_loop().run_in_executor(
             worker, editor.analyse, text, editor.document_path(uri))
+        return Checked(analysis, text_lines(text), version)
+
+    async def check(uri: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        found = await analysed(uri)
+        analysis, lines, version = found.analysis, found.lines, found.version
         if uri not in open_docs or ls.workspace.get_text_document(uri).version != version:
             return  # closed, or edited since: the newer version's check follows
-        lines = text_lines(text)
-        checked[uri] = Checked(analysis, lines, version)
+        checked[uri] = found
         ls.text_document_publish_diagnostics(t.PublishDiagnosticsParams(
             uri=uri, version=version, diagnostics=[lsp_diagnostic(uri, d, lines) for d in analysis.diagnostics]))
         if can_refresh_hints():
@@ -111,7 +116,10 @@ def server():
         ls.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     async def current(uri: str) -> Checked:
-        """The check of the document's current version (waiting for it when one is under way)."""
+        """The check of the document's current version (waiting for it when one is under way); a file the
+        client has not opened is checked as it is on disk (its checks are never published or kept)."""
+        if uri not in open_docs:
+            return await analysed(uri)
         version = ls.workspace.get_text_document(uri).version
         while uri not in checked or checked[uri].version != version:
             if uri not in pending:
@@ -119,8 +127,6 @@ def server():
             try:
                 await asyncio.shield(pending[uri])
             except asyncio.CancelledError:  # (superseded by a newer edit: wait for that one)
-                pass
-            except KeyError:
                 pass
             version = ls.workspace.get_text_document(uri).version
         return checked[uri]

@@ -174,6 +174,17 @@ async def test_a_hover_is_answered_while_a_long_spec_is_checked(plain, tmp_path)
 
 
 @pytest.mark.asyncio
+async def test_a_file_never_opened_gets_its_hints_from_the_disk(plain, tmp_path):
+    """A request about a file the client did not open was a check scheduled, dropped and scheduled again,
+    for ever: it is answered from the file as it is on disk."""
+    path = tmp_path / "closed.dl"
+    path.write_text("model m {\n    input 64\n    dense 10 softmax\n}\ndata digits\n")
+    hints = await asyncio.wait_for(plain.text_document_inlay_hint_async(_hints_params(path.as_uri())), 30)
+    assert {h.position.line: h.label.strip() for h in hints}[2] == "→ 10 · 650 params"
+    assert path.as_uri() not in plain.diagnostics
+
+
+@pytest.mark.asyncio
 async def test_closing_a_file_clears_its_diagnostics(plain, tmp_path):
     lsp_client = plain
     uri = _open(lsp_client, tmp_path / "c.dl", TEXT)
