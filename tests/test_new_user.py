@@ -282,3 +282,16 @@ def test_predict_writes_named_arrays_and_warns_when_scoring_the_training_data(di
     assert "(all 50 samples of" in out and "warning" not in err
     help_text = subprocess.run([sys.executable, "-m", "dlc", "predict", "--help"], capture_output=True, text=True).stdout
     assert "class_index" in help_text and "class_name" in help_text
+
+
+def test_predict_warns_for_a_copy_of_the_training_file(tmp_path, capsys):
+    """The same bytes under another name are the same data (the run's record holds their sha256)."""
+    import shutil
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(60, 4)).astype("float32"), y=np.arange(60) % 3)
+    spec = _write(tmp_path, 'model m {\n input 4\n dense 3 softmax\n}\ndata "d.npz"\ntrain epochs=1\n')
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run")]) == 0
+    shutil.copy(tmp_path / "d.npz", tmp_path / "copy.npz")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "copy.npz")]) == 0
+    assert "copy.npz is the data this model was trained on" in capsys.readouterr().err

@@ -132,20 +132,15 @@ def _trained_on(path: Path, spec, model, data) -> bool:
     if data == written.kind:
         return True
     target = Path(data)
-    if model is not None:
-        from dlc.runtime.data.record import read
-        recorded = read(path) or {}
-        for entry in recorded.values():
-            try:
-                if target.exists() and (target.resolve() == Path(entry["path"]).resolve() or (
-                        target.is_file() and _sha256(target) == entry["sha256"])):
-                    return True
-            except OSError:
-                continue
-        return False
-    return target.name == Path(written.kind).name
-
-
-def _sha256(path: Path) -> str:
+    if model is None:
+        return target.name == Path(written.kind).name
+    from dlc.runtime.data.record import read
     from dlc.runtime.run_folder import file_sha256
-    return file_sha256(path)
+    recorded = list((read(path) or {}).values())
+    try:
+        if any(target.resolve() == Path(entry["path"]).resolve() for entry in recorded):
+            return True
+        digest = file_sha256(target) if recorded and target.is_file() else None  # (read once: a copy elsewhere)
+    except OSError:
+        return False
+    return digest is not None and any(entry["sha256"] == digest for entry in recorded)
