@@ -336,9 +336,11 @@ class Survey:
         shown = ", ".join(f"{c} {n:,}" for c, n in zip(self.listing.classes[:12], counts[:12]))
         more = f", ... ({len(self.listing.classes)} classes)" if len(self.listing.classes) > 12 else ""
         sizes = ", ".join(f"{w}x{h} ({n:,})" for (w, h), n in self.sizes.most_common(4))
-        out = [f"images: {len(self.listing.files):,} in {len(self.listing.classes)} classes ({shown}{more}); "
-               f"sizes in {'all ' if self.sampled == len(self.listing.files) else ''}{self.sampled:,} headers"
-               f"{' (a sample: more than %s images)' % f'{HEADER_LIMIT:,}' if len(self.listing.files) > HEADER_LIMIT else ''}: {sizes}{' ...' if len(self.sizes) > 4 else ''}; "
+        n = len(self.listing.files)
+        read = (f"all {self.sampled:,}" if self.sampled == n else f"{self.sampled:,}") + " headers" + (
+            f" (a sample: more than {HEADER_LIMIT:,} images)" if n > HEADER_LIMIT else "")
+        out = [f"images: {n:,} in {len(self.listing.classes)} classes ({shown}{more}); "
+               f"sizes in {read}: {sizes}{' ...' if len(self.sizes) > 4 else ''}; "
                f"modes: {', '.join(f'{m} ({n:,})' for m, n in self.modes.most_common())}"]
         if self.listing.skipped:
             out.append(f"skipped (skip_bad): {len(self.listing.skipped)} file(s), first "
@@ -416,7 +418,7 @@ def refuse_empty_classes(found: Listing) -> None:
     if not counts.all():
         empty = found.classes[int(np.flatnonzero(counts == 0)[0])]
         raise DataError(f"{found.root.name}/{empty}/ holds no image that can be read (skip_bad left out its "
-                        "file(s)): an empty class", )
+                        "file(s)): an empty class")
 
 
 def _deep_to_8_bits(im, path: Path, root: Path):
