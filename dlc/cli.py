@@ -319,19 +319,18 @@ def _memory_size(text: str) -> int:
 def _path(text: str) -> str:
     """A path argument the file system can take: each name at most its NAME_MAX bytes (255 here), the
     whole at most PATH_MAX; else a located refusal now, not an OSError wherever it is first used."""
-    import os
     limit = 255
     try:
         limit = os.pathconf(os.path.dirname(os.path.abspath(text)) or "/", "PC_NAME_MAX")
     except (OSError, ValueError):
         pass
-    long = next((part for part in os.fsencode(text).split(b"/") if len(part) > limit), None)
+    raw = os.fsencode(text)
+    long = next((part for part in raw.split(b"/") if len(part) > limit), None)
     if long is not None:
         raise argparse.ArgumentTypeError(f"a name in this path is {len(long)} bytes ('{os.fsdecode(long[:24])}...'); "
                                          f"file names here are at most {limit} bytes")
-    if len(os.fsencode(text)) >= 4096:
-        raise argparse.ArgumentTypeError(f"the path is {len(os.fsencode(text)):,} bytes; paths here are shorter "
-                                         "than 4,096 bytes")
+    if len(raw) >= 4096:
+        raise argparse.ArgumentTypeError(f"the path is {len(raw):,} bytes; paths here are shorter than 4,096 bytes")
     return text
 
 
