@@ -75,3 +75,12 @@ def test_a_torch_generator_state_torch_refuses_is_a_damaged_checkpoint(spec, tmp
     assert "checkpoint.npz (the training checkpoint) is damaged: a random-generator state is invalid (torch refuses " \
            "the generator state" in err and "internal error" not in err
     assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
+
+
+def test_a_path_past_the_system_s_length_is_refused_at_its_argument(capsys):
+    path = "/".join(["b" * 200] * 25)  # every name fits; the whole is 5,024 bytes
+    with pytest.raises(SystemExit) as e:
+        main(["eval", path])
+    assert e.value.code == 2
+    assert "error: argument RUN: the path is 5,024 bytes; paths here are shorter than 4,096 bytes" in \
+        capsys.readouterr().err
