@@ -405,3 +405,12 @@ def test_a_file_name_that_is_not_utf_8_trains(tmp_path):
     assert main(["check", str(path)]) == 0
     assert main(["train", str(path), "-o", str(tmp_path / "run"), "-q"]) == 0
     assert main(["eval", str(tmp_path / "run")]) == 0
+
+
+def test_grey_values_past_16_bits_are_refused_by_name(tmp_path):
+    from dlc.runtime.data.files import DataError
+    from dlc.runtime.data.images import _deep_to_8_bits
+    im = Image.fromarray(np.array([[0, 70000]], np.int32), "I")
+    with pytest.raises(DataError, match=r"^photos/a.png holds 32-bit grey values \(0..70000\); dlc reads 8- and "
+                                        r"16-bit images: save it as a 16-bit PNG$"):
+        _deep_to_8_bits(im, tmp_path / "photos" / "a.png", tmp_path / "photos")
