@@ -77,10 +77,10 @@ def run_pool(target, cfg, splits, jobs: int, tick) -> None:
 
 @contextmanager
 def _sigint_ignored():
-    """SIGINT ignored while the pool starts its processes: they inherit that, so a Ctrl-C during their
-    start (seconds of imports) cannot kill an interpreter mid-import with a traceback; each worker takes
-    Ctrl-C from its initializer on, and the stop event tells it of one it missed. This process ignores
-    Ctrl-C only while it forks (milliseconds)."""
+    """SIGINT ignored in this process (its main thread) for the block: while the pool starts its processes
+    -- they inherit that, so a Ctrl-C during their start (seconds of imports) cannot kill an interpreter
+    mid-import with a traceback; each worker takes Ctrl-C from its initializer on, and the stop event tells
+    it of one it missed -- and while the pool shuts down."""
     import signal
     import threading
     if threading.current_thread() is not threading.main_thread():
@@ -97,15 +97,8 @@ def _shut_down(pool) -> None:
     """Wait for the workers to end -- an interrupted worker ends at its epoch's end -- on every path out.
     Ctrl-C is ignored meanwhile: a shutdown cut short by a second interrupt left idle workers waiting for
     work and the interpreter's exit waiting for them, for ever."""
-    import signal
-    import threading
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
-    try:
+    with _sigint_ignored():
         pool.shutdown(wait=True, cancel_futures=True)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
 
 
 def _interrupt(pool, stop) -> None:
