@@ -328,3 +328,20 @@ def test_8_bit_inputs_without_scaling_are_warned_of(tmp_path, capsys, line, warn
             "them" in out) is warned
     if warned:
         assert "hint: add scale=1/255 to the data line" in out
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_eval_and_predict_judge_targets_as_training_does(tmp_path, capsys, command):
+    """One check of regression targets (datasets.targets_refusal) for train, check, eval and predict."""
+    from dlc.cli import main
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(60, 4)).astype(np.float32), y=rng.normal(size=(60, 2)))
+    np.savez(tmp_path / "wide.npz", x=rng.normal(size=(9, 4)).astype(np.float32), y=rng.normal(size=(9, 3)))
+    spec = tmp_path / "s.dl"
+    spec.write_text('model m {\n    input 4\n    dense 2\n}\ndata "d.npz"\nloss mse\ntrain epochs=1\n')
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main([command, str(tmp_path / "run"), str(tmp_path / "wide.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "wide.npz has 3 target column(s) but the model outputs 2" in err
+    assert "hint: make the last dense layer 3 wide" in err

@@ -123,9 +123,11 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
         if ds.task != model.spec.task:
             raise _at(data)(f"{data} is a {ds.task} set but the model does {model.spec.task}")
         y = model_labels(model.classes, ds, data) if model.spec.task == "classification" else ds.y
-        if model.spec.task == "regression" and y.shape[1] != model.spec.graph.output_shape[0]:
-            raise _at(data)(f"{data} has {y.shape[1]} target column(s) but the model outputs "
-                            f"{model.spec.graph.output_shape[0]}")
+        if model.spec.task == "regression":  # the targets as training judged them
+            from dlc.runtime.data.datasets import targets_refusal
+            refusal = targets_refusal(data, y, model.spec.graph.output_shape[0], model.spec.loss, True)
+            if refusal is not None:
+                raise _at(data)(*refusal)
         report["splits"][Path(data).name] = _evaluate(model, prepared(model, x), y, data, top_k)
     shown = [(name, r) for name, r in report["splits"].items() if "confusion" in r.get("report", {})]
     if plot and shown:

@@ -112,9 +112,11 @@ def predict(model_or_run: str, data) -> dict:
             result["accuracy"] = float(np.mean(truth == idx))
     elif ds.y is not None and ds.task == "regression":
         y = ds.y
-        if y.shape[1] != probs.shape[1]:
-            raise DLError(Diagnostic("error", f"{data} has {y.shape[1]} target column(s) but the model outputs "
-                                              f"{probs.shape[1]}"), Source("", str(data)))
+        from dlc.runtime.data.datasets import targets_refusal
+        refusal = targets_refusal(str(data), y, probs.shape[1], spec.loss, True)  # as training judged them
+        if refusal is not None:
+            message, hint = refusal
+            raise DLError(Diagnostic("error", message, None, hint), Source("", str(data)))
         err = probs - y
         result["mae"] = float(np.mean(np.abs(err)))
         result["mse"] = float(np.mean(err * err))
