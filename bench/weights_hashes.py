@@ -1,6 +1,7 @@
 """Behaviour unchanged, bit for bit: the sha256 of every array of the final weights of a few specs trained
-briefly on the NumPy engine with threads=1, written to a JSON file; run it before and after a refactor
-and compare (`diff before.json after.json`). The kernels' move out of the compiler (issue 27) kept all six.
+briefly on each engine (NumPy, and torch when it is installed) with threads=1, written to a JSON file; run it
+before and after a refactor and compare (`diff before.json after.json`). The kernels' move out of the compiler
+(issue 27) kept all six NumPy hashes; the rest of issue 27 kept all twelve.
 
     python bench/weights_hashes.py OUT.json
 """
@@ -21,17 +22,28 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = [("digits_mlp", 2), ("resnet_digits", 1), ("all_ops", 2), ("lenet", 1), ("inception_digits", 1), ("spiral", 5)]
 
 
+def engines() -> list[str]:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return ["numpy"]
+    return ["numpy", "torch"]
+
+
 def main(out: str) -> None:
     hashes = {}
-    for name, epochs in RUNS:
-        spec = compile_file(ROOT / "specs" / f"{name}.dl", overrides=[f"train.epochs={epochs}", "train.threads=1"])
-        r = train(spec, write=False, progress=False)
-        h = hashlib.sha256()
-        for k in sorted(r.model.values):
-            h.update(k.encode())
-            h.update(np.ascontiguousarray(r.model.values[k]).tobytes())
-        hashes[name] = h.hexdigest()
-        print(name, hashes[name][:16])
+    for engine in engines():
+        for name, epochs in RUNS:
+            spec = compile_file(ROOT / "specs" / f"{name}.dl",
+                                overrides=[f"train.epochs={epochs}", "train.threads=1", f"train.engine={engine}"])
+            r = train(spec, write=False, progress=False)
+            h = hashlib.sha256()
+            for k in sorted(r.model.values):
+                h.update(k.encode())
+                h.update(np.ascontiguousarray(r.model.values[k]).tobytes())
+            key = name if engine == "numpy" else f"{name}@{engine}"
+            hashes[key] = h.hexdigest()
+            print(key, hashes[key][:16])
     Path(out).write_text(json.dumps(hashes, indent=1) + "\n")
 
 
