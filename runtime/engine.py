@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 
 import numpy as np
 
+from dlc.compiler.ir import Node
 from dlc.compiler.spec import Spec
 
 from dlc.compiler.engines import DEFAULT_ENGINE, ENGINES  # noqa: F401  (the table: compiler/engines.py)
@@ -37,10 +39,24 @@ class Engine(ABC):
         name); with `regularize` False, l1/l2 and max-norm are left out (diagnose's plain-loss checks).
         An engine may take more keywords after these (the torch engine: its process group)."""
 
+    @abstractmethod
     def step_with_gradients(self, xb: np.ndarray, yb: np.ndarray, lr: float) -> tuple[float, np.ndarray, dict]:
-        """`step`, also returning each parameter's gradient by dlc name (what dlc diagnose reads). Optional:
-        an engine that lacks it is not diagnosed (diagnose runs on the reference engine and says so)."""
-        raise NotImplementedError(f"the {self.name} engine does not return gradients")
+        """`step`, also returning the gradient it applied to each trained parameter (penalties added,
+        clipped), as NumPy arrays by dlc name: what dlc diagnose reads."""
+
+    @abstractmethod
+    def training_loss(self, x: np.ndarray, y: np.ndarray) -> float:
+        """The plain loss (no penalties) of a training-mode forward pass, its noise drawn from a generator
+        seeded 0 and the engine's own left as it was; no step is taken (dlc diagnose's initial loss)."""
+
+    @abstractmethod
+    def trace(self, x: np.ndarray) -> Iterator[tuple[Node, np.ndarray]]:
+        """(node, its output as a NumPy array in NCHW) for every node in graph order, in training mode
+        with noise seeded 0 as `training_loss`'s (dlc diagnose's dead and saturated units)."""
+
+    @abstractmethod
+    def reseed_noise(self, seed: int) -> None:
+        """Restart the noise generator (dropout, rrelu) from `seed` (dlc diagnose's overfit check)."""
 
     @abstractmethod
     def step(self, xb: np.ndarray, yb: np.ndarray, lr: float) -> tuple[float, np.ndarray]:

@@ -107,3 +107,18 @@ def test_every_saturating_activation_says_which_outputs_are_saturated():
     for op in saturating:
         y = op.forward(np.array([[-20.0, 0.0, 20.0]]), {}, {}, __import__("dlc.compiler.ops", fromlist=["x"]).Context())[0]
         assert op.saturated(y).tolist() == [[True, False, True]], op.name
+
+
+def test_the_torch_engine_gives_the_same_verdicts_and_figures(tmp_path):
+    """diagnose goes through the engine seam: on engine=torch (float32, its own kernels) every verdict is
+    the reference's and the initial loss agrees to 4 digits (no dropout: the engines draw different noise)."""
+    pytest.importorskip("torch")
+    text = (ROOT / "specs/digits_mlp.dl").read_text().replace(" dropout=0.2", "").replace(" dropout=0.5", "")
+    (tmp_path / "plain.dl").write_text(text)
+    reports = [diagnose(dlc.compile_file(tmp_path / "plain.dl", overrides=[f"train.engine={e}"]), plot=False)
+               for e in ("numpy", "torch")]
+    assert verdicts(reports[1]) == verdicts(reports[0])
+
+    def initial(r):
+        return next(c for c in r.checks if c.name == "initial loss").finding.split()[1]
+    assert initial(reports[1]) == initial(reports[0])

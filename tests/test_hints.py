@@ -75,8 +75,20 @@ def test_data_mnist_lists_the_built_in_sets_and_how_to_read_a_download(tmp_path,
     assert "did you mean" not in err
 
 
-def test_diagnose_says_it_runs_on_the_reference_engine_when_the_spec_names_another(tmp_path, capsys):
-    """It ignored engine=torch without a word (issue 27)."""
+def test_diagnose_runs_on_the_engine_the_spec_names(tmp_path, capsys):
+    """It ran on the NumPy engine whatever the spec named (issue 27): now through the engine seam."""
     spec = _spec(tmp_path, MLP.replace("seed=0", "seed=0 engine=torch"))
     assert main(["diagnose", str(spec), "-o", str(tmp_path / "d")]) in (0, 1)
-    assert "note: the checks run on the numpy engine (the reference), not on engine=torch" in capsys.readouterr().out
+    assert "note: the checks ran on engine=torch" in capsys.readouterr().out
+
+
+def test_diagnose_refuses_a_device_this_machine_lacks(tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: nothing to refuse")
+    spec = _spec(tmp_path, MLP.replace("seed=0", "seed=0 engine=torch device=cuda"))
+    assert main(["diagnose", str(spec), "-o", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "device=cuda" in err and "Traceback" not in err and not (tmp_path / "d").exists()
+
+

@@ -78,6 +78,16 @@ class NumpyEngine(Engine):
         out = self.net.forward(xb, training=False, upto=self.upto, keep=False)
         return loss, out, {}
 
+    def training_loss(self, x, y):
+        out = self.net.forward(x, training=True, rng=np.random.default_rng(0), upto=self.upto, keep=False)
+        return loss_and_grad(self.spec.loss, out, y, self.fused, self.class_weight)[0]
+
+    def trace(self, x):
+        return self.net.trace(x, training=True, rng=np.random.default_rng(0))
+
+    def reseed_noise(self, seed):
+        self.noise_rng = np.random.default_rng(seed)
+
     def outputs(self, x):
         with np.errstate(over="ignore", invalid="ignore"):
             return self.net.predict(x, None, self.upto)

@@ -30,15 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
+from dlc.compiler.engines import DEFAULT_ENGINE
 from dlc.compiler.losses import LOSSES
 from dlc.compiler.spec import Spec
 from dlc.runtime.data.splits import Splits, prepare
-from dlc.runtime.numpy_engine.losses import loss_and_grad
 from dlc.runtime.weights import init_params
 from dlc.compiler.schedules import learning_rate
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.ops import REGISTRY
-from dlc.runtime.numpy_engine.engine import NumpyEngine
+from dlc.runtime.engine import Engine, engine_class, make_engine
 from dlc.runtime.scores import scores
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -98,11 +98,11 @@ class Report:
 
 
 # ---- helpers -----------------------------------------------------------------
-def _fresh(spec: Spec, splits: Splits, regularize: bool) -> NumpyEngine:
-    """A newly initialised model (the spec's seed, as train starts) with its optimizer, on the reference
-    engine (diagnose reads gradients and activations as NumPy computes them)."""
+def _fresh(spec: Spec, splits: Splits, regularize: bool) -> Engine:
+    """A newly initialised model (the spec's seed, as train starts) with its optimizer, on the engine and
+    device the spec names (a device this machine lacks is refused there, as train refuses it)."""
     values = init_params(spec.graph, spec["train"]["seed"])
-    return NumpyEngine(spec, values, regularize=regularize)
+    return make_engine(spec, values, regularize=regularize)
 
 
 def _label(node) -> str:
@@ -140,8 +140,7 @@ def _minibatches(spec: Spec, splits: Splits):
 def check_initial_loss(spec: Spec, splits: Splits) -> Check:
     m = _fresh(spec, splits, regularize=False)
     x, y = splits.x_train[:STATS_BATCH], splits.y_train[:STATS_BATCH]
-    out = m.net.forward(x, training=True, rng=np.random.default_rng(0), upto=m.upto, keep=False)
-    loss, _ = loss_and_grad(spec.loss, out, y, m.fused)
+    loss = m.training_loss(x, y)
     expected, formula = LOSSES[spec.loss].expected_initial_loss(spec.graph.output_shape[0], y)
     ratio = loss / expected if expected > 0 else math.inf
     finding = f"loss {loss:.4g} at init; expected about {expected:.4g} = {formula} (ratio {ratio:.2f})"
@@ -165,7 +164,7 @@ def check_overfit(spec: Spec, splits: Splits) -> Check:
     n = min(OVERFIT_SAMPLES, len(splits.x_train))
     x, y = splits.x_train[:n], splits.y_train[:n]
     step = _fresh(spec, splits, regularize=False)
-    step.noise_rng = np.random.default_rng(1)
+    step.reseed_noise(1)
     lr = spec["optimizer"]["lr"]
     # the starting loss is the first step's, in training mode, as the initial-loss check measures it
     # (an inference-mode pass at init uses batchnorm's initial statistics: 11.1 against 2.5 on resnet_digits)
@@ -206,7 +205,7 @@ class _FirstSteps:
     ratios: dict[str, list[float]]
     weights: dict[str, str]  # parameter name -> its layer (dense1 ...)
     diverged_at: int | None
-    model: NumpyEngine
+    model: Engine
 
 
 def run_first_steps(spec: Spec, splits: Splits, steps: int = FIRST_STEPS) -> _FirstSteps:
@@ -220,16 +219,17 @@ def run_first_steps(spec: Spec, splits: Splits, steps: int = FIRST_STEPS) -> _Fi
     ratios = {k: [] for k in weights}
     losses, diverged = [], None
     for s in range(steps):
-        before = {k: m.values[k].copy() for k in weights}
+        before = {k: v for k, v in m.weights().items() if k in weights}
         loss, _, grads = step.step_with_gradients(*next(batches), lr)
         losses.append(loss)
         if not math.isfinite(loss):
             diverged = s + 1
             break
+        after = m.weights()
         for k in weights:
             gnorms[k].append(float(np.linalg.norm(grads[k])))
             wn = float(np.linalg.norm(before[k]))
-            dn = float(np.linalg.norm(m.values[k] - before[k]))
+            dn = float(np.linalg.norm(after[k] - before[k]))
             ratios[k].append(dn / wn if wn > 0 else (math.inf if dn > 0 else math.nan))
     return _FirstSteps(losses, gnorms, ratios, weights, diverged, m)
 
@@ -261,8 +261,9 @@ def check_gradient_flow(fs: _FirstSteps) -> Check:
 
 def check_symmetry(fs: _FirstSteps) -> Check:
     same = []
+    values = fs.model.weights()
     for k, layer in fs.weights.items():
-        w = fs.model.values[k]
+        w = values[k]
         units = w.reshape(w.shape[0], -1) if w.ndim == 4 else w.T  # dense (in, out); conv (out, in, kh, kw)
         if units.shape[0] > 1 and float(np.max(np.ptp(units, axis=0))) <= 1e-7 * (1 + float(np.abs(units).max())):
             same.append(layer)
@@ -315,7 +316,7 @@ def check_activations(spec: Spec, splits: Splits, fs: _FirstSteps) -> Check:
     x = splits.x_train[:STATS_BATCH]
     details, bad = [], []
     width = max([12] + [len(_label(n)) for n in spec.graph.nodes if REGISTRY[n.op].dies or REGISTRY[n.op].saturating])
-    for node, out in fs.model.net.trace(x, training=True, rng=np.random.default_rng(0)):
+    for node, out in fs.model.trace(x):
         op, label = node.op, _label(node)
         if REGISTRY[op].dies:
             dead = float(np.mean(REGISTRY[op].dead(out)))
@@ -416,6 +417,7 @@ def diagnose(spec: Spec, out: str | Path | None = None, splits: Splits | None = 
     if spec.ranges:
         from dlc.compiler.search_space import nominal_spec
         spec = nominal_spec(spec)
+    engine_class(spec).check(spec)  # a device this machine lacks: refused before the data is read
     splits = splits or prepare(spec)
     lr = spec["optimizer"]["lr"]
     saved = np.seterr(over="ignore", invalid="ignore", divide="ignore")  # divergence is what we look for
@@ -430,11 +432,9 @@ def diagnose(spec: Spec, out: str | Path | None = None, splits: Splits | None = 
         np.seterr(**saved)
     report = Report(spec.name, checks, curve)
     engine = spec["train"].get("engine")
-    if engine and engine != "numpy":  # the checks read gradients and activations as the reference computes them
+    if engine and engine != DEFAULT_ENGINE:
         device = spec["train"].get("device")
-        report.notes.append(f"the checks run on the numpy engine (the reference), not on engine={engine}"
-                            + (f" device={device}" if device else "") + ": the same maths, so the same findings "
-                            "(docs/engines.md); a device that is missing is not detected here")
+        report.notes.append(f"the checks ran on engine={engine}" + (f" device={device}" if device else ""))
     if plot:
         report.out_dir = Path(out) if out else rf.default_run_dir(f"{spec.name}-diagnose")
         report.out_dir.mkdir(parents=True, exist_ok=True)

@@ -172,6 +172,14 @@ class TorchEngine(Engine):
         self._class_weight = None if weights is None else torch.as_tensor(weights, dtype=self.dtype, device=self.device)
 
     def step(self, xb, yb, lr):
+        value, out, _ = self._step(xb, yb, lr, False)
+        return value, out
+
+    def step_with_gradients(self, xb, yb, lr):
+        return self._step(xb, yb, lr, True)
+
+    def _step(self, xb, yb, lr, want_grads: bool):
+        """step; with `want_grads`, also the gradients applied (penalties added, clipped) as NumPy arrays."""
         for _, p in self.params:
             p.grad = None
         n = len(xb)
@@ -191,22 +199,54 @@ class TorchEngine(Engine):
             grads = {name: (p.grad if p.grad is not None else torch.zeros_like(p)) for name, p in self.params}
             total = loss.detach() + self._penalty_and_grads(grads)
             value = float(total)
+            applied = grads
             if math.isfinite(value):
                 before = ({n: self.tensors[n].detach().clone() for n in self.weight_names}
                           if self.stats is not None else None)
                 flat_grads = [g.gather(grads) for g in self.groups]
                 self._clip(flat_grads)
+                if before is not None or want_grads:  # the gradients clipped: their views in the flat tensors
+                    applied = {n: part.clone() for group, g in zip(self.groups, flat_grads) for n, part in group.split(g)}
                 self.t += 1
                 for group, g in zip(self.groups, flat_grads):  # one update per group: a few kernels, not one per tensor
                     self.rule.update(group.values, g, group.state, group.tmp, lr, self.hp, self.t, group.decayed,
                                      TORCH_OPS)
                 self._constrain()
-                if before is not None:  # the gradients clipped: their views in the flat tensors
-                    clipped = {n: part for group, g in zip(self.groups, flat_grads) for n, part in group.split(g)}
+                if before is not None:
                     for n, w0 in before.items():
-                        self._record(n, float(torch.linalg.norm(clipped[n])),
+                        self._record(n, float(torch.linalg.norm(applied[n])),
                                      float(torch.linalg.norm(self.tensors[n].detach() - w0)), float(torch.linalg.norm(w0)))
-        return value, out.detach().cpu().numpy()
+            as_numpy = {n: g.detach().cpu().numpy() for n, g in applied.items()} if want_grads else None
+        return value, out.detach().cpu().numpy(), as_numpy
+
+    def _seeded_noise(self):
+        """A generator seeded 0 for one pass (training_loss, trace), the engine's own left untouched."""
+        g = torch.Generator(device=self.device)
+        g.manual_seed(0)
+        return g
+
+    def training_loss(self, x, y):
+        own, self.net.generator = self.net.generator, self._seeded_noise()
+        try:
+            self.net.train()
+            with torch.no_grad():
+                out = self.net(self._x(x), self.upto)
+                return float(self.loss_fn(out, self._y(y), self.fused, self._class_weight))
+        finally:
+            self.net.generator = own
+
+    def trace(self, x):
+        own, self.net.generator = self.net.generator, self._seeded_noise()
+        try:
+            self.net.train()
+            with torch.no_grad():
+                for node, out in self.net.trace(self._x(x)):
+                    yield node, out.cpu().numpy()
+        finally:
+            self.net.generator = own
+
+    def reseed_noise(self, seed):
+        self.generator.manual_seed(seed)
 
     def _penalty_and_grads(self, grads):
         total = torch.zeros((), dtype=self.dtype, device=self.device)

@@ -62,6 +62,13 @@ class LoweredNet(torch.nn.Module):
         return ctxs
 
     def forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
+        out = x
+        for _, out in self.trace(x, upto):
+            pass
+        return out
+
+    def trace(self, x: torch.Tensor, upto: int | None = None):
+        """(node, its output) for each node up to `upto`, in order; each input is let go after its last reader."""
         plan = self._plan if upto is None else self._plan[:upto]
         ctxs = self._ctx()
         env = {-1: x}
@@ -70,4 +77,4 @@ class LoweredNet(torch.nn.Module):
             for i in ins:
                 if self._last_read[i] <= k:
                     env.pop(i, None)
-        return env[len(plan) - 1] if plan else x
+            yield node, env[k]
