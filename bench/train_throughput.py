@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import dlc
-from dlc.runtime.numpy_engine.losses import loss_and_grad
+from dlc.runtime.losses import loss_and_grad
 from dlc.runtime.numpy_engine.network import Network, init_params
 from dlc.runtime.numpy_engine.optimizers import Optimizer
 

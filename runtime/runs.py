@@ -10,7 +10,7 @@ from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.splits import Preprocess
 from dlc.runtime.weights import WeightsMismatch, check_weights
-from dlc.runtime.numpy_engine.model import Model
+from dlc.runtime.inference import Model
 
 
 def _not_a_run(run_dir: Path, missing: str) -> DLError:

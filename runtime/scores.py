@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlc.compiler.spec import Spec
-from dlc.runtime.numpy_engine.losses import fused_activation, loss_and_grad, predicted_class, probabilities
+from dlc.runtime.losses import fused_activation, loss_and_grad, predicted_class, probabilities
 
 
 def is_fused(spec: Spec) -> bool:

@@ -20,7 +20,7 @@ from dlc.runtime import init_from
 from dlc.runtime.class_weight import class_weights, imbalance
 from dlc.runtime.data.lazy import LazyInputs, Prefetch
 from dlc.runtime.engine import Engine, engine_class, make_engine, process_rank
-from dlc.runtime.numpy_engine.model import Model
+from dlc.runtime.inference import Model
 from dlc.runtime.weights import init_params
 from dlc.compiler.schedules import learning_rate
 from dlc.runtime.scores import correct, scores

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlc.compiler.ops import REGISTRY, Context  # noqa: F401
+from dlc.compiler.ops import REGISTRY  # noqa: F401
+from dlc.runtime.numpy_engine.layouts import Context
 from dlc.runtime.numpy_engine.kernels import KERNELS
 
 

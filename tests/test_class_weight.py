@@ -10,7 +10,7 @@ import pytest
 
 import dlc
 from dlc.cli import main
-from dlc.compiler.losses import LOSSES
+from dlc.runtime.losses import FORMULAS
 
 
 def _numeric_grad(f, out, eps=1e-6):
@@ -39,7 +39,7 @@ def test_weighted_cross_entropy_is_the_hand_computed_loss_and_gradient(fused):
         return float(np.mean(-w[y] * logp[np.arange(7), y]))  # each sample's loss times its class's weight, / N
 
     out = z if fused else np.exp(_log_softmax(z))
-    value, grad = LOSSES["cross_entropy"].value_and_grad(out.copy(), y, fused, w)
+    value, grad = FORMULAS["cross_entropy"].value_and_grad(out.copy(), y, fused, w)
     assert value == pytest.approx(by_hand(out), rel=1e-12)
     np.testing.assert_allclose(grad, _numeric_grad(by_hand, out), rtol=1e-6, atol=1e-9)
 
@@ -54,7 +54,7 @@ def test_weighted_binary_cross_entropy_is_the_hand_computed_loss():
         p = 1 / (1 + np.exp(-z_[:, 0]))
         return float(np.mean(-w[y] * (y * np.log(p) + (1 - y) * np.log(1 - p))))
 
-    value, grad = LOSSES["binary_cross_entropy"].value_and_grad(z.copy(), y, True, w)
+    value, grad = FORMULAS["binary_cross_entropy"].value_and_grad(z.copy(), y, True, w)
     assert value == pytest.approx(by_hand(z), rel=1e-12)
     np.testing.assert_allclose(grad, _numeric_grad(by_hand, z), rtol=1e-6, atol=1e-9)
 

@@ -105,7 +105,7 @@ def test_every_saturating_activation_says_which_outputs_are_saturated():
     saturating = [op for op in KERNELS.values() if op.saturating]
     assert {op.name for op in saturating} >= {"sigmoid", "tanh"}
     for op in saturating:
-        y = op.forward(np.array([[-20.0, 0.0, 20.0]]), {}, {}, __import__("dlc.compiler.ops", fromlist=["x"]).Context())[0]
+        y = op.forward(np.array([[-20.0, 0.0, 20.0]]), {}, {}, __import__("dlc.runtime.numpy_engine.layouts", fromlist=["x"]).Context())[0]
         assert op.saturated(y).tolist() == [[True, False, True]], op.name
 
 

@@ -11,7 +11,8 @@ from dlc.compiler.diagnostics import Span
 from dlc.compiler.inits import InitSpec
 from dlc.compiler.ir import Buffer, Graph, Layer, Node, Param
 from dlc.compiler.onnx_export import IR_VERSION, OPSET, graph_to_onnx
-from dlc.compiler.ops import REGISTRY, Context
+from dlc.compiler.ops import REGISTRY
+from dlc.runtime.numpy_engine.layouts import Context
 from dlc.runtime.numpy_engine.kernels import KERNELS
 from dlc.runtime.tools.export import build, real_inputs
 from dlc.runtime.tools.onnx_runner import OnnxModel

@@ -99,7 +99,7 @@ def test_the_layout_walk_covers_the_conv_stack_ops():
 @pytest.mark.parametrize("case", LAYOUT_CASES, ids=[c[0] for c in LAYOUT_CASES])
 def test_chwn_layout_matches_nchw(case, training):
     """An op run on CHWN images (how the runtime keeps conv stacks) gives the NCHW results, transposed."""
-    from dlc.compiler.ops import Context
+    from dlc.runtime.numpy_engine.layouts import Context
     _, op, shape, a = case
     rng = np.random.default_rng(5)
     x = make_input(op, shape, 3, rng)

@@ -108,6 +108,12 @@ def test_every_init_scheme_samples_its_formula(name):
         or name in LANGUAGE  # formulas in conventions.md
 
 
+def test_every_loss_has_a_numpy_formula():
+    """The runtime's NumPy value, gradient and probabilities (runtime/losses.py): one per declared loss."""
+    from dlc.runtime.losses import FORMULAS
+    assert sorted(FORMULAS) == sorted(LOSSES)
+
+
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_every_loss_declares_its_labels_output_and_expected_start(name):
     loss = LOSSES[name]

@@ -14,7 +14,9 @@ torch = pytest.importorskip("torch")
 import dlc  # noqa: E402
 from dlc.cli import main  # noqa: E402
 from dlc.compiler.losses import LOSSES  # noqa: E402
-from dlc.compiler.ops import REGISTRY, Context  # noqa: E402
+from dlc.runtime.losses import FORMULAS  # noqa: E402
+from dlc.compiler.ops import REGISTRY  # noqa: E402
+from dlc.runtime.numpy_engine.layouts import Context
 from dlc.compiler.optimizers import OPTIMIZERS  # noqa: E402
 from dlc.runtime.numpy_engine.engine import NumpyEngine  # noqa: E402
 from dlc.runtime.numpy_engine.network import init_params  # noqa: E402
@@ -97,12 +99,12 @@ def test_loss_value_and_gradient_equal_numpy(loss, fused, weighted):
     units = {"cross_entropy": 4, "binary_cross_entropy": 1}.get(loss, 3)
     out = rng.normal(0, 1.5, (6, units))
     if not fused and rule.fuses:
-        out = rule.probabilities(out, True)  # what the network's output activation gives
+        out = FORMULAS[loss].probabilities(out, True)  # what the network's output activation gives
         if loss == "cross_entropy":
             out[0, 0] = 1e-9  # below the clip: the gradient is taken at the clipped value, as NumPy's
     y = rng.integers(0, 2 if units == 1 else units, 6) if rule.task == "classification" else rng.normal(0, 1, (6, units))
     w = rng.uniform(0.2, 3.0, max(units, 2)) if weighted else None
-    value, grad = rule.value_and_grad(out.copy(), y, fused and rule.fuses is not None, w)
+    value, grad = FORMULAS[loss].value_and_grad(out.copy(), y, fused and rule.fuses is not None, w)
     ot = torch.tensor(out, requires_grad=True)
     yt = torch.tensor(y)
     vt = LOSS_LOWERINGS[loss](ot, yt, fused and rule.fuses is not None, None if w is None else torch.tensor(w))

@@ -23,15 +23,10 @@ float64 in gradient checks).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..lazy_numpy import lazy_numpy
-
 from ..attrs import Attr
-
-np = lazy_numpy(__name__)
-
 
 class ShapeError(Exception):
     """A shape rule failed. `hint` tells the user how to fix the spec."""
@@ -49,22 +44,6 @@ class ParamSpec:
     fan_out: int = 0
     init: str = "auto"  # "auto" = the layer's weight init; or zeros / ones / constant:V
     decay: bool = True  # does l1/l2 weight decay apply
-
-
-# Image layouts. NCHW is the IR's and ONNX's. CHWN (the batch innermost) is what conv's im2col
-# wants: the NumPy runtime keeps a conv stack's images in CHWN between the ops that declare it
-# (a kernel's `layouts`), so no conv transposes its input and output each step (runtime/numpy_engine/network.py).
-NCHW, CHWN = "NCHW", "CHWN"
-
-
-@dataclass
-class Context:
-    """Per-call runtime context: training flag, the random generator (dropout, rrelu), and the layout
-    of the image arrays the op is given (one of the op's `layouts`; vectors are always (N, F))."""
-
-    training: bool = False
-    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
-    layout: str = NCHW
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:
@@ -160,27 +139,3 @@ class Registry:
 REGISTRY = Registry()
 register = REGISTRY.register
 
-
-def channel_axes(x: np.ndarray, layout: str = NCHW) -> tuple[int, ...]:
-    """Axes reduced for per-channel statistics: (0,) for vectors, (0, 2, 3) for NCHW images, (1, 2, 3) for CHWN."""
-    if x.ndim == 2:
-        return (0,)
-    return (0, 2, 3) if layout == NCHW else (1, 2, 3)
-
-
-def channel_axis(ndim: int, layout: str = NCHW) -> int:
-    return 0 if ndim == 4 and layout == CHWN else 1
-
-
-def per_channel(v: np.ndarray, ndim: int, layout: str = NCHW) -> np.ndarray:
-    """Reshape a (C,) vector to broadcast against (N, C), (N, C, H, W) or (C, H, W, N)."""
-    if ndim == 2:
-        return v
-    return v.reshape(1, -1, 1, 1) if layout == NCHW else v.reshape(-1, 1, 1, 1)
-
-
-def to_layout(x: np.ndarray, src: str, dst: str) -> np.ndarray:
-    """An image batch moved from one layout to the other (a contiguous copy); vectors are unchanged."""
-    if x.ndim != 4 or src == dst:
-        return x
-    return np.ascontiguousarray(x.transpose(1, 2, 3, 0) if dst == CHWN else x.transpose(3, 0, 1, 2))

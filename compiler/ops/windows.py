@@ -1,13 +1,7 @@
-"""Window geometry for conv and pooling: output sizes, padding, and the kernel offsets their loops
-run over (kh*kw iterations, never samples or pixels).
-"""
+"""Window geometry for conv and pooling: output sizes and padding (the shape rules and ONNX's pads read
+them; the NumPy engine's window loops are in runtime/numpy_engine/layouts.py)."""
 
 from __future__ import annotations
-
-from ..lazy_numpy import lazy_numpy
-
-np = lazy_numpy(__name__)
-
 
 def out_size(size: int, k: int, s: int, pad_begin: int, pad_end: int) -> int:
     return (size + pad_begin + pad_end - k) // s + 1
@@ -29,26 +23,3 @@ def resolve_pads(pad, hw, kernel, stride) -> tuple[int, int, int, int]:
     if pad == "valid":
         return 0, 0, 0, 0
     return pad[0], pad[1], pad[0], pad[1]
-
-
-def pad_image(x: np.ndarray, pads, value=0.0, axes=(2, 3)) -> np.ndarray:
-    """x padded along its two spatial axes ((2, 3) in NCHW, (1, 2) in CHWN)."""
-    t, l, b, r = pads
-    if not any(pads):
-        return x
-    widths = [(0, 0)] * 4
-    widths[axes[0]], widths[axes[1]] = (t, b), (l, r)
-    return np.pad(x, widths, constant_values=value)
-
-
-def kernel_offsets(kernel, stride, out_hw, spatial_axes=(2, 3), ndim=4):
-    """For each kernel offset (i, j), row-major, the index of the input cells it reads for every
-    output cell: a strided slice along the two spatial axes (full slices elsewhere). Conv and
-    pooling loop over these kh*kw offsets instead of gathering windows."""
-    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
-    for i in range(kh):
-        for j in range(kw):
-            idx = [slice(None)] * ndim
-            idx[spatial_axes[0]] = slice(i, i + sh * (ho - 1) + 1, sh)
-            idx[spatial_axes[1]] = slice(j, j + sw * (wo - 1) + 1, sw)
-            yield i, j, tuple(idx)

@@ -9,7 +9,7 @@ import numpy as np
 
 from dlc.compiler.spec import Spec
 from dlc.runtime.engine import Engine, check_pcg64_state, noise_seed
-from dlc.runtime.numpy_engine.losses import loss_and_grad
+from dlc.runtime.losses import loss_and_grad
 from dlc.runtime.numpy_engine.network import Network
 from dlc.runtime.numpy_engine.optimizers import Optimizer, Regularizer, clip_gradients
 from dlc.runtime.scores import is_fused, outputs_upto

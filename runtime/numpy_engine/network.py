@@ -11,8 +11,7 @@ import math
 import numpy as np
 
 from dlc.compiler.ir import INPUT, Graph
-from dlc.compiler.ops import Context
-from dlc.compiler.ops.base import NCHW, to_layout
+from dlc.runtime.numpy_engine.layouts import NCHW, Context, to_layout
 from dlc.runtime.numpy_engine.allocator import keep_freed_memory
 from dlc.runtime.numpy_engine.kernels import KERNELS
 from dlc.runtime.weights import WeightsMismatch, check_weights, expected_shapes, init_params  # noqa: F401

@@ -60,7 +60,7 @@ def model_report(model, y: np.ndarray, out: np.ndarray, top_k: int | None = None
     per class for a classifier (top-k: `top_k`, default default_top_k), MAE/MSE/R² for regression."""
     if model.spec.task != "classification":
         return regression_report(y, out)
-    from dlc.runtime.numpy_engine.losses import probabilities
+    from dlc.runtime.losses import probabilities
     with np.errstate(over="ignore", invalid="ignore"):
         proba = probabilities(model.spec.loss, out, model.fused)
     k = top_k if top_k is not None else default_top_k(proba.shape[1])

@@ -17,7 +17,7 @@ from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.runtime import run_folder as rf
 from dlc.runtime.tools.onnx_runner import OnnxModel
 from dlc.runtime.runs import check_finite_outputs, load_run
-from dlc.runtime.numpy_engine.model import Model
+from dlc.runtime.inference import Model
 
 ATOL = 1e-5
 RTOL = 1e-5

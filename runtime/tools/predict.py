@@ -19,7 +19,7 @@ import numpy as np
 from dlc.compiler.diagnostics import Diagnostic, DLError, Source
 from dlc.compiler.files import not_regular
 from dlc.compiler.spec import compile as compile_spec
-from dlc.runtime.numpy_engine.losses import predicted_class
+from dlc.runtime.losses import predicted_class
 
 
 def _refuse(path: Path, message: str, hint: str | None = None) -> DLError:

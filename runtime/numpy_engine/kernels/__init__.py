@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from dlc.compiler.ops.base import NCHW, registrar
+from dlc.compiler.ops.base import registrar
+from dlc.runtime.numpy_engine.layouts import NCHW
 
 KERNELS: dict = {}
 kernel = registrar(KERNELS, "kernel")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlc.compiler.ops import merge as ops
-from dlc.compiler.ops.base import CHWN, NCHW, channel_axis
+from dlc.runtime.numpy_engine.layouts import CHWN, NCHW, channel_axis
 
 from . import Kernel, kernel
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from dlc.compiler.ops import pooling as ops
-from dlc.compiler.ops.base import CHWN, NCHW
-from dlc.compiler.ops.windows import kernel_offsets, out_size, pad_image
+from dlc.runtime.numpy_engine.layouts import CHWN, NCHW
+from dlc.compiler.ops.windows import out_size
+from dlc.runtime.numpy_engine.layouts import kernel_offsets, pad_image
 
 from . import Kernel, kernel
 

@@ -1,4 +1,5 @@
-"""A trained model ready for inference with NumPy: what eval, predict and export read a run into."""
+"""A trained model ready for inference: what eval, predict and export read a run into, whichever engine
+trained it (its forward is the reference engine's, runtime/numpy_engine/network.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from dlc.compiler.spec import Spec
 from dlc.runtime.data.splits import Preprocess
-from dlc.runtime.numpy_engine.losses import probabilities
+from dlc.runtime.losses import probabilities
 from dlc.runtime.numpy_engine.network import Network
 from dlc.runtime.scores import is_fused, outputs_upto, scores
 
