@@ -57,9 +57,9 @@ def _env(cache: Path) -> dict:
 
 
 def decode(work: Path) -> None:
-    from dlc.runtime.data import images
+    from dlc.runtime.data import image_listing, images
     folder = make_folder(work / "decode", 5000, 128)
-    found = images.list_folder(folder)
+    found = image_listing.list_folder(folder)
     for workers in (1, None):
         out = np.empty((len(found.files), 3, 64, 64), np.uint8)
         t0 = time.perf_counter()

@@ -12,6 +12,7 @@ saved with a run is exactly what was trained.
 from __future__ import annotations
 
 from . import ast
+from .assemble import assemble
 from .diagnostics import Diagnostic, DLError, Source
 from .statements import STATEMENTS
 
@@ -52,8 +53,7 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
             continue
         if word not in STATEMENTS:
             if graph is None:
-                from .spec import compile
-                graph = compile(text, filename, lint=False, max_memory=0).graph
+                graph = assemble(text, filename, lint=False, max_memory=0).graph
             text = _layer_override(text, filename, item, key, value, graph)
             continue
         tree = parse(text, filename)

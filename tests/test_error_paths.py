@@ -9,7 +9,8 @@ import dlc
 from dlc.cli import main
 from dlc.compiler.diagnostics import DLError
 from dlc.runtime import run_folder as rf
-from dlc.runtime.data.datasets import DataError, class_labels
+from dlc.runtime.data.datasets import DataError
+from dlc.runtime.data.labels import class_labels
 
 
 def test_load_npz_refusals(tmp_path):

@@ -196,7 +196,8 @@ def test_skip_bad_leaves_bad_files_out_and_counts_them(tmp_path, capsys):
     ("crop", lambda a: np.all(a > 200)),  # the centre 10x10, scaled
 ])
 def test_fit_keeps_or_ignores_the_aspect(tmp_path, fit, expect):
-    from dlc.runtime.data.images import Listing, decode
+    from dlc.runtime.data.image_listing import Listing
+    from dlc.runtime.data.images import decode
     path = tmp_path / "tall.png"
     Image.new("L", (10, 20), 255).save(path)  # 10 wide, 20 high
     out = np.zeros((1, 1, 8, 8), np.uint8)
@@ -205,7 +206,8 @@ def test_fit_keeps_or_ignores_the_aspect(tmp_path, fit, expect):
 
 
 def test_channels_convert_colour_and_grey(tmp_path):
-    from dlc.runtime.data.images import Listing, decode
+    from dlc.runtime.data.image_listing import Listing
+    from dlc.runtime.data.images import decode
     Image.new("RGB", (4, 4), (255, 0, 0)).save(tmp_path / "red.png")
     Image.new("L", (4, 4), 100).save(tmp_path / "grey.png")
     files = Listing(tmp_path, [tmp_path / "red.png", tmp_path / "grey.png"], np.zeros(2, np.int64), ["a"])

@@ -18,7 +18,8 @@ from dlc.compiler.diagnostics import Diagnostics
 from dlc.compiler.spec import Spec
 from dlc.compiler.statements import CLASSIFICATION_LOSSES
 from dlc.runtime.data.files import DataError, peek, reshape_refusal, resolve_path, shape_refusal
-from dlc.runtime.data.datasets import Dataset, check_labels, class_labels, targets_refusal
+from dlc.runtime.data.datasets import Dataset, check_labels, targets_refusal
+from dlc.runtime.data.labels import class_labels
 
 
 def check_data_file(spec: Spec) -> None:
@@ -60,8 +61,8 @@ def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, da
 
         source = where(data.kind)
         want = tuple(graph.input_shape)
-        from dlc.runtime.data import images
-        image_files = images.is_image_source(source)
+        from dlc.runtime.data import image_listing, images
+        image_files = image_listing.is_image_source(source)
         if image_files:  # the listing and a sample of headers; the labels are the class folders
             if data.get("labels"):
                 raise error(f"labels= names an IDX labels file; {data.kind} is a folder of images, whose "

@@ -8,7 +8,7 @@ import numpy as np
 from dlc.compiler.ops import activations as ops
 from dlc.runtime.numpy_engine.layouts import CHWN, NCHW, channel_axes, per_channel
 
-from . import Kernel, kernel
+from .base import Kernel, kernel
 
 
 def _sigmoid(x):

@@ -10,7 +10,7 @@ from dlc.runtime.numpy_engine.layouts import CHWN, NCHW
 from dlc.compiler.ops.windows import out_size, resolve_pads
 from dlc.runtime.numpy_engine.layouts import kernel_offsets
 
-from . import Kernel, kernel
+from .base import Kernel, kernel
 
 
 def _inside(offset: int, stride: int, n_out: int, size: int):

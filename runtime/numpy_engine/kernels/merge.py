@@ -8,7 +8,7 @@ import numpy as np
 from dlc.compiler.ops import merge as ops
 from dlc.runtime.numpy_engine.layouts import CHWN, NCHW, channel_axis
 
-from . import Kernel, kernel
+from .base import Kernel, kernel
 
 
 @kernel

@@ -8,7 +8,7 @@ import numpy as np
 from dlc.compiler.ops import normalization as ops
 from dlc.runtime.numpy_engine.layouts import CHWN, NCHW, channel_axes, channel_axis, per_channel
 
-from . import Kernel, kernel
+from .base import Kernel, kernel
 
 
 def _rows(x, layout):

@@ -10,7 +10,7 @@ from dlc.runtime.numpy_engine.layouts import CHWN, NCHW
 from dlc.compiler.ops.windows import out_size
 from dlc.runtime.numpy_engine.layouts import kernel_offsets, pad_image
 
-from . import Kernel, kernel
+from .base import Kernel, kernel
 
 
 def _spatial(layout: str) -> tuple[int, int]:
