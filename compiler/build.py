@@ -7,7 +7,8 @@
   a projection shortcut becomes the 1x1 conv (or dense) that maps the residual's input to its
   body's output shape, and every node is named.
 
-Errors are collected, not raised one by one, so that independent mistakes are all
+The words of each line (attributes, init, inline activation/batchnorm/dropout) are read by
+compiler/line_words.py. Errors are collected, not raised one by one, so that independent mistakes are all
 reported; after a shape error the shapes below it are unknown and not checked.
 Neither pass changes what it reads: the AST and the expanded lines stay as they were.
 """
@@ -17,29 +18,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import ast
-from .attrs import MAX_INT, RANGE_KINDS, REQUIRED, Attr, SearchRange, coerce
-from .diagnostics import DLError, Diagnostics, Span, did_you_mean
+from .attrs import MAX_INT, SearchRange
+from .diagnostics import Diagnostics, did_you_mean
 from .expand import GROUP_WORDS, BlockDef, Nested, ScopedDiagnostics, expand_model
 from .inits import INITS, InitSpec
 from .ir import Graph, Layer
-from .modifiers import DROPOUT_KEYS, FROZEN, NORMALIZE
+from .line_words import Inline, LineWords
+from .modifiers import FROZEN
 from .ops import REGISTRY, fmt_shape
 from .shapes import PROJECT, PlannedNode, infer_shapes  # noqa: F401  (PROJECT: read from here too)
 from .statements import STATEMENTS
 
-# Keys any dense/conv line may carry besides its own attributes.
-LAYER_KEYS = {
-    "dropout": Attr("float", 0.0, min=0, max=1, max_open=True,
-                    doc="the probability of dropping a unit, from 0 up to (not including) 1; keep=0.8 is dropout=0.2"),
-    "keep": Attr("float", None, min=0, max=1, min_open=True, doc="the keep probability (1 - dropout)"),
-    "init": Attr("name", None, choices=tuple(INITS), searchable=False),
-    "l1": Attr("float", None, min=0, doc="l1 strength for this layer's weights"),
-    "l2": Attr("float", None, min=0, doc="l2 strength for this layer's weights"),
-    "max_norm": Attr("float", None, min=0, min_open=True),
-}
 STRUCTURE_WORDS = ("input", "init", "repeat") + GROUP_WORDS
 MERGES = ("add", "concat")
 IDENTITY = "identity"  # residual identity { ... }: the shortcut is the input itself (the default)
@@ -65,6 +57,7 @@ class ModelBuilder:
         self.input_shape: tuple[int, ...] | None = None
         self.default_init: InitSpec | None = None
         self.ranges: list[tuple[str, SearchRange]] = []
+        self.words = LineWords(self.diags, self.ranges)
         self.cur = -1  # the plan index of the value the next line reads (-1: the model's input)
         self.scope: tuple[str, ...] = ()
         self.depth = 0
@@ -87,65 +80,6 @@ class ModelBuilder:
         key = (self.scope, stem)
         self.scope_counts[key] = self.scope_counts.get(key, 0) + 1
         return self.scope + (f"{stem}{self.scope_counts[key]}",)
-
-    # ---- attribute reading -------------------------------------------------
-    def _coerce(self, key, value, attr, where):
-        try:
-            v = coerce(key, value, attr)
-        except DLError as e:
-            self.diags.extend(e)
-            return REQUIRED
-        if isinstance(v, SearchRange):
-            self.ranges.append((where, v))
-        return v
-
-    def _op_attrs(self, op, stmt: ast.Stmt, positional, kwargs, where) -> dict | None:
-        a = op.defaults()
-        names = list(op.positional)
-        for value in positional:
-            if not names:
-                self.diags.error(f"{op.name} takes no more positional values; got '{ast.value_text(value)}'", value.span,
-                                 f"{op.name} takes: {', '.join(op.attrs) or 'no arguments'}")
-                return None
-            key = names.pop(0)
-            a[key] = self._coerce(key, value, op.attrs[key], f"{where}.{key}")
-        for kw in kwargs:
-            a[kw.key] = self._coerce(kw.key, kw.value, op.attrs[kw.key], f"{where}.{kw.key}")
-        given = {kw.key for kw in kwargs} | set(op.positional[:len(positional)])
-        missing = [k for k, attr in op.attrs.items() if k not in given and attr.default is REQUIRED]
-        if any(v is REQUIRED for v in a.values()) or missing:
-            if missing:
-                self.diags.error(f"{op.name} needs {', '.join(missing)}", stmt.span,
-                                 f"e.g. {op.name} {64 if op.name == 'dense' else 16}")
-            return None
-        return a
-
-    def _init_spec(self, value: ast.Value, span: Span) -> InitSpec | None:
-        if isinstance(value, ast.Name):
-            name, args = value.value, []
-        elif isinstance(value, ast.Call):
-            name, args = value.name, value.args
-        else:
-            self.diags.error(f"init expects a scheme name, got '{ast.value_text(value)}'", value.span,
-                             did_you_mean("", INITS))
-            return None
-        if name not in INITS:
-            self.diags.error(f"unknown init '{name}'", value.span, did_you_mean(name, INITS))
-            return None
-        attrs = INITS[name].attrs
-        if len(args) > len(attrs):
-            self.diags.error(f"init {name} takes {len(attrs)} argument(s), got {len(args)}", value.span)
-            return None
-        out = {k: a.default for k, a in attrs.items()}
-        for (k, attr), v in zip(attrs.items(), args):
-            out[k] = self._coerce(k, v, attr, "init")
-        for kw in getattr(value, "kwargs", ()):
-            if kw.key not in attrs:
-                self.diags.error(f"init {name} has no argument '{kw.key}'", kw.span,
-                                 did_you_mean(kw.key, attrs) if attrs else f"{name} takes no arguments")
-                return None
-            out[kw.key] = self._coerce(kw.key, kw.value, attrs[kw.key], "init")
-        return InitSpec(name, out)
 
     # ---- statements --------------------------------------------------------
     def add_layer(self, stmt: ast.Stmt) -> int:
@@ -179,31 +113,15 @@ class ModelBuilder:
             return
         self.input_shape = shape
         layer = self.add_layer(stmt)
-        p = self._dropout_kwargs(stmt.kwargs, stmt, _layer_key(layer))
+        p = self.words.dropout_kwargs(stmt.kwargs, stmt, _layer_key(layer))
         if p:
             self.add(PlannedNode("dropout", {"p": p}, stmt.span, layer))
-
-    def _dropout_kwargs(self, kwargs, stmt, where) -> float | SearchRange | None:
-        p = None
-        for kw in kwargs:
-            if kw.key == "dropout":
-                p = self._coerce("dropout", kw.value, LAYER_KEYS["dropout"], f"{where}.dropout")
-            elif kw.key == "keep":
-                keep = self._coerce("keep", kw.value, LAYER_KEYS["keep"], f"{where}.keep")
-                if isinstance(keep, (int, float)):
-                    p = 1.0 - keep
-                elif isinstance(keep, SearchRange):
-                    self.diags.error("keep= cannot be a search range; write dropout=... instead", kw.span)
-            else:
-                self.diags.error(f"unknown key '{kw.key}' for {stmt.word}", kw.span,
-                                 did_you_mean(kw.key, list(DROPOUT_KEYS)))
-        return None if p is REQUIRED else p
 
     def stmt_init(self, stmt: ast.Stmt):
         if len(stmt.args) != 1:
             self.diags.error("init needs one scheme name, e.g. init he_normal", stmt.span, did_you_mean("", INITS))
             return
-        spec = self._init_spec(stmt.args[0], stmt.span)
+        spec = self.words.init_spec(stmt.args[0], stmt.span)
         if spec and stmt.kwargs:
             args = dict(spec.args)
             attrs = INITS[spec.name].attrs
@@ -212,7 +130,7 @@ class ModelBuilder:
                     self.diags.error(f"unknown key '{kw.key}' for init {spec.name}", kw.span,
                                      did_you_mean(kw.key, attrs) or f"init {spec.name} takes no keys")
                 else:
-                    args[kw.key] = self._coerce(kw.key, kw.value, attrs[kw.key], "init")
+                    args[kw.key] = self.words.coerce(kw.key, kw.value, attrs[kw.key], "init")
             spec = InitSpec(spec.name, args)
         if spec:
             self.default_init = spec
@@ -230,10 +148,10 @@ class ModelBuilder:
                 kwargs = [kw for kw in stmt.kwargs if kw.key not in ("keep",)]
                 keep = [kw for kw in stmt.kwargs if kw.key == "keep"]
                 if keep:
-                    p = self._dropout_kwargs(keep, stmt, where)
+                    p = self.words.dropout_kwargs(keep, stmt, where)
                     if p is None:
                         return
-                    a = self._op_attrs(op, stmt, [], [], where)
+                    a = self.words.op_attrs(op, stmt, [], [], where)
                     if a is not None:
                         a["p"] = p
                         self.add(PlannedNode("dropout", a, stmt.span, layer))
@@ -250,89 +168,34 @@ class ModelBuilder:
                 self.diags.error(f"'{args[0].value}' cannot follow {op.name} on its line", args[0].span,
                                  "put one activation per line; only dense and conv lines carry an inline activation")
                 return
-            a = self._op_attrs(op, stmt, args, kwargs, where)
+            a = self.words.op_attrs(op, stmt, args, kwargs, where)
             if a is not None:
                 self.add(PlannedNode(op.name, a, stmt.span, layer, default_init=self.default_init))
             return
         self._linear_line(op, stmt, layer, where)
 
     def _linear_line(self, op, stmt: ast.Stmt, layer: int, where: str):
-        parts = self._inline_parts(op, stmt.args, stmt.kwargs, where)
+        parts = self.words.inline_parts(op, stmt.args, stmt.kwargs, where)
         if parts is None:
             return
-        a = self._op_attrs(op, stmt, parts.positional, parts.own, where)
+        a = self.words.op_attrs(op, stmt, parts.positional, parts.own, where)
         if a is None:
             return
         self.add(PlannedNode(op.name, a, stmt.span, layer, init=parts.init, default_init=self.default_init,
                              reg=parts.reg, bias_explicit=parts.bias_explicit))
         self._inline_tail(parts, stmt, layer, where)
 
-    def _inline_parts(self, op, values, kwargs, where) -> "_Inline | None":
-        """Split a line's values and keys into the op's own, its activation's, batchnorm and dropout.
-        `op` None: what follows a residual's or parallel's '}' (no own values, no init or l1/l2)."""
-        parts = _Inline()
-        kwargs = list(kwargs)  # elu(alpha=0.5) adds alpha=0.5; the statement itself stays as parsed
-        owner = op.name if op is not None else "a merge"
-        for value in values:
-            if isinstance(value, ast.Call) and value.name in RANGE_KINDS and op is not None:
-                parts.positional.append(value)  # dense choice(32, 64): a search range for the op's value
-            elif isinstance(value, (ast.Name, ast.Call)):
-                word = value.value if isinstance(value, ast.Name) else value.name
-                if word == NORMALIZE and isinstance(value, ast.Name):
-                    parts.batchnorm = True
-                elif word in REGISTRY and REGISTRY[word].kind == "activation":
-                    if parts.activation:
-                        self.diags.error(f"two activations on one line: {parts.activation} and {word}", value.span)
-                        return None
-                    parts.activation, parts.act_span = word, value.span
-                    parts.act_args = value.args if isinstance(value, ast.Call) else []
-                    if isinstance(value, ast.Call):
-                        kwargs.extend(value.kwargs)  # elu(alpha=0.5) is elu alpha=0.5
-                else:
-                    known = REGISTRY.names("activation") + [NORMALIZE]
-                    self.diags.error(f"unknown activation '{word}'", value.span, did_you_mean(word, known))
-                    return None
-            elif op is None:
-                self.diags.error(f"after the '}}' come the activation, batchnorm and dropout=; "
-                                 f"got '{ast.value_text(value)}'", value.span, "e.g. } relu")
-                return None
-            else:
-                parts.positional.append(value)
-        act_op = REGISTRY[parts.activation] if parts.activation else None
-        own_attrs = op.attrs if op is not None else {}
-        for kw in kwargs:
-            if kw.key in own_attrs:
-                parts.own.append(kw)
-                parts.bias_explicit |= kw.key == "bias"
-            elif act_op is not None and kw.key in act_op.attrs:
-                parts.act_kwargs.append(kw)
-            elif kw.key in DROPOUT_KEYS:
-                parts.dropout_kw.append(kw)
-            elif kw.key == "init" and op is not None:
-                parts.init = self._init_spec(kw.value, kw.span)
-            elif kw.key in ("l1", "l2", "max_norm") and op is not None:
-                parts.reg[kw.key] = self._coerce(kw.key, kw.value, LAYER_KEYS[kw.key], f"{where}.{kw.key}")
-            else:
-                keys = (list(own_attrs) + list(LAYER_KEYS) if op is not None else list(DROPOUT_KEYS)) \
-                    + (list(act_op.attrs) if act_op else [])
-                hint = did_you_mean(kw.key, keys)
-                if kw.key in ("alpha", "k", "lower", "upper") and act_op is None:
-                    hint = f"{kw.key}= belongs to an activation; name it on the line, e.g. leaky_relu {kw.key}=..."
-                self.diags.error(f"unknown key '{kw.key}' for {owner}", kw.span, hint)
-                return None
-        return parts
-
-    def _inline_tail(self, parts: "_Inline", stmt: ast.Stmt, layer: int, where: str):
+    def _inline_tail(self, parts: "Inline", stmt: ast.Stmt, layer: int, where: str):
         """batchnorm -> activation -> dropout after the node just planned."""
         if parts.batchnorm:
             self.add(PlannedNode("batchnorm", REGISTRY["batchnorm"].defaults(), stmt.span, layer))
         if parts.activation:
             act_op = REGISTRY[parts.activation]
-            aa = self._op_attrs(act_op, stmt, parts.act_args, parts.act_kwargs, f"{where}.{parts.activation}")
+            aa = self.words.op_attrs(act_op, stmt, parts.act_args, parts.act_kwargs, f"{where}.{parts.activation}")
             if aa is None:
                 return
             self.add(PlannedNode(parts.activation, aa, parts.act_span, layer))
-        p = self._dropout_kwargs(parts.dropout_kw, stmt, where)
+        p = self.words.dropout_kwargs(parts.dropout_kw, stmt, where)
         if p:
             self.add(PlannedNode("dropout", {"p": p}, stmt.span, layer))
 
@@ -483,7 +346,7 @@ class ModelBuilder:
 
     def _group_tail(self, stmt: ast.Stmt, layer: int):
         where = _layer_key(layer)
-        parts = self._inline_parts(None, stmt.after, stmt.after_kwargs, where)
+        parts = self.words.inline_parts(None, stmt.after, stmt.after_kwargs, where)
         if parts is not None:
             self._inline_tail(parts, stmt, layer, where)
 
@@ -517,31 +380,9 @@ class ModelBuilder:
 
 
 
-@dataclass
-class _Inline:
-    """What a line carries besides its op: positional values, the op's own keys, an activation,
-    batchnorm, dropout=, and a weight layer's init= and l1/l2/max_norm."""
-
-    positional: list = field(default_factory=list)
-    own: list = field(default_factory=list)
-    activation: str | None = None
-    act_span: Span | None = None
-    act_args: list = field(default_factory=list)
-    act_kwargs: list = field(default_factory=list)
-    batchnorm: bool = False
-    dropout_kw: list = field(default_factory=list)
-    init: InitSpec | None = None
-    reg: dict = field(default_factory=dict)
-    bias_explicit: bool = False
-
-
 def _values_text(values, kwargs) -> str:
     """Values and keys as they would be written on a line."""
     return " ".join([ast.value_text(v) for v in values] + [f"{k.key}={ast.value_text(k.value)}" for k in kwargs])
-
-
-# ---- the shape pass -------------------------------------------------------------
-
 
 
 

@@ -183,7 +183,7 @@ def completions(text: str, line: int, character: int, blocks: dict[str, list[str
         op = REGISTRY[head]
         keys = [f"{k}=" for k in op.attrs]
         if op.inline:
-            from dlc.compiler.build import LAYER_KEYS
+            from dlc.compiler.line_words import LAYER_KEYS
             from dlc.compiler.modifiers import words
             keys += [f"{k}=" for k in LAYER_KEYS] + words(REGISTRY.names("activation"))
         return sorted(set(keys))
