@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dlc.compiler.diagnostics import Diagnostic, DLError  # noqa: F401  (what callers catch and print)
 from dlc.compiler.spec import Spec
 
 
@@ -97,7 +98,6 @@ def fmt(specs, check: bool = False, diff: bool = False) -> list[str]:
 
 def write_picture(spec: Spec, path, depth: int | None = None) -> Path:
     """The network's picture written to `path` (its suffix picks SVG, Graphviz DOT or Mermaid)."""
-    from dlc.compiler.diagnostics import Diagnostic, DLError
     from dlc.compiler.picture import FORMATS, render
     from dlc.runtime import run_folder as rf
     path = Path(path)
@@ -123,7 +123,6 @@ def train(spec, out=None, resume: bool = False, progress: bool = False, write: b
     """Train; returns a RunResult (run_dir, model, history, metrics). `out` must be new or empty
     unless `overwrite` (see dlc train --overwrite). `engine` ("numpy", "torch") and `device` (torch:
     "cpu", "cuda", "cuda:N", "mps") are the train line's keys of those names."""
-    from dlc.compiler.diagnostics import DLError
     from dlc.compiler.spec import note_overrides
     from dlc.runtime.trainer import train as _train
     overrides = [*overrides, *engine_overrides(engine, device)]
@@ -186,3 +185,49 @@ def search(spec, trials: int = 20, fine: int | None = None, jobs=None, seed=None
     from dlc.runtime.tools.search import search as _search
     return _search(_spec(spec, overrides, max_memory), trials, fine=fine, jobs=jobs, seed=seed, out=out,
                    progress=progress, sampler=sampler, prune=prune, storage=storage, study=study)
+
+
+# ---- what the command line prints and catches (dlc/cli.py imports this module alone) ------------------
+
+
+def __getattr__(name):
+    """`TrainingDiverged` (the loss stopped being finite), loaded with the runtime on first use (PEP 562)."""
+    if name == "TrainingDiverged":
+        from dlc.runtime.trainer import TrainingDiverged
+        return TrainingDiverged
+    raise AttributeError(f"module 'dlc.api' has no attribute {name!r}")
+
+
+def summary_text(spec: Spec) -> str:
+    """dlc check's table: every line's output shape, parameters, FLOPs and memory (compiler/summary.py)."""
+    from dlc.compiler.summary import render
+    return render(spec)
+
+
+def summary_json(spec: Spec) -> dict:
+    from dlc.compiler.summary import to_json
+    return to_json(spec)
+
+
+def class_report_text(report: dict) -> str:
+    """An evaluation's per-class table (precision, recall, F1, support; MAE/MSE/R² for regression)."""
+    from dlc.runtime.tools.class_report import render
+    return render(report)
+
+
+def process_rank() -> int:
+    """This process's rank under torchrun (0 alone reports), else 0."""
+    from dlc.runtime.engine import process_rank as rank
+    return rank()
+
+
+def default_run_dir(name: str) -> Path:
+    """runs/NAME, or runs/NAME-2 ... when taken."""
+    from dlc.runtime.run_folder import default_run_dir as first_free
+    return first_free(name)
+
+
+def variants(vary) -> list:
+    """--vary KEY=V1,V2 ...: (label, overrides) for every combination (runtime/tools/compare.py)."""
+    from dlc.runtime.tools.compare import variants as combos
+    return combos(vary)

@@ -125,7 +125,7 @@ def test_every_cli_option_has_its_api_parameter():
     import inspect
 
     from dlc import api
-    from dlc.cli import build_parser
+    from dlc.cli_parser import build_parser
     renamed = {"set": "overrides", "output": "out", "specs": "specs", "spec": "spec", "run": "run",
                "model": "model_or_run", "quiet": "progress"}
     cli_only = {"func", "debug", "command", "json", "strict", "show", "vary", "resume_from", "help"}

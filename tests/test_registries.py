@@ -269,3 +269,10 @@ def test_no_module_imports_itself_through_others():
     for m in sorted(graph):
         visit(m, [])
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles[:5])
+
+
+def test_the_command_line_talks_only_to_the_api():
+    """dlc/cli.py parses (dlc/cli_parser.py), calls dlc/api.py and prints; `dlc lsp` hands over to the server."""
+    allowed = {"dlc", "dlc.api", "dlc.cli_parser", "dlc.lsp"}
+    imported = {m for m in _module_graph()["dlc.cli"]}
+    assert imported <= allowed, f"dlc/cli.py imports {sorted(imported - allowed)}"
