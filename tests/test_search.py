@@ -99,7 +99,7 @@ def test_default_is_coarse_to_fine(tmp_path):
 
 def ctrl_c_on_third_trial(monkeypatch):
     """Make the third trial of a search raise KeyboardInterrupt, as Ctrl-C would; returns the real runner."""
-    from dlc.runtime.tools import search as search_module
+    from dlc.runtime.tools import search_trials as search_module
 
     real, calls = search_module._run_trial, []
 
@@ -174,7 +174,7 @@ def test_pruned_trials_are_rows_with_the_epochs_they_ran(tmp_path):
 
 
 def test_running_the_same_search_again_resumes_its_study(tmp_path, monkeypatch):
-    from dlc.runtime.tools import search as search_module
+    from dlc.runtime.tools import search_trials as search_module
 
     spec = dlc.compile_file(IRIS, overrides=FAST)
     real = ctrl_c_on_third_trial(monkeypatch)
