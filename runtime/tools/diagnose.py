@@ -34,32 +34,23 @@ from dlc.compiler.engines import DEFAULT_ENGINE
 from dlc.compiler.losses import LOSSES
 from dlc.compiler.spec import Spec
 from dlc.runtime.data.splits import Splits, prepare
-from dlc.runtime.weights import init_params
 from dlc.compiler.schedules import learning_rate
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.ops import REGISTRY
-from dlc.runtime.engine import Engine, engine_class, make_engine
+from dlc.runtime.engine import Engine, engine_class
 from dlc.runtime.scores import scores
+from dlc.runtime.tools.diagnose_probe import (FAIL, OK, WARN, Check, fresh_model, layer_label, training_batches,
+                                              weight_params)
+from dlc.runtime.tools.lr_range import check_lr, lr_range_test, save_lr_plot
 
-OK, WARN, FAIL = "ok", "warn", "fail"
 
 OVERFIT_SAMPLES = 20
 OVERFIT_STEPS = 300
 FIRST_STEPS = 20
 STATS_BATCH = 512
-LR_TEST = (1e-6, 10.0, 120)  # from, to, steps
 HEALTHY_UPDATE = (1e-4, 3e-2)  # update/weight ratio outside this band warns; 1e-3 is the textbook value
 DEAD_WARN = 0.4  # fraction of dead ReLU units in a layer
 SATURATED_WARN = 0.3  # fraction of saturated sigmoid/tanh outputs in a layer
-
-
-@dataclass
-class Check:
-    name: str
-    verdict: str
-    finding: str
-    fix: str = ""
-    details: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -97,48 +88,9 @@ class Report:
                 "out_dir": str(self.out_dir) if self.out_dir else None}
 
 
-# ---- helpers -----------------------------------------------------------------
-def _fresh(spec: Spec, splits: Splits, regularize: bool) -> Engine:
-    """A newly initialised model (the spec's seed, as train starts) with its optimizer, on the engine and
-    device the spec names (a device this machine lacks is refused there, as train refuses it)."""
-    values = init_params(spec.graph, spec["train"]["seed"])
-    return make_engine(spec, values, regularize=regularize)
-
-
-def _label(node) -> str:
-    """A node as the report names it: its name and the spec line it comes from (`relu3 (line 8)`)."""
-    return f"{node.name} (line {node.span.line})" if node.span is not None else node.name
-
-
-def _weight_params(spec: Spec):
-    """(layer label, param) for every weight (not bias, not batchnorm) in graph order."""
-    for node in spec.graph.nodes:
-        for p in node.params.values():
-            if p.role == "weight":
-                yield _label(node), p
-
-
-def _minibatches(spec: Spec, splits: Splits):
-    """Endless shuffled training batches of the spec's size, shuffled as the trainer shuffles them (the
-    engine's noise generator is seeded as the trainer's)."""
-    n = len(splits.x_train)
-    tr = spec["train"]
-    batch = n if tr["batch"] == "all" else min(tr["batch"], n)
-    order_rng = np.random.default_rng([tr["seed"], 1])
-
-    def batches():
-        while True:
-            order = order_rng.permutation(n)
-            for i in range(0, n - batch + 1, batch):
-                idx = order[i:i + batch]
-                yield splits.x_train[idx], splits.y_train[idx]
-
-    return batches()
-
-
 # ---- the checks ----------------------------------------------------------------
 def check_initial_loss(spec: Spec, splits: Splits) -> Check:
-    m = _fresh(spec, splits, regularize=False)
+    m = fresh_model(spec, splits, regularize=False)
     x, y = splits.x_train[:STATS_BATCH], splits.y_train[:STATS_BATCH]
     loss = m.training_loss(x, y)
     expected, formula = LOSSES[spec.loss].expected_initial_loss(spec.graph.output_shape[0], y)
@@ -163,7 +115,7 @@ def check_initial_loss(spec: Spec, splits: Splits) -> Check:
 def check_overfit(spec: Spec, splits: Splits) -> Check:
     n = min(OVERFIT_SAMPLES, len(splits.x_train))
     x, y = splits.x_train[:n], splits.y_train[:n]
-    step = _fresh(spec, splits, regularize=False)
+    step = fresh_model(spec, splits, regularize=False)
     step.reseed_noise(1)
     lr = spec["optimizer"]["lr"]
     # the starting loss is the first step's, in training mode, as the initial-loss check measures it
@@ -210,11 +162,11 @@ class _FirstSteps:
 
 def run_first_steps(spec: Spec, splits: Splits, steps: int = FIRST_STEPS) -> _FirstSteps:
     """Real training steps (regularization on, the spec's batch size and lr) with per-layer records."""
-    step = m = _fresh(spec, splits, regularize=True)
-    weights = {p.name: layer for layer, p in _weight_params(spec)}
+    step = m = fresh_model(spec, splits, regularize=True)
+    weights = {p.name: layer for layer, p in weight_params(spec)}
     lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, 0,
                        spec["train"]["epochs"])
-    batches = _minibatches(spec, splits)
+    batches = training_batches(spec, splits)
     gnorms = {k: [] for k in weights}
     ratios = {k: [] for k in weights}
     losses, diverged = [], None
@@ -315,9 +267,9 @@ def check_activations(spec: Spec, splits: Splits, fs: _FirstSteps) -> Check:
         return Check("activations", FAIL, "skipped: training diverged", "lower the learning rate")
     x = splits.x_train[:STATS_BATCH]
     details, bad = [], []
-    width = max([12] + [len(_label(n)) for n in spec.graph.nodes if REGISTRY[n.op].dies or REGISTRY[n.op].saturating])
+    width = max([12] + [len(layer_label(n)) for n in spec.graph.nodes if REGISTRY[n.op].dies or REGISTRY[n.op].saturating])
     for node, out in fs.model.trace(x):
-        op, label = node.op, _label(node)
+        op, label = node.op, layer_label(node)
         if REGISTRY[op].dies:
             dead = float(np.mean(REGISTRY[op].dead(out)))
             details.append(f"{label:<{width}} dead units {100 * dead:.0f}%")
@@ -335,70 +287,6 @@ def check_activations(spec: Spec, splits: Splits, fs: _FirstSteps) -> Check:
                      fix="dead relu: lower the learning rate, use he init or leaky_relu; "
                          "saturation: standardize inputs, use xavier init or batchnorm")
     return Check("activations", OK, f"{len(details)} layer(s): no dead or saturated layer", details=details)
-
-
-def lr_range_test(spec: Spec, splits: Splits) -> dict:
-    """Leslie Smith's test: one step per learning rate, growing geometrically; stops when the loss explodes."""
-    lr_from, lr_to, steps = LR_TEST
-    step = _fresh(spec, splits, regularize=True)
-    batches = _minibatches(spec, splits)
-    factor = (lr_to / lr_from) ** (1 / (steps - 1))
-    lrs, smooth, avg, best = [], [], 0.0, math.inf
-    diverged_at = None  # the rate at which the loss stopped being finite
-    for i in range(steps):
-        lr = lr_from * factor ** i
-        loss, _ = step.step(*next(batches), lr)
-        if not math.isfinite(loss):
-            diverged_at = lr
-            break
-        avg = 0.9 * avg + 0.1 * loss
-        value = avg / (1 - 0.9 ** (i + 1))
-        lrs.append(lr)
-        smooth.append(value)
-        best = min(best, value)
-        if value > 4 * best:
-            break
-    k = int(np.argmin(smooth)) if smooth else 0
-    blowup = next((lr for i, (lr, v) in enumerate(zip(lrs, smooth)) if i > k and v > 2 * best), diverged_at)
-    return {"lr": lrs, "loss": smooth, "min_loss_lr": lrs[k] if lrs else None,
-            "suggested_lr": lrs[k] / 10 if lrs else None, "blowup_lr": blowup,  # None: no blow-up in the sweep
-            "start_loss": smooth[0] if smooth else None}
-
-
-def check_lr(curve: dict, lr: float) -> Check:
-    if not curve["lr"]:
-        return Check("lr range test", FAIL, "the loss is not finite even at lr=1e-6", "check the data and the init")
-    sug, at_min, blow = curve["suggested_lr"], curve["min_loss_lr"], curve["blowup_lr"]
-    drop = curve["start_loss"] - min(curve["loss"])
-    where = f"blows up from {blow:.1e}" if blow is not None else f"no blow-up up to {curve['lr'][-1]:.1e}"
-    finding = f"lowest loss at lr {at_min:.1e}, {where}; suggested lr {sug:.1e}, the spec's {lr:g}"
-    if drop <= 0.02 * curve["start_loss"]:
-        return Check("lr range test", FAIL, finding + "; the loss hardly falls at any rate",
-                     "the net does not learn at any learning rate: check the init and the data")
-    if blow is not None and lr >= blow:
-        return Check("lr range test", FAIL, finding + ": the spec's lr is where the loss explodes",
-                     f"use lr={sug:.1g}")
-    if lr > at_min:
-        return Check("lr range test", WARN, finding + ": past the loss minimum", f"try lr={sug:.1g}")
-    if lr < sug / 100:
-        return Check("lr range test", WARN, finding + ": far below the useful range, training will crawl",
-                     f"try lr={sug:.1g}")
-    return Check("lr range test", OK, finding)
-
-
-def save_lr_plot(path: Path, curve: dict, lr: float, title: str) -> None:
-    from dlc.runtime.run_folder import new_figure, save_figure
-
-    fig = new_figure((6, 4))
-    ax = fig.subplots()
-    ax.plot(curve["lr"], curve["loss"], label="smoothed training loss")
-    ax.set_xscale("log")
-    ax.axvline(lr, color="tab:red", ls="--", label=f"spec lr {lr:g}")
-    if curve.get("suggested_lr"):
-        ax.axvline(curve["suggested_lr"], color="tab:green", ls=":", label=f"suggested {curve['suggested_lr']:.1e}")
-    ax.set(xlabel="learning rate", ylabel="loss", title=f"{title}: learning-rate range test")
-    ax.legend(fontsize=8)
-    save_figure(path, fig)
 
 
 def diagnose(spec: Spec, out: str | Path | None = None, splits: Splits | None = None, plot: bool = True) -> Report:
