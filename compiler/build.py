@@ -26,7 +26,7 @@ from .diagnostics import Diagnostics, did_you_mean
 from .expand import GROUP_WORDS, BlockDef, Nested, ScopedDiagnostics, expand_model
 from .inits import INITS, InitSpec
 from .ir import Graph, Layer
-from .line_words import Inline, LineWords
+from .line_words import Inline, LineWords, layer_key, named_ranges, values_text
 from .modifiers import FROZEN
 from .ops import REGISTRY, fmt_shape
 from .shapes import PROJECT, PlannedNode, infer_shapes  # noqa: F401  (PROJECT: read from here too)
@@ -88,9 +88,9 @@ class ModelBuilder:
         stop = _LINE_END.search(line, start)  # the statement ends at the first of # ; { } after it
         text = line[start:stop.start() if stop else len(line)].strip()
         if self.diags.uses:  # inside a block: the line with the values this use gives
-            text = " ".join([stmt.word, _values_text(stmt.args, stmt.kwargs)]).strip()
+            text = " ".join([stmt.word, values_text(stmt.args, stmt.kwargs)]).strip()
         if stmt.body is not None and (stmt.after or stmt.after_kwargs):
-            text += " { ... } " + _values_text(stmt.after, stmt.after_kwargs)
+            text += " { ... } " + values_text(stmt.after, stmt.after_kwargs)
         self.layers.append(Layer(len(self.layers), stmt.word, stmt.span, text, depth=self.depth))
         return len(self.layers) - 1
 
@@ -113,7 +113,7 @@ class ModelBuilder:
             return
         self.input_shape = shape
         layer = self.add_layer(stmt)
-        p = self.words.dropout_kwargs(stmt.kwargs, stmt, _layer_key(layer))
+        p = self.words.dropout_kwargs(stmt.kwargs, stmt, layer_key(layer))
         if p:
             self.add(PlannedNode("dropout", {"p": p}, stmt.span, layer))
 
@@ -142,7 +142,7 @@ class ModelBuilder:
                              f"write parallel {op.name} {{ branch {{ ... }} branch {{ ... }} }}")
             return
         layer = self.add_layer(stmt)
-        where = _layer_key(layer)
+        where = layer_key(layer)
         if not op.inline:
             if op.name == "dropout":
                 kwargs = [kw for kw in stmt.kwargs if kw.key not in ("keep",)]
@@ -345,7 +345,7 @@ class ModelBuilder:
             self._group_tail(stmt, layer)
 
     def _group_tail(self, stmt: ast.Stmt, layer: int):
-        where = _layer_key(layer)
+        where = layer_key(layer)
         parts = self.words.inline_parts(None, stmt.after, stmt.after_kwargs, where)
         if parts is not None:
             self._inline_tail(parts, stmt, layer, where)
@@ -379,13 +379,6 @@ class ModelBuilder:
                                           + list(STRUCTURE_WORDS) + list(self.block_names)))
 
 
-
-def _values_text(values, kwargs) -> str:
-    """Values and keys as they would be written on a line."""
-    return " ".join([ast.value_text(v) for v in values] + [f"{k.key}={ast.value_text(k.value)}" for k in kwargs])
-
-
-
 def _without_frozen(item):
     """(the item without the word `frozen` among its values, whether it had it)."""
     stmt = item.stmt
@@ -393,31 +386,6 @@ def _without_frozen(item):
     if len(kept) == len(stmt.args):
         return item, False
     return dataclasses.replace(item, stmt=dataclasses.replace(stmt, args=kept)), True
-
-
-def _layer_key(layer: int) -> str:
-    """A placeholder for a layer's name in range keys, until lowering has named its nodes."""
-    return f"@{layer}"
-
-
-def _named_ranges(ranges, layers: list[Layer]) -> list[tuple[str, SearchRange]]:
-    """Range keys by layer name: `dense1.dropout`, `input.dropout`, `dropout2.p`, `dense3.leaky_relu.alpha` --
-    the keys --set, --vary and search accept. A layer that failed to lower keeps its line: `line7`.
-    A range written once is listed once, under its first layer, even when a repeat or a block used
-    several times makes several layers of its line (they all take the value search picks)."""
-    out, seen = [], set()
-    for key, r in ranges:
-        if (r.span.line, r.span.col) in seen:
-            continue
-        seen.add((r.span.line, r.span.col))
-        if key.startswith("@"):
-            index, _, rest = key[1:].partition(".")
-            layer = layers[int(index)]
-            name = "input" if layer.word == "input" else (
-                layer.group or (layer.nodes[0] if layer.nodes else f"line{layer.span.line}"))
-            key = f"{name}.{rest}"
-        out.append((key, r))
-    return out
 
 
 _LINE_END = re.compile(r"[#;{}]")
@@ -438,4 +406,4 @@ def build_model(block: ast.ModelBlock, source_lines: list[str], diags: Diagnosti
                     "start the block with input 64 (features) or input 1x28x28 (an image)")
     elif b.input_shape and not b.unknown_line:
         graph = infer_shapes(block.name, b.input_shape, b.plan, b.layers, b.layer_out, b.diags)
-    return ModelResult(graph, _named_ranges(b.ranges, graph.layers if graph else b.layers), b.default_init)
+    return ModelResult(graph, named_ranges(b.ranges, graph.layers if graph else b.layers), b.default_init)

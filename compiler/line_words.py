@@ -1,6 +1,7 @@
 """The words of one model line read into typed values: an op's attributes (coerced, their search ranges
 recorded), an init scheme, dropout=/keep=, and what a layer line carries besides its op (an activation,
-batchnorm, dropout, init=, l1/l2/max_norm). The graph pass (build.py) asks; errors go to its diagnostics."""
+batchnorm, dropout, init=, l1/l2/max_norm); and the keys the search ranges found are listed under
+(`dense1.dropout`). The graph pass (build.py) asks; errors go to its diagnostics."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .attrs import RANGE_KINDS, REQUIRED, Attr, SearchRange, coerce
 from .diagnostics import DLError, Span, did_you_mean
 from .inits import INITS, InitSpec
 from .modifiers import DROPOUT_KEYS, NORMALIZE
+from .ir import Layer
 from .ops import REGISTRY
 
 # Keys any dense/conv line may carry besides its own attributes.
@@ -177,3 +179,33 @@ class LineWords:
                 self.diags.error(f"unknown key '{kw.key}' for {owner}", kw.span, hint)
                 return None
         return parts
+
+
+def values_text(values, kwargs) -> str:
+    """Values and keys as they would be written on a line."""
+    return " ".join([ast.value_text(v) for v in values] + [f"{k.key}={ast.value_text(k.value)}" for k in kwargs])
+
+
+def layer_key(layer: int) -> str:
+    """A placeholder for a layer's name in range keys, until lowering has named its nodes."""
+    return f"@{layer}"
+
+
+def named_ranges(ranges, layers: list[Layer]) -> list[tuple[str, SearchRange]]:
+    """Range keys by layer name: `dense1.dropout`, `input.dropout`, `dropout2.p`, `dense3.leaky_relu.alpha` --
+    the keys --set, --vary and search accept. A layer that failed to lower keeps its line: `line7`.
+    A range written once is listed once, under its first layer, even when a repeat or a block used
+    several times makes several layers of its line (they all take the value search picks)."""
+    out, seen = [], set()
+    for key, r in ranges:
+        if (r.span.line, r.span.col) in seen:
+            continue
+        seen.add((r.span.line, r.span.col))
+        if key.startswith("@"):
+            index, _, rest = key[1:].partition(".")
+            layer = layers[int(index)]
+            name = "input" if layer.word == "input" else (
+                layer.group or (layer.nodes[0] if layer.nodes else f"line{layer.span.line}"))
+            key = f"{name}.{rest}"
+        out.append((key, r))
+    return out

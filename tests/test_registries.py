@@ -276,3 +276,12 @@ def test_the_command_line_talks_only_to_the_api():
     allowed = {"dlc", "dlc.api", "dlc.cli_parser", "dlc.lsp"}
     imported = {m for m in _module_graph()["dlc.cli"]}
     assert imported <= allowed, f"dlc/cli.py imports {sorted(imported - allowed)}"
+
+
+def test_no_module_outgrew_its_room():
+    """One idea per module, about 400 lines at most (the design card): a module past 420 lines is split
+    along its jobs before it grows further."""
+    root = Path(__file__).resolve().parent.parent
+    long = {str(p.relative_to(root)): n for folder in ("grammar", "compiler", "runtime", "dlc")
+            for p in sorted((root / folder).rglob("*.py")) if (n := len(p.read_text().splitlines())) > 420}
+    assert not long, f"modules over 420 lines: {long}"
