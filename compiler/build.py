@@ -27,7 +27,7 @@ from .expand import GROUP_WORDS, BlockDef, Nested, ScopedDiagnostics, expand_mod
 from .inits import INITS, InitSpec
 from .ir import Graph, Layer
 from .line_words import Inline, LineWords, layer_key, named_ranges, values_text
-from .modifiers import FROZEN
+from .modifiers import DROPOUT, FROZEN, NORMALIZE
 from .ops import REGISTRY, fmt_shape
 from .shapes import PROJECT, PlannedNode, infer_shapes  # noqa: F401  (PROJECT: read from here too)
 from .statements import STATEMENTS
@@ -115,7 +115,7 @@ class ModelBuilder:
         layer = self.add_layer(stmt)
         p = self.words.dropout_kwargs(stmt.kwargs, stmt, layer_key(layer))
         if p:
-            self.add(PlannedNode("dropout", {"p": p}, stmt.span, layer))
+            self.add(PlannedNode(DROPOUT, {"p": p}, stmt.span, layer))
 
     def stmt_init(self, stmt: ast.Stmt):
         if len(stmt.args) != 1:
@@ -144,7 +144,7 @@ class ModelBuilder:
         layer = self.add_layer(stmt)
         where = layer_key(layer)
         if not op.inline:
-            if op.name == "dropout":
+            if op.name == DROPOUT:
                 kwargs = [kw for kw in stmt.kwargs if kw.key not in ("keep",)]
                 keep = [kw for kw in stmt.kwargs if kw.key == "keep"]
                 if keep:
@@ -154,7 +154,7 @@ class ModelBuilder:
                     a = self.words.op_attrs(op, stmt, [], [], where)
                     if a is not None:
                         a["p"] = p
-                        self.add(PlannedNode("dropout", a, stmt.span, layer))
+                        self.add(PlannedNode(DROPOUT, a, stmt.span, layer))
                     return
             else:
                 kwargs = stmt.kwargs
@@ -188,7 +188,7 @@ class ModelBuilder:
     def _inline_tail(self, parts: "Inline", stmt: ast.Stmt, layer: int, where: str):
         """batchnorm -> activation -> dropout after the node just planned."""
         if parts.batchnorm:
-            self.add(PlannedNode("batchnorm", REGISTRY["batchnorm"].defaults(), stmt.span, layer))
+            self.add(PlannedNode(NORMALIZE, REGISTRY[NORMALIZE].defaults(), stmt.span, layer))
         if parts.activation:
             act_op = REGISTRY[parts.activation]
             aa = self.words.op_attrs(act_op, stmt, parts.act_args, parts.act_kwargs, f"{where}.{parts.activation}")
@@ -197,7 +197,7 @@ class ModelBuilder:
             self.add(PlannedNode(parts.activation, aa, parts.act_span, layer))
         p = self.words.dropout_kwargs(parts.dropout_kw, stmt, where)
         if p:
-            self.add(PlannedNode("dropout", {"p": p}, stmt.span, layer))
+            self.add(PlannedNode(DROPOUT, {"p": p}, stmt.span, layer))
 
     # ---- lines that hold lines ----------------------------------------------
     def read_items(self, items):
@@ -290,12 +290,12 @@ class ModelBuilder:
                 return
             short, path = entry, "the input"
             if project is not None:
-                has_bn = any(pn.op == "batchnorm" for pn in self.plan[start:])
+                has_bn = any(pn.op == NORMALIZE for pn in self.plan[start:])
                 self.scope, self.cur = scope + ("shortcut",), entry
                 short = self.add(PlannedNode(None, {}, project.span, layer, match=body_out,
                                              default_init=self.default_init))
                 if has_bn:
-                    short = self.add(PlannedNode("batchnorm", REGISTRY["batchnorm"].defaults(), project.span, layer))
+                    short = self.add(PlannedNode(NORMALIZE, REGISTRY[NORMALIZE].defaults(), project.span, layer))
                 path = "the shortcut"
                 self.scope = scope
             self.cur = body_out

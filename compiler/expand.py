@@ -21,6 +21,7 @@ from typing import Union
 
 from . import ast
 from .diagnostics import Diagnostic, DLError, Diagnostics, Span, did_you_mean
+from .modifiers import FROZEN
 
 MAX_LINES = 200_000  # model lines after repeats and blocks are expanded
 MAX_DEPTH = 8  # repeats and block uses nested in one another
@@ -236,7 +237,7 @@ class Expander:
         names = [p for p, _ in block.params]
         env: dict[str, ast.Value] = {}
         ok = True
-        values = [a for a in stmt.args if not (isinstance(a, ast.Name) and a.value == "frozen")]  # the graph pass's
+        values = [a for a in stmt.args if not (isinstance(a, ast.Name) and a.value == FROZEN)]  # the graph pass's
         if len(values) > len(names):
             extra = values[len(names)]
             self.out.error(f"block {block.name} takes {len(names)} value(s), got {len(values)}", extra.span,

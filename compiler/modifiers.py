@@ -5,8 +5,9 @@ them, which is the order `dlc fmt` writes them: the op's values and keys, `batch
 
 from __future__ import annotations
 
-NORMALIZE = "batchnorm"  # a word: batchnorm between the op and its activation
-DROPOUT_KEYS = ("dropout", "keep")  # a key: dropout after the activation; keep= is 1 - dropout
+NORMALIZE = "batchnorm"  # a word, and the op it adds: batchnorm between the op and its activation
+DROPOUT = "dropout"  # the op dropout=/keep= add after the activation
+DROPOUT_KEYS = ("dropout", "keep")  # a key: dropout=P; keep= is 1 - dropout
 FROZEN = "frozen"  # a word: the line's (or group's, or block use's) parameters stay as they start
 
 

@@ -49,14 +49,14 @@ def _consumers(plan: list[PlannedNode]) -> list[list[int]]:
 
 
 def _feeds_batchnorm_alone(plan: list[PlannedNode], consumers: list[list[int]], index: int) -> bool:
-    """Does the layer's output reach a batchnorm, and nothing else, through identities (`linear`) only?
+    """Does the layer's output reach a normalizing op (batchnorm), and nothing else, through identities (`linear`) only?
     Then batchnorm's beta does its bias's job."""
     j = index
     while len(consumers[j]) == 1:
         j = consumers[j][0]
-        if plan[j].op == "batchnorm":
-            return True
         op = REGISTRY[plan[j].op]
+        if op.normalizes:
+            return True
         if op.kind != "activation" or op.nonlinear:  # only identities pass it on
             return False
     return False
