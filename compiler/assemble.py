@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 from pathlib import Path
 
 from .attrs import SearchRange
@@ -17,6 +18,18 @@ from .diagnostics import Diagnostic, Diagnostics, DLError, Source, Span, did_you
 from .ir import Graph
 from .losses import LOSSES
 from .statements import CLASSIFICATION_LOSSES, STATEMENTS, Setting, default_setting, read_statement
+
+class DataReport(Protocol):
+    """What dlc check read of the data, as the runtime reports it (runtime/data/images.py's survey)."""
+
+    def lines(self) -> list[str]: ...
+
+
+class InitReport(DataReport, Protocol):
+    """What `init from "RUN"` would load, as the runtime reports it (runtime/init_from.py)."""
+
+    loaded: Any  # the names of the weights taken from the run
+
 
 @dataclass
 class Spec:
@@ -28,9 +41,9 @@ class Spec:
     data_files: dict | None = None  # a run's recorded data files {name: {path, sha256}} (runtime/data/record.py)
     blocks: dict[str, Span] = field(default_factory=dict)  # the blocks the spec defines, where their names are
     memory_limit: int | None = None  # bytes training may hold (--max-memory; None: no limit), data included
-    init_report: object = None  # init from "RUN": what would be loaded (runtime/init_from.py, set by dlc check)
-    data_report: object = None  # image files: the listing and headers dlc check read (runtime/data/images.py)
-    data_dtype: object = None  # a data file's input element type as stored, read by dlc check (lint DL116)
+    init_report: InitReport | None = None  # init from "RUN": what would be loaded (runtime/init_from.py, set by dlc check)
+    data_report: DataReport | None = None  # image files: the listing and headers dlc check read (runtime/data/images.py)
+    data_dtype: Any = None  # a data file's input element type as stored, read by dlc check (lint DL116)
     overridden: tuple | None = None  # (the text as written, the overrides) when --set/--vary rewrote it
 
     @property
@@ -39,7 +52,7 @@ class Spec:
 
     @property
     def loss(self) -> str:
-        return self.settings["loss"].kind
+        return self.settings["loss"].kind_name
 
     @property
     def task(self) -> str:
@@ -81,6 +94,7 @@ def _check_source_keys(data, diags: Diagnostics) -> None:
     for key in ("n", "noise", "classes", "label", "labels") + IMAGE_KEYS:
         if key not in data.spans or key in takes:
             continue
+        what: str | None
         if is_file_source(data):
             what = f"the file {data.kind}"
         else:
@@ -199,7 +213,8 @@ def assemble(text: str, filename: str, lint: bool = True, data_files: dict | Non
                 diags.error(f"unknown statement '{stmt.word}'", stmt.span, did_you_mean(stmt.word, STATEMENTS))
             continue
         if stmt.word in settings:
-            diags.error(f"{stmt.word} is given twice (first on line {settings[stmt.word].span.line})", stmt.span)
+            first = settings[stmt.word].span
+            diags.error(f"{stmt.word} is given twice" + (f" (first on line {first.line})" if first else ""), stmt.span)
             continue
         s = read_statement(stmt, diags)
         if s is not None:
@@ -222,18 +237,19 @@ def assemble(text: str, filename: str, lint: bool = True, data_files: dict | Non
         if graph.nodes:
             if "loss" not in settings:
                 settings["loss"] = default_setting("loss", _default_loss(graph))
-            _check_data(settings, graph, settings["loss"].kind, diags)
+            _check_data(settings, graph, settings["loss"].kind_name, diags)
     for word in STATEMENTS:
         if word not in settings and word not in ("data", "init"):  # written, or absent
             settings[word] = default_setting(word)
     _check_engine(settings, diags)
     if graph is not None and graph.nodes:
         _check_class_weight(settings["loss"], graph, diags)
-        _check_monitor(settings["train"], settings["loss"].kind, diags)
+        _check_monitor(settings["train"], settings["loss"].kind_name, diags)
         _check_augment(settings["augment"], graph.input_shape, diags)
     diags.raise_if_errors()
     from .memory import check_limit, default_limit
     limit = default_limit() if max_memory is None else (max_memory or None)
+    assert graph is not None, "a model without a graph has errors, raised above"
     spec = Spec(source, graph, settings, ranges, data_files=data_files,
                 blocks={name: b.span for name, b in blocks.items()}, memory_limit=limit)
     check_limit(spec, limit)
@@ -250,7 +266,7 @@ def _check_class_weight(loss: Setting, graph: Graph, diags: Diagnostics) -> None
         return  # balanced, or weights by class name: the data's class names are the runtime's to match
     units = graph.output_shape[0] if len(graph.output_shape) == 1 else None
     span = loss.spans.get("class_weight", loss.span)
-    if LOSSES[loss.kind].labels == "binary":
+    if LOSSES[loss.kind_name].labels == "binary":
         if units != 1:
             diags.error(f"class_weight with {loss.kind} needs 1 output unit (two classes), the model has {units}",
                         span, "for several independent labels leave class_weight out")

@@ -194,7 +194,7 @@ class ModelBuilder:
             aa = self.words.op_attrs(act_op, stmt, parts.act_args, parts.act_kwargs, f"{where}.{parts.activation}")
             if aa is None:
                 return
-            self.add(PlannedNode(parts.activation, aa, parts.act_span, layer))
+            self.add(PlannedNode(parts.activation, aa, parts.act_span or stmt.span, layer))
         p = self.words.dropout_kwargs(parts.dropout_kw, stmt, where)
         if p:
             self.add(PlannedNode(DROPOUT, {"p": p}, stmt.span, layer))
@@ -329,7 +329,8 @@ class ModelBuilder:
         entry = self.cur
         with self._descend("parallel") as scope:
             self.layers[layer].group = ".".join(scope)
-            outs, paths = [], []
+            outs: list[int] = []
+            paths: list[str] = []
             for b in branches:
                 for v in b.stmt.args + [k.value for k in b.stmt.kwargs]:
                     self.diags.error("branch takes nothing before its '{'", v.span, uses=b.uses)

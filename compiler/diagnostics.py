@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Diagnostic:
         return "\n".join(lines)
 
     def to_json(self, source: Source | None) -> dict:
-        d = {"severity": self.severity, "message": self.message, "code": self.code, "hint": self.hint,
+        d: dict[str, Any] = {"severity": self.severity, "message": self.message, "code": self.code, "hint": self.hint,
              "file": source.filename if source else None}
         if self.span:
             d.update(line=self.span.line, col=self.span.col)

@@ -30,7 +30,7 @@ def fold_batchnorm(graph: Graph, values: dict[str, np.ndarray]) -> tuple[list[No
     for node in graph.nodes:
         prev = by_name.get(node.inputs[0])
         axis = REGISTRY[prev.op].weight_out_axis if prev is not None else None
-        if node.op != "batchnorm" or axis is None or len(consumers[prev.name]) != 1:
+        if prev is None or node.op != "batchnorm" or axis is None or len(consumers[prev.name]) != 1:
             continue
         gamma, beta = values[node.params["gamma"].name], values[node.params["beta"].name]
         mean, var = values[node.buffers["running_mean"].name], values[node.buffers["running_var"].name]

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TYPE_CHECKING
 
 from .lazy_numpy import lazy_numpy
 
 from .attrs import Attr
 from .ops.base import registrar
 
-np = lazy_numpy(__name__)
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_numpy(__name__)
 
 
 class InitScheme:

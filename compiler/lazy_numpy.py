@@ -23,7 +23,7 @@ class _LazyNumpy:
 
         for module in _modules:
             if getattr(sys.modules.get(module), "np", None) is self:
-                sys.modules[module].np = numpy
+                setattr(sys.modules[module], "np", numpy)
         return getattr(numpy, name)
 
 

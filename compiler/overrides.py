@@ -11,6 +11,8 @@ saved with a run is exactly what was trained.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from . import ast
 from .assemble import assemble
 from .diagnostics import Diagnostic, DLError, Source
@@ -83,7 +85,7 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
                 valid = set(common) | set((kinds or {}).get(value, {}))
                 kept = [f"{kw.key}={line[kw.value.span.col - 1:value_end(line, kw.value.span.col - 1)]}"
                         for kw in stmt.kwargs if kinds is None or kw.key in valid]
-                flags = [a.value for a in stmt.args[1:] if hasattr(a, "value") and a.value in valid]
+                flags = [str(a.value) for a in stmt.args[1:] if hasattr(a, "value") and a.value in valid]
                 comment = line[line.index("#"):] if "#" in line else ""
                 indent = line[:len(line) - len(line.lstrip())]
                 lines[i] = indent + " ".join([word, value, *flags, *kept]) + (f"  {comment}" if comment else "")
@@ -91,7 +93,7 @@ def apply_overrides(text: str, filename: str, overrides) -> str:
     return text
 
 
-def _fail(text, filename, item, message, hint=None):
+def _fail(text, filename, item, message, hint=None) -> NoReturn:
     raise DLError(Diagnostic("error", f"{_flag(item)} {item}: {message}", hint=hint), Source(text, filename))
 
 
@@ -101,6 +103,8 @@ def _flag(item) -> str:
 
 class Override(str):
     """A KEY=VALUE item that remembers the option it came from (--set or --vary), for its errors."""
+
+    flag: str
 
     def __new__(cls, item: str, flag: str = "--set"):
         obj = super().__new__(cls, item)
@@ -204,7 +208,7 @@ def _block_params(tree, word: str) -> list[str] | None:
             if name == word:
                 if not isinstance(head, ast.Call):
                     return []
-                return [a.value if isinstance(a, ast.Name) else a.key for a in head.args + head.kwargs]
+                return [a.value for a in head.args if isinstance(a, ast.Name)] + [kw.key for kw in head.kwargs]
     return None
 
 
@@ -263,7 +267,7 @@ def _model_override(text: str, filename: str, item: str, key: str, value: str) -
     from dlc.grammar import parse
     from .ops import REGISTRY
 
-    def fail(message, hint=None):
+    def fail(message, hint=None) -> NoReturn:
         _fail(text, filename, item, message, hint)
 
     if key not in MODEL_KEYS:

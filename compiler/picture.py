@@ -57,7 +57,7 @@ class Picture:
 
 def picture(graph: Graph, depth: int | None = None) -> Picture:
     layers = graph.layers
-    owner = {}  # layer index -> the layer index whose box it is drawn in (a collapsed cluster's)
+    owner: dict[int, int] = {}  # layer index -> the layer index whose box it is drawn in (a collapsed cluster's)
     for layer in layers:
         owner.setdefault(layer.index, layer.index)
         if layer.inner and depth is not None and layer.depth >= depth and owner[layer.index] == layer.index:
@@ -98,8 +98,8 @@ def picture(graph: Graph, depth: int | None = None) -> Picture:
     edges: list[tuple[str, str]] = []
     for n in graph.nodes:
         target = box_of_node(n.name)
-        for i in n.inputs:
-            source = box_of_node(i)
+        for read in n.inputs:
+            source = box_of_node(read)
             if source and target and source != target and (source, target) not in edges:
                 edges.append((source, target))
 
@@ -203,6 +203,8 @@ def _layout(p: Picture):
     size: dict[int, tuple[float, float]] = {}
 
     def measure(item) -> tuple[float, float]:
+        w: float
+        h: float
         if isinstance(item, str):
             w, h = width_of[item], BOX_H
         elif isinstance(item, Row):

@@ -54,7 +54,10 @@ def _feeds_batchnorm_alone(plan: list[PlannedNode], consumers: list[list[int]], 
     j = index
     while len(consumers[j]) == 1:
         j = consumers[j][0]
-        op = REGISTRY[plan[j].op]
+        name = plan[j].op
+        if name is None:  # a projection shortcut: a layer of its own
+            return False
+        op = REGISTRY[name]
         if op.normalizes:
             return True
         if op.kind != "activation" or op.nonlinear:  # only identities pass it on
@@ -68,7 +71,8 @@ def _auto_init(plan: list[PlannedNode], consumers: list[list[int]], index: int) 
     j = index
     while consumers[j]:
         j = consumers[j][0]
-        op = REGISTRY[plan[j].op] if plan[j].op else None
+        name = plan[j].op
+        op = REGISTRY[name] if name else None
         if op is None or op.weight_layer:
             break
         if op.kind == "activation" and op.name != "linear":
@@ -136,6 +140,7 @@ def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode
         op_name, attrs = pn.op, pn.attrs
         try:
             if op_name is None:
+                assert pn.match is not None, "a projection is planned with the node it matches"
                 op_name, attrs = _projection(in_shapes[0], shapes[pn.match])
             op = REGISTRY[op_name]
             a = {k: resolve(v) for k, v in attrs.items()}

@@ -90,11 +90,13 @@ def portable_text(spec: Spec) -> str:
 def _portable_init(spec: Spec) -> str:
     """The text with `init from "RUN"`'s relative path written absolute (where the line says it)."""
     init = spec.settings.get("init")
-    path = absolute_data_name(init.kind, spec.base_dir) if init is not None else None
-    if path is None or init.kind_span is None or '"' in path:
+    if init is None or init.kind_span is None:
+        return spec.source.text
+    path = absolute_data_name(init.kind, spec.base_dir)
+    s = init.kind_span
+    if path is None or s.end_col is None or '"' in path:
         return spec.source.text
     lines = spec.source.text.split("\n")
-    s = init.kind_span
     line = lines[s.line - 1]
     lines[s.line - 1] = line[:s.col - 1] + f'"{path}"' + line[s.end_col - 1:]
     return "\n".join(lines)
@@ -110,7 +112,7 @@ def settings_key(spec: Spec, skip=frozenset()) -> dict[str, str]:
     for word, setting in sorted(spec.settings.items()):
         key[word] = str(setting.kind or "")
         if (word == "data" and setting.written and is_file_source(setting)) or word == "init":
-            key[word] = absolute_data_name(setting.kind, spec.base_dir) or setting.kind  # however it is written
+            key[word] = absolute_data_name(setting.kind, spec.base_dir) or setting.kind_name  # however it is written
         key.update({f"{word}.{k}": repr(v) for k, v in sorted(setting.values.items()) if f"{word}.{k}" not in skip})
     return key
 

@@ -83,7 +83,7 @@ DATA = {
     "skip_bad": Attr("bool", False, doc="image files: leave out unreadable or stray files (counted) instead of refusing"),
 }
 
-INIT = {}  # init from "RUN": no keys
+INIT: dict[str, Attr] = {}  # init from "RUN": no keys
 
 # augment: random changes to each training batch (never validation, test or export); the formulas are
 # in runtime/data/augment.py and docs/language.md. GEOMETRIC keys need image inputs (CxHxW).
@@ -125,6 +125,13 @@ class Setting:
     spans: dict[str, Span] = field(default_factory=dict)
     written: bool = False
     quoted: bool = False  # the data source was a quoted string: always a file path
+
+    @property
+    def kind_name(self) -> str:
+        """The kind of a statement that has one (adam, step, mse, a data source): what registries are indexed by."""
+        if self.kind is None:
+            raise ValueError(f"{self.word} has no kind")
+        return self.kind
 
     def __getitem__(self, key):
         return self.values[key]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import cast
 from pathlib import Path
 
 from lark import Lark, Token, Transformer
@@ -47,7 +48,7 @@ def _word(terminal: str) -> str:
 
 
 def _span(tok: Token) -> Span:
-    return Span(tok.line, tok.column, tok.end_line, tok.end_column)
+    return Span(tok.line or 0, tok.column or 0, tok.end_line, tok.end_column)
 
 
 @dataclass
@@ -274,7 +275,7 @@ def parse(text: str, filename: str = "<spec>") -> ast.SpecAST:
         if len(diags) >= MAX_SYNTAX_ERRORS:
             diags.append(Diagnostic("note", f"stopped after {len(diags)} syntax error(s); fix these first"))
         raise DLError(diags, source)
-    return tree
+    return cast(ast.SpecAST, tree)  # the transformer's output
 
 
 def tokens(text: str) -> list[Token]:

@@ -75,7 +75,7 @@ class Op:
     # (`infer(shapes)`, `forward(xs)`, `backward -> ([dx, ...], grads)`, `to_onnx(g, xs, p, a, shapes)`).
     arity: ClassVar[int | None] = 1
     # Sample inputs for the registry-walking tests: per-sample shapes and attributes.
-    examples: ClassVar[list[tuple[tuple[int, ...], dict[str, Any]]]] = []
+    examples: ClassVar[list[tuple[Any, dict[str, Any]]]] = []  # a merge's: a list of shapes
 
     def check_rank(self, shape):
         if len(shape) not in self.ranks:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 from dlc.compiler.catalog import BUILTIN_SETS, BuiltinSet
 from dlc.compiler.files import is_folder
@@ -18,7 +18,10 @@ from dlc.compiler.lazy_numpy import lazy_numpy
 from dlc.runtime.data.labels import class_labels
 from dlc.runtime.data.files import DataError, check_file, read_csv, read_idx, read_npz, resolve_path
 
-np = lazy_numpy(__name__)  # `dlc check` reads CATALOG and should not pay for NumPy
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_numpy(__name__)  # `dlc check` reads CATALOG and should not pay for NumPy
 
 
 @dataclass

@@ -7,6 +7,8 @@ headers, a CSV's header and first rows, IDX headers -- without loading the input
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import csv
 import gzip
 import io
@@ -21,7 +23,10 @@ from pathlib import Path
 from dlc.compiler.files import not_regular
 from dlc.compiler.lazy_numpy import lazy_numpy
 
-np = lazy_numpy(__name__)
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_numpy(__name__)
 
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 CSV_SAMPLE_ROWS = 100
