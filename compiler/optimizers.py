@@ -69,6 +69,10 @@ class OptimizerRule:
         """The shape of a parameter's state buffer `role` (checkpoints are checked against it)."""
         return tuple(shape)
 
+    def evolve(self, params: dict, state: dict, fitness, rng, lr: float, hp: dict) -> float:
+        """One generation of a gradient-free rule (`uses_gradients` False): see GeneticRule.evolve."""
+        raise NotImplementedError(f"{self.name} uses gradients: it has update, not evolve")
+
     def roles(self, hp: dict) -> tuple[str, ...]:
         """The buffers every trained parameter holds after a step with these settings (a checkpoint
         must hold exactly these: one missing would be re-created as zeros, and resume be inexact)."""

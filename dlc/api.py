@@ -139,7 +139,7 @@ def evaluate(run, data=None, split: str = "all", top_k: int | None = None, plot:
     averages, top-k accuracy, confusion matrix; MAE/MSE/R² for regression) of a run on its own splits,
     or on DATA; writes RUN/confusion.png unless plot=False."""
     from dlc.runtime.tools.evaluate import evaluate_run
-    return evaluate_run(_run_dir(run), data, split, top_k=top_k, plot=plot)
+    return evaluate_run(str(_run_dir(run)), data, split, top_k=top_k, plot=plot)
 
 
 def export(run, path, keep_bn: bool = False, samples: int = 256):

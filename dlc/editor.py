@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from dlc.compiler.diagnostics import Diagnostic, DLError, Span
@@ -133,8 +134,8 @@ def hover(word: str) -> str | None:
         loss = LOSSES[word]
         return f"**{word}** (loss, {loss.task}): {loss.doc}\n\n" + _attrs_text(loss.attrs)
     if word in SCHEDULES:
-        s = SCHEDULES[word]
-        return f"**{word}** (schedule): `{s.formula}`\n\n" + _attrs_text(s.attrs)
+        schedule = SCHEDULES[word]
+        return f"**{word}** (schedule): `{schedule.formula}`\n\n" + _attrs_text(schedule.attrs)
     return None
 
 
@@ -171,9 +172,9 @@ def completions(text: str, line: int, character: int, blocks: dict[str, list[str
                       | set(REGISTRY.names()) | set(blocks))
     head = done[0]
     if head == "}":  # } relu batchnorm dropout=0.2: what follows a residual's or parallel's body
-        from dlc.compiler.modifiers import words
-        return words(REGISTRY.names("activation"))
-    names = {"optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES, "init": INITS, "data": BUILTIN_SETS,
+        from dlc.compiler.modifiers import words as modifier_words
+        return modifier_words(REGISTRY.names("activation"))
+    names: Any = {"optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES, "init": INITS, "data": BUILTIN_SETS,
              "residual": (IDENTITY, PROJECT), "parallel": MERGES}.get(head)
     if names is not None and len(done) == 1:
         return sorted(names)
@@ -184,8 +185,8 @@ def completions(text: str, line: int, character: int, blocks: dict[str, list[str
         keys = [f"{k}=" for k in op.attrs]
         if op.inline:
             from dlc.compiler.line_words import LAYER_KEYS
-            from dlc.compiler.modifiers import words
-            keys += [f"{k}=" for k in LAYER_KEYS] + words(REGISTRY.names("activation"))
+            from dlc.compiler.modifiers import words as modifier_words
+            keys += [f"{k}=" for k in LAYER_KEYS] + modifier_words(REGISTRY.names("activation"))
         return sorted(set(keys))
     if head in STATEMENTS:
         kinds, _, common = STATEMENTS[head]
@@ -250,7 +251,7 @@ def symbols(text: str) -> list[Symbol]:
 
     from dlc.grammar.parser import tokens
     try:
-        toks = [t for t in tokens(text) if t.type not in ("WS_INLINE", "COMMENT")]
+        toks: list[Any] = [t for t in tokens(text) if t.type not in ("WS_INLINE", "COMMENT")]  # lark Tokens
     except LarkError:  # a character the grammar has no token for: the model and block lines only
         return [Symbol(m.group(2), m.group(1), text.count("\n", 0, m.start()), m.start(2) - m.start(),
                        m.end(2) - m.start(), text.count("\n", 0, m.start()))

@@ -121,7 +121,7 @@ def _ordered(args: list[list], after_brace: bool) -> list[list]:
     written."""
     from dlc.compiler.ops import REGISTRY
     head = None if after_brace else str(args[0][0])
-    op = REGISTRY[head] if head in REGISTRY else None
+    op = REGISTRY[head] if head is not None and head in REGISTRY else None
     if not after_brace and (op is None or not op.inline):
         return args
     own = op.attrs if op is not None else {}

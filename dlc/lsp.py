@@ -22,6 +22,10 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dlc import editor
 
 DEBOUNCE = 0.15  # seconds of quiet typing before a spec is checked again
 
@@ -266,7 +270,7 @@ def from_client_units(lines: list[str], line: int, units: int, encoding: str) ->
 class Checked:
     """A check and the text it was made of (its lines, for positions in the client's units)."""
 
-    analysis: object  # editor.Analysis
+    analysis: editor.Analysis
     lines: list[str]
     version: int | None
 

@@ -39,8 +39,10 @@ def fixes(text: str, d: Diagnostic) -> list[Fix]:
 
 def _replacements(text: str, d: Diagnostic) -> list[Fix]:
     rows = text.splitlines()
+    hint = d.hint
+    if d.span is None or not isinstance(hint, Suggestion):
+        return []
     line, col = d.span.line - 1, d.span.col - 1
-    hint: Suggestion = d.hint
     if line >= len(rows) or rows[line][col:col + len(hint.word)] != hint.word or not hint.word:
         return []
     start, end = (line, col), (line, col + len(hint.word))
@@ -75,6 +77,8 @@ def _end(tok) -> Position:
 
 def _remove_key(keys: tuple[str, ...], title: str):
     def fix(text: str, d: Diagnostic) -> list[Fix]:
+        if d.span is None:
+            return []
         args = _line_args(text, d.span.line - 1)
         found = [(k, a) for k, a in enumerate(args) if len(a) > 2 and a[1].type == "EQUAL" and str(a[0]) in keys]
         if not found or found[0][0] == 0:
@@ -89,7 +93,7 @@ def _remove_key(keys: tuple[str, ...], title: str):
 def _replace_init(text: str, d: Diagnostic) -> list[Fix]:
     from dlc.compiler.inits import INITS
     m = re.search(r"use (\w+)", d.hint or "")
-    if not m or m.group(1) not in INITS:
+    if not m or m.group(1) not in INITS or d.span is None:
         return []
     args = _line_args(text, d.span.line - 1)
     arg = next((a for a in args if len(a) == 3 and a[1].type == "EQUAL" and str(a[0]) == "init"), None)
@@ -103,6 +107,8 @@ def _batchnorm_before_activation(text: str, d: Diagnostic) -> list[Fix]:
     before the activation. After a line holding only an activation: the two lines swap."""
     from dlc.compiler.ops import REGISTRY
     rows = text.splitlines()
+    if d.span is None:
+        return []
     line = d.span.line - 1
     here = _line_args(text, line)
     from dlc.compiler.modifiers import NORMALIZE
@@ -122,7 +128,7 @@ def _batchnorm_before_activation(text: str, d: Diagnostic) -> list[Fix]:
                     [(at, at, "batchnorm "), (*delete, "")], preferred=True)]
     head = str(before[0][0]) if before else ""
     if head in REGISTRY and REGISTRY[head].kind == "activation":
-        indent = [re.match(r"\s*", rows[k]).group(0) for k in (prev, line)]
+        indent = [rows[k][:len(rows[k]) - len(rows[k].lstrip())] for k in (prev, line)]
         swapped = [indent[0] + rows[line].strip()] + rows[prev + 1:line] + [indent[1] + rows[prev].strip()]
         return [Fix("put batchnorm before the activation (swap the two lines)",
                     [((prev, 0), (line, len(rows[line])), "\n".join(swapped))], preferred=True)]

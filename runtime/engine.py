@@ -108,6 +108,8 @@ class Engine(ABC):
         return out
 
     def _record(self, name: str, grad_norm: float, update_norm: float, weight_norm: float) -> None:
+        if self.stats is None:
+            return
         s = self.stats.setdefault(name, [0.0, 0.0, 0])
         s[0] += grad_norm
         s[1] += update_norm / weight_norm if weight_norm > 0 else 0.0

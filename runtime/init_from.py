@@ -57,7 +57,7 @@ def _refuse(spec: Spec, message: str, hint: str | None = None) -> DLError:
 def _weights_path(spec: Spec) -> Path:
     init = spec.settings["init"]
     try:
-        run = resolve_path(init.kind, spec.base_dir)
+        run = resolve_path(init.kind_name, spec.base_dir)
     except DataError as e:
         raise _refuse(spec, str(e)) from None
     if not os.path.isdir(run):  # (False also for a name the system refuses: too long, a loop of links)

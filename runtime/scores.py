@@ -36,7 +36,7 @@ def scores(spec: Spec, out: np.ndarray, y: np.ndarray) -> dict:
     fused = is_fused(spec)
     with np.errstate(over="ignore", invalid="ignore"):
         loss, _ = loss_and_grad(spec.loss, out, y, fused)
-        result = {"loss": loss}
+        result: dict[str, float | None] = {"loss": loss}
         if spec.task == "classification":
             result["accuracy"] = correct(spec, out, y) / len(y)
         else:

@@ -259,7 +259,7 @@ def _epoch(spec: Spec, engine: Engine, st: TrainingState, splits: Splits, steps:
     n = len(splits.x_train)
     batch = n if tr["batch"] == "all" else min(tr["batch"], n)
     epoch, epochs = st.epoch, tr["epochs"]
-    lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, epoch, epochs,
+    lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind_name, spec["schedule"].values, epoch, epochs,
                        [monitored(r, tr["monitor"]) for r in st.history])
     order = st.shuffle_rng.permutation(n) if tr["shuffle"] else np.arange(n)
     augment_rng = splits.augment.rng(tr["seed"], epoch) if splits.augment is not None else None

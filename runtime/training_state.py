@@ -197,7 +197,7 @@ class TrainingState:
         """Exactly the buffers the optimizer keeps for these weights, of their shapes, float and finite,
         and a step count: anything missing would silently start from zeros, and resume be inexact."""
         opt = spec["optimizer"]
-        rule, hp = OPTIMIZERS[opt.kind], opt.values
+        rule, hp = OPTIMIZERS[opt.kind_name], opt.values
         trained = [p.name for p in spec.graph.trained_params()]
         shapes = expected_shapes(spec.graph)
         want = {f"{name}.{role}": rule.state_shape(role, shapes[name], hp)

@@ -84,6 +84,14 @@ class Op:
                              f"but its input is {fmt_shape(shape)}",
                              "add 'flatten' before it" if self.ranks == (1,) else None)
 
+    def dead(self, y):
+        """(a `dies` op) per unit -- a feature, or a conv channel -- whether it is 0 over the whole batch."""
+        raise NotImplementedError(f"{self.name} does not die")
+
+    def saturated(self, y):
+        """(a `saturating` op) which outputs are in its flat tails."""
+        raise NotImplementedError(f"{self.name} does not saturate")
+
     def infer(self, shape, a):
         self.check_rank(shape)
         return tuple(shape)

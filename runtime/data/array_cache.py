@@ -80,7 +80,7 @@ def save(name: str, arrays: dict[str, np.ndarray]) -> None:
     if where is None:
         return
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # (the stub reads a dict of arrays as allow_pickle=)
     data = buf.getvalue()
     tmp = where / f".{name}.{os.getpid()}.tmp"
     try:

@@ -28,6 +28,7 @@ what the uninterrupted one drew.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,12 +45,13 @@ class Augment:
     values: dict  # the augment line's keys
     low: float  # the training split's raw minimum and maximum
     high: float
-    fill: np.ndarray  # (C, 1, 1): each channel's raw training mean (images), or () for vectors
+    fill: Any  # (C, 1, 1): each channel's raw training mean (images), or () for vectors
 
     @classmethod
     def fit(cls, values: dict, x_raw_chunks) -> "Augment":
         """Statistics of the raw training split, read chunk by chunk (never the whole set at once)."""
-        low, high, sums, count = np.inf, -np.inf, None, 0
+        low, high, count = np.inf, -np.inf, 0
+        sums: Any = None
         for chunk in x_raw_chunks:
             chunk = np.asarray(chunk, np.float64)
             low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))

@@ -34,7 +34,7 @@ def check_data_file(spec: Spec) -> None:
     diags.raise_if_errors()
     if getattr(spec, "data_dtype", None) == np.uint8:  # DL116: 8-bit inputs and no scaling
         from dlc.compiler.lint import raw_inputs_warning
-        _add_warning(spec, raw_inputs_warning(spec, data.kind))
+        _add_warning(spec, raw_inputs_warning(spec, data.kind_name))
     if labels is not None:  # DL113: classes strongly imbalanced and the loss unweighted
         from dlc.runtime.class_weight import imbalance
         y, classes = labels

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from dlc.compiler.catalog import BUILTIN_SETS, BuiltinSet
 from dlc.compiler.files import is_folder
@@ -26,8 +26,8 @@ else:
 
 @dataclass
 class Dataset:
-    x: np.ndarray
-    y: np.ndarray
+    x: Any  # (N, ...) an array, or a memory map of a file on disk (None where only the labels were read)
+    y: "np.ndarray | None"  # None: an unlabelled set (predict)
     task: str  # classification | regression
     classes: list[str] = field(default_factory=list)
     name: str = ""
@@ -44,7 +44,7 @@ class Dataset:
 class DatasetInfo(BuiltinSet):
     """A built-in set as the compiler describes it (compiler/catalog.py), with its loader."""
 
-    loader: Callable = None
+    loader: Callable | None = None
 
 
 def _spiral(rng, n=300, classes=3, noise=0.2):
@@ -161,6 +161,7 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
     if source in CATALOG:
         info = CATALOG[source]
         opts = {k: options.get(k) for k in ("n", "noise", "classes") if options.get(k) is not None}
+        assert info.loader is not None, "every built-in set has a loader"
         x, y = info.loader(rng, **opts)
         task = info.task
         name = source
@@ -262,6 +263,8 @@ def check_labels(out: int, loss: str, dataset: Dataset, error) -> None:
     """Class labels that fit an output of `out` units: indices below it (names: as many as its units).
     `error(message, hint)` makes the exception to raise."""
     k = dataset.n_classes
+    if dataset.y is None:  # unlabelled: nothing to check
+        return
     indices = all(c == str(i) for i, c in enumerate(dataset.classes))
     from dlc.compiler.losses import LOSSES
     if LOSSES[loss].labels == "binary" and out == 1:

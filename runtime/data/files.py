@@ -7,7 +7,7 @@ headers, a CSV's header and first rows, IDX headers -- without loading the input
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import csv
 import gzip
@@ -124,7 +124,7 @@ def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
 
 # ---- .csv --------------------------------------------------------------------------------------
 
-def _csv_rows(path: Path, limit: int | None = None) -> list[tuple[int, list[str]]]:
+def _csv_rows(path: Path, limit: int | None = None) -> list[list[str]]:
     """(line number, cells) of the non-empty rows; a file that is not UTF-8 is refused by line."""
     raw, whole = (path.read_bytes(), True) if limit is None else _head_lines(path, limit + 1)
     if not whole:  # only complete lines: a character or a row cut at the end of the read is not read
@@ -150,7 +150,8 @@ def _csv_rows(path: Path, limit: int | None = None) -> list[tuple[int, list[str]
 def _head_lines(path: Path, lines: int, chunk: int = 1 << 20) -> tuple[bytes, bool]:
     """(the file's first bytes holding at least `lines` complete lines, whether that is the whole
     file): read a MiB at a time, so a header of 200,000 columns is read whole, not cut."""
-    parts, newlines = [], 0
+    parts: list[bytes] = []
+    newlines = 0
     with open(path, "rb") as f:
         while newlines < lines:
             block = f.read(chunk)
@@ -294,8 +295,8 @@ def _idx_peek(path: Path) -> tuple[str, tuple[int, ...]]:
 class Peek:
     sample_shape: tuple[int, ...]  # per-sample input shape as stored
     samples: int | None
-    labels: object = None  # the label array when it is small enough to read (npz y, IDX labels)
-    dtype: object = None  # the inputs' element type as stored (npz x, IDX), None for CSV
+    labels: Any = None  # the label array when it is small enough to read (npz y, IDX labels)
+    dtype: Any = None  # the inputs' element type as stored (npz x, IDX), None for CSV
 
 
 def peek(path: Path, options: dict, labels_path: Path | None = None) -> Peek:

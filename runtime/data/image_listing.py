@@ -82,7 +82,7 @@ def _not_an_image(path: Path, root: Path) -> str | None:
         try:
             target = path.resolve(strict=True)
         except (OSError, RuntimeError) as e:  # (a loop of links: RuntimeError before Python 3.13, then ELOOP)
-            why = "a loop of links" if isinstance(e, RuntimeError) or e.errno == errno.ELOOP else e.strerror
+            why: str | None = "a loop of links" if isinstance(e, RuntimeError) or e.errno == errno.ELOOP else e.strerror
             return f"{_shown(path, root)} is a link that leads to no file ({why})"
         if not _inside(path, root):
             return f"{_shown(path, root)} is a link out of {root.name}/ (to {target})"
@@ -102,9 +102,9 @@ def list_folder(root: Path, skip_bad: bool = False) -> Listing:
     classes, files, labels, skipped = [], [], [], []
     loose = [e for e in entries if not e.name.startswith(".") and not _is_dir(e)]
     for e in loose:
-        why = f"{_shown(Path(e.path), root)} is not in a class folder: each class is a sub-folder of {root.name}/"
         if not skip_bad:
-            raise DataError(why + f" (move it into one, e.g. {root.name}/CLASS/{e.name})")
+            raise DataError(f"{_shown(Path(e.path), root)} is not in a class folder: each class is a sub-folder of "
+                            f"{root.name}/" + f" (move it into one, e.g. {root.name}/CLASS/{e.name})")
         skipped.append((Path(e.path), "not in a class folder"))
     folders = [e for e in entries if not e.name.startswith(".") and _is_dir(e)]
     if not folders:
@@ -176,20 +176,20 @@ def list_csv(path: Path, label: str | None, skip_bad: bool = False) -> Listing:
     for n, row in enumerate(rows, start=2 if header else 1):
         if len(row) <= max(col, lab):
             raise DataError(f"{path}:{n}: the row has {len(row)} cell(s); expected a path and a label")
-        f = (base / row[col]).expanduser() if not Path(row[col]).is_absolute() else Path(row[col])
+        file = (base / row[col]).expanduser() if not Path(row[col]).is_absolute() else Path(row[col])
         why = None
-        if not f.exists():
+        if not file.exists():
             why = f"{path.name}:{n}: no such image: {row[col]}"
-        elif not _inside(f, base):
+        elif not _inside(file, base):
             why = f"{path.name}:{n}: {row[col]} is outside {base} (the list's folder)"
-        elif f.suffix.lower() not in SUFFIXES:
+        elif file.suffix.lower() not in SUFFIXES:
             why = f"{path.name}:{n}: {row[col]} is not an image file ({', '.join(SUFFIXES)})"
         if why:
             if not skip_bad:
                 raise DataError(why)
-            skipped.append((f, why))
+            skipped.append((file, why))
             continue
-        files.append(f)
+        files.append(file)
         names.append(row[lab].strip())
     y, classes = class_labels(path.name, np.array(names, dtype=str))
     return Listing(base, files, y, classes, skipped)

@@ -139,7 +139,9 @@ def survey(path: Path, options: dict) -> Survey:
 def _survey(path: Path, options: dict) -> Survey:
     found = listing(path, options)
     picks = np.unique(np.linspace(0, len(found.files) - 1, min(HEADER_LIMIT, len(found.files))).astype(int))
-    sizes, modes, bad = Counter(), Counter(), []
+    sizes: Counter[tuple[int, int]] = Counter()
+    modes: Counter[str] = Counter()
+    bad: list = []
     for i in picks:
         try:
             im = _open(found.files[i], found.root)
@@ -225,9 +227,10 @@ def decode(found: Listing, channels: int, size: tuple[int, int], fit: str, skip_
 def _write_back(out: np.ndarray) -> None:
     """Send the pages written into a memory map to its file and out of memory: a map otherwise keeps
     every page it touched resident (counted in the process's memory) until it is closed."""
-    if isinstance(out, np.memmap) and hasattr(out._mmap, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+    view = getattr(out, "_mmap", None)  # np.memmap's own map (a private attribute: looked up, not assumed)
+    if isinstance(out, np.memmap) and view is not None and hasattr(view, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
         out.flush()
-        out._mmap.madvise(mmap.MADV_DONTNEED)
+        view.madvise(mmap.MADV_DONTNEED)
 
 
 def image_options(options: dict, input_shape: tuple | None, path: Path | None = None) -> tuple[int, tuple[int, int]]:

@@ -18,13 +18,15 @@ import os
 import queue
 import threading
 
+from typing import Any
+
 import numpy as np
 
 CHUNK_BYTES = 16 << 20  # float32 bytes per chunk when statistics are computed over a lazy split
 
 
 class LazyInputs:
-    def __init__(self, source: np.ndarray, rows: np.ndarray, preprocess=None):
+    def __init__(self, source: Any, rows: np.ndarray, preprocess=None):
         self.source = source  # (N, ...) uint8, usually a np.memmap
         self.rows = np.asarray(rows, np.int64)
         self.preprocess = preprocess

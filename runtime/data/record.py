@@ -22,7 +22,7 @@ def _files(spec: Spec) -> dict[str, str]:
     data = spec.settings.get("data")
     if data is None or data.kind in CATALOG:
         return {}
-    out = {data.kind: "source"}
+    out = {data.kind_name: "source"}
     if data.get("labels"):
         out[data["labels"]] = "labels"
     return out

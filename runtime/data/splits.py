@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from typing import Any
+
 import numpy as np
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
@@ -63,11 +65,11 @@ class Preprocess:
 
 @dataclass
 class Splits:
-    x_train: np.ndarray
+    x_train: Any  # each x: an array, or LazyInputs (data/lazy.py): a file on disk read a batch at a time
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: Any
     y_val: np.ndarray
-    x_test: np.ndarray
+    x_test: Any
     y_test: np.ndarray
     classes: list[str]
     task: str
@@ -160,11 +162,11 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     seed = data.get("data_seed") if data.get("data_seed") is not None else spec["train"]["seed"]
     if dataset is None:
         try:
-            dataset = load(data.kind, data.values, spec.task, seed, spec.base_dir, spec.data_files,
+            dataset = load(data.kind_name, data.values, spec.task, seed, spec.base_dir, spec.data_files,
                            limit=spec.memory_limit, input_shape=tuple(spec.graph.input_shape), lazy=True)
         except DataError as e:
             raise _data_error(spec, str(e)) from None
-    info = CATALOG.get(data.kind)
+    info = CATALOG.get(data.kind_name)
     # (data on disk stays a memory map here: reshape= and a channel axis are views of it)
     x = fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None, data.get("resize"),
                   data.get("reshape"))
@@ -187,6 +189,9 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
         return xa[first], ya[first], xa[second], ya[second]
 
     rows = dataset.rows
+    x_train: Any  # arrays, or LazyInputs over the file on disk
+    x_val: Any
+    x_test: Any
     if rows is not None:  # split the rows; the same draws as splitting the arrays
         r_train, y_train, r_test, y_test = split(rows, y, data["test"])
         r_train, y_train, r_val, y_val = split(r_train, y_train, spec["train"]["validation"])

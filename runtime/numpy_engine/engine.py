@@ -29,7 +29,7 @@ class NumpyEngine(Engine):
         self.fused = is_fused(spec)
         self.upto = outputs_upto(spec)
         self.opt_set = spec["optimizer"]
-        self.opt = Optimizer(self.opt_set.kind, self.opt_set.values, values)
+        self.opt = Optimizer(self.opt_set.kind_name, self.opt_set.values, values)
         r = spec["regularize"]
         self.reg = (Regularizer(spec.graph, r["l1"], r["l2"], r.get("max_norm")) if regularize
                     else Regularizer(spec.graph, 0.0, 0.0, None))

@@ -47,7 +47,7 @@ class Network:
                 self._last_read[i] = k
         # Backward runs a node when it or a node before it has trained parameters: gradients of the rest
         # (and of a frozen stack at the bottom of a fine-tuned net) are unused.
-        wants = []
+        wants: list[bool] = []
         for n, _, _, ins in self._plan:
             wants.append(any(not p.frozen for p in n.params.values()) or any(i >= 0 and wants[i] for i in ins))
         self._wants_dy = wants

@@ -36,7 +36,7 @@ class Optimizer:
             buf = self._tmp[name] = np.empty_like(like)
         return buf
 
-    def step(self, grads: dict[str, np.ndarray], lr: float, decoupled: set[str] = frozenset()) -> None:
+    def step(self, grads: dict[str, np.ndarray], lr: float, decoupled: frozenset[str] | set[str] = frozenset()) -> None:
         self.t += 1
         for name, g in grads.items():
             w = self.params[name]

@@ -125,7 +125,7 @@ def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # (the stub reads a dict of arrays as allow_pickle=)
     return buf.getvalue()
 
 
@@ -173,7 +173,7 @@ def npz_headers(path: Path, label: str) -> dict[str, tuple[tuple[int, ...], np.d
 def check_size(label: str, nbytes: int, limit: int | None | str = "default") -> None:
     """Refuse reading `nbytes` into memory when it exceeds `limit` ("default": half the physical memory,
     as --max-memory's default; None: no limit)."""
-    if limit == "default":
+    if isinstance(limit, str):  # "default"
         from dlc.compiler.memory import default_limit
         limit = default_limit()
     if limit is not None and nbytes > limit:

@@ -53,7 +53,8 @@ def claim(run_dir: Path, model: str, overwrite: bool = False) -> None:
     present = {n for n in owned if os.path.lexists(run_dir / n)}
     foreign = _foreign(run_dir, owned)
     if not overwrite and present:
-        earlier = manifest.get("model") if isinstance(manifest.get("model"), str) else "another model"
+        recorded = (manifest or {}).get("model")
+        earlier = recorded if isinstance(recorded, str) else "another model"
         raise _error(f"{run_dir} holds a run of {earlier}; dlc does not overwrite a run",
                      f"continue it with dlc train {run_dir} --resume, write this run to a new folder with -o, "
                      "or replace it with --overwrite")

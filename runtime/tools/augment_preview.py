@@ -28,12 +28,14 @@ def write_preview(spec, path) -> Path:
         raise DLError(Diagnostic("error", f"--augment-preview draws images; the model's input is "
                                           f"{'x'.join(map(str, spec.graph.input_shape))}"))
     splits = prepare(spec)
+    augment = splits.augment
+    assert augment is not None, "a spec without an augment line is refused above"
     raw = splits.preprocess.invert(splits.x_train[:ROWS])
-    views = [raw] + [splits.augment(raw, splits.augment.rng(spec["train"]["seed"], k)) for k in range(COLUMNS - 1)]
+    views = [raw] + [augment(raw, augment.rng(spec["train"]["seed"], k)) for k in range(COLUMNS - 1)]
     from dlc.runtime.run_folder import new_figure, save_figure
     fig = new_figure((COLUMNS * 1.2, len(raw) * 1.2 + 0.4))
     axes = fig.subplots(len(raw), COLUMNS, squeeze=False)
-    low, high = splits.augment.low, splits.augment.high
+    low, high = augment.low, augment.high
     for r in range(len(raw)):
         for c, view in enumerate(views):
             img = (view[r] - low) / ((high - low) or 1)

@@ -11,6 +11,8 @@ The folder it writes:
 
 from __future__ import annotations
 
+from typing import Any
+
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +75,8 @@ def _labels(specs: list[Spec], labels: list[str] | None) -> list[tuple[str, str]
     raw = labels or [s.name for s in specs]
     if len(set(raw)) < len(raw) and not labels:
         raw = [Path(s.source.filename).stem for s in specs]
-    out, seen = [], {}
+    out: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
     for r in raw:
         folder = rf.folder_name(r)
         seen[folder] = seen.get(folder, 0) + 1
@@ -144,7 +147,7 @@ def compare(specs: list[Spec], labels: list[str] | None = None, out: str | Path 
         splits = shared[_shaping(spec)]
         if progress:
             print(f"== {name}", flush=True)
-        row = {c: None for c in COLUMNS}
+        row: dict[str, Any] = {c: None for c in COLUMNS}
         row.update(run=name, params=spec.graph.param_count)
         try:
             r = train(spec, out=out_dir / folder, progress=progress, splits=splits, overwrite=overwrite)
@@ -205,5 +208,6 @@ def variants(vary: list[str]) -> list[tuple[str, list[str]]]:
     out = []
     for combo in itertools.product(*axes):
         label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in combo)
-        out.append((label, [Override(f"{k}={v}", "--vary") for k, v in combo]))
+        items: list[str] = [Override(f"{k}={v}", "--vary") for k, v in combo]
+        out.append((label, items))
     return out

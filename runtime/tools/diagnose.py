@@ -120,11 +120,11 @@ def check_overfit(spec: Spec, splits: Splits) -> Check:
     lr = spec["optimizer"]["lr"]
     # the starting loss is the first step's, in training mode, as the initial-loss check measures it
     # (an inference-mode pass at init uses batchnorm's initial statistics: 11.1 against 2.5 on resnet_digits)
-    first, worst = None, 0.0
+    first, worst = math.nan, 0.0
     for s in range(1, OVERFIT_STEPS + 1):
         loss, _ = step.step(x, y, lr)
         steps_run = s
-        first = loss if first is None else first
+        first = loss if s == 1 else first
         worst = max(worst, loss)
         if not math.isfinite(loss):
             return Check("overfit 20 samples", FAIL, f"the loss became {loss} at step {s} (lr={lr:g})",
@@ -164,15 +164,16 @@ def run_first_steps(spec: Spec, splits: Splits, steps: int = FIRST_STEPS) -> _Fi
     """Real training steps (regularization on, the spec's batch size and lr) with per-layer records."""
     step = m = fresh_model(spec, splits, regularize=True)
     weights = {p.name: layer for layer, p in weight_params(spec)}
-    lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, 0,
+    lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind_name, spec["schedule"].values, 0,
                        spec["train"]["epochs"])
     batches = training_batches(spec, splits)
-    gnorms = {k: [] for k in weights}
-    ratios = {k: [] for k in weights}
+    gnorms: dict[str, list[float]] = {k: [] for k in weights}
+    ratios: dict[str, list[float]] = {k: [] for k in weights}
     losses, diverged = [], None
     for s in range(steps):
         before = {k: v for k, v in m.weights().items() if k in weights}
-        loss, _, grads = step.step_with_gradients(*next(batches), lr)
+        xb, yb = next(batches)
+        loss, _, grads = step.step_with_gradients(xb, yb, lr)
         losses.append(loss)
         if not math.isfinite(loss):
             diverged = s + 1
@@ -297,7 +298,7 @@ def diagnose(spec: Spec, out: str | Path | None = None, splits: Splits | None = 
     from dlc.compiler.optimizers import OPTIMIZERS
 
     opt = spec["optimizer"]
-    if not OPTIMIZERS[opt.kind].uses_gradients:
+    if not OPTIMIZERS[opt.kind_name].uses_gradients:
         raise DLError(Diagnostic("error", f"dlc diagnose follows gradients and the learning rate, and optimizer "
                                           f"{opt.kind} uses no gradients", opt.span,
                                  "to check the network itself, diagnose it with a gradient optimizer: "

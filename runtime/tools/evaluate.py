@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +109,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
     if top_k is not None and top_k < 1:
         raise DLError(Diagnostic("error", f"--top-k {top_k}: k is at least 1"))
     model = load_run(run)
-    report = {"run": str(run), "splits": {}}
+    report: dict[str, Any] = {"run": str(run), "splits": {}}
     if data is None:
         splits = prepare(model.spec)
         # the run's own preprocessing, not a refit

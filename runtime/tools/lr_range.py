@@ -27,7 +27,8 @@ def lr_range_test(spec: Spec, splits: Splits) -> dict:
     diverged_at = None  # the rate at which the loss stopped being finite
     for i in range(steps):
         lr = lr_from * factor ** i
-        loss, _ = step.step(*next(batches), lr)
+        xb, yb = next(batches)
+        loss, _ = step.step(xb, yb, lr)
         if not math.isfinite(loss):
             diverged_at = lr
             break

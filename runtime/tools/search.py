@@ -225,7 +225,7 @@ def _wait_for_peers(st, cfg: SearchConfig, tick) -> None:
     trial running for ever; its row is then missing, and a later run on the study shows it)."""
     optuna = load_optuna()
     finished = [t for t in _collect(st, cfg) if t.seconds]
-    limit = time.perf_counter() + max(10.0, 2 * max((t.seconds for t in finished), default=0.0))
+    limit = time.perf_counter() + max(10.0, 2 * max((t.seconds or 0.0 for t in finished), default=0.0))
     while time.perf_counter() < limit:
         running = [t for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
                    if not t.user_attrs.get("surplus")]
@@ -242,7 +242,7 @@ def _progress(bar, st, cfg: SearchConfig) -> None:
     bar.n = min(len(done), bar.total)
     best = done[0] if done and done[0].status == "ok" else None
     if best is not None:
-        metric = f"acc {100 * best.val_acc:.2f}%" if cfg.classify else f"loss {best.val_loss:.4g}"
+        metric = f"acc {100 * (best.val_acc or 0.0):.2f}%" if cfg.classify else f"loss {best.val_loss:.4g}"
         bar.set_postfix_str(f"best val {metric} (trial {best.index})", refresh=False)
     bar.refresh()
 

@@ -4,6 +4,8 @@ Bookkeeping only: runtime/tools/search.py runs the trials."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import time
 
 from dlc.compiler.diagnostics import Diagnostic, DLError
@@ -23,7 +25,7 @@ WORKERS_SUFFIX = ".workers"  # the companion study that numbers a study's worker
 MAX_SEED = 2 ** 32 - 1
 
 
-def load_optuna():
+def load_optuna() -> Any:
     try:
         import optuna
     except ImportError:  # pragma: no cover - optuna is a dependency; a broken install is named
@@ -40,7 +42,9 @@ def make_sampler(name: str, seed: int):
     if name == "genetic":
         return optuna.samplers.NSGAIISampler(seed=seed)  # a genetic algorithm (one objective here)
 
-    class RandomPerTrial(optuna.samplers.BaseSampler):
+    base: Any = optuna.samplers.BaseSampler  # optuna is loaded on first use, so its class is a value here
+
+    class RandomPerTrial(base):
         """Optuna's RandomSampler seeded by (seed, the trial's place in the search): a trial's values
         depend on nothing else, so parallel processes, shared studies and a resumed search sample what
         one process would."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +24,10 @@ from dlc.runtime.regularize import Regularizer
 from dlc.runtime.scores import is_fused, outputs_upto
 from dlc.runtime.torch_engine import import_torch
 
-torch = import_torch()
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = import_torch()
 
 from dlc.runtime.torch_engine.losses import LOSS_LOWERINGS  # noqa: E402 (needs torch)
 from dlc.runtime.torch_engine.net import LoweredNet, torch_name  # noqa: E402
@@ -81,12 +85,12 @@ class _Flat:
         self.decayed = decayed
         self.shapes = [tuple(p.shape) for _, p in params]
         self.sizes = [p.numel() for _, p in params]
-        self.values = torch.cat([p.detach().flatten() for _, p in params]) if params else None
+        self.values = torch.cat([p.detach().flatten() for _, p in params]) if params else torch.empty(0)
         offset = 0
         for (_, p), k in zip(params, self.sizes):
             p.data = self.values[offset:offset + k].view(p.shape)  # the parameter now lives in the flat tensor
             offset += k
-        self.tmp = torch.empty_like(self.values) if params else None
+        self.tmp = torch.empty_like(self.values)
         self.state: dict[str, "torch.Tensor"] = {}
 
     def gather(self, grads: dict) -> "torch.Tensor":
@@ -109,7 +113,7 @@ class TorchEngine(Engine):
     def __init__(self, spec: Spec, values: dict[str, np.ndarray], regularize: bool = True,
                  dtype=None, device=None):
         opt = spec["optimizer"]
-        self.rule = OPTIMIZERS[opt.kind]
+        self.rule = OPTIMIZERS[opt.kind_name]
         if not self.rule.uses_gradients:
             raise _refuse(spec, f"optimizer {opt.kind} runs on the numpy engine only", opt.kind_span or opt.span,
                           "train it with engine=numpy (the default), or pick a gradient optimizer (adam, sgd ...)")
@@ -129,7 +133,7 @@ class TorchEngine(Engine):
         self.rank = self.group.rank if self.group else 0
         self.generator.manual_seed(generator_seed(spec) + self.rank)  # each process draws its own noise
         self.net.generator = self.generator
-        self.model = self.net  # what runs the training forward: DDP's wrapper under torchrun
+        self.model: Any = self.net  # what runs the training forward: DDP's wrapper under torchrun
         if self.group:
             self.net.moments = self.group.moments
             self.model = self.group.wrap(self.net)
@@ -141,7 +145,7 @@ class TorchEngine(Engine):
         r = spec["regularize"]
         self.reg = (Regularizer(spec.graph, r["l1"], r["l2"], r.get("max_norm")) if regularize
                     else Regularizer(spec.graph, 0.0, 0.0, None))
-        tensors = dict(self.net.named_parameters())
+        tensors: dict[str, torch.Tensor] = dict(self.net.named_parameters())
         tensors.update(dict(self.net.named_buffers()))
         self.tensors = {n: tensors[torch_name(n)] for n in self.names}
         self.params = [(p.name, self.tensors[p.name]) for p in spec.graph.trained_params()]
@@ -213,9 +217,9 @@ class TorchEngine(Engine):
                                      TORCH_OPS)
                 self._constrain()
                 if before is not None:
-                    for n, w0 in before.items():
-                        self._record(n, float(torch.linalg.norm(applied[n])),
-                                     float(torch.linalg.norm(self.tensors[n].detach() - w0)), float(torch.linalg.norm(w0)))
+                    for name, w0 in before.items():
+                        self._record(name, float(torch.linalg.norm(applied[name])),
+                                     float(torch.linalg.norm(self.tensors[name].detach() - w0)), float(torch.linalg.norm(w0)))
             as_numpy = {n: g.detach().cpu().numpy() for n, g in applied.items()} if want_grads else None
         return value, out.detach().cpu().numpy(), as_numpy
 

@@ -4,6 +4,8 @@ as `dense1__weight`, and `dlc_name`/`torch_name` map between the two)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -28,7 +30,7 @@ class LoweredNet(torch.nn.Module):
         super().__init__()
         self.graph = graph
         self.generator: torch.Generator | None = None
-        self.moments = None  # batchnorm statistics over every process (runtime/torch_engine/distributed.py)
+        self.moments: Any = None  # batchnorm statistics over every process (runtime/torch_engine/distributed.py)
         for p in graph.params():
             t = torch.as_tensor(np.asarray(values[p.name]), dtype=dtype, device=device).clone()
             self.register_parameter(torch_name(p.name), torch.nn.Parameter(t, requires_grad=not p.frozen))
@@ -36,7 +38,7 @@ class LoweredNet(torch.nn.Module):
             t = torch.as_tensor(np.asarray(values[b.name]), dtype=dtype, device=device).clone()
             self.register_buffer(torch_name(b.name), t)
         index = {INPUT: -1, **{n.name: k for k, n in enumerate(graph.nodes)}}
-        tensors = dict(self.named_parameters())
+        tensors: dict[str, torch.Tensor] = dict(self.named_parameters())
         tensors.update(dict(self.named_buffers()))
         self._plan = []
         for n in graph.nodes:
@@ -50,7 +52,7 @@ class LoweredNet(torch.nn.Module):
         for k, (_, _, _, ins, _, _) in enumerate(self._plan):
             for i in ins:
                 self._last_read[i] = k
-        self._contexts = {}  # (training, generator, moments) -> one Ctx per node, made once
+        self._contexts: dict[tuple, list[Ctx]] = {}  # (training, generator, moments) -> one Ctx per node, made once
 
     def _ctx(self) -> list[Ctx]:
         key = (self.training, id(self.generator), id(self.moments))

@@ -10,6 +10,7 @@ lowering here, or whose forward or gradients differ from NumPy's, fails.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,7 @@ lowering = table_of(LOWERINGS)
 class Ctx:
     training: bool
     generator: torch.Generator | None
-    in_shape: tuple  # the input's per-sample shape (a list of them for a merge)
+    in_shape: Any  # the input's per-sample shape (a list of them for a merge)
     moments: object = None  # batchnorm's statistics over every process (torchrun), or None: this batch's
 
 

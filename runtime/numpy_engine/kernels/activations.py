@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from dlc.compiler.ops import activations as ops
@@ -18,7 +20,7 @@ def _sigmoid(x):
 class _ElementwiseKernel:
     """The NumPy kernel shared by the ops of compiler/ops/activations.py's Elementwise."""
 
-    layouts = (NCHW, CHWN)  # y = f(x) elementwise: any layout
+    layouts: ClassVar[tuple[str, ...]] = (NCHW, CHWN)  # y = f(x) elementwise: any layout
 
     def f(self, x, a):
         raise NotImplementedError

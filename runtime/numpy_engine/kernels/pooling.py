@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from dlc.compiler.ops import pooling as ops
@@ -38,13 +40,13 @@ def _unpad(xp, pads, axes=(2, 3)):
 class _PoolKernel:
     """The NumPy kernel shared by the ops of compiler/ops/pooling.py's _Pool."""
 
-    layouts = (NCHW, CHWN)
+    layouts: ClassVar[tuple[str, ...]] = (NCHW, CHWN)
 
 
 class _GlobalPoolKernel:
     """The NumPy kernel shared by the ops of compiler/ops/pooling.py's _GlobalPool."""
 
-    layouts = (NCHW, CHWN)
+    layouts: ClassVar[tuple[str, ...]] = (NCHW, CHWN)
 
 
 @kernel
@@ -100,7 +102,7 @@ class AvgPool(_PoolKernel, ops.AvgPool, Kernel):
 
 @kernel
 class Flatten(ops.Flatten, Kernel):
-    layouts = (NCHW, CHWN)
+    layouts: ClassVar[tuple[str, ...]] = (NCHW, CHWN)
 
     def forward(self, x, p, a, ctx):
         if ctx.layout == CHWN and x.ndim == 4:  # (C, H, W, N) -> (N, C*H*W) in NCHW order: a view
