@@ -1,7 +1,7 @@
 """The TextMate grammar of .dl specs (editors/vscode/syntaxes/dl.tmLanguage.json), made from the
 registries so that every layer, activation, statement, optimizer, loss, schedule and init scheme is
 highlighted: `python -m dlc.textmate > editors/vscode/syntaxes/dl.tmLanguage.json` after adding one
-(tests/test_vscode_extension.py fails until the file matches)."""
+(tests/editor/test_vscode_extension.py fails until the file matches)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Each loss of the registry (compiler/losses.py) computed with NumPy: its value averaged over the batch
 and its gradient (the NumPy engine's training loss), the probabilities users see and the class they
 predict (every engine's scores, eval and predict). A table by loss name, as the torch engine's
-lowerings are (runtime/torch_engine/losses.py); tests/test_registries.py fails for a loss without one.
+lowerings are (runtime/torch_engine/losses.py); tests/contracts/test_registries.py fails for a loss without one.
 
 cross_entropy after a final softmax and binary_cross_entropy after a final sigmoid are fused: the
 trainer stops before that activation and the loss is computed from the logits with log-sum-exp

@@ -1,23 +1,45 @@
+"""What every test may ask for: ROOT (the checkout), fixtures that write specs and train small runs once,
+the digit PNGs specs/digits_images.dl reads; and a line per finished test file (below)."""
+
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/: helpers.py, opcheck.py for the tests in every folder
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: specs/ lives here
 
 
-def _digit_pngs():
-    """specs/images/digits/: the PNG folder that specs/digits_images.dl reads (in the repository; written again
-    only when it is missing)."""
+@pytest.fixture
+def spec_file(tmp_path):
+    """spec_file(text, name="s.dl", folder=tmp_path) -> the path of a spec file holding `text`."""
+    def write(text: str, name: str = "s.dl", folder: Path | None = None) -> Path:
+        path = (folder or tmp_path) / name
+        path.write_text(text)
+        return path
+    return write
+
+
+@pytest.fixture(scope="session")
+def spiral_run(tmp_path_factory):
+    """A run folder of specs/spiral.dl trained for one epoch (shared: a test that changes it copies it first)."""
+    from dlc.cli import main
+    out = tmp_path_factory.mktemp("spiral") / "run"
+    assert main(["train", str(ROOT / "specs/spiral.dl"), "-q", "-o", str(out), "--set", "train.epochs=1"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def digit_pngs():
+    """specs/images/digits/: the PNG folder that specs/digits_images.dl reads (committed; written again only
+    when it is missing)."""
     folder = ROOT / "specs" / "images" / "digits"
     if not (folder / "9").is_dir() or sum(1 for _ in folder.rglob("*.png")) < 1797:
         sys.path.insert(0, str(ROOT / "specs" / "images"))
         from make_digit_pngs import write_digit_pngs
         write_digit_pngs(folder)
     return folder
-
-
-_digit_pngs()
 
 
 # ---- progress per file: a line as each test file finishes (also under pytest-xdist, where the dots of

@@ -1,4 +1,4 @@
-"""Run under torchrun by tests/test_torch_distributed.py (or alone, as one process): train a spec's
+"""Run under torchrun by tests/runtime/test_torch_distributed.py (or alone, as one process): train a spec's
 engine in float64 for some steps on the trainer's batches and save the final weights (rank 0)."""
 
 import sys

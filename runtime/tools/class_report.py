@@ -5,7 +5,7 @@ The figures are scikit-learn's definitions (`sklearn.metrics` with zero_division
 fscore_support, confusion_matrix, top_k_accuracy_score, mean_absolute_error, mean_squared_error,
 r2_score), computed here from the confusion matrix with NumPy: importing sklearn.metrics costs about
 0.9 s, which every `dlc train` paid for its test report (bench/cold_start.py).
-tests/test_class_report.py checks every figure against sklearn.metrics itself, edge cases included."""
+tests/runtime/test_class_report.py checks every figure against sklearn.metrics itself, edge cases included."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ with the same conventions as its NumPy formula (autograd gives the gradient, equ
 multiplies each sample's loss by its class's weight, still divided by N; `fused` when the model stops before the output activation the
 loss computes itself (log-sum-exp from the logits). Unfused probabilities are clipped to
 [EPS, 1 - EPS] with the gradient passed through, as the NumPy formula's gradient is taken at the
-clipped value. tests/test_torch_engine.py walks the loss registry.
+clipped value. tests/runtime/test_torch_engine.py walks the loss registry.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ same conventions as the op's NumPy forward (docs/conventions.md); autograd gives
 
 A lowering is `f(x, p, a, ctx) -> y`: `x` a tensor (a list for a merge), `p` the node's parameters
 and buffers by role, `a` its attributes, `ctx` the training flag, the noise generator and the
-node's per-sample input shape. tests/test_torch_engine.py walks the op registry: an op without a
+node's per-sample input shape. tests/runtime/test_torch_engine.py walks the op registry: an op without a
 lowering here, or whose forward or gradients differ from NumPy's, fails.
 """
 

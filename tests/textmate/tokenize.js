@@ -1,5 +1,5 @@
 // Tokenize .dl files with VS Code's own TextMate engine (vscode-textmate + vscode-oniguruma) and the
-// grammar dlc writes; print [file, [[line, [[text, scopes...], ...]], ...]] as JSON (tests/test_textmate.py).
+// grammar dlc writes; print [file, [[line, [[text, scopes...], ...]], ...]] as JSON (tests/editor/test_textmate.py).
 const fs = require("fs");
 const path = require("path");
 const vsctm = require("vscode-textmate");

@@ -1,5 +1,5 @@
 // The parts of VS Code's API that editors/vscode/extension.js uses, recording what it registers, so
-// tests/test_vscode_extension.py can drive the extension against a real `dlc lsp` with Node alone.
+// tests/editor/test_vscode_extension.py can drive the extension against a real `dlc lsp` with Node alone.
 "use strict";
 class Position { constructor(line, character) { this.line = line; this.character = character; } }
 class Range { constructor(start, end) { this.start = start; this.end = end; } }

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 pytest.importorskip("pygls")
-ROOT = Path(__file__).resolve().parent.parent
 STUB = ROOT / "tests" / "vscode_stub"
 NODE = shutil.which("node")
 

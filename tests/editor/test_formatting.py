@@ -4,7 +4,6 @@ every spec in specs/, the same network after as before, comments kept; and the q
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,9 @@ from dlc.cli import main
 from dlc.compiler.diagnostics import DLError
 from dlc.formatting import format_spec
 from dlc.quick_fixes import fixes
+from conftest import ROOT
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = ROOT / "specs"
 PARSING = [p for p in sorted(SPECS.rglob("*.dl")) if p.name not in ("syntax_error.dl", "unclosed_block.dl")]
 
 

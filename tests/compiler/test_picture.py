@@ -13,8 +13,9 @@ import pytest
 import dlc
 from dlc.cli import main
 from dlc.compiler.picture import picture, render
+from conftest import ROOT
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = ROOT / "specs"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = [("resnet_digits", ".dot", None), ("resnet_digits", ".mmd", 1), ("inception_digits", ".mmd", None),
          ("inception_digits", ".dot", 0)]

@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "tests" / "textmate"
 GRAMMAR = ROOT / "editors" / "vscode" / "syntaxes" / "dl.tmLanguage.json"
 NODE = shutil.which("node")

@@ -22,6 +22,7 @@ from lsprotocol import types as t  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient  # noqa: E402
 
 from dlc.lsp import from_client_units, to_client_units  # noqa: E402
+from conftest import ROOT
 
 SERVER = [sys.executable, "-m", "dlc", "lsp"]
 LINE = '    dense 10 nme="数据😀" rleu'  # the error ('rleu') after two CJK characters and an emoji
@@ -158,7 +159,7 @@ async def plain(lsp_client: LanguageClient):
 @pytest.mark.asyncio
 async def test_a_hover_is_answered_while_a_long_spec_is_checked(plain, tmp_path):
     lsp_client = plain
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    sys.path.insert(0, str(ROOT / "bench"))
     from gen_large_spec import large_spec
     text = large_spec(20_000)
     uri = _open(lsp_client, tmp_path / "big.dl", text)

@@ -1,14 +1,17 @@
 """dlc diagnose: passes a healthy spec, flags the classic mistakes with the right check."""
 
+from __future__ import annotations
+
 import json
 
+import numpy as np
 import pytest
+from conftest import ROOT
+from dlc.runtime.tools.diagnose import FAIL, OK, WARN, diagnose
+from helpers import DIGITS_DROPOUT_MLP
 
 import dlc
 from dlc.cli import main
-from dlc.runtime.tools.diagnose import FAIL, OK, WARN, diagnose
-
-from conftest import ROOT
 
 
 def verdicts(report):
@@ -89,8 +92,9 @@ def test_cli_bad_spec_is_a_located_error(tmp_path, capsys):
 
 
 def test_diagnose_refuses_a_gradient_free_optimizer_at_its_line(capsys):
-    from dlc.cli import main
     from conftest import ROOT
+
+    from dlc.cli import main
     path = ROOT / "specs/experiments/genetic_xor.dl"
     assert main(["diagnose", str(path)]) == 2
     err = capsys.readouterr().err
@@ -100,7 +104,6 @@ def test_diagnose_refuses_a_gradient_free_optimizer_at_its_line(capsys):
 
 
 def test_every_saturating_activation_says_which_outputs_are_saturated():
-    import numpy as np
     from dlc.runtime.numpy_engine.kernels import KERNELS
     saturating = [op for op in KERNELS.values() if op.saturating]
     assert {op.name for op in saturating} >= {"sigmoid", "tanh"}
@@ -122,3 +125,27 @@ def test_the_torch_engine_gives_the_same_verdicts_and_figures(tmp_path):
     def initial(r):
         return next(c for c in r.checks if c.name == "initial loss").finding.split()[1]
     assert initial(reports[1]) == initial(reports[0])
+
+
+def test_diagnose_names_the_spec_line_of_each_layer(spec_file, tmp_path, capsys):
+    spec = spec_file(DIGITS_DROPOUT_MLP)
+    assert main(["diagnose", str(spec), "-o", str(tmp_path / "d")]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "relu2 (line 4) dead units" in out and "dense2 (line 4) |grad|" in out
+
+
+def test_diagnose_runs_on_the_engine_the_spec_names(spec_file, tmp_path, capsys):
+    """It ran on the NumPy engine whatever the spec named (issue 27): now through the engine seam."""
+    spec = spec_file(DIGITS_DROPOUT_MLP.replace("seed=0", "seed=0 engine=torch"))
+    assert main(["diagnose", str(spec), "-o", str(tmp_path / "d")]) in (0, 1)
+    assert "note: the checks ran on engine=torch" in capsys.readouterr().out
+
+
+def test_diagnose_refuses_a_device_this_machine_lacks(spec_file, tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: nothing to refuse")
+    spec = spec_file(DIGITS_DROPOUT_MLP.replace("seed=0", "seed=0 engine=torch device=cuda"))
+    assert main(["diagnose", str(spec), "-o", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "device=cuda" in err and "Traceback" not in err and not (tmp_path / "d").exists()

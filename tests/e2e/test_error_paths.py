@@ -11,6 +11,7 @@ from dlc.compiler.diagnostics import DLError
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.datasets import DataError
 from dlc.runtime.data.labels import class_labels
+from conftest import ROOT
 
 
 def test_load_npz_refusals(tmp_path):
@@ -32,7 +33,7 @@ def test_damaged_json_and_data_record(tmp_path, capsys):
     with pytest.raises(DLError, match="m.json is damaged: expected a JSON object"):
         rf.load_json(tmp_path / "m.json")
     run = tmp_path / "run"
-    assert main(["train", str(dlc.compile_file.__globals__["Path"](__file__).parent.parent / "specs/spiral.dl"),
+    assert main(["train", str(ROOT / "specs/spiral.dl"),
                  "-q", "-o", str(run), "--set", "train.epochs=1"]) == 0
     (run / "data.json").write_text(json.dumps({"files": {"x.csv": {"path": 3}}}))
     capsys.readouterr()

@@ -17,8 +17,9 @@ from dlc.compiler.ops import REGISTRY
 from dlc.compiler.optimizers import OPTIMIZERS
 from dlc.compiler.schedules import SCHEDULES, learning_rate
 from dlc.compiler.statements import REGULARIZE, TRAIN
+from conftest import ROOT
 
-LANGUAGE = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text()
+LANGUAGE = (ROOT / "docs" / "language.md").read_text()
 
 
 def usage_block() -> str:
@@ -149,7 +150,7 @@ def test_the_version_is_one_and_lives_alone():
 
     import dlc
     from dlc.version import __version__
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     tree = ast.parse((root / "dlc" / "version.py").read_text())
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert dlc.__version__ == __version__
@@ -159,7 +160,7 @@ def test_the_version_is_one_and_lives_alone():
 def test_architecture_md_names_every_module():
     """ARCHITECTURE.md is a checked map: a module it does not name fails here (by its path, or by its file
     name where the document lists a folder's files)."""
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     text = (root / "ARCHITECTURE.md").read_text()
     missing = [str(p.relative_to(root)) for folder in ("grammar", "compiler", "runtime", "dlc")
                for p in sorted((root / folder).rglob("*.py"))
@@ -188,7 +189,7 @@ def _imports(folder: Path) -> dict[str, set[str]]:
     ("runtime/numpy_engine", ("dlc.runtime.torch_engine", "torch")),
 ])
 def test_the_layers_import_only_downwards(folder, forbidden):
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     bad = {f: sorted(n for n in names if n.startswith(forbidden)) for f, names in _imports(root / folder).items()}
     assert not {f: n for f, n in bad.items() if n}, f"{folder} imports what it must not: {bad}"
 
@@ -208,7 +209,7 @@ def test_every_sub_package_is_installed():
     __init__.py it does not list is missing from `pip install .` (in-process tests still import it from the
     checkout; a subprocess of an installed dlc does not)."""
     import re
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     text = (root / "pyproject.toml").read_text()
     listed = set(re.findall(r'"(dlc(?:\.[a-z_]+)*)"', text.split("[tool.setuptools]")[1].split("[tool.setuptools.package-dir]")[0]))
     folders = {"grammar": "dlc.grammar", "compiler": "dlc.compiler", "runtime": "dlc.runtime", "dlc": "dlc"}
@@ -223,7 +224,7 @@ def test_every_sub_package_is_installed():
 def _module_graph() -> dict[str, set[str]]:
     """{dlc module: the dlc modules it imports, anywhere in it (function-level imports too)}."""
     import ast
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     files = {}
     for folder, package in (("dlc", "dlc"), ("grammar", "dlc.grammar"), ("compiler", "dlc.compiler"),
                             ("runtime", "dlc.runtime")):
@@ -281,7 +282,7 @@ def test_the_command_line_talks_only_to_the_api():
 def test_no_module_outgrew_its_room():
     """One idea per module, about 400 lines at most (the design card): a module past 420 lines is split
     along its jobs before it grows further."""
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     long = {str(p.relative_to(root)): n for folder in ("grammar", "compiler", "runtime", "dlc")
             for p in sorted((root / folder).rglob("*.py")) if (n := len(p.read_text().splitlines())) > 420}
     assert not long, f"modules over 420 lines: {long}"

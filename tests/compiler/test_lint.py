@@ -37,7 +37,7 @@ CASES = {  # rule: (a spec that triggers it, a spec that does not)
 }
 
 
-DATA_RULES = {"DL113", "DL116"}  # rules on the data, not the spec: tests/test_class_weight.py, test_data_input.py
+DATA_RULES = {"DL113", "DL116"}  # rules on the data, not the spec: tests/runtime/test_class_weight.py, test_data_input.py
 
 
 def test_every_rule_has_cases():

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.slow
 
-HERE = Path(__file__).resolve().parent
-SPECS = HERE.parent / "specs"
+HERE = ROOT / "tests"  # torchrun_steps.py
+SPECS = ROOT / "specs"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
 
 

@@ -4,18 +4,17 @@ import json
 
 import numpy as np
 import pytest
+from conftest import ROOT  # noqa: E402
+from dlc.compiler.diagnostics import DLError
+from dlc.compiler.schedules import learning_rate
+from dlc.runtime import run_folder as rf
+from dlc.runtime.numpy_engine.network import Network
+from dlc.runtime.numpy_engine.optimizers import Optimizer, clip_gradients
+from dlc.runtime.trainer import TrainingDiverged, train
+from dlc.runtime.weights import WeightsMismatch, init_params
 
 import dlc
 from dlc.cli import main
-from dlc.compiler.diagnostics import DLError
-from dlc.runtime import run_folder as rf
-from dlc.runtime.weights import WeightsMismatch, init_params
-from dlc.runtime.numpy_engine.network import Network
-from dlc.compiler.schedules import learning_rate
-from dlc.runtime.numpy_engine.optimizers import Optimizer
-from dlc.runtime.trainer import TrainingDiverged, train
-
-from conftest import ROOT  # noqa: E402
 
 SMALL = """model small {
     input 2
@@ -304,3 +303,13 @@ def test_monitor_val_accuracy_on_a_regression_is_refused_at_the_key(capsys):
     with pytest.raises(DLError) as e:
         dlc.compile("model m {\n input 1\n dense 1\n}\ndata sine\ntrain monitor=val_accuracy early_stop=3\n")
     assert "<spec>:6:7: error: monitor=val_accuracy with loss mse: a regression has no accuracy" in e.value.format()
+
+
+def test_clip_value_applies_before_clip_norm():
+    """The issue's example: entries clipped to 0.02 first; their norm 0.036 is below 0.05, so no rescale."""
+    g = {"a": np.array([0.3, -0.04], np.float32), "b": np.array([0.01, 0.2], np.float32)}
+    clip_gradients(g, clip_norm=0.05, clip_value=0.02)
+    assert np.allclose(np.concatenate([g["a"], g["b"]]), [0.02, -0.02, 0.01, 0.02])
+    g = {"a": np.array([3.0, 4.0], np.float32)}
+    clip_gradients(g, clip_norm=1.0, clip_value=3.5)  # (3, 3.5): norm 4.61 > 1, rescaled to norm 1
+    assert np.linalg.norm(g["a"]) == pytest.approx(1.0, rel=1e-5) and g["a"][0] / g["a"][1] == pytest.approx(3 / 3.5)

@@ -25,9 +25,12 @@ from dlc.runtime.torch_engine.losses import LOSS_LOWERINGS  # noqa: E402
 from dlc.runtime.torch_engine.ops import LOWERINGS, Ctx  # noqa: E402
 
 from opcheck import cases, first_shape, make_input, make_params  # noqa: E402
+from conftest import ROOT
+
+pytestmark = pytest.mark.usefixtures("digit_pngs")  # specs/digits_images.dl reads them
 
 CASES = list(cases())
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = ROOT / "specs"
 CPU = torch.device("cpu")
 
 

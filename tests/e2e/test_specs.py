@@ -10,6 +10,8 @@ import pytest
 from dlc.cli import main
 
 from conftest import ROOT  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("digit_pngs")  # specs/digits_images.dl reads them
 GOOD = sorted(ROOT.glob("specs/*.dl")) + sorted(ROOT.glob("specs/experiments/*.dl"))
 BAD = sorted(ROOT.glob("specs/bad/*.dl"))
 

@@ -2,17 +2,18 @@
 
 import csv
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-
-import dlc
-from dlc.cli import main
+from conftest import ROOT
 from dlc.compiler.diagnostics import DLError
 from dlc.compiler.search_space import dimensions, nominal_spec, substitute
 from dlc.runtime.tools.search import search
 
-from conftest import ROOT
+import dlc
+from dlc.cli import main
 
 IRIS = ROOT / "specs/iris_search.dl"
 FAST = ["train.epochs=15"]
@@ -192,7 +193,6 @@ def test_running_the_same_search_again_resumes_its_study(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_two_processes_share_one_study(tmp_path):
     """Two dlc search processes on one SQLite study finish the trials together, each trial once."""
-    import subprocess
     import sys
     db = f"sqlite:///{tmp_path / 'shared.db'}"
     cmd = [sys.executable, "-m", "dlc", "search", str(IRIS), "--trials", "8", "--fine", "0", "--jobs", "1",
@@ -212,7 +212,6 @@ def test_two_processes_share_one_study(tmp_path):
 
 
 def test_a_missing_optuna_is_a_message_with_the_install_command(monkeypatch, capsys):
-    import sys
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
     assert main(["search", str(IRIS), "--trials", "2", "-q"]) == 2
     err = capsys.readouterr().err
@@ -228,3 +227,31 @@ def test_a_study_of_another_search_is_refused(tmp_path):
     with pytest.raises(DLError, match=r"study 'iris' in sqlite:///.* holds another search \(other ranges: "
                                       r"regularize.l2 \(loguniform\(1e-6, 1e-2\) -> absent\)\)"):
         search(other, 1, fine=0, jobs=1, out=tmp_path / "s", progress=False)
+
+
+def test_api_search_takes_the_samplers_and_shared_studies(tmp_path):
+    spec = tmp_path / "s.dl"
+    spec.write_text("model m {\n input 2\n dense 3 softmax\n}\ndata spiral n=90\n"
+                    "optimizer adam lr=loguniform(1e-3, 1e-1)\ntrain epochs=1 batch=30 seed=0 validation=0.3\n")
+    r = dlc.search(spec, 3, jobs=1, sampler="tpe", prune=True, storage=f"sqlite:///{tmp_path / 'st.db'}",
+                   study="mine", out=tmp_path / "s")
+    assert len(r.trials) == 3 and r.study == "mine" and r.storage.endswith("st.db")
+
+
+def test_parallel_search_winner_says_its_thread_count(tmp_path):
+    from dlc.runtime.tools.search import search
+    spec = dlc.compile_file(ROOT / "specs/iris_search.dl", overrides=["train.epochs=3"])
+    result = search(spec, 2, fine=0, jobs=2, seed=1, out=tmp_path / "s", progress=False)
+    best = (tmp_path / "s" / "best.dl").read_text()
+    assert "threads=1" in best
+    again = dlc.train(dlc.compile(best, str(tmp_path / "s" / "best.dl")), write=False)
+    assert again.metrics["validation"]["loss"] == result.best.val_loss
+    assert again.metrics["blas_threads"] == 1
+
+
+def test_search_results_use_the_layer_keys(tmp_path):
+    from dlc.runtime.tools.search import search
+    result = search(dlc.compile_file(IRIS, overrides=["train.epochs=2"]), 2, fine=0, jobs=1,
+                    out=tmp_path / "s", progress=False)
+    header = (tmp_path / "s" / "results.csv").read_text().splitlines()[0]
+    assert "dense1.dropout" in header.split(",") and result.keys[0] == "dense1.dropout"

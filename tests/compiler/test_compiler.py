@@ -4,6 +4,7 @@ import pytest
 
 import dlc
 from dlc.compiler.diagnostics import DLError
+from conftest import ROOT
 
 
 def compile_model(body, tail=""):
@@ -119,9 +120,8 @@ def test_check_path_does_not_import_numpy():
     """`dlc check` stays fast: compiling every example spec never loads NumPy."""
     import subprocess
     import sys
-    from pathlib import Path
 
-    specs = sorted(str(p) for p in (Path(__file__).parent.parent / "specs").glob("*.dl"))
+    specs = sorted(str(p) for p in (ROOT / "specs").glob("*.dl"))
     code = ("import sys, dlc\n"
             f"for f in {specs!r}: dlc.compile_file(f)\n"
             "print('numpy' in sys.modules)")
