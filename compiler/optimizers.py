@@ -69,10 +69,6 @@ class OptimizerRule:
         """The shape of a parameter's state buffer `role` (checkpoints are checked against it)."""
         return tuple(shape)
 
-    def evolve(self, params: dict, state: dict, fitness, rng, lr: float, hp: dict) -> float:
-        """One generation of a gradient-free rule (`uses_gradients` False): see GeneticRule.evolve."""
-        raise NotImplementedError(f"{self.name} uses gradients: it has update, not evolve")
-
     def roles(self, hp: dict) -> tuple[str, ...]:
         """The buffers every trained parameter holds after a step with these settings (a checkpoint
         must hold exactly these: one missing would be re-created as zeros, and resume be inexact)."""
@@ -250,41 +246,3 @@ class Genetic(OptimizerRule):
     def state_copies(self, hp: dict) -> int:
         population = hp.get("population", 50)
         return 2 * population if isinstance(population, int) else 100  # the population and the next one
-
-    def evolve(self, params: dict, state: dict, fitness, rng, lr: float, hp: dict) -> float:
-        """One generation, in place: `params` are the model's weight arrays by name, `state[name]` their
-        buffers (the population, created around the current weights on first use), `fitness(values)`
-        the batch loss of a set of weights (it writes them into `params`). Returns the best loss."""
-        names = list(params)
-        size = hp["population"]
-        for name in names:  # individual 0 is the current model, the rest start as mutants of it
-            if "population" not in state.setdefault(name, {}):
-                w = params[name]
-                pop = np.repeat(w[None], size, axis=0)
-                pop[1:] += rng.normal(0.0, lr, pop[1:].shape).astype(w.dtype)
-                state[name]["population"] = pop
-        pops = [state[n]["population"] for n in names]
-        losses = np.empty(size)
-        for i in range(size):
-            losses[i] = fitness({n: pop[i] for n, pop in zip(names, pops)})
-        losses = np.where(np.isfinite(losses), losses, np.inf)
-        order = np.argsort(losses, kind="stable")
-        elite = min(hp["elite"], size)  # at least 1: the best so far always survives, as individual 0
-        k = min(hp["tournament"], size)
-
-        def pick(count):  # tournament selection: the best of k drawn at random, `count` times
-            draws = rng.integers(0, size, (count, k))
-            return draws[np.arange(count), np.argmin(losses[draws], axis=1)]
-
-        children = size - elite
-        first, second = pick(children), pick(children)
-        for n, pop in zip(names, pops):
-            new = np.empty_like(pop)
-            new[:elite] = pop[order[:elite]]
-            take = rng.random((children,) + pop.shape[1:]) < hp["crossover"]
-            new[elite:] = np.where(take, pop[second], pop[first])
-            mutate = rng.random(new[elite:].shape) < hp["mutation_rate"]
-            new[elite:] += (mutate * rng.normal(0.0, lr, new[elite:].shape)).astype(pop.dtype)
-            pop[...] = new
-            params[n][...] = pop[0]
-        return float(losses[order[0]])

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from dlc.compiler.optimizers import OPTIMIZERS
+from dlc.runtime.numpy_engine.evolution import GENERATIONS
 from dlc.runtime.regularize import Regularizer  # noqa: F401  (shared by the engines)
 
 
@@ -46,7 +47,7 @@ class Optimizer:
     def evolve(self, fitness, rng: np.random.Generator, lr: float, names) -> float:
         """A gradient-free step (the genetic algorithm) over the parameters `names`: returns the best loss."""
         self.t += 1
-        return self.rule.evolve({n: self.params[n] for n in names}, self.state, fitness, rng, lr, self.hp)
+        return GENERATIONS[self.kind]({n: self.params[n] for n in names}, self.state, fitness, rng, lr, self.hp)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Flat, for an .npz: `dense1.weight.m`, ..., and the step count `__t__`."""

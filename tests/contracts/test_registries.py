@@ -109,6 +109,13 @@ def test_every_init_scheme_samples_its_formula(name):
         or name in LANGUAGE  # formulas in conventions.md
 
 
+def test_every_gradient_free_optimizer_has_a_numpy_generation():
+    """Its declaration is the compiler's; the generation that runs it is the NumPy engine's."""
+    from dlc.compiler.optimizers import OPTIMIZERS
+    from dlc.runtime.numpy_engine.evolution import GENERATIONS
+    assert sorted(GENERATIONS) == sorted(n for n, rule in OPTIMIZERS.items() if not rule.uses_gradients)
+
+
 def test_every_loss_has_a_numpy_formula():
     """The runtime's NumPy value, gradient and probabilities (runtime/losses.py): one per declared loss."""
     from dlc.runtime.losses import FORMULAS
