@@ -9,17 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, TYPE_CHECKING
-
-from .lazy_numpy import lazy_numpy
+from typing import ClassVar
 
 from .attrs import Attr
 from .ops.base import registrar
-
-if TYPE_CHECKING:
-    import numpy as np
-else:
-    np = lazy_numpy(__name__)
 
 
 class InitScheme:
@@ -83,15 +76,6 @@ class InitSpec:
                 concrete = f"{concrete}={s:.3g}"
             text = f"{self.name} N(0, {concrete})" if dist == "normal" else f"{self.name} U(±{concrete})"
         return text + (" (auto)" if self.auto else "")
-
-    def sample(self, rng: "np.random.Generator", shape, fan_in: int, fan_out: int, dtype="float32") -> "np.ndarray":
-        dist = INITS[self.name].distribution
-        s = self.scale(fan_in, fan_out)
-        if dist == "constant":
-            return np.full(shape, s, dtype=dtype)
-        if dist == "normal":
-            return rng.normal(0.0, s, size=shape).astype(dtype)
-        return rng.uniform(-s, s, size=shape).astype(dtype)
 
     def is_constant(self) -> bool:
         return INITS[self.name].distribution == "constant"

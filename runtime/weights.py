@@ -6,11 +6,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlc.compiler.inits import INITS, InitSpec
 from dlc.compiler.ir import Graph
 
 
 class WeightsMismatch(Exception):
     """Weights that do not fit the spec: the message names what differs."""
+
+
+def sample_init(init: InitSpec, rng: np.random.Generator, shape, fan_in: int, fan_out: int,
+                dtype=np.float32) -> np.ndarray:
+    """An array drawn from the init scheme's distribution at its scale for these fans (compiler/inits.py)."""
+    dist = INITS[init.name].distribution
+    s = init.scale(fan_in, fan_out)
+    if dist == "constant":
+        return np.full(shape, s, dtype=dtype)
+    if dist == "normal":
+        return rng.normal(0.0, s, size=shape).astype(dtype)
+    return rng.uniform(-s, s, size=shape).astype(dtype)
 
 
 def init_params(graph: Graph, seed: int, dtype=np.float32) -> dict[str, np.ndarray]:
@@ -20,7 +33,7 @@ def init_params(graph: Graph, seed: int, dtype=np.float32) -> dict[str, np.ndarr
     values = {}
     for node in graph.nodes:
         for p in node.params.values():
-            values[p.name] = p.init.sample(rng, p.shape, p.fan_in, p.fan_out, dtype)
+            values[p.name] = sample_init(p.init, rng, p.shape, p.fan_in, p.fan_out, dtype)
         for b in node.buffers.values():
             values[b.name] = np.full(b.shape, b.fill, dtype=dtype)
     return values

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import math
 
-from ..lazy_numpy import lazy_numpy
-
 from ..attrs import Attr
 from .base import Op, ParamSpec, ShapeError, fmt_shape, register
 from .windows import out_size, resolve_pads
-
-np = lazy_numpy(__name__)
 
 
 @register
@@ -39,7 +35,6 @@ class Dense(Op):
         return ps
 
 
-
     def to_onnx(self, g, x, p, a, shape):
         if "bias" in p:
             return g.node("Gemm", [x, p["weight"], p["bias"]])
@@ -47,8 +42,6 @@ class Dense(Op):
 
     def flops(self, in_shape, out_shape, a):
         return 2 * in_shape[0] * out_shape[0]
-
-
 
 
 @register
@@ -89,8 +82,6 @@ class Conv(Op):
         if a["bias"]:
             ps.append(ParamSpec("bias", (o,), init="zeros", decay=False))
         return ps
-
-
 
 
     def to_onnx(self, g, x, p, a, shape):

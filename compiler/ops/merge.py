@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ..lazy_numpy import lazy_numpy
-
 from .base import Op, ShapeError, fmt_shape, register
-
-np = lazy_numpy(__name__)
 
 
 class Merge(Op):
@@ -44,7 +40,6 @@ class Add(Merge):
         return tuple(shapes[0])
 
 
-
     def to_onnx(self, g, xs, p, a, shapes):
         return g.node("Add" if len(xs) == 2 else "Sum", list(xs))
 
@@ -64,8 +59,6 @@ class Concat(Merge):
             raise ShapeError("concat needs images of one height and width, got " + ", ".join(fmt_shape(s) for s in shapes),
                              "give the paths the same strides and pad=same")
         return (sum(s[0] for s in shapes),) + tuple(shapes[0][1:])
-
-
 
 
     def to_onnx(self, g, xs, p, a, shapes):

@@ -12,14 +12,8 @@ from __future__ import annotations
 
 import math
 
-from ..lazy_numpy import lazy_numpy
-
 from ..attrs import Attr
 from .base import Op, ParamSpec, ShapeError, register
-
-np = lazy_numpy(__name__)
-
-
 
 
 @register
@@ -40,8 +34,6 @@ class BatchNorm(Op):
 
     def buffers(self, shape, a):
         return {"running_mean": ((shape[0],), 0.0), "running_var": ((shape[0],), 1.0)}
-
-
 
 
     def to_onnx(self, g, x, p, a, shape):
@@ -72,8 +64,6 @@ class LRN(Op):
         return tuple(shape)
 
 
-
-
     def to_onnx(self, g, x, p, a, shape):
         return g.node("LRN", [x], size=int(a["size"]), alpha=float(a["alpha"]), beta=float(a["beta"]),
                       bias=float(a["bias"]))
@@ -91,7 +81,6 @@ class Dropout(Op):
     attrs = {"p": Attr("float", 0.5, min=0, max=1, max_open=True, doc="the probability of dropping a unit")}
     positional = ("p",)
     examples = [((6,), {"p": 0.5}), ((2, 3, 3), {"p": 0.25})]
-
 
 
     def to_onnx(self, g, x, p, a, shape):

@@ -9,25 +9,16 @@ from __future__ import annotations
 
 import math
 
-from ..lazy_numpy import lazy_numpy
-
 from ..attrs import Attr
 from .base import Op, ShapeError, fmt_shape, register
 from .windows import out_size, resolve_pads
 
-np = lazy_numpy(__name__)
 
 _POOL_ATTRS = {
     "kernel": Attr("dims", (2, 2), min=1, doc="window size: K or KHxKW"),
     "stride": Attr("dims", None, min=1, doc="stride (default: the kernel size)"),
     "pad": Attr("pad", (0, 0), min=0, doc="padding: P, PHxPW, 'same' or 'valid'"),
 }
-
-
-
-
-
-
 
 
 class _Pool(Op):
@@ -76,7 +67,6 @@ class MaxPool(_Pool):
                 ((2, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
 
 
-
     def to_onnx(self, g, x, p, a, shape):
         return g.node("MaxPool", [x], **self._onnx_attrs(a, shape))
 
@@ -87,7 +77,6 @@ class AvgPool(_Pool):
     doc = "mean over each window; padded cells are not counted"
     examples = [((2, 4, 4), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
                 ((1, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
-
 
 
     def to_onnx(self, g, x, p, a, shape):
@@ -103,7 +92,6 @@ class Flatten(Op):
 
     def infer(self, shape, a):
         return (math.prod(shape),)
-
 
 
     def to_onnx(self, g, x, p, a, shape):
@@ -137,8 +125,6 @@ class GlobalAvgPool(_GlobalPool):
     name = "globalavgpool"
     doc = "image CxHxW -> feature vector C: the mean of each channel (a ResNet head)"
     onnx_op = "GlobalAveragePool"
-
-
 
 
 @register
