@@ -9,7 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_torch_engine import _batches, noiseless  # noqa: E402
+from engine_parity import batches, noiseless  # noqa: E402
 
 from dlc.runtime.data.splits import prepare  # noqa: E402
 from dlc.runtime.numpy_engine.network import init_params  # noqa: E402
@@ -22,7 +22,7 @@ def main(spec_path: str, steps: int, out: str) -> None:
     engine = TorchEngine(spec, init_params(spec.graph, spec["train"]["seed"], dtype=np.float64),
                          dtype=torch.float64, device=torch.device("cpu"))
     losses = []
-    for x, y, lr in _batches(spec, splits, np.float64, steps):
+    for x, y, lr in batches(spec, splits, np.float64, steps):
         loss, _ = engine.step(x, y, lr)
         losses.append(loss)
     if engine.rank == 0:

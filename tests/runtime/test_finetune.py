@@ -136,11 +136,9 @@ def test_init_from_what_cannot_be_used_is_refused_where_it_is_written(base_run, 
 
 def test_frozen_trains_alike_on_both_engines_in_float64(base_run):
     torch = pytest.importorskip("torch")
-    import sys
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_torch_engine import _compare
+    from engine_parity import compare
     text = FINE.replace('init from "base"\n', "")
-    _compare(_fine(base_run, text, "nofrom.dl"), torch.float64, 20, 1e-9)
+    compare(_fine(base_run, text, "nofrom.dl"), torch.float64, 20, 1e-9)
 
 
 # ---- what careless use of the source run must not break (issue 31, items 2, 3, 6, 9) ---------------------

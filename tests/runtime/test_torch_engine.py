@@ -4,39 +4,30 @@ relative; float32 after 100 steps: <= 1e-4). An op, loss or optimizer without a 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-import dlc  # noqa: E402
 from dlc.cli import main  # noqa: E402
 from dlc.compiler.losses import LOSSES  # noqa: E402
 from dlc.runtime.losses import FORMULAS  # noqa: E402
 from dlc.compiler.ops import REGISTRY  # noqa: E402
 from dlc.runtime.numpy_engine.layouts import Context
 from dlc.compiler.optimizers import OPTIMIZERS  # noqa: E402
-from dlc.runtime.numpy_engine.engine import NumpyEngine  # noqa: E402
-from dlc.runtime.numpy_engine.network import init_params  # noqa: E402
-from dlc.runtime.torch_engine.engine import TORCH_OPS, TorchEngine  # noqa: E402
+from dlc.runtime.torch_engine.engine import TORCH_OPS  # noqa: E402
 from dlc.runtime.torch_engine.losses import LOSS_LOWERINGS  # noqa: E402
 from dlc.runtime.torch_engine.ops import LOWERINGS, Ctx  # noqa: E402
 
 from opcheck import cases, first_shape, make_input, make_params  # noqa: E402
+from engine_parity import compare, rel  # noqa: E402
 from conftest import ROOT
 
 pytestmark = pytest.mark.usefixtures("digit_pngs")  # specs/digits_images.dl reads them
 
 CASES = list(cases())
 SPECS = ROOT / "specs"
-CPU = torch.device("cpu")
-
-
-def rel(a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-30))
 
 
 def test_every_op_loss_and_optimizer_has_a_torch_lowering():
@@ -150,72 +141,12 @@ def test_the_genetic_optimizer_is_refused_on_torch_where_it_is_written(tmp_path,
     assert f"{spec}:6:11: error: optimizer genetic runs on the numpy engine only" in err
 
 
-# ---- whole runs --------------------------------------------------------------------------------
-def noiseless(path: Path) -> dlc.Spec:
-    """A spec of specs/ with its noise off (dropout 0, rrelu as leaky_relu: each engine draws noise from
-    its own generator) and its search ranges at their nominal values."""
-    import re
-    from dlc.compiler.search_space import nominal_spec
-    text = re.sub(r"dropout=(choice\([^)]*\)|[\d.]+)", "dropout=0", path.read_text())
-    text = re.sub(r"keep=[\d.]+", "keep=1", text)
-    text = re.sub(r"^(\s*)dropout\s+[\d.]+", r"\1dropout 0", text, flags=re.M).replace("rrelu", "leaky_relu")
-    spec = dlc.compile(text, str(path), lint=False)
-    return nominal_spec(spec) if spec.ranges else spec
-
-
-def _engines(spec, dtype):
-    values = init_params(spec.graph, spec["train"]["seed"], dtype=np.float64 if dtype == torch.float64 else np.float32)
-    ne = NumpyEngine(spec, {k: v.copy() for k, v in values.items()})
-    te = TorchEngine(spec, {k: v.copy() for k, v in values.items()}, dtype=dtype, device=CPU)
-    return ne, te
-
-
 GRADIENT_SPECS = [p for p in sorted(SPECS.glob("*.dl")) if "genetic" not in p.read_text()]
-
-
-def _batches(spec, splits, dtype, steps):
-    """The spec's training batches in the trainer's shuffled order, with the schedule's learning rate."""
-    from dlc.compiler.schedules import learning_rate
-    tr = spec["train"]
-    n = len(splits.x_train)
-    batch = n if tr["batch"] == "all" else min(tr["batch"], n)
-    rng = np.random.default_rng([tr["seed"], 1])
-    epoch = 0
-    while True:
-        order = rng.permutation(n)
-        lr = learning_rate(spec["optimizer"]["lr"], spec["schedule"].kind, spec["schedule"].values, epoch, tr["epochs"])
-        for i in range(0, n, batch):
-            y = splits.y_train[order[i:i + batch]]
-            yield splits.x_train[order[i:i + batch]].astype(dtype), (y.astype(dtype) if y.dtype.kind == "f" else y), lr
-            steps -= 1
-            if not steps:
-                return
-        epoch += 1
-
-
-def _compare(path, dtype, steps, bound):
-    from dlc.runtime.data.splits import prepare
-    spec = noiseless(path)
-    splits = prepare(spec)
-    ne, te = _engines(spec, dtype)
-    for step, (x, y, lr) in enumerate(_batches(spec, splits, np.float64 if dtype == torch.float64 else np.float32,
-                                               steps), 1):
-        ln, on = ne.step(x, y, lr)
-        lt, ot = te.step(x, y, lr)
-        assert rel(ln, lt) <= bound and rel(on, ot) <= bound, step
-    w_np, w_t = ne.weights(), te.weights()
-    worst = max((rel(w_np[k], w_t[k]), k) for k in w_np)
-    assert worst[0] <= bound, worst
-    assert ne.opt.t == te.t == steps
-    s_np, s_t = ne.optimizer_state(), te.optimizer_state()
-    assert sorted(s_np) == sorted(s_t)
-    if dtype == torch.float64:  # in float32 a gradient that cancels to ~0 (a bias before batchnorm) is rounding
-        assert max((rel(s_np[k], s_t[k]) for k in s_np if k != "__t__"), default=0.0) <= bound
 
 
 @pytest.mark.parametrize("path", GRADIENT_SPECS, ids=lambda p: p.stem)
 def test_three_steps_from_a_shared_state_equal_numpy_in_float64(path):
-    _compare(path, torch.float64, 3, 1e-9)  # the optimizer's state enters from the second step
+    compare(path, torch.float64, 3, 1e-9)  # the optimizer's state enters from the second step
 
 
 # digits_images: images with a blank background give maxpool windows of equal values after batchnorm,
@@ -226,7 +157,7 @@ FLOAT32_SPECS = [p for p in GRADIENT_SPECS if p.stem != "digits_images"]
 
 @pytest.mark.parametrize("path", FLOAT32_SPECS, ids=lambda p: p.stem)
 def test_one_step_from_a_shared_state_equals_numpy_in_float32(path):
-    _compare(path, torch.float32, 1, 1e-5)  # float32 rounding only
+    compare(path, torch.float32, 1, 1e-5)  # float32 rounding only
 
 
 @pytest.mark.slow
@@ -235,7 +166,7 @@ def test_100_steps_of_every_spec_equal_numpy_in_float64(path):
     """The same maths over 100 steps (schedules, warm-up, shuffling, clipping, regularizers): float64
     keeps rounding out of it. (In float32, 100 steps of a conv net drift apart by chaos, not by the
     maths: NumPy float32 against NumPy float64 differ by 9 % on a batchnorm beta of resnet_digits.)"""
-    _compare(path, torch.float64, 100, 1e-9)
+    compare(path, torch.float64, 100, 1e-9)
 
 
 def test_the_cli_trains_exports_and_resumes_on_torch(tmp_path):
@@ -336,4 +267,4 @@ def test_every_optimizer_schedule_clipping_and_regularizer_trains_alike_in_float
     arithmetic, rounding noise in float, which adagrad's g/|g| turns into steps of lr either way.)"""
     path = tmp_path / "small.dl"
     path.write_text(SMALL_NET + lines + "\n")
-    _compare(path, torch.float64, 40, 1e-9)
+    compare(path, torch.float64, 40, 1e-9)
