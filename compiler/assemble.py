@@ -111,6 +111,12 @@ def _check_source_keys(data, diags: Diagnostics) -> None:
             hint = ("label= names a CSV file's label column" if key == "label"
                     else "labels= names the IDX labels file that goes with IDX images") + "; remove it"
         diags.error(f"{what} does not use {key}=", data.spans[key], hint)
+    info = CATALOG.get(data.kind)
+    if info is not None and info.official_split and "test" in data.spans:
+        train, test = info.official_split
+        diags.error(f"the built-in set {data.kind} keeps the archive's own split ({train} training, {test} test "
+                    "series): test= does not apply", data.spans["test"],
+                    "remove test=; validation= on the train line takes the validation series from the training ones")
 
 
 def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):

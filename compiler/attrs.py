@@ -135,6 +135,16 @@ def _coerce_scalar(key: str, value: ast.Value, attr: Attr):
             return (int(value.value),)
         raise _err(f"{key} expects a sample shape: N features or CxHxW, got '{ast.value_text(value)}'", span,
                    "e.g. reshape=1x28x28")
+    if t == "pad1d":
+        if isinstance(value, ast.Name):
+            if value.value in ("same", "valid", "causal"):
+                return value.value
+            raise _err(f"{key} expects a number, 'same', 'valid' or 'causal', got '{value.value}'", span,
+                       did_you_mean(value.value, ["same", "valid", "causal"]))
+        if isinstance(value, ast.Number) and float(value.value).is_integer():
+            _check_size(key, value, attr, span)
+            return _check_range(key, int(value.value), attr, span)
+        raise _err(f"{key} expects a whole number, 'same', 'valid' or 'causal', got '{ast.value_text(value)}'", span)
     if t in ("dims", "pad"):
         if t == "pad" and isinstance(value, ast.Name):
             if value.value in ("same", "valid"):

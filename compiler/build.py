@@ -100,15 +100,16 @@ class ModelBuilder:
             return
         if len(stmt.args) != 1 or not (isinstance(stmt.args[0], ast.Dims) or
                                        (isinstance(stmt.args[0], ast.Number) and stmt.args[0].is_int)):
-            self.diags.error("input needs one size: features (input 64) or an image CxHxW (input 1x28x28)",
+            self.diags.error("input needs one size: features (input 64), a sequence CxL (input 3x128: channels x "
+                             "length) or an image CxHxW (input 1x28x28)",
                              stmt.span)
             self.input_shape = ()
             return
         v = stmt.args[0]
         shape = tuple(v.value) if isinstance(v, ast.Dims) else (int(v.value),)
-        if len(shape) not in (1, 3) or min(shape) < 1 or max(shape) > MAX_INT:
-            self.diags.error(f"input {fmt_shape(shape)}: expected N features or CxHxW with every size from 1 to 2,147,483,647",
-                             v.span, "e.g. input 64 or input 3x32x32")
+        if len(shape) not in (1, 2, 3) or min(shape) < 1 or max(shape) > MAX_INT:
+            self.diags.error(f"input {fmt_shape(shape)}: expected N features, CxL (a sequence) or CxHxW (an image) "
+                             "with every size from 1 to 2,147,483,647", v.span, "e.g. input 64, input 3x128 or input 3x32x32")
             self.input_shape = ()
             return
         self.input_shape = shape

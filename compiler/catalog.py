@@ -20,6 +20,8 @@ class BuiltinSet:
     doc: str
     image_shape: tuple[int, ...] | None = None  # the samples as images (CxHxW), when they are
     options: tuple[str, ...] = ()  # the generator keys it takes (n, noise, classes: synthetic sets only)
+    official_split: tuple[int, int] | None = None  # (train, test) series of an archive set, kept as published
+    class_names: tuple[str, ...] = ()  # the archive's own class labels, in sorted order
 
 
 BUILTIN_SETS: dict[str, BuiltinSet] = {d.name: d for d in [
@@ -37,7 +39,17 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {d.name: d for d in [
     BuiltinSet("wine", (13,), "classification", 3, "scikit-learn's wine (178)"),
     BuiltinSet("breast_cancer", (30,), "classification", 2, "scikit-learn's breast cancer (569)"),
     BuiltinSet("diabetes", (10,), "regression", 0, "scikit-learn's diabetes regression (442)"),
+    # the UCR/UEA time-series archive's sets that ship inside sktime's wheel (pip install "dlc[series]"),
+    # with the archive's own train/test split; series are channels x length
+    BuiltinSet("gunpoint", (1, 150), "classification", 2, "UCR GunPoint: hand motion, gun drawn or pointed "
+               "(50 train / 150 test series of 150 steps)", official_split=(50, 150), class_names=("1", "2")),
+    BuiltinSet("italy_power", (1, 24), "classification", 2, "UCR ItalyPowerDemand: a day's electricity demand, "
+               "winter or summer (67 / 1,029 series of 24 hours)", official_split=(67, 1029), class_names=("1", "2")),
+    BuiltinSet("basic_motions", (6, 100), "classification", 4, "UEA BasicMotions: a smart watch's accelerometer "
+               "and gyroscope, 6 channels (40 / 40 series of 100 steps)", official_split=(40, 40),
+               class_names=("badminton", "running", "standing", "walking")),
 ]}
+ARCHIVE_NAMES = {"gunpoint": "GunPoint", "italy_power": "ItalyPowerDemand", "basic_motions": "BasicMotions"}
 
 
 def is_file_source(data) -> bool:

@@ -1,6 +1,6 @@
 """Inference lowering passes on (graph nodes, values) before export.
 
-- batchnorm folding: a batchnorm reading a layer that declares its weight's output axis (dense, conv),
+- batchnorm folding: a batchnorm reading a layer that declares its weight's output axis (dense, conv, conv1d),
   and that layer's only reader, is folded into its weights and bias
   (W' = W * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps));
 - dropout needs no pass: its ONNX lowering is the identity; rrelu lowers to its mean slope.
@@ -19,7 +19,7 @@ from .ops import REGISTRY
 
 def fold_batchnorm(graph: Graph, values: dict[str, np.ndarray]) -> tuple[list[Node], dict[str, np.ndarray]]:
     """Nodes with every foldable batchnorm merged into the layer before it, and their values.
-    A batchnorm folds when it reads a layer that declares its weight's output axis (dense, conv)
+    A batchnorm folds when it reads a layer that declares its weight's output axis (dense, conv, conv1d)
     and that layer's output feeds the batchnorm alone (a value another path also reads must stay
     as it is). Readers of a folded batchnorm read the layer instead. Neither argument is changed."""
     values = dict(values)

@@ -82,9 +82,13 @@ def _auto_init(plan: list[PlannedNode], consumers: list[list[int]], index: int) 
 
 def _projection(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
     """The op that maps `shape` to `target` for a residual's shortcut: a 1x1 conv with the stride that
-    gives the body's height and width, or a dense for feature vectors."""
+    gives the body's height and width (a kernel-1 conv1d for sequences), or a dense for feature vectors."""
     if len(shape) == 1 and len(target) == 1:
         return "dense", dict(REGISTRY["dense"].defaults(), units=target[0])
+    if len(shape) == 2 and len(target) == 2:
+        stride1 = -(-shape[1] // target[1])
+        if out_size(shape[1], 1, stride1, 0, 0) == target[1]:
+            return "conv1d", dict(REGISTRY["conv1d"].defaults(), filters=target[0], kernel=1, stride=stride1, pad=0)
     if len(shape) == 3 and len(target) == 3:
         stride = tuple(-(-shape[k] // target[k]) for k in (1, 2))
         if all(out_size(shape[k + 1], 1, stride[k], 0, 0) == target[k + 1] for k in (0, 1)):

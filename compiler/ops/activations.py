@@ -28,7 +28,7 @@ class Elementwise(Op):
     # relu-like activations want he init; saturating ones xavier; selu lecun.
     init_family = "xavier"
     nonlinear = True
-    examples = [((7,), {}), ((2, 3, 3), {})]
+    examples = [((7,), {}), ((2, 5), {}), ((2, 3, 3), {})]
 
 
 
@@ -91,7 +91,7 @@ class ReLU(Elementwise):
 
     def dead(self, y):
         """Per unit (a feature, or a conv channel): 0 for every sample (and pixel) of the batch."""
-        return np.all(y <= 0, axis=(0,) if y.ndim == 2 else (0, 2, 3))
+        return np.all(y <= 0, axis=(0, *range(2, y.ndim)))  # per feature or channel, over the batch and positions
 
 
 
@@ -106,7 +106,7 @@ class LeakyReLU(Elementwise):
     init_family = "he"
     attrs = {"alpha": Attr("float", 0.01, min=0, doc="the negative slope")}
     positional = ("alpha",)
-    examples = [((7,), {"alpha": 0.01}), ((2, 3, 3), {"alpha": 0.3})]
+    examples = [((7,), {"alpha": 0.01}), ((3, 4), {"alpha": 0.2}), ((2, 3, 3), {"alpha": 0.3})]
 
 
 
@@ -120,7 +120,8 @@ class RReLU(Elementwise):
     doc = "leaky relu with a slope drawn from U(lower, upper) in training, the mean slope at inference"
     init_family = "he"
     attrs = {"lower": Attr("float", 1 / 8, min=0), "upper": Attr("float", 1 / 3, min=0)}
-    examples = [((7,), {"lower": 0.125, "upper": 1 / 3}), ((2, 3, 3), {"lower": 0.1, "upper": 0.3})]
+    examples = [((7,), {"lower": 0.125, "upper": 1 / 3}), ((2, 5), {"lower": 0.1, "upper": 0.2}),
+                ((2, 3, 3), {"lower": 0.1, "upper": 0.3})]
 
     def infer(self, shape, a):
         if a["lower"] > a["upper"]:
@@ -140,7 +141,7 @@ class ELU(Elementwise):
     init_family = "he"
     attrs = {"alpha": Attr("float", 1.0, min=0)}
     positional = ("alpha",)
-    examples = [((7,), {"alpha": 1.0}), ((2, 3, 3), {"alpha": 0.5})]
+    examples = [((7,), {"alpha": 1.0}), ((2, 5), {"alpha": 0.7}), ((2, 3, 3), {"alpha": 0.5})]
 
 
 
@@ -227,7 +228,7 @@ class PReLU(Op):
     init_family = "he"
     nonlinear = True
     attrs = {"init_slope": Attr("float", 0.25, min=0, doc="the slope's initial value")}
-    examples = [((6,), {"init_slope": 0.25}), ((2, 3, 3), {"init_slope": 0.25})]
+    examples = [((6,), {"init_slope": 0.25}), ((3, 4), {"init_slope": 0.25}), ((2, 3, 3), {"init_slope": 0.25})]
 
     def params(self, shape, a):
         return [ParamSpec("slope", (shape[0],), init=f"constant:{a['init_slope']}", decay=False)]
@@ -236,7 +237,7 @@ class PReLU(Op):
 
 
     def to_onnx(self, g, x, p, a, shape):
-        slope = p["slope"] if len(shape) == 1 else g.node("Reshape", [p["slope"], g.ints([shape[0], 1, 1])])
+        slope = p["slope"] if len(shape) == 1 else g.node("Reshape", [p["slope"], g.ints([shape[0]] + [1] * (len(shape) - 1))])
         return g.node("PRelu", [x, slope])
 
 
@@ -249,7 +250,7 @@ class Maxout(Op):
     nonlinear = True
     attrs = {"k": Attr("int", 2, min=2, doc="pieces per output unit")}
     positional = ("k",)
-    examples = [((6,), {"k": 2}), ((6, 2, 2), {"k": 3})]
+    examples = [((6,), {"k": 2}), ((4, 3), {"k": 2}), ((6, 2, 2), {"k": 3})]
 
     def infer(self, shape, a):
         self.check_rank(shape)

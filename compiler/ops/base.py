@@ -15,7 +15,8 @@ An op is a class with pure methods and no per-call state on `self`:
 
 A merge op (ops/merge.py: add, concat) has `arity = None` and takes lists where others take one input.
 
-Shapes exclude the batch dimension: a feature vector is (F,), an image (C, H, W).
+Shapes exclude the batch dimension: a feature vector is (F,), a sequence (C, L) -- channels x length,
+as an image is (C, H, W).
 Arrays include it. Every method keeps the dtype of its input (float32 in training,
 float64 in gradient checks).
 """
@@ -56,8 +57,8 @@ class Op:
     attrs: ClassVar[dict[str, Attr]] = {}
     positional: ClassVar[tuple[str, ...]] = ()
     doc: ClassVar[str] = ""
-    # Which input ranks the op accepts: 1 = feature vector, 3 = image.
-    ranks: ClassVar[tuple[int, ...]] = (1, 3)
+    # Which input ranks the op accepts: 1 = feature vector, 2 = sequence CxL, 3 = image CxHxW.
+    ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
     # What the op is, declared here once and read everywhere else (build, lint, folding, runtime):
     weight_layer: ClassVar[bool] = False  # has a weight matrix or filters (dense, conv): a "layer" of the net
     inline: ClassVar[bool] = False  # its line may carry an activation, batchnorm and dropout=
@@ -79,7 +80,7 @@ class Op:
 
     def check_rank(self, shape):
         if len(shape) not in self.ranks:
-            want = {1: "a feature vector", 3: "an image CxHxW"}
+            want = {1: "a feature vector", 2: "a sequence CxL", 3: "an image CxHxW"}
             raise ShapeError(f"{self.name} expects {' or '.join(want[r] for r in self.ranks)}, "
                              f"but its input is {fmt_shape(shape)}",
                              "add 'flatten' before it" if self.ranks == (1,) else None)

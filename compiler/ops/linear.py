@@ -1,4 +1,4 @@
-"""The layers with weights: dense and conv (2-D)."""
+"""The layers with weights: dense, conv (2-D, over images) and conv1d (over sequences)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 from ..attrs import Attr
 from .base import Op, ParamSpec, ShapeError, fmt_shape, register
-from .windows import out_size, resolve_pads
+from .windows import out_size, resolve_pads, resolve_pads_1d
 
 
 @register
@@ -92,3 +92,56 @@ class Conv(Op):
 
     def flops(self, in_shape, out_shape, a):
         return 2 * in_shape[0] * math.prod(a["kernel"]) * math.prod(out_shape)
+
+
+@register
+class Conv1d(Op):
+    name = "conv1d"
+    kind = "layer"
+    weight_layer = inline = True
+    weight_out_axis = 0  # (O, C, k)
+    doc = "1-D convolution (cross-correlation) over a sequence CxL, weights OIK"
+    attrs = {
+        "filters": Attr("int", min=1, doc="the number of output channels"),
+        "kernel": Attr("int", 3, min=1, doc="kernel size in steps"),
+        "stride": Attr("int", 1, min=1, doc="stride in steps"),
+        "dilation": Attr("int", 1, min=1, doc="steps between the kernel's taps"),
+        "pad": Attr("pad1d", 0, min=0, doc="zero padding: P steps each side, 'same', 'valid' or 'causal' (before only)"),
+        "bias": Attr("bool", True, doc="add a per-channel bias (dropped automatically before batchnorm)", searchable=False),
+    }
+    positional = ("filters",)
+    ranks = (2,)
+    examples = [((2, 9), {"filters": 3, "kernel": 3, "stride": 1, "dilation": 1, "pad": 1}),
+                ((3, 10), {"filters": 2, "kernel": 4, "stride": 2, "dilation": 1, "pad": "same"}),
+                ((2, 11), {"filters": 2, "kernel": 3, "stride": 1, "dilation": 2, "pad": "causal"}),
+                ((1, 7), {"filters": 2, "kernel": 2, "stride": 3, "dilation": 1, "pad": 0, "bias": False})]
+
+    def _pads(self, shape, a) -> tuple[int, int]:
+        return resolve_pads_1d(a["pad"], shape[1], a["kernel"], a["stride"], a["dilation"])
+
+    def infer(self, shape, a):
+        self.check_rank(shape)
+        length = shape[1]
+        before, after = self._pads(shape, a)
+        span = (a["kernel"] - 1) * a["dilation"] + 1
+        if length + before + after < span:
+            raise ShapeError(f"kernel {a['kernel']}" + (f" dilated by {a['dilation']}" if a["dilation"] > 1 else "")
+                             + f" spans {span} steps, more than the {'padded ' if before + after else ''}input's "
+                             f"{length + before + after}", "use a smaller kernel, pad=same, or remove a pooling layer above")
+        return (a["filters"], out_size(length, span, a["stride"], before, after))
+
+    def params(self, shape, a):
+        c, k, o = shape[0], a["kernel"], a["filters"]
+        ps = [ParamSpec("weight", (o, c, k), c * k, o * k)]
+        if a["bias"]:
+            ps.append(ParamSpec("bias", (o,), init="zeros", decay=False))
+        return ps
+
+    def to_onnx(self, g, x, p, a, shape):
+        before, after = self._pads(shape, a)
+        inputs = [x, p["weight"]] + ([p["bias"]] if "bias" in p else [])
+        return g.node("Conv", inputs, kernel_shape=[a["kernel"]], strides=[a["stride"]], dilations=[a["dilation"]],
+                      pads=[before, after])
+
+    def flops(self, in_shape, out_shape, a):
+        return 2 * in_shape[0] * a["kernel"] * math.prod(out_shape)

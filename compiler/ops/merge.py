@@ -31,7 +31,7 @@ class Merge(Op):
 class Add(Merge):
     name = "add"
     doc = "the elementwise sum of its inputs, which have one shape (a residual path: x + body(x))"
-    examples = [([(4,), (4,)], {}), ([(2, 3, 3), (2, 3, 3), (2, 3, 3)], {})]
+    examples = [([(4,), (4,)], {}), ([(2, 5), (2, 5)], {}), ([(2, 3, 3), (2, 3, 3), (2, 3, 3)], {})]
 
     def infer(self, shapes, a):
         self.check_inputs(shapes)
@@ -51,7 +51,7 @@ class Add(Merge):
 class Concat(Merge):
     name = "concat"
     doc = "its inputs side by side: feature vectors end to end, images channel by channel (same height and width)"
-    examples = [([(3,), (5,)], {}), ([(2, 3, 4), (1, 3, 4), (3, 3, 4)], {})]
+    examples = [([(3,), (5,)], {}), ([(2, 5), (3, 5)], {}), ([(2, 3, 4), (1, 3, 4), (3, 3, 4)], {})]
 
     def infer(self, shapes, a):
         self.check_inputs(shapes)

@@ -26,7 +26,8 @@ class BatchNorm(Op):
         "momentum": Attr("float", 0.9, min=0, max=1, max_open=True, doc="fraction of the running statistics kept per step"),
         "eps": Attr("float", 1e-5, min=0, min_open=True, doc="added to the variance"),
     }
-    examples = [((4,), {"momentum": 0.9, "eps": 1e-5}), ((3, 3, 3), {"momentum": 0.9, "eps": 1e-5})]
+    examples = [((4,), {"momentum": 0.9, "eps": 1e-5}), ((3, 6), {"momentum": 0.9, "eps": 1e-5}),
+                ((3, 3, 3), {"momentum": 0.9, "eps": 1e-5})]
 
     def params(self, shape, a):
         c = shape[0]
@@ -80,7 +81,7 @@ class Dropout(Op):
     doc = "inverted dropout: drop with probability p, scale the kept by 1/(1-p); identity at inference"
     attrs = {"p": Attr("float", 0.5, min=0, max=1, max_open=True, doc="the probability of dropping a unit")}
     positional = ("p",)
-    examples = [((6,), {"p": 0.5}), ((2, 3, 3), {"p": 0.25})]
+    examples = [((6,), {"p": 0.5}), ((3, 4), {"p": 0.3}), ((2, 3, 3), {"p": 0.25})]
 
 
     def to_onnx(self, g, x, p, a, shape):

@@ -22,10 +22,30 @@ _POOL_ATTRS = {
 
 
 class _Pool(Op):
+    """A window over an image CxHxW, or over the steps of a sequence CxL (pooled as a 1xL image: one
+    number each for the kernel, the stride and the padding)."""
+
     kind = "layer"
     attrs = _POOL_ATTRS
     positional = ("kernel",)
-    ranks = (3,)
+    ranks = (2, 3)
+
+    def image_view(self, shape, a) -> tuple[tuple[int, ...], dict]:
+        """(the image shape, the attributes) this op pools: a sequence CxL as the image Cx1xL."""
+        if len(shape) != 2:
+            return tuple(shape), a
+
+        def steps(key, v):
+            if v is None or isinstance(v, str):
+                return v
+            if v[0] != v[1]:
+                raise ShapeError(f"{self.name} over a sequence takes one {key} in steps, not {fmt_shape(v)}",
+                                 f"write {key}={v[1]}")
+            return v[1]
+
+        k, s, p = steps("kernel", a["kernel"]), steps("stride", a.get("stride")), steps("pad", a["pad"])
+        view = dict(a, kernel=(1, k), stride=None if s is None else (1, s), pad=p if isinstance(p, str) else (0, p))
+        return (shape[0], 1, shape[1]), view
 
     @staticmethod
     def geometry(shape, a):
@@ -36,6 +56,10 @@ class _Pool(Op):
 
     def infer(self, shape, a):
         self.check_rank(shape)
+        if len(shape) == 2:
+            image, view = self.image_view(shape, a)
+            c, _, steps = self.infer(image, view)
+            return (c, steps)
         c, h, w = shape
         k, s, (t, l, b, r) = self.geometry(shape, a)
         if max(t, b) >= k[0] or max(l, r) >= k[1]:
@@ -52,10 +76,13 @@ class _Pool(Op):
         return (c, out_size(h, k[0], s[0], t, b), out_size(w, k[1], s[1], l, r))
 
     def flops(self, in_shape, out_shape, a):
-        return math.prod(out_shape) * math.prod(a["kernel"])
+        return math.prod(out_shape) * math.prod(self.image_view(in_shape, a)[1]["kernel"])
 
     def _onnx_attrs(self, a, shape):
-        k, s, (t, l, b, r) = self.geometry(shape, a)
+        image, view = self.image_view(shape, a)
+        k, s, (t, l, b, r) = self.geometry(image, view)
+        if len(shape) == 2:  # a 1-D window over the steps
+            return dict(kernel_shape=[k[1]], strides=[s[1]], pads=[l, r])
         return dict(kernel_shape=list(k), strides=list(s), pads=[t, l, b, r])
 
 
@@ -64,7 +91,9 @@ class MaxPool(_Pool):
     name = "maxpool"
     doc = "max over each window; ties send the gradient to the first maximum"
     examples = [((2, 4, 4), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
-                ((2, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
+                ((2, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)}),
+                ((2, 8), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
+                ((3, 9), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
 
 
     def to_onnx(self, g, x, p, a, shape):
@@ -76,7 +105,8 @@ class AvgPool(_Pool):
     name = "avgpool"
     doc = "mean over each window; padded cells are not counted"
     examples = [((2, 4, 4), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
-                ((1, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
+                ((1, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)}),
+                ((2, 7), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
 
 
     def to_onnx(self, g, x, p, a, shape):
@@ -87,8 +117,8 @@ class AvgPool(_Pool):
 class Flatten(Op):
     name = "flatten"
     kind = "reshape"
-    doc = "image CxHxW -> feature vector C*H*W (row-major, as ONNX Flatten)"
-    examples = [((2, 3, 3), {})]
+    doc = "image CxHxW or sequence CxL -> feature vector C*H*W or C*L (row-major, as ONNX Flatten)"
+    examples = [((2, 3, 3), {}), ((3, 4), {})]
 
     def infer(self, shape, a):
         return (math.prod(shape),)
@@ -102,11 +132,11 @@ class Flatten(Op):
 
 
 class _GlobalPool(Op):
-    """image CxHxW -> feature vector C, one value per channel (ONNX Global*Pool, then Flatten)."""
+    """image CxHxW or sequence CxL -> feature vector C, one value per channel (ONNX Global*Pool, then Flatten)."""
 
     kind = "layer"
-    ranks = (3,)
-    examples = [((3, 4, 5), {}), ((2, 1, 1), {})]
+    ranks = (2, 3)
+    examples = [((3, 4, 5), {}), ((2, 1, 1), {}), ((3, 7), {})]
     onnx_op: str
 
     def infer(self, shape, a):
@@ -123,14 +153,14 @@ class _GlobalPool(Op):
 @register
 class GlobalAvgPool(_GlobalPool):
     name = "globalavgpool"
-    doc = "image CxHxW -> feature vector C: the mean of each channel (a ResNet head)"
+    doc = "image CxHxW or sequence CxL -> feature vector C: the mean of each channel (a ResNet or FCN head)"
     onnx_op = "GlobalAveragePool"
 
 
 @register
 class GlobalMaxPool(_GlobalPool):
     name = "globalmaxpool"
-    doc = "image CxHxW -> feature vector C: the max of each channel; ties send the gradient to the first"
+    doc = "image CxHxW or sequence CxL -> feature vector C: the max of each channel; ties send the gradient to the first"
     onnx_op = "GlobalMaxPool"
 
 

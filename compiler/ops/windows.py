@@ -23,3 +23,19 @@ def resolve_pads(pad, hw, kernel, stride) -> tuple[int, int, int, int]:
     if pad == "valid":
         return 0, 0, 0, 0
     return pad[0], pad[1], pad[0], pad[1]
+
+
+def resolve_pads_1d(pad, length: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """pad attr of a 1-D window (steps, 'same', 'valid' or 'causal') -> (before, after). 'same' gives
+    ceil(length/stride) outputs (the odd extra step at the end, as SAME_UPPER); 'causal' pads only before,
+    so output t reads inputs up to t (with stride 1, the output has the input's length)."""
+    span = (kernel - 1) * dilation + 1
+    if pad == "same":
+        out = -(-length // stride)
+        total = max((out - 1) * stride + span - length, 0)
+        return total // 2, total - total // 2
+    if pad == "valid":
+        return 0, 0
+    if pad == "causal":
+        return span - 1, 0
+    return pad, pad

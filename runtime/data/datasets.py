@@ -34,6 +34,7 @@ class Dataset:
     skipped: list = field(default_factory=list)  # image files left out under skip_bad: (path, why)
     files: list = field(default_factory=list)  # image files: the file of each sample
     rows: "np.ndarray | None" = None  # a lazy set: x is uint8 on disk, these are its samples' rows (data/lazy.py)
+    test_from: int | None = None  # an archive set: its samples from here on are the official test split
 
     @property
     def n_classes(self) -> int:
@@ -95,6 +96,30 @@ def _sklearn(name):
     return load
 
 
+def _archive(name: str):
+    """A UCR/UEA set that ships inside sktime's wheel, read with sktime's loader (its .ts files): the
+    official training series, then the test series; cached as arrays after its first load."""
+    def load(rng, **_):
+        from dlc.compiler.catalog import ARCHIVE_NAMES
+        from dlc.runtime.data import array_cache
+        try:
+            import sktime
+        except ImportError:
+            raise DataError(f'data {name} is read with sktime, which is not installed: pip install "dlc[series]"') \
+                from None
+        entry = f"{name}-{array_cache.key('sktime', sktime.__version__)}"
+        cached = array_cache.load(entry)
+        if cached is not None and set(cached) == {"x", "y"}:
+            return cached["x"], cached["y"]
+        from sktime.datasets import load_UCR_UEA_dataset
+        parts = [load_UCR_UEA_dataset(ARCHIVE_NAMES[name], split=split, return_type="numpy3D") for split in ("train", "test")]
+        x = np.concatenate([p[0] for p in parts]).astype(np.float32)
+        y = np.concatenate([np.asarray(p[1]).astype(str) for p in parts])
+        array_cache.save(entry, {"x": x, "y": y})
+        return x, y
+    return load
+
+
 def _synthetic(fn, defaults):
     def load(rng, n=None, noise=None, classes=None):
         kw = dict(defaults)
@@ -110,6 +135,7 @@ _LOADERS: dict[str, Callable] = {
     "blobs": _synthetic(_blobs, {"n": 400, "noise": 1.0, "classes": 3}),
     "sine": _synthetic(_sine, {"n": 400, "noise": 0.05}),
     **{name: _sklearn(name) for name in ("digits", "iris", "wine", "breast_cancer", "diabetes")},
+    **{name: _archive(name) for name in ("gunpoint", "italy_power", "basic_motions")},
 }
 CATALOG: dict[str, DatasetInfo] = {name: DatasetInfo(**vars(info), loader=_LOADERS[name])
                                    for name, info in BUILTIN_SETS.items()}
@@ -200,9 +226,17 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
     if y is None:
         return Dataset(x, None, task, [], name)
     if task == "classification":
+        archive = CATALOG.get(source)
+        if archive is not None and archive.class_names:  # an archive's labels, by name (its digits are names too)
+            found = sorted(set(y.tolist()))
+            if found != sorted(archive.class_names):
+                raise DataError(f"{name}: the labels {found} are not the archive's {list(archive.class_names)}")
+            index = {c: k for k, c in enumerate(archive.class_names)}
+            y = np.array([index[v] for v in y.tolist()], np.int64)
+            return Dataset(x, y, task, list(archive.class_names), name, test_from=_official_train(archive, len(x)))
         y, classes = class_labels(name, y)
-        if source in CATALOG and CATALOG[source].classes and len(classes) < CATALOG[source].classes:
-            classes = [str(i) for i in range(CATALOG[source].classes)]
+        if archive is not None and archive.classes and len(classes) < archive.classes:
+            classes = [str(i) for i in range(archive.classes)]
         return Dataset(x, y, task, classes, name)
     if y.dtype.kind not in "fiub":
         raise DataError(f"{name}: regression targets must be numbers, got {y.dtype}")
@@ -210,6 +244,15 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
     if not np.all(np.isfinite(y)):
         raise DataError(f"{name}: the targets hold NaN or inf (first at sample {_first_bad(y)})",)
     return Dataset(x, y, task, [], name)
+
+
+def _official_train(info: BuiltinSet, n: int) -> int:
+    """Where an archive set's official test series start; its size checked against the catalog's."""
+    assert info.official_split is not None
+    train, test = info.official_split
+    if n != train + test:
+        raise DataError(f"{info.name}: {n} series read, but the archive's split is {train} + {test}")
+    return train
 
 
 def _past_limit(path: Path, limit) -> bool:

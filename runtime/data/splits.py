@@ -171,6 +171,7 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
     x = fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None, data.get("resize"),
                   data.get("reshape"))
     y = dataset.y
+    assert y is not None, "training data is loaded with its labels (load's need_labels)"
     if dataset.task != spec.task:
         raise _data_error(spec, f"{dataset.name} is a {dataset.task} set but loss {spec.loss} is for {spec.task}")
     if spec.task == "classification":
@@ -196,6 +197,10 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
         r_train, y_train, r_test, y_test = split(rows, y, data["test"])
         r_train, y_train, r_val, y_val = split(r_train, y_train, spec["train"]["validation"])
         x_train, x_val, x_test = (LazyInputs(x, r) for r in (r_train, r_val, r_test))
+    elif dataset.test_from is not None:  # an archive set: its own test split, validation from its training series
+        k = dataset.test_from
+        x_train, y_train, x_test, y_test = x[:k], y[:k], x[k:], y[k:]
+        x_train, y_train, x_val, y_val = split(x_train, y_train, spec["train"]["validation"])
     else:
         x_train, y_train, x_test, y_test = split(x, y, data["test"])
         x_train, y_train, x_val, y_val = split(x_train, y_train, spec["train"]["validation"])

@@ -28,6 +28,8 @@ def channel_axes(x: np.ndarray, layout: str = NCHW) -> tuple[int, ...]:
     """Axes reduced for per-channel statistics: (0,) for vectors, (0, 2, 3) for NCHW images, (1, 2, 3) for CHWN."""
     if x.ndim == 2:
         return (0,)
+    if x.ndim == 3:  # sequences (N, C, L): per channel over the batch and the steps
+        return (0, 2)
     return (0, 2, 3) if layout == NCHW else (1, 2, 3)
 
 
@@ -39,6 +41,8 @@ def per_channel(v: np.ndarray, ndim: int, layout: str = NCHW) -> np.ndarray:
     """Reshape a (C,) vector to broadcast against (N, C), (N, C, H, W) or (C, H, W, N)."""
     if ndim == 2:
         return v
+    if ndim == 3:
+        return v.reshape(1, -1, 1)
     return v.reshape(1, -1, 1, 1) if layout == NCHW else v.reshape(-1, 1, 1, 1)
 
 

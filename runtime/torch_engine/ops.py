@@ -9,13 +9,15 @@ lowering here, or whose forward or gradients differ from NumPy's, fails.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from dlc.compiler.ops.windows import resolve_pads
+from dlc.compiler.ops import REGISTRY
+from dlc.compiler.ops.windows import resolve_pads, resolve_pads_1d
 
 def table_of(table: dict):
     """`@lowering(name)` for `table`: puts the decorated function there under the name."""
@@ -41,7 +43,7 @@ class Ctx:
 
 def _channel(v: torch.Tensor, ndim: int) -> torch.Tensor:
     """A (C,) vector shaped to broadcast against (N, C) or (N, C, H, W)."""
-    return v if ndim == 2 else v.view(1, -1, 1, 1)
+    return v if ndim == 2 else v.view(1, -1, *([1] * (ndim - 2)))
 
 
 def _pads(a, shape, kernel=None, stride=None):
@@ -64,7 +66,26 @@ def conv(x, p, a, ctx):
     return F.conv2d(F.pad(x, (l, r, t, b)), p["weight"], p.get("bias"), stride=s)  # pad=same, odd total
 
 
+@lowering("conv1d")
+def conv1d(x, p, a, ctx):
+    before, after = resolve_pads_1d(a["pad"], ctx.in_shape[1], a["kernel"], a["stride"], a["dilation"])
+    if before or after:
+        x = F.pad(x, (before, after))
+    return F.conv1d(x, p["weight"], p.get("bias"), stride=a["stride"], dilation=a["dilation"])
+
+
+def _over_steps(pool):
+    """A pooling lowering that also takes sequences (N, C, L): pooled as the images (N, C, 1, L)."""
+    def lowered(x, p, a, ctx):
+        if x.ndim != 3:
+            return pool(x, p, a, ctx)
+        image, view = REGISTRY[pool.__name__].image_view(ctx.in_shape, a)
+        return pool(x.unsqueeze(2), p, view, dataclasses.replace(ctx, in_shape=image)).squeeze(2)
+    return lowered
+
+
 @lowering("maxpool")
+@_over_steps
 def maxpool(x, p, a, ctx):
     k, s, (t, l, b, r) = _pads(a, ctx.in_shape)
     if t or l or b or r:
@@ -73,6 +94,7 @@ def maxpool(x, p, a, ctx):
 
 
 @lowering("avgpool")
+@_over_steps
 def avgpool(x, p, a, ctx):
     """The mean of each window's cells inside the image (padding not counted), as the NumPy op and
     ONNX count_include_pad=0: window sums over window counts, for any (also asymmetric) padding."""
@@ -91,7 +113,7 @@ def flatten(x, p, a, ctx):
 
 @lowering("globalavgpool")
 def globalavgpool(x, p, a, ctx):
-    return x.mean(dim=(2, 3))
+    return x.mean(dim=tuple(range(2, x.ndim)))
 
 
 @lowering("globalmaxpool")
@@ -113,7 +135,7 @@ def batchnorm(x, p, a, ctx):
     """Batch mean and biased variance in training (over every process's batch under torchrun: ctx.moments),
     running = momentum * running + (1 - momentum) * batch with the unbiased variance stored; running
     statistics at inference."""
-    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    axes = (0, *range(2, x.ndim))
     if ctx.training and ctx.moments is None and x.numel() > x.shape[1]:  # one process: torch's own kernel,
         # whose running-statistics rule is dlc's with torch momentum = 1 - dlc momentum (docs/conventions.md)
         return F.batch_norm(x, p["running_mean"], p["running_var"], p["gamma"], p["beta"], training=True,

@@ -145,7 +145,7 @@ def test_what_an_op_is_is_declared_on_its_class():
             assert op.init_family in ("he", "xavier", "lecun"), op.name
         if op.weight_layer:
             assert op.weight_out_axis is not None and op.inline, op.name
-    assert [op.name for op in REGISTRY if op.weight_layer] == ["dense", "conv"]
+    assert [op.name for op in REGISTRY if op.weight_layer] == ["dense", "conv", "conv1d"]
     assert sorted(op.name for op in REGISTRY if op.saturating) == ["sigmoid", "tanh"]
 
 
@@ -161,5 +161,5 @@ def test_global_pooling_makes_a_feature_vector_and_max_ties_go_to_the_first():
     y, cache = op.forward(x, {}, {}, Context())
     dx, _ = op.backward(np.ones((1, 1)), cache, {}, {})
     assert y[0, 0] == 1.0 and dx[0, 0].tolist() == [[0.0, 1.0], [0.0, 0.0]]
-    with pytest.raises(DLError, match="globalavgpool expects an image CxHxW, but its input is 8"):
+    with pytest.raises(DLError, match="globalavgpool expects a sequence CxL or an image CxHxW, but its input is 8"):
         compile_model("input 8\nglobalavgpool\ndense 2 softmax")

@@ -183,7 +183,7 @@ def test_compile_api_refuses_too_large_too():
 @pytest.mark.parametrize("body, input_, message", [
     ("conv 4 kernel=3 pad=1e300\n flatten", "1x8x8", "pad=1e300 is too large: at most 2,147,483,647"),
     ("conv 4 kernel=99999999999x3\n flatten", "1x8x8", "kernel=99999999999x3 is too large: at most 2,147,483,647 each"),
-    ("flatten", "1x99999999999x3", "input 1x99999999999x3: expected N features or CxHxW with every size from 1 to 2,147,483,647"),
+    ("flatten", "1x99999999999x3", "input 1x99999999999x3: expected N features, CxL (a sequence) or CxHxW (an image) with every size from 1 to 2,147,483,647"),
 ])
 def test_huge_sizes_anywhere_are_located_errors(tmp_path, capsys, body, input_, message):
     spec = _spec(tmp_path, body, extra="", input_=input_)

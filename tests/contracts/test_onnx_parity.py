@@ -40,13 +40,13 @@ def test_every_op_has_an_onnx_lowering():
 
 
 def merge_graph(op, shapes, a):
-    """input -> one dense (or 1x1 conv) per path giving that path's shape -> the merge op."""
+    """input -> one dense (or 1x1 conv, or kernel-1 conv1d) per path giving that path's shape -> the merge op."""
     span = Span(1, 1)
     first = tuple(shapes[0])
     nodes, names = [], []
     for k, shape in enumerate(shapes, 1):
-        kind, attrs = (("dense", {"units": shape[0]}) if len(shape) == 1
-                       else ("conv", {"filters": shape[0], "kernel": (1, 1)}))
+        kind, attrs = {1: ("dense", {"units": shape[0]}), 2: ("conv1d", {"filters": shape[0], "kernel": 1}),
+                       3: ("conv", {"filters": shape[0], "kernel": (1, 1)})}[len(shape)]
         lin = REGISTRY[kind]
         la = {**lin.defaults(), **attrs}
         node = Node(f"{kind}{k}", kind, la, first, lin.infer(first, la), span, 0, inputs=("input",))
@@ -115,9 +115,10 @@ def test_spec_exports_and_matches(path, tmp_path):
         kinds = {n.op_type for n in onnx_model.graph.node}
         assert "Dropout" not in kinds
         if not keep_bn and any(n.op == "batchnorm" for n in spec.graph.nodes):
-            # every batchnorm that follows dense/conv is folded
+            # every batchnorm that follows a layer declaring its weight's output axis (dense, conv, conv1d) is folded
             prev = {n.name: spec.graph.nodes[i - 1].op for i, n in enumerate(spec.graph.nodes) if i}
-            unfoldable = sum(1 for n in spec.graph.nodes if n.op == "batchnorm" and prev.get(n.name) not in ("dense", "conv"))
+            unfoldable = sum(1 for n in spec.graph.nodes if n.op == "batchnorm"
+                             and (n.name not in prev or REGISTRY[prev[n.name]].weight_out_axis is None))
             assert sum(1 for n in onnx_model.graph.node if n.op_type == "BatchNormalization") == unfoldable
 
 

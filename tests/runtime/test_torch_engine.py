@@ -155,9 +155,16 @@ def test_three_steps_from_a_shared_state_equal_numpy_in_float64(path):
 FLOAT32_SPECS = [p for p in GRADIENT_SPECS if p.stem != "digits_images"]
 
 
+# The FCNs on the archive's series: a batchnorm's beta and the conv before it get gradients that are sums
+# over batch x steps (16 x 150 = 2,400 terms) which nearly cancel; in float32 the two libraries' summation
+# orders leave up to 5e-4 of relative difference in them (with adam or sgd alike), while float64 agrees to
+# 1e-9 (test_three_steps_..._in_float64): rounding, not the maths
+FLOAT32_BOUND = {"fcn_gunpoint": 2e-3, "fcn_italy_power": 2e-3}
+
+
 @pytest.mark.parametrize("path", FLOAT32_SPECS, ids=lambda p: p.stem)
 def test_one_step_from_a_shared_state_equals_numpy_in_float32(path):
-    compare(path, torch.float32, 1, 1e-5)  # float32 rounding only
+    compare(path, torch.float32, 1, FLOAT32_BOUND.get(path.stem, 1e-5))  # float32 rounding only
 
 
 @pytest.mark.slow

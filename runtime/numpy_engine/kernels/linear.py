@@ -107,3 +107,37 @@ class Conv(ops.Conv, Kernel):
                 (oy0, oy1, iy), (ox0, ox1, ix) = rows, cols_
                 dx[:, iy, ix, :] += dcols[:, i, j, oy0:oy1, ox0:ox1]
         return (dx if chwn else np.ascontiguousarray(dx.transpose(3, 0, 1, 2))), grads
+
+
+@kernel
+class Conv1d(ops.Conv1d, Kernel):
+    """im2col over the steps: the K taps of every output step gathered into (N, C*K, Lo) (K strided
+    slices: a loop over the kernel's taps, never samples or steps), then one matmul."""
+
+    def forward(self, x, p, a, ctx):
+        n, c, length = x.shape
+        k, s, d = a["kernel"], a["stride"], a["dilation"]
+        before, after = self._pads(x.shape[1:], a)
+        xp = np.pad(x, ((0, 0), (0, 0), (before, after))) if before or after else x
+        lo = (xp.shape[2] - (k - 1) * d - 1) // s + 1
+        cols = np.stack([xp[:, :, j * d:j * d + s * (lo - 1) + 1:s] for j in range(k)], axis=2).reshape(n, c * k, lo)
+        w2 = p["weight"].reshape(p["weight"].shape[0], c * k)
+        y = np.matmul(w2, cols)
+        if "bias" in p:
+            y += p["bias"][:, None]
+        return y, (cols, x.shape, (before, after), lo)
+
+    def backward(self, dy, cache, p, a, need_dx=True):
+        cols, (n, c, length), (before, after), lo = cache
+        k, s, d = a["kernel"], a["stride"], a["dilation"]
+        o = p["weight"].shape[0]
+        grads = {"weight": np.tensordot(dy, cols, axes=([0, 2], [0, 2])).reshape(o, c, k)}
+        if "bias" in p:
+            grads["bias"] = dy.sum(axis=(0, 2))
+        if not need_dx:
+            return None, grads
+        dcols = np.matmul(p["weight"].reshape(o, c * k).T, dy).reshape(n, c, k, lo)
+        dxp = np.zeros((n, c, length + before + after), dy.dtype)
+        for j in range(k):  # the taps: each adds its gradient back into the steps it read
+            dxp[:, :, j * d:j * d + s * (lo - 1) + 1:s] += dcols[:, :, j]
+        return dxp[:, :, before:before + length], grads

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -38,9 +40,24 @@ def _unpad(xp, pads, axes=(2, 3)):
 
 
 class _PoolKernel:
-    """The NumPy kernel shared by the ops of compiler/ops/pooling.py's _Pool."""
+    """The NumPy kernel shared by the ops of compiler/ops/pooling.py's _Pool. A sequence (N, C, L) is
+    pooled as the images (N, C, 1, L) (`image_view`): the same loops, views in and out."""
 
     layouts: ClassVar[tuple[str, ...]] = (NCHW, CHWN)
+
+    def forward(self, x, p, a, ctx):
+        if x.ndim == 3:
+            _, view = self.image_view(x.shape[1:], a)
+            y, cache = self.forward_image(x[:, :, None, :], p, view, dataclasses.replace(ctx, layout=NCHW))
+            return y[:, :, 0, :], ("sequence", view, cache)
+        return self.forward_image(x, p, a, ctx)
+
+    def backward(self, dy, cache, p, a):
+        if isinstance(cache[0], str):  # ("sequence", the image view, the image cache)
+            _, view, cache = cache
+            dx, grads = self.backward_image(dy[:, :, None, :], cache, p, view)
+            return dx[:, :, 0, :], grads
+        return self.backward_image(dy, cache, p, a)
 
 
 class _GlobalPoolKernel:
@@ -51,7 +68,7 @@ class _GlobalPoolKernel:
 
 @kernel
 class MaxPool(_PoolKernel, ops.MaxPool, Kernel):
-    def forward(self, x, p, a, ctx):
+    def forward_image(self, x, p, a, ctx):
         # A running maximum over the kh*kw offsets: no window gather, no argmax over a copy.
         axes = _spatial(ctx.layout)
         k, s, pads = self.geometry((0, x.shape[axes[0]], x.shape[axes[1]]), a)
@@ -59,7 +76,7 @@ class MaxPool(_PoolKernel, ops.MaxPool, Kernel):
         y = _fold(np.maximum, xp, k, s, axes)
         return y, (xp, y, pads, k, s, axes)
 
-    def backward(self, dy, cache, p, a):
+    def backward_image(self, dy, cache, p, a):
         xp, y, pads, k, s, axes = cache
         tiled = tuple(k) == tuple(s)  # every input cell in exactly one window: assign, no zero fill
         dxp = (np.empty if tiled else np.zeros)(xp.shape, dtype=dy.dtype)
@@ -80,7 +97,7 @@ class MaxPool(_PoolKernel, ops.MaxPool, Kernel):
 
 @kernel
 class AvgPool(_PoolKernel, ops.AvgPool, Kernel):
-    def forward(self, x, p, a, ctx):
+    def forward_image(self, x, p, a, ctx):
         axes = _spatial(ctx.layout)
         hw = x.shape[axes[0]], x.shape[axes[1]]
         k, s, pads = self.geometry((0,) + hw, a)
@@ -91,7 +108,7 @@ class AvgPool(_PoolKernel, ops.AvgPool, Kernel):
         y = _fold(np.add, xp, k, s, axes) / counts
         return y, (xp.shape, pads, k, s, counts, axes)
 
-    def backward(self, dy, cache, p, a):
+    def backward_image(self, dy, cache, p, a):
         padded_shape, pads, k, s, counts, axes = cache
         g = dy / counts
         dxp = np.zeros(padded_shape, dtype=dy.dtype)
@@ -119,9 +136,9 @@ class Flatten(ops.Flatten, Kernel):
 @kernel
 class GlobalAvgPool(_GlobalPoolKernel, ops.GlobalAvgPool, Kernel):
     def forward(self, x, p, a, ctx):
-        if ctx.layout == CHWN:
+        if ctx.layout == CHWN and x.ndim == 4:
             return x.mean(axis=(1, 2), dtype=x.dtype).T, (x.shape, CHWN)
-        return x.mean(axis=(2, 3), dtype=x.dtype), (x.shape, NCHW)
+        return x.mean(axis=tuple(range(2, x.ndim)), dtype=x.dtype), (x.shape, NCHW)  # images and sequences
 
     def backward(self, dy, cache, p, a):
         shape, layout = cache
@@ -129,14 +146,15 @@ class GlobalAvgPool(_GlobalPoolKernel, ops.GlobalAvgPool, Kernel):
         if layout == CHWN:
             dx[...] = (dy.T / dy.dtype.type(shape[1] * shape[2]))[:, None, None, :]
         else:
-            dx[...] = (dy / dy.dtype.type(shape[2] * shape[3]))[:, :, None, None]
+            positions = math.prod(shape[2:])
+            dx[...] = (dy / dy.dtype.type(positions)).reshape(dy.shape + (1,) * (len(shape) - 2))
         return dx, {}
 
 
 @kernel
 class GlobalMaxPool(_GlobalPoolKernel, ops.GlobalMaxPool, Kernel):
     def forward(self, x, p, a, ctx):
-        if ctx.layout == CHWN:  # (C, H*W, N): the first maximum over the middle axis
+        if ctx.layout == CHWN and x.ndim == 4:  # (C, H*W, N): the first maximum over the middle axis
             c, h, w, n = x.shape
             flat = x.reshape(c, h * w, n)
             idx = flat.argmax(axis=1)
@@ -153,6 +171,6 @@ class GlobalMaxPool(_GlobalPoolKernel, ops.GlobalMaxPool, Kernel):
             dx = np.zeros((c, h * w, n), dy.dtype)
             np.put_along_axis(dx, idx[:, None, :], np.ascontiguousarray(dy.T)[:, None, :], axis=1)
             return dx.reshape(shape), {}
-        dx = np.zeros((shape[0], shape[1], shape[2] * shape[3]), dy.dtype)
+        dx = np.zeros((shape[0], shape[1], math.prod(shape[2:])), dy.dtype)
         np.put_along_axis(dx, idx[:, :, None], dy[:, :, None], axis=2)
         return dx.reshape(shape), {}

@@ -1,0 +1,63 @@
+"""Sequences in the language: a CxL input, conv1d's shape rule for every padding, pooling over the steps,
+and the refusals a sequence model meets."""
+
+import pytest
+
+import dlc
+from dlc.compiler.diagnostics import DLError
+
+
+def compile_model(body: str, data: str = "") -> dlc.Spec:
+    return dlc.compile("model m {\n" + body + "\n}\n" + data)
+
+
+@pytest.mark.parametrize("line, out", [
+    ("conv1d 4 kernel=3", (4, 22)),
+    ("conv1d 4 kernel=3 pad=1", (4, 24)),
+    ("conv1d 4 kernel=3 pad=same", (4, 24)),
+    ("conv1d 4 kernel=4 stride=2 pad=same", (4, 12)),
+    ("conv1d 4 kernel=3 dilation=4 pad=causal", (4, 24)),
+    ("conv1d 4 kernel=5 stride=3", (4, 7)),
+])
+def test_conv1d_infers_the_steps_for_every_padding(line, out):
+    spec = compile_model(f"input 2x24\n{line}\nglobalavgpool\ndense 2 softmax")
+    assert spec.graph.node("conv1d1").out_shape == out
+
+
+def test_a_sequence_network_keeps_channels_by_length_through_pooling():
+    spec = compile_model("input 3x32\nconv1d 8 kernel=3 pad=same batchnorm relu\nmaxpool 2\navgpool 2 stride=2\n"
+                         "flatten\ndense 2 softmax")
+    shapes = [n.out_shape for n in spec.graph.nodes]
+    assert shapes == [(8, 32), (8, 32), (8, 32), (8, 16), (8, 8), (64,), (2,), (2,)]
+    w = spec.graph.node("conv1d1").params["weight"]
+    assert w.shape == (8, 3, 3) and "bias" not in spec.graph.node("conv1d1").params  # batchnorm's beta instead
+
+
+def test_a_residual_over_a_sequence_projects_with_a_kernel_1_conv1d():
+    spec = compile_model("input 4x16\nresidual project { conv1d 8 kernel=3 stride=2 pad=same relu }\n"
+                         "globalmaxpool\ndense 2 softmax")
+    shortcut = next(n for n in spec.graph.nodes if n.op == "conv1d" and n.attrs["kernel"] == 1)
+    assert shortcut.attrs["stride"] == 2 and shortcut.out_shape == (8, 8)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("input 2x8\nconv1d 4 kernel=9", "kernel 9 spans 9 steps, more than the input's 8"),
+    ("input 2x8\nconv1d 4 kernel=3 dilation=4", "kernel 3 dilated by 4 spans 9 steps"),
+    ("input 2x8\nconv1d 4 pad=full", "pad expects a number, 'same', 'valid' or 'causal', got 'full'"),
+    ("input 2x8\nmaxpool 2x3", "maxpool over a sequence takes one kernel in steps, not 2x3"),
+    ("input 2x8\nconv 4", "conv expects an image CxHxW, but its input is 2x8"),
+    ("input 1x8x8\nconv1d 4", "conv1d expects a sequence CxL, but its input is 1x8x8"),
+    ("input 2x8\ndense 4", "dense expects a feature vector, but its input is 2x8"),
+])
+def test_sequence_mistakes_are_located_refusals(body, message):
+    with pytest.raises(DLError) as e:
+        compile_model(body + "\nflatten\ndense 2 softmax")
+    assert message in e.value.format()
+
+
+def test_an_archive_set_keeps_its_own_test_split():
+    with pytest.raises(DLError) as e:
+        compile_model("input 1x150\nflatten\ndense 2 softmax", "data gunpoint test=0.3\n")
+    text = e.value.format()
+    assert "the built-in set gunpoint keeps the archive's own split (50 training, 150 test series)" in text
+    assert "<spec>:6:15: error" in text  # at test=
