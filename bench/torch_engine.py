@@ -1,7 +1,8 @@
 """The torch engine's step against a hand-written PyTorch loop of the same net (torch.optim.Adam,
 nn.CrossEntropyLoss, the same batch), and the NumPy engine against the torch engine, on this CPU.
 
-For each net (the MLP and LeNet of bench/train_throughput.py, specs/resnet_digits.dl): STEPS steps
+For each net (the MLP and LeNet of bench/train_throughput.py, specs/resnet_digits.dl, and the
+sequence FCN of specs/fcn_gunpoint.dl: conv1d 128/256/128 over 150 steps): STEPS steps
 per timing, timings alternating engine / hand loop / NumPy engine; the fastest of RUNS (as timeit
 reports: on a shared machine the other timings measure its neighbours), and the median. The engine's
 step includes what the trainer needs from it: the batch from NumPy, the loss as a Python float (the
@@ -31,7 +32,20 @@ from train_throughput import LENET, MLP, torch_net  # noqa: E402
 
 # specs/resnet_digits.dl without its l2 (the hand loop has none)
 RESNET = (Path(__file__).resolve().parent.parent / "specs/resnet_digits.dl").read_text().replace("regularize l2=5e-4\n", "")
-NETS = {"mlp": (MLP, 128, (784,)), "lenet": (LENET, 64, (1, 28, 28)), "resnet_digits": (RESNET, 64, (1, 8, 8))}
+FCN = (Path(__file__).resolve().parent.parent / "specs/fcn_gunpoint.dl").read_text()
+NETS = {"mlp": (MLP, 128, (784,)), "lenet": (LENET, 64, (1, 28, 28)), "resnet_digits": (RESNET, 64, (1, 8, 8)),
+        "fcn_gunpoint": (FCN, 16, (1, 150))}
+CLASSES = {"fcn_gunpoint": 2}
+
+
+def torch_fcn() -> torch.nn.Module:
+    """specs/fcn_gunpoint.dl by hand: torch's padding='same' pads an even kernel as dlc does (3 before, 4
+    after for 8); no conv bias before batchnorm, as dlc drops it."""
+    nn = torch.nn
+    layers: list = []
+    for c_in, c_out, k in ((1, 128, 8), (128, 256, 5), (256, 128, 3)):
+        layers += [nn.Conv1d(c_in, c_out, k, padding="same", bias=False), nn.BatchNorm1d(c_out), nn.ReLU()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(128, 2))
 
 
 def _timed(step, steps: int) -> float:
@@ -48,12 +62,12 @@ def main(runs: int = 5, steps: int = 30) -> None:
         spec = dlc.compile(text)
         rng = np.random.default_rng(0)
         x = rng.normal(size=(batch,) + shape).astype(np.float32)
-        y = rng.integers(0, 10, batch)
+        y = rng.integers(0, CLASSES.get(name, 10), batch)
         values = init_params(spec.graph, 0)
         engine = TorchEngine(spec, {k: v.copy() for k, v in values.items()}, device=torch.device("cpu"))
         numpy_engine = NumpyEngine(spec, {k: v.copy() for k, v in values.items()})
         torch.manual_seed(0)
-        net = torch_resnet() if name == "resnet_digits" else torch_net(name)
+        net = torch_resnet() if name == "resnet_digits" else torch_fcn() if name == "fcn_gunpoint" else torch_net(name)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
