@@ -1,4 +1,4 @@
-"""Normalization and noise: batchnorm, lrn, dropout.
+"""Normalization and noise: batchnorm, layernorm, lrn, dropout.
 
 Batchnorm convention (pinned by tests, written in docs/conventions.md):
 - training normalizes with the batch mean and the biased variance (divide by N, or N*H*W);
@@ -40,6 +40,35 @@ class BatchNorm(Op):
     def to_onnx(self, g, x, p, a, shape):
         return g.node("BatchNormalization", [x, p["gamma"], p["beta"], p["running_mean"], p["running_var"]],
                       epsilon=float(a["eps"]))
+
+
+@register
+class LayerNorm(Op):
+    """Each sample normalized over its features -- a sequence's channels at each step -- with the
+    mean and the biased variance, then scaled and shifted per feature/channel (gamma, beta). No running
+    statistics: training and inference compute the same. Unlike batchnorm a bias before it does not
+    cancel (the mean is over features, not over the batch), so it does not declare `normalizes`."""
+
+    name = "layernorm"
+    kind = "norm"
+    doc = "layer normalization over each sample's features (a sequence's channels at each step)"
+    attrs = {"eps": Attr("float", 1e-5, min=0, min_open=True, doc="added to the variance")}
+    ranks = (1, 2)
+    examples = [((5,), {"eps": 1e-5}), ((4, 3), {"eps": 1e-5}), ((2, 4), {"eps": 1e-3})]
+
+    def params(self, shape, a):
+        c = shape[0]
+        return [ParamSpec("gamma", (c,), init="ones", decay=False), ParamSpec("beta", (c,), init="zeros", decay=False)]
+
+    def to_onnx(self, g, x, p, a, shape):
+        if len(shape) == 1:
+            return g.node("LayerNormalization", [x, p["gamma"], p["beta"]], axis=-1, epsilon=float(a["eps"]))
+        steps_last = g.node("Transpose", [x], perm=[0, 2, 1])  # (N, L, C): the channels last, as ONNX normalizes
+        y = g.node("LayerNormalization", [steps_last, p["gamma"], p["beta"]], axis=-1, epsilon=float(a["eps"]))
+        return g.node("Transpose", [y], perm=[0, 2, 1])
+
+    def flops(self, in_shape, out_shape, a):
+        return 8 * math.prod(in_shape)
 
 
 @register

@@ -152,6 +152,13 @@ def batchnorm(x, p, a, ctx):
     return (x - _channel(mean, x.ndim)) * _channel(p["gamma"] * inv_std, x.ndim) + _channel(p["beta"], x.ndim)
 
 
+@lowering("layernorm")
+def layernorm(x, p, a, ctx):
+    if x.ndim == 2:
+        return F.layer_norm(x, (x.shape[1],), p["gamma"], p["beta"], a["eps"])
+    return F.layer_norm(x.transpose(1, 2), (x.shape[1],), p["gamma"], p["beta"], a["eps"]).transpose(1, 2)
+
+
 @lowering("lrn")
 def lrn(x, p, a, ctx):
     return F.local_response_norm(x, a["size"], alpha=a["alpha"], beta=a["beta"], k=a["bias"])

@@ -61,3 +61,13 @@ def test_an_archive_set_keeps_its_own_test_split():
     text = e.value.format()
     assert "the built-in set gunpoint keeps the archive's own split (50 training, 150 test series)" in text
     assert "<spec>:6:15: error" in text  # at test=
+
+
+def test_layernorm_normalizes_features_or_a_sequence_s_channels_and_refuses_images():
+    spec = compile_model("input 4x10\nconv1d 8 kernel=3 pad=same relu\nlayernorm\nglobalavgpool\ndense 6 relu\n"
+                         "layernorm eps=1e-3\ndense 2 softmax")
+    assert spec.graph.node("layernorm1").params["gamma"].shape == (8,)
+    assert spec.graph.node("layernorm2").attrs["eps"] == 1e-3
+    with pytest.raises(DLError) as e:
+        compile_model("input 1x8x8\nlayernorm\nflatten\ndense 2 softmax")
+    assert "layernorm expects a feature vector or a sequence CxL, but its input is 1x8x8" in e.value.format()

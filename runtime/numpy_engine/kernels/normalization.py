@@ -19,6 +19,27 @@ def _rows(x, layout):
 
 
 @kernel
+class LayerNorm(ops.LayerNorm, Kernel):
+    """Statistics over axis 1 (the features, or a sequence's channels at each step), per sample."""
+
+    def forward(self, x, p, a, ctx):
+        mean = x.mean(axis=1, keepdims=True)
+        xc = x - mean
+        inv_std = (1.0 / np.sqrt((xc * xc).mean(axis=1, keepdims=True) + a["eps"])).astype(x.dtype)
+        xhat = xc * inv_std
+        return xhat * per_channel(p["gamma"], x.ndim) + per_channel(p["beta"], x.ndim), (xhat, inv_std)
+
+    def backward(self, dy, cache, p, a):
+        xhat, inv_std = cache
+        c = xhat.shape[1]
+        over = (0,) if dy.ndim == 2 else (0, 2)
+        grads = {"gamma": (dy * xhat).sum(axis=over), "beta": dy.sum(axis=over)}
+        g = dy * per_channel(p["gamma"], dy.ndim)
+        dx = inv_std / c * (c * g - g.sum(axis=1, keepdims=True) - xhat * (g * xhat).sum(axis=1, keepdims=True))
+        return dx.astype(dy.dtype), grads
+
+
+@kernel
 class BatchNorm(ops.BatchNorm, Kernel):
     layouts = (NCHW, CHWN)
 
