@@ -27,7 +27,7 @@ from .expand import GROUP_WORDS, BlockDef, Nested, ScopedDiagnostics, expand_mod
 from .inits import INITS, InitSpec
 from .ir import Graph, Layer
 from .line_words import Inline, LineWords, layer_key, named_ranges, values_text
-from .modifiers import DROPOUT, FROZEN, NORMALIZE
+from .modifiers import DROPOUT, FROZEN, LAYER_NORM, NORMALIZE
 from .ops import REGISTRY, fmt_shape
 from .shapes import PROJECT, PlannedNode, infer_shapes  # noqa: F401  (PROJECT: read from here too)
 from .statements import STATEMENTS
@@ -187,7 +187,7 @@ class ModelBuilder:
         self._inline_tail(parts, stmt, layer, where)
 
     def _inline_tail(self, parts: "Inline", stmt: ast.Stmt, layer: int, where: str):
-        """batchnorm -> activation -> dropout after the node just planned."""
+        """batchnorm -> activation -> layernorm -> dropout after the node just planned."""
         if parts.batchnorm:
             self.add(PlannedNode(NORMALIZE, REGISTRY[NORMALIZE].defaults(), stmt.span, layer))
         if parts.activation:
@@ -196,6 +196,8 @@ class ModelBuilder:
             if aa is None:
                 return
             self.add(PlannedNode(parts.activation, aa, parts.act_span or stmt.span, layer))
+        if parts.layernorm:
+            self.add(PlannedNode(LAYER_NORM, REGISTRY[LAYER_NORM].defaults(), stmt.span, layer))
         p = self.words.dropout_kwargs(parts.dropout_kw, stmt, where)
         if p:
             self.add(PlannedNode(DROPOUT, {"p": p}, stmt.span, layer))

@@ -11,7 +11,7 @@ from . import ast
 from .attrs import RANGE_KINDS, REQUIRED, Attr, SearchRange, coerce
 from .diagnostics import DLError, Span, did_you_mean
 from .inits import INITS, InitSpec
-from .modifiers import DROPOUT_KEYS, NORMALIZE
+from .modifiers import DROPOUT_KEYS, LAYER_NORM, NORMALIZE
 from .ir import Layer
 from .ops import REGISTRY
 
@@ -29,7 +29,7 @@ LAYER_KEYS = {
 @dataclass
 class Inline:
     """What a line carries besides its op: positional values, the op's own keys, an activation,
-    batchnorm, dropout=, and a weight layer's init= and l1/l2/max_norm."""
+    batchnorm, layernorm, dropout=, and a weight layer's init= and l1/l2/max_norm."""
 
     positional: list = field(default_factory=list)
     own: list = field(default_factory=list)
@@ -38,6 +38,7 @@ class Inline:
     act_args: list = field(default_factory=list)
     act_kwargs: list = field(default_factory=list)
     batchnorm: bool = False
+    layernorm: bool = False
     dropout_kw: list = field(default_factory=list)
     init: InitSpec | None = None
     reg: dict = field(default_factory=dict)
@@ -138,6 +139,8 @@ class LineWords:
                 word = value.value if isinstance(value, ast.Name) else value.name
                 if word == NORMALIZE and isinstance(value, ast.Name):
                     parts.batchnorm = True
+                elif word == LAYER_NORM and isinstance(value, ast.Name):
+                    parts.layernorm = True
                 elif word in REGISTRY and REGISTRY[word].kind == "activation":
                     if parts.activation:
                         self.diags.error(f"two activations on one line: {parts.activation} and {word}", value.span)
@@ -147,11 +150,11 @@ class LineWords:
                     if isinstance(value, ast.Call):
                         kwargs.extend(value.kwargs)  # elu(alpha=0.5) is elu alpha=0.5
                 else:
-                    known = REGISTRY.names("activation") + [NORMALIZE]
+                    known = REGISTRY.names("activation") + [NORMALIZE, LAYER_NORM]
                     self.diags.error(f"unknown activation '{word}'", value.span, did_you_mean(word, known))
                     return None
             elif op is None:
-                self.diags.error(f"after the '}}' come the activation, batchnorm and dropout=; "
+                self.diags.error(f"after the '}}' come the activation, batchnorm, layernorm and dropout=; "
                                  f"got '{ast.value_text(value)}'", value.span, "e.g. } relu")
                 return None
             else:

@@ -1,16 +1,18 @@
 """What a layer line (and a group's closing `}`) may carry besides the op and its own keys -- the one list
 the graph pass, `dlc fmt`, the editor's completion and the quick fixes read -- in the order dlc applies
 them, which is the order `dlc fmt` writes them: the op's values and keys, `batchnorm`, the activation
-(with its keys), `dropout=`/`keep=`, `frozen`."""
+(with its keys), `layernorm`, `dropout=`/`keep=`, `frozen`."""
 
 from __future__ import annotations
 
 NORMALIZE = "batchnorm"  # a word, and the op it adds: batchnorm between the op and its activation
+LAYER_NORM = "layernorm"  # a word, and the op it adds: layernorm after the activation (before dropout)
 DROPOUT = "dropout"  # the op dropout=/keep= add after the activation
 DROPOUT_KEYS = ("dropout", "keep")  # a key: dropout=P; keep= is 1 - dropout
 FROZEN = "frozen"  # a word: the line's (or group's, or block use's) parameters stay as they start
 
 
 def words(activations) -> list[str]:
-    """What may follow a layer's values, for completion: the activations, batchnorm, the dropout keys, frozen."""
-    return sorted(set(activations) | {NORMALIZE, FROZEN} | {f"{k}=" for k in DROPOUT_KEYS})
+    """What may follow a layer's values, for completion: the activations, batchnorm, layernorm, the dropout
+    keys, frozen."""
+    return sorted(set(activations) | {NORMALIZE, LAYER_NORM, FROZEN} | {f"{k}=" for k in DROPOUT_KEYS})

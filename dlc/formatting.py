@@ -5,8 +5,8 @@ grammar's own tokens (comments included), so nothing the user wrote is lost.
   newline at the end;
 - one space between values, none around `=`, inside parentheses or before `,` `;`; one after `,` `;`;
 - a layer line's modifiers (and what follows a group's `}`) in the order the compiler applies them:
-  the op's values and keys as written, then `batchnorm`, the activation with its keys, `dropout=` /
-  `keep=`, and `frozen` last (`conv 16 kernel=3 relu batchnorm` -> `conv 16 kernel=3 batchnorm relu`);
+  the op's values and keys as written, then `batchnorm`, the activation with its keys, `layernorm`,
+  `dropout=` / `keep=`, and `frozen` last (`conv 16 kernel=3 relu batchnorm` -> `conv 16 kernel=3 batchnorm relu`);
 - a comment after code keeps the gap before it as written (aligned comments stay aligned), a comment
   line is indented as the code around it.
 
@@ -15,7 +15,7 @@ raised, as dlc check reports them)."""
 
 from __future__ import annotations
 
-from dlc.compiler.modifiers import DROPOUT_KEYS, FROZEN, NORMALIZE
+from dlc.compiler.modifiers import DROPOUT_KEYS, FROZEN, LAYER_NORM, NORMALIZE
 
 INDENT = "    "
 
@@ -125,13 +125,15 @@ def _ordered(args: list[list], after_brace: bool) -> list[list]:
     if not after_brace and (op is None or not op.inline):
         return args
     own = op.attrs if op is not None else {}
-    core, bn, act, act_keys, drop, frozen = ([] for _ in range(6))
+    core, bn, act, act_keys, ln, drop, frozen = ([] for _ in range(7))
     act_op = None
     for arg in (args if after_brace else args[1:]):
         first = str(arg[0])
         is_key = len(arg) > 1 and arg[1].type == "EQUAL"
         if len(arg) == 1 and first == NORMALIZE:
             bn.append(arg)
+        elif len(arg) == 1 and first == LAYER_NORM:
+            ln.append(arg)
         elif len(arg) == 1 and first == FROZEN:
             frozen.append(arg)
         elif not is_key and first in REGISTRY and REGISTRY[first].kind == "activation":
@@ -145,4 +147,4 @@ def _ordered(args: list[list], after_brace: bool) -> list[list]:
         act_keys = [a for a in core if len(a) > 1 and a[1].type == "EQUAL" and str(a[0]) in act_op.attrs
                     and str(a[0]) not in own]
         core = [a for a in core if not any(a is b for b in act_keys)]
-    return ([] if after_brace else args[:1]) + core + bn + act + act_keys + drop + frozen
+    return ([] if after_brace else args[:1]) + core + bn + act + act_keys + ln + drop + frozen

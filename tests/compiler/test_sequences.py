@@ -71,3 +71,12 @@ def test_layernorm_normalizes_features_or_a_sequence_s_channels_and_refuses_imag
     with pytest.raises(DLError) as e:
         compile_model("input 1x8x8\nlayernorm\nflatten\ndense 2 softmax")
     assert "layernorm expects a feature vector or a sequence CxL, but its input is 1x8x8" in e.value.format()
+
+
+def test_an_inline_layernorm_goes_after_the_activation_in_any_written_order():
+    for line in ("dense 16 relu layernorm dropout=0.1", "dense 16 layernorm dropout=0.1 relu"):
+        spec = compile_model(f"input 8\n{line}\ndense 2 softmax")
+        assert [n.op for n in spec.graph.nodes] == ["dense", "relu", "layernorm", "dropout", "dense", "softmax"]
+    from dlc.formatting import format_spec
+    text = "model m {\n    input 8\n    dense 16 layernorm dropout=0.1 relu\n    dense 2 softmax\n}\n"
+    assert "    dense 16 relu layernorm dropout=0.1\n" in format_spec(text, "s.dl")
