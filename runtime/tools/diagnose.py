@@ -217,7 +217,7 @@ def check_symmetry(fs: _FirstSteps) -> Check:
     values = fs.model.weights()
     for k, layer in fs.weights.items():
         w = values[k]
-        units = w.reshape(w.shape[0], -1) if w.ndim == 4 else w.T  # dense (in, out); conv (out, in, kh, kw)
+        units = w.reshape(w.shape[0], -1) if w.ndim >= 3 else w.T  # dense (in, out); conv (out, in, kh, kw), conv1d (out, in, k)
         if units.shape[0] > 1 and float(np.max(np.ptp(units, axis=0))) <= 1e-7 * (1 + float(np.abs(units).max())):
             same.append(layer)
     if same:

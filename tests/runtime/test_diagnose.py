@@ -149,3 +149,15 @@ def test_diagnose_refuses_a_device_this_machine_lacks(spec_file, tmp_path, capsy
     assert main(["diagnose", str(spec), "-o", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert "device=cuda" in err and "Traceback" not in err and not (tmp_path / "d").exists()
+
+
+def test_identical_conv1d_filters_are_found(tmp_path):
+    """A conv1d's units are its filters (out, in, k): zero init leaves them all the same."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "seq.npz", x=rng.normal(size=(64, 2, 16)).astype(np.float32), y=rng.integers(0, 2, 64))
+    spec = tmp_path / "s.dl"
+    spec.write_text("model m {\n input 2x16\n conv1d 4 kernel=3 init=zeros relu\n globalavgpool\n dense 2 softmax\n}\n"
+                    'data "seq.npz"\ntrain epochs=1 batch=16 seed=0\n')
+    report = diagnose(dlc.compile_file(spec), plot=False)
+    assert verdicts(report)["symmetry"] == FAIL
+    assert "conv1d1" in next(c for c in report.checks if c.name == "symmetry").finding
