@@ -49,6 +49,10 @@ _scheme("he_normal", "normal", "sqrt(2/fan_in)", lambda fi, fo, a: math.sqrt(2 /
 _scheme("he_uniform", "uniform", "sqrt(6/fan_in)", lambda fi, fo, a: math.sqrt(6 / fi))
 _scheme("lecun_normal", "normal", "sqrt(1/fan_in)", lambda fi, fo, a: math.sqrt(1 / fi))
 _scheme("lecun_uniform", "uniform", "sqrt(3/fan_in)", lambda fi, fo, a: math.sqrt(3 / fi))
+# an orthogonal matrix (QR of a normal one; rows or columns orthonormal), times gain: a recurrent weight's default
+_scheme("orthogonal", "orthogonal", "gain", lambda fi, fo, a: a["gain"], {"gain": Attr("float", 1.0, min=0)})
+# an LSTM's bias (gates i, f, g, o): 1 on the forget gate, 0 elsewhere (Jozefowicz et al. 2015; Keras)
+_scheme("unit_forget", "unit_forget", "1", lambda fi, fo, a: 1.0)
 
 # The init chosen when the spec names none, by the activation that follows the layer.
 AUTO_BY_FAMILY = {"he": "he_normal", "xavier": "xavier_uniform", "lecun": "lecun_normal"}
@@ -66,6 +70,10 @@ class InitSpec:
     def describe(self, fan_in: int, fan_out: int) -> str:
         dist, formula = INITS[self.name].distribution, INITS[self.name].formula
         s = self.scale(fan_in, fan_out)
+        if dist == "orthogonal":
+            return f"{self.name} (gain {s:g})" + (" (auto)" if self.auto else "")
+        if dist == "unit_forget":
+            return "unit_forget (forget gate 1, others 0)" + (" (auto)" if self.auto else "")
         if dist == "constant":
             text = f"{self.name} = {s:g}"
         else:
@@ -85,4 +93,4 @@ def fixed(role_init: str) -> InitSpec:
     """ParamSpec.init strings other than 'auto': zeros, ones, constant:V."""
     if role_init.startswith("constant:"):
         return InitSpec("constant", {"value": float(role_init.split(":", 1)[1])})
-    return InitSpec(role_init)
+    return InitSpec(role_init, {k: a.default for k, a in INITS[role_init].attrs.items()})  # orthogonal: gain 1

@@ -65,7 +65,12 @@ class LineWords:
     def op_attrs(self, op, stmt: ast.Stmt, positional, kwargs, where) -> dict | None:
         a = op.defaults()
         names = list(op.positional)
+        flags = set()
         for value in positional:
+            if isinstance(value, ast.Name) and value.value in op.attrs and op.attrs[value.value].type == "bool":
+                a[value.value] = True  # a yes/no key written as its bare name: lstm 64 sequences
+                flags.add(value.value)
+                continue
             if not names:
                 self.diags.error(f"{op.name} takes no more positional values; got '{ast.value_text(value)}'", value.span,
                                  f"{op.name} takes: {', '.join(op.attrs) or 'no arguments'}")
@@ -74,7 +79,7 @@ class LineWords:
             a[key] = self.coerce(key, value, op.attrs[key], f"{where}.{key}")
         for kw in kwargs:
             a[kw.key] = self.coerce(kw.key, kw.value, op.attrs[kw.key], f"{where}.{kw.key}")
-        given = {kw.key for kw in kwargs} | set(op.positional[:len(positional)])
+        given = {kw.key for kw in kwargs} | set(op.positional[:len(positional) - len(flags)]) | flags
         missing = [k for k, attr in op.attrs.items() if k not in given and attr.default is REQUIRED]
         if any(v is REQUIRED for v in a.values()) or missing:
             if missing:

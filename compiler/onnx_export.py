@@ -37,6 +37,13 @@ class OnnxBuilder:
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
+    def node_outputs(self, op_type: str, inputs: list[str], count: int, **attrs) -> list[str]:
+        """A node with `count` outputs (LSTM's Y and Y_h): their names."""
+        base = self.fresh(op_type.lower())
+        outs = [f"{base}_{k}" for k in range(count)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=base, **attrs))
+        return outs
+
     def initializer(self, name: str, array: np.ndarray) -> str:
         self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
         return name

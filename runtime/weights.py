@@ -4,6 +4,8 @@ arrays that do not fit it. Shared by the engines and the tools; no engine's code
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dlc.compiler.inits import INITS, InitSpec
@@ -19,6 +21,17 @@ def sample_init(init: InitSpec, rng: np.random.Generator, shape, fan_in: int, fa
     """An array drawn from the init scheme's distribution at its scale for these fans (compiler/inits.py)."""
     dist = INITS[init.name].distribution
     s = init.scale(fan_in, fan_out)
+    if dist == "orthogonal":  # QR of a normal matrix, signs fixed by R's diagonal (Saxe et al. 2014)
+        rows, cols = shape[0], math.prod(shape[1:])
+        a = rng.normal(0.0, 1.0, size=(rows, cols) if rows >= cols else (cols, rows))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        return (s * (q if rows >= cols else q.T)).reshape(shape).astype(dtype)
+    if dist == "unit_forget":  # gates i, f, g, o stacked: 1 on the forget gate's quarter
+        out = np.zeros(shape, dtype=dtype)
+        quarter = shape[0] // 4
+        out[quarter:2 * quarter] = s
+        return out
     if dist == "constant":
         return np.full(shape, s, dtype=dtype)
     if dist == "normal":

@@ -84,6 +84,16 @@ def _over_steps(pool):
     return lowered
 
 
+@lowering("lstm")
+def lstm(x, p, a, ctx):
+    """torch's own LSTM kernel with dlc's weights (the same gate order i, f, g, o; dlc's one bias as
+    torch's b_ih, with b_hh zero)."""
+    h0 = x.new_zeros((1, x.shape[0], a["units"]))
+    params = [p["weight"], p["recurrent"], p["bias"], torch.zeros_like(p["bias"])]
+    y, h_n, _ = torch._VF.lstm(x.permute(2, 0, 1), (h0, h0), params, True, 1, 0.0, ctx.training, False, False)
+    return y.permute(1, 2, 0) if a["sequences"] else h_n[0]
+
+
 @lowering("maxpool")
 @_over_steps
 def maxpool(x, p, a, ctx):

@@ -158,7 +158,7 @@ def model(body, before=""):
     ("    residual\n", "", "g.dl:3:5: error: residual needs its lines in braces"),
     ("    residual { }\n", "", "g.dl:3:5: error: residual has an empty body"),
     ("    residual big { dense 4 }\n", "", "g.dl:3:14: error: residual takes one shortcut before its '{': identity (the default) or project; got 'big'"),
-    ("    residual { dense 4 } 16\n", "", "g.dl:3:26: error: after the '}' come the activation, batchnorm and dropout=; got '16'"),
+    ("    residual { dense 4 } 16\n", "", "g.dl:3:26: error: after the '}' come the activation, batchnorm, layernorm and dropout=; got '16'"),
     ("    residual { dense 4 } relu l2=0.1\n", "", "g.dl:3:31: error: unknown key 'l2' for a merge"),
     ("    residual dropout=0.5 { dense 4 }\n", "", "g.dl:3:14: error: residual takes no key 'dropout' before its '{'"),
     ("    residual shortcut=project { dense 4 }\n", "", "hint: the shortcut is a word: residual project { ... } (or identity, the default)"),

@@ -80,3 +80,17 @@ def test_an_inline_layernorm_goes_after_the_activation_in_any_written_order():
     from dlc.formatting import format_spec
     text = "model m {\n    input 8\n    dense 16 layernorm dropout=0.1 relu\n    dense 2 softmax\n}\n"
     assert "    dense 16 relu layernorm dropout=0.1\n" in format_spec(text, "s.dl")
+
+
+def test_an_lstm_gives_its_last_step_or_every_step_and_starts_as_keras_does():
+    last = compile_model("input 6x20\nlstm 8\ndense 2 softmax")
+    assert last.graph.node("lstm1").out_shape == (8,)
+    every = compile_model("input 6x20\nlstm 8 sequences\nlstm 4\ndense 2 softmax")
+    assert every.graph.node("lstm1").out_shape == (8, 20) and every.graph.node("lstm2").out_shape == (4,)
+    params = {p.role: p for p in last.graph.node("lstm1").params.values()}
+    assert params["weight"].shape == (32, 6) and params["recurrent"].shape == (32, 8) and params["bias"].shape == (32,)
+    assert [params[r].init.describe(params[r].fan_in, params[r].fan_out) for r in ("recurrent", "bias")] == \
+        ["orthogonal (gain 1)", "unit_forget (forget gate 1, others 0)"]
+    with pytest.raises(DLError) as e:
+        compile_model("input 64\nlstm 8\ndense 2 softmax")
+    assert "lstm expects a sequence CxL, but its input is 64" in e.value.format()

@@ -102,6 +102,10 @@ def test_every_init_scheme_samples_its_formula(name):
     s = scheme.scale(fan_in, fan_out, args)
     if scheme.distribution == "constant":
         assert np.all(w == s)
+    elif scheme.distribution == "orthogonal":  # (200, 300): orthonormal rows, times the gain
+        np.testing.assert_allclose(w @ w.T, s * s * np.eye(200), atol=1e-10)
+    elif scheme.distribution == "unit_forget":  # four gates of 50 rows: the second (forget) quarter is 1
+        assert np.all(w[50:100] == s) and not np.any(w[:50]) and not np.any(w[100:])
     elif scheme.distribution == "normal":
         assert abs(w.mean()) < 0.01 * max(s, 1e-3) + 1e-3 and w.std() == pytest.approx(s, rel=0.01)
     else:

@@ -57,3 +57,17 @@ def test_an_archive_set_loads_with_its_official_split():
     splits = prepare(spec)
     assert len(splits.x_train) + len(splits.x_val) == 67 and len(splits.x_test) == 1029
     assert splits.x_train.shape[1:] == (1, 24) and splits.classes == ["1", "2"]
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_an_lstm_learns_sequences_and_exports_verified(waves, engine, capsys):
+    if engine == "torch":
+        pytest.importorskip("torch")
+    spec = waves / "s.dl"
+    spec.write_text("model waves_lstm {\n input 2x24\n lstm 16\n dense 3 softmax\n}\n"
+                    f'data "waves.npz" standardize\noptimizer adam lr=1e-2 clip_norm=1\n'
+                    f"train epochs=30 batch=32 seed=0 engine={engine}\n")
+    assert main(["train", str(spec), "-q", "-o", str(waves / "run")]) == 0
+    out = capsys.readouterr().out
+    assert float(out.split("test loss")[1].split("acc ")[1].split("%")[0]) >= 90.0, out
+    assert main(["export", str(waves / "run"), "-o", str(waves / "m.onnx")]) == 0
