@@ -246,6 +246,19 @@ def lint(spec) -> list[Diagnostic]:
     return sorted(out, key=lambda d: (d.span.line if d.span else 0, d.span.col if d.span else 0, d.code))
 
 
+@rule("DL117", "a recurrent layer without gradient clipping",
+      "gradients through many steps can explode (Pascanu et al. 2013): one large step undoes the training; "
+      "clipping their norm bounds the step")
+def _recurrent_unclipped(spec):
+    from .optimizers import OPTIMIZERS
+    opt = spec["optimizer"]
+    if not OPTIMIZERS[opt.kind_name].uses_gradients or opt.get("clip_norm") or opt.get("clip_value"):
+        return
+    first = next((n for n in spec.graph.nodes if REGISTRY[n.op].recurrent), None)
+    if first is not None:
+        yield first.span, f"{first.op} without gradient clipping", "add clip_norm=1 to the optimizer line"
+
+
 @rule("DL114", "nothing left to train",
       "every parameter is frozen: training would only move batchnorm statistics that are frozen too")
 def _all_frozen(spec):

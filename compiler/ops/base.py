@@ -69,6 +69,8 @@ class Op:
     nonlinear: ClassVar[bool] = False  # an activation that is not the identity (every one but `linear`)
     normalizes: ClassVar[bool] = False  # batchnorm: subtracts a mean and divides by a deviation of what it
     # reads, so a bias before it cancels and it belongs before the nonlinearity (lint DL101, DL103, DL107, DL111)
+    recurrent: ClassVar[bool] = False  # lstm: a loop over the steps, whose gradients can explode through
+    # them (lint DL117 asks for clipping)
     drops: ClassVar[bool] = False  # dropout: noise in training, the identity at inference (lint looks through it)
     dies: ClassVar[bool] = False  # relu: a unit that outputs 0 for every input gets no gradient again (such
     # an op defines dead(y), per unit -- a feature, or a conv channel -- whether it is 0 over the batch)

@@ -22,6 +22,7 @@ GATES = 4  # i, f, g, o
 class LSTM(Op):
     name = "lstm"
     kind = "layer"
+    recurrent = True
     doc = "long short-term memory over a sequence CxL: UNITS hidden channels, the last step's (or every step's)"
     attrs = {
         "units": Attr("int", min=1, doc="hidden channels"),

@@ -32,6 +32,8 @@ CASES = {  # rule: (a spec that triggers it, a spec that does not)
     "DL114": (spec("input 8\ndense 4 relu frozen\ndense 2 softmax frozen"), spec("input 8\ndense 4 relu frozen\ndense 2 softmax")),
     "DL115": (spec("input 1x8x8\nflatten\ndense 10 softmax", "data digits standardize\naugment flip_x"),
               spec("input 1x8x8\nflatten\ndense 10 softmax", "data digits scale=1/16\naugment flip_x")),
+    "DL117": (spec("input 2x16\nlstm 8\ndense 2 softmax", "optimizer adam"),
+              spec("input 2x16\nlstm 8\ndense 2 softmax", "optimizer adam clip_norm=1")),
     "DL110": (spec("input 64\ndense 200 relu\ndense 10 softmax", "optimizer genetic"),
               spec("input 64\ndense 32 relu\ndense 10 softmax", "optimizer genetic")),
 }
