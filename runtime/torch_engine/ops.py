@@ -94,6 +94,15 @@ def lstm(x, p, a, ctx):
     return y.permute(1, 2, 0) if a["sequences"] else h_n[0]
 
 
+@lowering("gru")
+def gru(x, p, a, ctx):
+    """torch's own GRU kernel with dlc's weights (gates r, z, n; dlc's one bias as b_ih, b_hh zero)."""
+    h0 = x.new_zeros((1, x.shape[0], a["units"]))
+    params = [p["weight"], p["recurrent"], p["bias"], torch.zeros_like(p["bias"])]
+    y, h_n = torch._VF.gru(x.permute(2, 0, 1), h0, params, True, 1, 0.0, ctx.training, False, False)
+    return y.permute(1, 2, 0) if a["sequences"] else h_n[0]
+
+
 @lowering("maxpool")
 @_over_steps
 def maxpool(x, p, a, ctx):

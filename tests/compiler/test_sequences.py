@@ -94,3 +94,10 @@ def test_an_lstm_gives_its_last_step_or_every_step_and_starts_as_keras_does():
     with pytest.raises(DLError) as e:
         compile_model("input 64\nlstm 8\ndense 2 softmax")
     assert "lstm expects a sequence CxL, but its input is 64" in e.value.format()
+
+
+def test_a_gru_stacks_three_gates():
+    spec = compile_model("input 3x9\ngru 5 sequences\ngru 4\ndense 2 softmax")
+    params = {p.role: p.shape for p in spec.graph.node("gru1").params.values()}
+    assert params == {"weight": (15, 3), "recurrent": (15, 5), "bias": (15,)}
+    assert spec.graph.node("gru1").out_shape == (5, 9) and spec.graph.node("gru2").out_shape == (4,)

@@ -59,12 +59,12 @@ def test_an_archive_set_loads_with_its_official_split():
     assert splits.x_train.shape[1:] == (1, 24) and splits.classes == ["1", "2"]
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
-def test_an_lstm_learns_sequences_and_exports_verified(waves, engine, capsys):
+@pytest.mark.parametrize("engine, layer", [("numpy", "lstm"), ("torch", "lstm"), ("numpy", "gru"), ("torch", "gru")])
+def test_a_recurrent_layer_learns_sequences_and_exports_verified(waves, engine, layer, capsys):
     if engine == "torch":
         pytest.importorskip("torch")
     spec = waves / "s.dl"
-    spec.write_text("model waves_lstm {\n input 2x24\n lstm 16\n dense 3 softmax\n}\n"
+    spec.write_text(f"model waves_rnn {{\n input 2x24\n {layer} 16\n dense 3 softmax\n}}\n"
                     f'data "waves.npz" standardize\noptimizer adam lr=1e-2 clip_norm=1\n'
                     f"train epochs=30 batch=32 seed=0 engine={engine}\n")
     assert main(["train", str(spec), "-q", "-o", str(waves / "run")]) == 0

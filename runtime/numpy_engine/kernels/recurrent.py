@@ -1,5 +1,5 @@
-"""The NumPy engine's kernels for the ops declared in compiler/ops/recurrent.py: the LSTM's forward and
-its backward through time, each a loop over the steps (inherent in a recurrence) vectorised over the batch."""
+"""The NumPy engine's kernels for the ops declared in compiler/ops/recurrent.py: the LSTM's and the GRU's
+forward and backward through time, each a loop over the steps (inherent in a recurrence) vectorised over the batch."""
 
 from __future__ import annotations
 
@@ -62,3 +62,45 @@ class LSTM(ops.LSTM, Kernel):
         grads = {"weight": np.einsum("lnk,lnc->kc", dz_all, xs), "recurrent": dr, "bias": dz_all.sum(axis=(0, 1))}
         dx = (dz_all @ w).transpose(1, 2, 0)  # (L, N, C) -> (N, C, L)
         return np.ascontiguousarray(dx), grads
+
+
+@kernel
+class GRU(ops.GRU, Kernel):
+    def forward(self, x, p, a, ctx):
+        n, _, steps = x.shape
+        h_units = a["units"]
+        r_w = p["recurrent"]
+        xs = np.ascontiguousarray(x.transpose(2, 0, 1))  # (L, N, C)
+        xw = xs @ p["weight"].T + p["bias"]  # (L, N, 3H): r, z, n
+        h = np.zeros((n, h_units), x.dtype)
+        hs, caches = [h], []
+        for t in range(steps):
+            hr = h @ r_w.T
+            r = _sigmoid(xw[t, :, :h_units] + hr[:, :h_units])
+            z = _sigmoid(xw[t, :, h_units:2 * h_units] + hr[:, h_units:2 * h_units])
+            cand = np.tanh(xw[t, :, 2 * h_units:] + r * hr[:, 2 * h_units:])
+            h = (1 - z) * cand + z * h
+            caches.append((r, z, cand, hr[:, 2 * h_units:]))
+            hs.append(h)
+        out = np.stack(hs[1:], axis=2) if a["sequences"] else h
+        return out, (xs, hs, caches)
+
+    def backward(self, dy, cache, p, a):
+        xs, hs, caches = cache
+        steps = xs.shape[0]
+        w, r_w = p["weight"], p["recurrent"]
+        dh_next = np.zeros_like(hs[0])
+        dxw = np.empty((steps,) + (hs[0].shape[0], 3 * hs[0].shape[1]), dy.dtype)
+        dr_w = np.zeros_like(r_w)
+        for t in reversed(range(steps)):
+            r, z, cand, hr_n = caches[t]
+            dh = dh_next + (dy[:, :, t] if a["sequences"] else (dy if t == steps - 1 else 0.0))
+            da_n = dh * (1 - z) * (1 - cand * cand)
+            da_z = dh * (hs[t] - cand) * z * (1 - z)
+            da_r = da_n * hr_n * r * (1 - r)
+            dxw[t] = np.concatenate([da_r, da_z, da_n], axis=1)
+            dhr = np.concatenate([da_r, da_z, da_n * r], axis=1)  # what reached h_(t-1) @ R.T
+            dr_w += dhr.T @ hs[t]
+            dh_next = dh * z + dhr @ r_w
+        grads = {"weight": np.einsum("lnk,lnc->kc", dxw, xs), "recurrent": dr_w, "bias": dxw.sum(axis=(0, 1))}
+        return np.ascontiguousarray((dxw @ w).transpose(1, 2, 0)), grads
