@@ -12,6 +12,8 @@ docs/conventions.md writes the formulas; ONNX's gate orders (i, o, f, c; z, r, h
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..attrs import Attr
 from ..lazy_numpy import lazy_numpy
 from .base import Op, ParamSpec, register
@@ -26,23 +28,30 @@ def _steps_in(g, x):
     return g.node("Transpose", [x], perm=[2, 0, 1])
 
 
-def _onnx_params(g, p, h: int, gates: int, order: tuple[int, ...]):
-    """W, R, B as ONNX's recurrent ops take them: one direction, the gate blocks in ONNX's order, B the
-    input bias then a zero recurrent bias."""
+def _onnx_params(g, p, h: int, gates: int, order: tuple[int, ...], bidirectional: bool):
+    """W, R, B as ONNX's recurrent ops take them: a leading axis of directions, the gate blocks in ONNX's
+    order, B the input bias then a zero recurrent bias."""
     rows = g.ints(np.concatenate([np.arange(k * h, (k + 1) * h) for k in order]))
-    w = g.node("Unsqueeze", [g.node("Gather", [p["weight"], rows], axis=0), g.ints([0])])
-    r = g.node("Unsqueeze", [g.node("Gather", [p["recurrent"], rows], axis=0), g.ints([0])])
     zeros = g.initializer(g.fresh("zeros"), np.zeros(gates * h, np.float32))
-    b = g.node("Unsqueeze", [g.node("Concat", [g.node("Gather", [p["bias"], rows], axis=0), zeros], axis=0),
-                             g.ints([0])])
-    return w, r, b
+
+    def stacked(role, with_zeros=False):
+        parts = []
+        for suffix in ("", "_reverse") if bidirectional else ("",):
+            v = g.node("Gather", [p[role + suffix], rows], axis=0)
+            if with_zeros:
+                v = g.node("Concat", [v, zeros], axis=0)
+            parts.append(g.node("Unsqueeze", [v, g.ints([0])]))
+        return parts[0] if len(parts) == 1 else g.node("Concat", parts, axis=0)
+
+    return stacked("weight"), stacked("recurrent"), stacked("bias", with_zeros=True)
 
 
-def _steps_out(g, y, y_h, sequences: bool):
-    """Y (L, 1, N, H) -> (N, H, L) for every step, or Y_h (1, N, H) -> (N, H) for the last."""
+def _steps_out(g, y, y_h, sequences: bool, steps: int):
+    """Y (L, D, N, H) -> (N, D*H, L) for every step, or Y_h (D, N, H) -> (N, D*H) for the last (the
+    forward direction's channels first)."""
     if sequences:
-        return g.node("Transpose", [g.node("Squeeze", [y, g.ints([1])])], perm=[1, 2, 0])
-    return g.node("Squeeze", [y_h, g.ints([0])])
+        return g.node("Reshape", [g.node("Transpose", [y], perm=[2, 1, 3, 0]), g.ints([0, -1, steps])])
+    return g.node("Reshape", [g.node("Transpose", [y_h], perm=[1, 0, 2]), g.ints([0, -1])])
 
 
 @register
@@ -55,30 +64,40 @@ class LSTM(Op):
         "units": Attr("int", min=1, doc="hidden channels"),
         "sequences": Attr("bool", False, searchable=False,
                           doc="every step's output (a sequence UNITSxL) instead of the last one (a vector)"),
+        "bidirectional": Attr("bool", False, searchable=False,
+                              doc="a second layer over the reversed steps, its output concatenated: 2*UNITS channels"),
     }
     positional = ("units",)
     ranks = (2,)
-    examples = [((3, 5), {"units": 4, "sequences": False}), ((2, 4), {"units": 3, "sequences": True})]
+    examples = [((3, 5), {"units": 4, "sequences": False, "bidirectional": False}),
+                ((2, 4), {"units": 3, "sequences": True, "bidirectional": False}),
+                ((2, 4), {"units": 3, "sequences": False, "bidirectional": True}),
+                ((3, 3), {"units": 2, "sequences": True, "bidirectional": True})]
+    gates: ClassVar[int] = GATES
+    bias_init: ClassVar[str] = "unit_forget"
 
     def infer(self, shape, a):
         self.check_rank(shape)
-        return (a["units"], shape[1]) if a["sequences"] else (a["units"],)
+        units = a["units"] * (2 if a["bidirectional"] else 1)
+        return (units, shape[1]) if a["sequences"] else (units,)
 
     def params(self, shape, a):
-        c, h = shape[0], a["units"]
-        return [ParamSpec("weight", (GATES * h, c), c, GATES * h, init="xavier_uniform"),
-                ParamSpec("recurrent", (GATES * h, h), h, GATES * h, init="orthogonal"),
-                ParamSpec("bias", (GATES * h,), init="unit_forget", decay=False)]
+        c, h, k = shape[0], a["units"], self.gates
+        return [spec for suffix in (("", "_reverse") if a["bidirectional"] else ("",)) for spec in (
+            ParamSpec("weight" + suffix, (k * h, c), c, k * h, init="xavier_uniform"),
+            ParamSpec("recurrent" + suffix, (k * h, h), h, k * h, init="orthogonal"),
+            ParamSpec("bias" + suffix, (k * h,), init=self.bias_init, decay=False))]
 
     def to_onnx(self, g, x, p, a, shape):
         h = a["units"]
-        w, r, b = _onnx_params(g, p, h, GATES, (0, 3, 1, 2))  # ONNX stacks i, o, f, c; dlc (and torch) i, f, g, o
-        y, y_h = g.node_outputs("LSTM", [_steps_in(g, x), w, r, b], 2, hidden_size=h)
-        return _steps_out(g, y, y_h, a["sequences"])
+        w, r, b = _onnx_params(g, p, h, GATES, (0, 3, 1, 2), a["bidirectional"])  # ONNX: i, o, f, c; dlc: i, f, g, o
+        y, y_h = g.node_outputs("LSTM", [_steps_in(g, x), w, r, b], 2, hidden_size=h,
+                                direction="bidirectional" if a["bidirectional"] else "forward")
+        return _steps_out(g, y, y_h, a["sequences"], shape[1])
 
     def flops(self, in_shape, out_shape, a):
         c, steps, h = in_shape[0], in_shape[1], a["units"]
-        return steps * (2 * GATES * h * (c + h) + 10 * h)
+        return (2 if a["bidirectional"] else 1) * steps * (2 * GATES * h * (c + h) + 10 * h)
 
 
 @register
@@ -86,18 +105,16 @@ class GRU(LSTM):
     name = "gru"
     doc = "gated recurrent unit over a sequence CxL: UNITS hidden channels, the last step's (or every step's)"
 
-    def params(self, shape, a):
-        c, h = shape[0], a["units"]
-        return [ParamSpec("weight", (3 * h, c), c, 3 * h, init="xavier_uniform"),
-                ParamSpec("recurrent", (3 * h, h), h, 3 * h, init="orthogonal"),
-                ParamSpec("bias", (3 * h,), init="zeros", decay=False)]
+    gates = 3  # r, z, n
+    bias_init = "zeros"
 
     def to_onnx(self, g, x, p, a, shape):
         h = a["units"]
-        w, r, b = _onnx_params(g, p, h, 3, (1, 0, 2))  # ONNX stacks z, r, h; dlc (and torch) r, z, n
-        y, y_h = g.node_outputs("GRU", [_steps_in(g, x), w, r, b], 2, hidden_size=h, linear_before_reset=1)
-        return _steps_out(g, y, y_h, a["sequences"])
+        w, r, b = _onnx_params(g, p, h, 3, (1, 0, 2), a["bidirectional"])  # ONNX: z, r, h; dlc (and torch): r, z, n
+        y, y_h = g.node_outputs("GRU", [_steps_in(g, x), w, r, b], 2, hidden_size=h, linear_before_reset=1,
+                                direction="bidirectional" if a["bidirectional"] else "forward")
+        return _steps_out(g, y, y_h, a["sequences"], shape[1])
 
     def flops(self, in_shape, out_shape, a):
         c, steps, h = in_shape[0], in_shape[1], a["units"]
-        return steps * (2 * 3 * h * (c + h) + 8 * h)
+        return (2 if a["bidirectional"] else 1) * steps * (2 * 3 * h * (c + h) + 8 * h)

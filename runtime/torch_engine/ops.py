@@ -84,23 +84,29 @@ def _over_steps(pool):
     return lowered
 
 
+def _recurrent(kernel, x, p, a, ctx, with_cell: bool):
+    """torch's own kernel with dlc's weights (the same gate orders; dlc's one bias as b_ih, b_hh zero), both
+    directions under `bidirectional` (torch concatenates them along the features, forward first)."""
+    directions = ("", "_reverse") if a["bidirectional"] else ("",)
+    h0 = x.new_zeros((len(directions), x.shape[0], a["units"]))
+    params = [t for d in directions for t in (p["weight" + d], p["recurrent" + d], p["bias" + d],
+                                              torch.zeros_like(p["bias" + d]))]
+    hx = (h0, h0) if with_cell else h0
+    out = kernel(x.permute(2, 0, 1), hx, params, True, 1, 0.0, ctx.training, a["bidirectional"], False)
+    y, h_n = out[0], out[1]
+    if a["sequences"]:
+        return y.permute(1, 2, 0)  # (L, N, D*H) -> (N, D*H, L)
+    return torch.cat(list(h_n), dim=1)  # each direction's last step: (N, D*H)
+
+
 @lowering("lstm")
 def lstm(x, p, a, ctx):
-    """torch's own LSTM kernel with dlc's weights (the same gate order i, f, g, o; dlc's one bias as
-    torch's b_ih, with b_hh zero)."""
-    h0 = x.new_zeros((1, x.shape[0], a["units"]))
-    params = [p["weight"], p["recurrent"], p["bias"], torch.zeros_like(p["bias"])]
-    y, h_n, _ = torch._VF.lstm(x.permute(2, 0, 1), (h0, h0), params, True, 1, 0.0, ctx.training, False, False)
-    return y.permute(1, 2, 0) if a["sequences"] else h_n[0]
+    return _recurrent(torch._VF.lstm, x, p, a, ctx, with_cell=True)
 
 
 @lowering("gru")
 def gru(x, p, a, ctx):
-    """torch's own GRU kernel with dlc's weights (gates r, z, n; dlc's one bias as b_ih, b_hh zero)."""
-    h0 = x.new_zeros((1, x.shape[0], a["units"]))
-    params = [p["weight"], p["recurrent"], p["bias"], torch.zeros_like(p["bias"])]
-    y, h_n = torch._VF.gru(x.permute(2, 0, 1), h0, params, True, 1, 0.0, ctx.training, False, False)
-    return y.permute(1, 2, 0) if a["sequences"] else h_n[0]
+    return _recurrent(torch._VF.gru, x, p, a, ctx, with_cell=False)
 
 
 @lowering("maxpool")

@@ -101,3 +101,11 @@ def test_a_gru_stacks_three_gates():
     params = {p.role: p.shape for p in spec.graph.node("gru1").params.values()}
     assert params == {"weight": (15, 3), "recurrent": (15, 5), "bias": (15,)}
     assert spec.graph.node("gru1").out_shape == (5, 9) and spec.graph.node("gru2").out_shape == (4,)
+
+
+def test_a_bidirectional_layer_has_a_second_set_of_weights_and_twice_the_channels():
+    spec = compile_model("input 3x9\nlstm 5 bidirectional sequences\ngru 4 bidirectional\ndense 2 softmax")
+    assert spec.graph.node("lstm1").out_shape == (10, 9) and spec.graph.node("gru1").out_shape == (8,)
+    roles = sorted(p.role for p in spec.graph.node("gru1").params.values())
+    assert roles == ["bias", "bias_reverse", "recurrent", "recurrent_reverse", "weight", "weight_reverse"]
+    assert spec.graph.node("gru1").params["weight_reverse"].shape == (12, 10)

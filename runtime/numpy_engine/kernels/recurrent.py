@@ -1,5 +1,7 @@
 """The NumPy engine's kernels for the ops declared in compiler/ops/recurrent.py: the LSTM's and the GRU's
-forward and backward through time, each a loop over the steps (inherent in a recurrence) vectorised over the batch."""
+forward and backward through time, each a loop over the steps (inherent in a recurrence) vectorised over
+the batch. A direction runs on steps-first arrays (L, N, C); `bidirectional` runs a second one, with its
+own weights, over the reversed steps and concatenates the two along the channels."""
 
 from __future__ import annotations
 
@@ -14,93 +16,134 @@ def _sigmoid(z):
     return 0.5 * (1 + np.tanh(0.5 * z))
 
 
-@kernel
-class LSTM(ops.LSTM, Kernel):
-    def forward(self, x, p, a, ctx):
-        n, _, steps = x.shape
-        h_units = a["units"]
-        w, r = p["weight"], p["recurrent"]
-        xs = np.ascontiguousarray(x.transpose(2, 0, 1))  # (L, N, C)
-        xw = xs @ w.T + p["bias"]  # every step's input part at once: (L, N, 4H)
-        h = np.zeros((n, h_units), x.dtype)
-        c = np.zeros((n, h_units), x.dtype)
-        hs, gates, cs, tanh_cs = [], [], [], []
-        for t in range(steps):
-            z = xw[t] + h @ r.T
-            i, f, o = (_sigmoid(z[:, k * h_units:(k + 1) * h_units]) for k in (0, 1, 3))
-            g = np.tanh(z[:, 2 * h_units:3 * h_units])
-            hs.append(h)  # h_(t-1): what R multiplied
-            cs.append(c)  # c_(t-1)
-            c = f * c + i * g
-            tanh_c = np.tanh(c)
-            h = o * tanh_c
-            gates.append((i, f, g, o))
-            tanh_cs.append(tanh_c)
+def _lstm_forward(xs, w, r, b, h_units):
+    """One direction: xs (L, N, C) -> every step's h (L, N, H), and what its backward needs."""
+    n = xs.shape[1]
+    xw = xs @ w.T + b  # every step's input part at once: (L, N, 4H)
+    h = np.zeros((n, h_units), xs.dtype)
+    c = np.zeros((n, h_units), xs.dtype)
+    hs, cs, gates, tanh_cs = [h], [], [], []
+    for t in range(xs.shape[0]):
+        z = xw[t] + h @ r.T
+        i, f, o = (_sigmoid(z[:, k * h_units:(k + 1) * h_units]) for k in (0, 1, 3))
+        g = np.tanh(z[:, 2 * h_units:3 * h_units])
+        cs.append(c)  # c_(t-1)
+        c = f * c + i * g
+        tanh_c = np.tanh(c)
+        h = o * tanh_c
+        gates.append((i, f, g, o))
+        tanh_cs.append(tanh_c)
         hs.append(h)
-        out = np.stack(hs[1:], axis=2) if a["sequences"] else h  # (N, H, L) or (N, H)
-        return out, (xs, hs, cs, gates, tanh_cs)
+    return np.stack(hs[1:]), (xs, hs, cs, gates, tanh_cs)
+
+
+def _lstm_backward(dhs, cache, w, r):
+    """dhs (L, N, H): the loss's gradient at every step's h -> dxs (L, N, C), {weight, recurrent, bias}."""
+    xs, hs, cs, gates, tanh_cs = cache
+    dh_next = np.zeros_like(hs[0])
+    dc_next = np.zeros_like(hs[0])
+    dz_all = np.empty(dhs.shape[:2] + (w.shape[0],), dhs.dtype)
+    dr = np.zeros_like(r)
+    for t in reversed(range(xs.shape[0])):
+        i, f, g, o = gates[t]
+        dh = dh_next + dhs[t]
+        tanh_c = tanh_cs[t]
+        dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
+        dz = np.concatenate([dc * g * i * (1 - i), dc * cs[t] * f * (1 - f), dc * i * (1 - g * g),
+                             dh * tanh_c * o * (1 - o)], axis=1)
+        dz_all[t] = dz
+        dr += dz.T @ hs[t]
+        dh_next = dz @ r
+        dc_next = dc * f
+    grads = {"weight": np.einsum("lnk,lnc->kc", dz_all, xs), "recurrent": dr, "bias": dz_all.sum(axis=(0, 1))}
+    return dz_all @ w, grads
+
+
+def _gru_forward(xs, w, r_w, b, h_units):
+    n = xs.shape[1]
+    xw = xs @ w.T + b  # (L, N, 3H): r, z, n
+    h = np.zeros((n, h_units), xs.dtype)
+    hs, caches = [h], []
+    for t in range(xs.shape[0]):
+        hr = h @ r_w.T
+        r = _sigmoid(xw[t, :, :h_units] + hr[:, :h_units])
+        z = _sigmoid(xw[t, :, h_units:2 * h_units] + hr[:, h_units:2 * h_units])
+        cand = np.tanh(xw[t, :, 2 * h_units:] + r * hr[:, 2 * h_units:])
+        h = (1 - z) * cand + z * h
+        caches.append((r, z, cand, hr[:, 2 * h_units:]))
+        hs.append(h)
+    return np.stack(hs[1:]), (xs, hs, caches)
+
+
+def _gru_backward(dhs, cache, w, r_w):
+    xs, hs, caches = cache
+    dh_next = np.zeros_like(hs[0])
+    dxw = np.empty(dhs.shape[:2] + (w.shape[0],), dhs.dtype)
+    dr_w = np.zeros_like(r_w)
+    for t in reversed(range(xs.shape[0])):
+        r, z, cand, hr_n = caches[t]
+        dh = dh_next + dhs[t]
+        da_n = dh * (1 - z) * (1 - cand * cand)
+        da_z = dh * (hs[t] - cand) * z * (1 - z)
+        da_r = da_n * hr_n * r * (1 - r)
+        dxw[t] = np.concatenate([da_r, da_z, da_n], axis=1)
+        dhr = np.concatenate([da_r, da_z, da_n * r], axis=1)  # what reached h_(t-1) @ R.T
+        dr_w += dhr.T @ hs[t]
+        dh_next = dh * z + dhr @ r_w
+    grads = {"weight": np.einsum("lnk,lnc->kc", dxw, xs), "recurrent": dr_w, "bias": dxw.sum(axis=(0, 1))}
+    return dxw @ w, grads
+
+
+class _Recurrent:
+    """The directions of a recurrent layer around its one-direction forward and backward."""
+
+    step_forward = staticmethod(_lstm_forward)
+    step_backward = staticmethod(_lstm_backward)
+
+    def forward(self, x, p, a, ctx):
+        h_units = a["units"]
+        xs = np.ascontiguousarray(x.transpose(2, 0, 1))  # (L, N, C)
+        outs, caches = [], []
+        for suffix, order in self.directions(a):
+            ys, cache = self.step_forward(xs[order], p["weight" + suffix], p["recurrent" + suffix],
+                                          p["bias" + suffix], h_units)
+            outs.append(ys[order])  # the reverse direction's steps back in time order
+            caches.append(cache)
+        if a["sequences"]:
+            out = np.concatenate(outs, axis=2).transpose(1, 2, 0)  # (L, N, D*H) -> (N, D*H, L)
+        else:  # each direction's last step: the forward's at L, the reverse's at 0
+            out = np.concatenate([outs[0][-1]] + [o[0] for o in outs[1:]], axis=1)
+        return np.ascontiguousarray(out), (caches, xs.shape)
 
     def backward(self, dy, cache, p, a):
-        xs, hs, cs, gates, tanh_cs = cache
-        steps = xs.shape[0]
-        w, r = p["weight"], p["recurrent"]
-        dh_next = np.zeros_like(hs[0])
-        dc_next = np.zeros_like(cs[0])
-        dz_all = np.empty((steps,) + (hs[0].shape[0], 4 * hs[0].shape[1]), dy.dtype)
-        dr = np.zeros_like(r)
-        for t in reversed(range(steps)):
-            i, f, g, o = gates[t]
-            dh = dh_next + (dy[:, :, t] if a["sequences"] else (dy if t == steps - 1 else 0.0))
-            tanh_c = tanh_cs[t]
-            dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
-            dz = np.concatenate([dc * g * i * (1 - i), dc * cs[t] * f * (1 - f), dc * i * (1 - g * g),
-                                 dh * tanh_c * o * (1 - o)], axis=1)
-            dz_all[t] = dz
-            dr += dz.T @ hs[t]
-            dh_next = dz @ r
-            dc_next = dc * f
-        grads = {"weight": np.einsum("lnk,lnc->kc", dz_all, xs), "recurrent": dr, "bias": dz_all.sum(axis=(0, 1))}
-        dx = (dz_all @ w).transpose(1, 2, 0)  # (L, N, C) -> (N, C, L)
-        return np.ascontiguousarray(dx), grads
+        caches, (steps, n, _) = cache
+        h_units = a["units"]
+        dxs, grads = None, {}
+        for k, ((suffix, order), dir_cache) in enumerate(zip(self.directions(a), caches)):
+            part = slice(k * h_units, (k + 1) * h_units)
+            dhs = np.zeros((steps, n, h_units), dy.dtype)
+            if a["sequences"]:
+                dhs[...] = dy[:, part, :].transpose(2, 0, 1)
+            else:
+                dhs[-1 if k == 0 else 0] = dy[:, part]
+            dx, g = self.step_backward(dhs[order], dir_cache, p["weight" + suffix], p["recurrent" + suffix])
+            dxs = dx[order] if dxs is None else dxs + dx[order]
+            grads.update({role + suffix: v for role, v in g.items()})
+        return np.ascontiguousarray(dxs.transpose(1, 2, 0)), grads
+
+    @staticmethod
+    def directions(a):
+        """(parameter suffix, step order) per direction."""
+        forward = ("", slice(None))
+        return [forward, ("_reverse", slice(None, None, -1))] if a["bidirectional"] else [forward]
 
 
 @kernel
-class GRU(ops.GRU, Kernel):
-    def forward(self, x, p, a, ctx):
-        n, _, steps = x.shape
-        h_units = a["units"]
-        r_w = p["recurrent"]
-        xs = np.ascontiguousarray(x.transpose(2, 0, 1))  # (L, N, C)
-        xw = xs @ p["weight"].T + p["bias"]  # (L, N, 3H): r, z, n
-        h = np.zeros((n, h_units), x.dtype)
-        hs, caches = [h], []
-        for t in range(steps):
-            hr = h @ r_w.T
-            r = _sigmoid(xw[t, :, :h_units] + hr[:, :h_units])
-            z = _sigmoid(xw[t, :, h_units:2 * h_units] + hr[:, h_units:2 * h_units])
-            cand = np.tanh(xw[t, :, 2 * h_units:] + r * hr[:, 2 * h_units:])
-            h = (1 - z) * cand + z * h
-            caches.append((r, z, cand, hr[:, 2 * h_units:]))
-            hs.append(h)
-        out = np.stack(hs[1:], axis=2) if a["sequences"] else h
-        return out, (xs, hs, caches)
+class LSTM(_Recurrent, ops.LSTM, Kernel):
+    pass
 
-    def backward(self, dy, cache, p, a):
-        xs, hs, caches = cache
-        steps = xs.shape[0]
-        w, r_w = p["weight"], p["recurrent"]
-        dh_next = np.zeros_like(hs[0])
-        dxw = np.empty((steps,) + (hs[0].shape[0], 3 * hs[0].shape[1]), dy.dtype)
-        dr_w = np.zeros_like(r_w)
-        for t in reversed(range(steps)):
-            r, z, cand, hr_n = caches[t]
-            dh = dh_next + (dy[:, :, t] if a["sequences"] else (dy if t == steps - 1 else 0.0))
-            da_n = dh * (1 - z) * (1 - cand * cand)
-            da_z = dh * (hs[t] - cand) * z * (1 - z)
-            da_r = da_n * hr_n * r * (1 - r)
-            dxw[t] = np.concatenate([da_r, da_z, da_n], axis=1)
-            dhr = np.concatenate([da_r, da_z, da_n * r], axis=1)  # what reached h_(t-1) @ R.T
-            dr_w += dhr.T @ hs[t]
-            dh_next = dh * z + dhr @ r_w
-        grads = {"weight": np.einsum("lnk,lnc->kc", dxw, xs), "recurrent": dr_w, "bias": dxw.sum(axis=(0, 1))}
-        return np.ascontiguousarray((dxw @ w).transpose(1, 2, 0)), grads
+
+@kernel
+class GRU(_Recurrent, ops.GRU, Kernel):
+    step_forward = staticmethod(_gru_forward)
+    step_backward = staticmethod(_gru_backward)
