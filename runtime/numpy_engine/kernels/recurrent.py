@@ -16,7 +16,7 @@ def _sigmoid(z):
     return 0.5 * (1 + np.tanh(0.5 * z))
 
 
-def _lstm_forward(xs, w, r, b, h_units):
+def _lstm_forward(xs, w, r_w, b, h_units):
     """One direction: xs (L, N, C) -> every step's h (L, N, H), and what its backward needs."""
     n = xs.shape[1]
     xw = xs @ w.T + b  # every step's input part at once: (L, N, 4H)
@@ -24,7 +24,7 @@ def _lstm_forward(xs, w, r, b, h_units):
     c = np.zeros((n, h_units), xs.dtype)
     hs, cs, gates, tanh_cs = [h], [], [], []
     for t in range(xs.shape[0]):
-        z = xw[t] + h @ r.T
+        z = xw[t] + h @ r_w.T
         i, f, o = (_sigmoid(z[:, k * h_units:(k + 1) * h_units]) for k in (0, 1, 3))
         g = np.tanh(z[:, 2 * h_units:3 * h_units])
         cs.append(c)  # c_(t-1)
@@ -37,13 +37,13 @@ def _lstm_forward(xs, w, r, b, h_units):
     return np.stack(hs[1:]), (xs, hs, cs, gates, tanh_cs)
 
 
-def _lstm_backward(dhs, cache, w, r):
+def _lstm_backward(dhs, cache, w, r_w):
     """dhs (L, N, H): the loss's gradient at every step's h -> dxs (L, N, C), {weight, recurrent, bias}."""
     xs, hs, cs, gates, tanh_cs = cache
     dh_next = np.zeros_like(hs[0])
     dc_next = np.zeros_like(hs[0])
     dz_all = np.empty(dhs.shape[:2] + (w.shape[0],), dhs.dtype)
-    dr = np.zeros_like(r)
+    dr = np.zeros_like(r_w)
     for t in reversed(range(xs.shape[0])):
         i, f, g, o = gates[t]
         dh = dh_next + dhs[t]
@@ -53,7 +53,7 @@ def _lstm_backward(dhs, cache, w, r):
                              dh * tanh_c * o * (1 - o)], axis=1)
         dz_all[t] = dz
         dr += dz.T @ hs[t]
-        dh_next = dz @ r
+        dh_next = dz @ r_w
         dc_next = dc * f
     grads = {"weight": np.einsum("lnk,lnc->kc", dz_all, xs), "recurrent": dr, "bias": dz_all.sum(axis=(0, 1))}
     return dz_all @ w, grads
