@@ -2,7 +2,8 @@
 nn.CrossEntropyLoss, the same batch), and the NumPy engine against the torch engine, on this CPU.
 
 For each net (the MLP and LeNet of bench/train_throughput.py, specs/resnet_digits.dl, and the
-sequence FCN of specs/fcn_gunpoint.dl: conv1d 128/256/128 over 150 steps): STEPS steps
+sequence FCN of specs/fcn_gunpoint.dl: conv1d 128/256/128 over 150 steps, and the LSTM of
+specs/lstm_basic_motions.dl: 32 units over 6 channels x 100 steps, without its clipping): STEPS steps
 per timing, timings alternating engine / hand loop / NumPy engine; the fastest of RUNS (as timeit
 reports: on a shared machine the other timings measure its neighbours), and the median. The engine's
 step includes what the trainer needs from it: the batch from NumPy, the loss as a Python float (the
@@ -34,8 +35,23 @@ from train_throughput import LENET, MLP, torch_net  # noqa: E402
 RESNET = (Path(__file__).resolve().parent.parent / "specs/resnet_digits.dl").read_text().replace("regularize l2=5e-4\n", "")
 FCN = (Path(__file__).resolve().parent.parent / "specs/fcn_gunpoint.dl").read_text()
 NETS = {"mlp": (MLP, 128, (784,)), "lenet": (LENET, 64, (1, 28, 28)), "resnet_digits": (RESNET, 64, (1, 8, 8)),
-        "fcn_gunpoint": (FCN, 16, (1, 150))}
-CLASSES = {"fcn_gunpoint": 2}
+        "fcn_gunpoint": (FCN, 16, (1, 150)),
+        "lstm_basic_motions": ((Path(__file__).resolve().parent.parent / "specs/lstm_basic_motions.dl").read_text()
+                               .replace(" clip_norm=1", ""), 8, (6, 100))}
+CLASSES = {"fcn_gunpoint": 2, "lstm_basic_motions": 4}
+
+
+class TorchLSTM(torch.nn.Module):
+    """specs/lstm_basic_motions.dl by hand: nn.LSTM over (L, N, C), its last step into a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(6, 32)
+        self.out = torch.nn.Linear(32, 4)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(x.permute(2, 0, 1))
+        return self.out(h_n[0])
 
 
 def torch_fcn() -> torch.nn.Module:
@@ -67,7 +83,8 @@ def main(runs: int = 5, steps: int = 30) -> None:
         engine = TorchEngine(spec, {k: v.copy() for k, v in values.items()}, device=torch.device("cpu"))
         numpy_engine = NumpyEngine(spec, {k: v.copy() for k, v in values.items()})
         torch.manual_seed(0)
-        net = torch_resnet() if name == "resnet_digits" else torch_fcn() if name == "fcn_gunpoint" else torch_net(name)
+        net = {"resnet_digits": torch_resnet, "fcn_gunpoint": torch_fcn,
+               "lstm_basic_motions": TorchLSTM}.get(name, lambda: torch_net(name))()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
