@@ -49,14 +49,22 @@ class Preprocess:
     @classmethod
     def fit_chunks(cls, chunks, shape, n: int, scale: float | None, center: bool, standardize: bool) -> "Preprocess":
         """From the training split as `chunks()` yields it (the whole array, or a lazy split a chunk at a
-        time): float64 sums of the values, then of their squared deviations from the mean."""
+        time): float64 sums of the values, then of their squared deviations from the mean. Per feature of
+        a vector and per pixel of an image; per channel of a sequence (C, L), over all its steps, so that
+        a pattern is scaled the same wherever in time it occurs."""
         mul = np.full(shape, scale or 1.0, np.float64)
         add = np.zeros(shape, np.float64)
+        over, count = ((0, 2), n * shape[1]) if len(shape) == 2 else (0, n)
+
+        def spread(v):  # a sequence's per-channel statistic at every step
+            return np.broadcast_to(v[:, None], shape) if len(shape) == 2 else v
+
         if center or standardize:
-            mean = sum((c.astype(np.float64) * mul).sum(axis=0) for c in chunks()) / n
+            mean = spread(sum((c.astype(np.float64) * mul).sum(axis=over) for c in chunks()) / count)
             add = -mean
             if standardize:
-                std = np.sqrt(sum(((c.astype(np.float64) * mul - mean) ** 2).sum(axis=0) for c in chunks()) / n)
+                std = np.sqrt(spread(sum(((c.astype(np.float64) * mul - mean) ** 2).sum(axis=over)
+                                         for c in chunks()) / count)).copy()
                 std[std < 1e-8] = 1.0  # constant features stay centred, not blown up
                 mul = mul / std
                 add = -mean / std

@@ -105,3 +105,18 @@ def test_a_recurrent_run_stopped_mid_epoch_resumes_bit_identically(waves, engine
     assert [(r["loss"], r["val_loss"]) for r in resumed.history] == [(r["loss"], r["val_loss"]) for r in full.history]
     a, b = rf.load_npz(waves / "run" / "weights.npz"), rf.load_npz(waves / "full" / "weights.npz")
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_standardize_on_a_sequence_is_per_channel_over_every_step():
+    """One mean and one deviation per channel (a pattern scaled the same wherever in time it occurs), as
+    the preprocessing arrays of the input's shape that ONNX exports."""
+    from dlc.runtime.data.splits import Preprocess
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (50, 2, 7)).astype(np.float32)
+    x[:, 1] = x[:, 1] * 10 + np.arange(7)  # a trend over the steps in the second channel
+    pre = Preprocess.fit(x, None, False, True)
+    assert pre.mul.shape == (2, 7) and np.all(pre.mul == pre.mul[:, :1]) and np.all(pre.add == pre.add[:, :1])
+    y = pre.apply(x)
+    for c in (0, 1):
+        assert abs(float(y[:, c].mean())) < 1e-5 and abs(float(y[:, c].std()) - 1) < 1e-5
+    assert float(y[:, 1, -1].mean()) > float(y[:, 1, 0].mean())  # the trend survives
