@@ -74,6 +74,7 @@ class LSTM(Op):
                 ((2, 4), {"units": 3, "sequences": False, "bidirectional": True}),
                 ((3, 3), {"units": 2, "sequences": True, "bidirectional": True})]
     gates: ClassVar[int] = GATES
+    pointwise: ClassVar[int] = 10  # per hidden unit and step: the gates' nonlinearities and the cell update
     bias_init: ClassVar[str] = "unit_forget"
 
     def infer(self, shape, a):
@@ -90,31 +91,27 @@ class LSTM(Op):
 
     def to_onnx(self, g, x, p, a, shape):
         h = a["units"]
-        w, r, b = _onnx_params(g, p, h, GATES, (0, 3, 1, 2), a["bidirectional"])  # ONNX: i, o, f, c; dlc: i, f, g, o
+        w, r, b = _onnx_params(g, p, h, self.gates, (0, 3, 1, 2), a["bidirectional"])  # ONNX: i, o, f, c; dlc: i, f, g, o
         y, y_h = g.node_outputs("LSTM", [_steps_in(g, x), w, r, b], 2, hidden_size=h,
                                 direction="bidirectional" if a["bidirectional"] else "forward")
         return _steps_out(g, y, y_h, a["sequences"], shape[1])
 
     def flops(self, in_shape, out_shape, a):
         c, steps, h = in_shape[0], in_shape[1], a["units"]
-        return (2 if a["bidirectional"] else 1) * steps * (2 * GATES * h * (c + h) + 10 * h)
+        return (2 if a["bidirectional"] else 1) * steps * (2 * self.gates * h * (c + h) + self.pointwise * h)
 
 
 @register
 class GRU(LSTM):
     name = "gru"
     doc = "gated recurrent unit over a sequence CxL: UNITS hidden channels, the last step's (or every step's)"
-
     gates = 3  # r, z, n
+    pointwise = 8
     bias_init = "zeros"
 
     def to_onnx(self, g, x, p, a, shape):
         h = a["units"]
-        w, r, b = _onnx_params(g, p, h, 3, (1, 0, 2), a["bidirectional"])  # ONNX: z, r, h; dlc (and torch): r, z, n
+        w, r, b = _onnx_params(g, p, h, self.gates, (1, 0, 2), a["bidirectional"])  # ONNX: z, r, h; dlc (and torch): r, z, n
         y, y_h = g.node_outputs("GRU", [_steps_in(g, x), w, r, b], 2, hidden_size=h, linear_before_reset=1,
                                 direction="bidirectional" if a["bidirectional"] else "forward")
         return _steps_out(g, y, y_h, a["sequences"], shape[1])
-
-    def flops(self, in_shape, out_shape, a):
-        c, steps, h = in_shape[0], in_shape[1], a["units"]
-        return (2 if a["bidirectional"] else 1) * steps * (2 * 3 * h * (c + h) + 8 * h)

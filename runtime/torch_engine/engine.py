@@ -209,8 +209,9 @@ class TorchEngine(Engine):
                           if self.stats is not None else None)
                 flat_grads = [g.gather(grads) for g in self.groups]
                 self._clip(flat_grads)
-                if before is not None or want_grads:  # the gradients clipped: their views in the flat tensors
-                    applied = {n: part.clone() for group, g in zip(self.groups, flat_grads) for n, part in group.split(g)}
+                if before is not None or want_grads:  # the gradients clipped: views into the flat tensors, which
+                    # the rules read and never write, made anew each step
+                    applied = {n: part for group, g in zip(self.groups, flat_grads) for n, part in group.split(g)}
                 self.t += 1
                 for group, g in zip(self.groups, flat_grads):  # one update per group: a few kernels, not one per tensor
                     self.rule.update(group.values, g, group.state, group.tmp, lr, self.hp, self.t, group.decayed,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import NAME_TOO_LONG
+from helpers import DIGITS_MLP, NAME_TOO_LONG
 
 import dlc
 from dlc import api
@@ -216,19 +216,8 @@ def test_check_says_which_weights_are_loaded_or_frozen_and_counts_trainable_ones
            f"{frozen:,} frozen)" in render(spec), table
 
 
-SPEC = """model m {
-    input 64
-    dense 16 relu
-    dense 10 softmax
-}
-data digits test=0.2 standardize
-optimizer adam lr=1e-3
-train epochs=1 batch=64 seed=0
-"""
-
-
 def test_init_from_a_name_past_the_limit_is_no_such_run(tmp_path, capsys):
     path = tmp_path / "fine.dl"
-    path.write_text(f'init from "{NAME_TOO_LONG}"\n' + SPEC)
+    path.write_text(f'init from "{NAME_TOO_LONG}"\n' + DIGITS_MLP)
     assert main(["check", str(path)]) == 2
     assert f"{path}:1:11: error: no such run folder: " in capsys.readouterr().err

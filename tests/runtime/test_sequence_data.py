@@ -120,3 +120,15 @@ def test_standardize_on_a_sequence_is_per_channel_over_every_step():
     for c in (0, 1):
         assert abs(float(y[:, c].mean())) < 1e-5 and abs(float(y[:, c].std()) - 1) < 1e-5
     assert float(y[:, 1, -1].mean()) > float(y[:, 1, 0].mean())  # the trend survives
+
+
+def test_an_archive_set_without_sktime_is_a_refusal_with_the_install_command(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sktime", None)  # import sktime raises ImportError
+    spec = tmp_path / "s.dl"
+    spec.write_text("model m {\n input 1x24\n flatten\n dense 2 softmax\n}\ndata italy_power\ntrain epochs=1\n")
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:6:" in err
+    assert 'data italy_power is read with sktime, which is not installed: pip install "dlc[series]"' in err
