@@ -16,7 +16,7 @@ from dlc.compiler.spec import Spec, portable_text
 from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.splits import Splits, for_spec, prepare
-from dlc.runtime import init_from
+from dlc.runtime import init_from, interrupts
 from dlc.runtime.class_weight import class_weights, imbalance
 from dlc.runtime.data.lazy import LazyInputs, Prefetch
 from dlc.runtime.engine import Engine, engine_class, make_engine, process_rank
@@ -118,7 +118,8 @@ def _train(spec: Spec, run_dir: Path, ckpt, progress: bool, splits: Splits | Non
     start = init_from.apply(spec, values, origin) if ckpt is None else None
     engine = make_engine(spec, values)
     try:
-        return _run(engine, spec, run_dir, ckpt, progress, splits, write, max_steps, on_epoch, notify, start)
+        with interrupts.remembered():
+            return _run(engine, spec, run_dir, ckpt, progress, splits, write, max_steps, on_epoch, notify, start)
     finally:
         engine.close()
 
@@ -187,8 +188,10 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
                 on_epoch(row)
             if st.finished(epochs, patience) or (max_steps and steps >= max_steps):
                 break
+            interrupts.check()  # a Ctrl-C swallowed where it landed (a garbage-collection callback) stops here
     except KeyboardInterrupt:
         interrupted = True
+        interrupts.taken()
         if last is not None:
             st.rewind(last)
     finally:

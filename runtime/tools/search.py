@@ -27,6 +27,7 @@ from pathlib import Path
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.search_space import Dimension, dimensions, format_value, nominal_spec
 from dlc.compiler.spec import Spec, compile, portable_text
+from dlc.runtime import interrupts
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.splits import prepare
 from dlc.runtime.tools import search_workers as workers
@@ -198,7 +199,8 @@ def _search(spec, dims, keys, trials, fine, jobs, seed, out_dir, url, name, own_
     try:
         if jobs == 1:
             workers.init(splits, None)
-            work(cfg, on_trial=lambda: _progress(bar, st, cfg))
+            with interrupts.remembered():  # (a Ctrl-C that landed in a database's clean-up is not lost)
+                work(cfg, on_trial=lambda: _progress(bar, st, cfg))
         else:
             workers.run_pool(work_in_pool, cfg, splits, jobs, lambda: _progress(bar, st, cfg))
         _wait_for_peers(st, cfg, lambda: _progress(bar, st, cfg))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+from dlc.runtime import interrupts
+
 
 _SPLITS = None  # the splits every trial of this process trains on
 _LIMITS = None
@@ -25,6 +27,7 @@ def check_stop() -> None:
     """KeyboardInterrupt once Ctrl-C reached this worker (or its parent's stop event is set)."""
     if _STOP or (_STOP_EVENT is not None and _STOP_EVENT.is_set()):
         raise KeyboardInterrupt
+    interrupts.check()  # one search process (--jobs 1): a Ctrl-C swallowed where it landed
 
 
 def init(splits, threads: int | None, pool_worker: bool = False, stop=None) -> None:
