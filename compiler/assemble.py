@@ -234,9 +234,12 @@ def assemble(text: str, filename: str, lint: bool = True, data_files: dict | Non
             diags.error(f"model {graph.name} has no layers after its input", tree.models[0].span,
                         "add at least one dense or conv layer")
         elif len(graph.output_shape) != 1:
-            diags.error(f"the model's output is an image {'x'.join(map(str, graph.output_shape))}; "
-                        "it must end in a feature vector", graph.layers[graph.nodes[-1].layer].span,
-                        "end with flatten and a dense layer")
+            sequence = len(graph.output_shape) == 2
+            diags.error(f"the model's output is {'a sequence' if sequence else 'an image'} "
+                        f"{'x'.join(map(str, graph.output_shape))}; it must end in a feature vector",
+                        graph.layers[graph.nodes[-1].layer].span,
+                        "reduce over the steps (globalavgpool, or an lstm/gru without 'sequences') and end with "
+                        "a dense layer" if sequence else "end with flatten and a dense layer")
         elif not graph.params():
             diags.error(f"model {graph.name} has no parameters: it can never train", tree.models[0].span,
                         "add a dense or conv layer")

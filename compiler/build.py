@@ -21,14 +21,14 @@ import re
 from dataclasses import dataclass
 
 from . import ast
-from .attrs import MAX_INT, SearchRange
+from .attrs import SearchRange
 from .diagnostics import Diagnostics, did_you_mean
 from .expand import GROUP_WORDS, BlockDef, Nested, ScopedDiagnostics, expand_model
 from .inits import INITS, InitSpec
 from .ir import Graph, Layer
 from .line_words import Inline, LineWords, layer_key, named_ranges, values_text
 from .modifiers import DROPOUT, FROZEN, LAYER_NORM, NORMALIZE
-from .ops import REGISTRY, fmt_shape
+from .ops import REGISTRY
 from .shapes import PROJECT, PlannedNode, infer_shapes  # noqa: F401  (PROJECT: read from here too)
 from .statements import STATEMENTS
 
@@ -55,6 +55,7 @@ class ModelBuilder:
         self.plan: list[PlannedNode] = []
         self.layers: list[Layer] = []
         self.input_shape: tuple[int, ...] | None = None
+        self.variable = False  # input CxL variable
         self.default_init: InitSpec | None = None
         self.ranges: list[tuple[str, SearchRange]] = []
         self.words = LineWords(self.diags, self.ranges)
@@ -98,20 +99,11 @@ class ModelBuilder:
         if self.input_shape is not None or self.plan or self.depth:
             self.diags.error("input must be the first line of the model, and appear once", stmt.span)
             return
-        if len(stmt.args) != 1 or not (isinstance(stmt.args[0], ast.Dims) or
-                                       (isinstance(stmt.args[0], ast.Number) and stmt.args[0].is_int)):
-            self.diags.error("input needs one size: features (input 64), a sequence CxL (input 3x128: channels x "
-                             "length) or an image CxHxW (input 1x28x28)",
-                             stmt.span)
+        size = self.words.input_size(stmt)
+        if size is None:
             self.input_shape = ()
             return
-        v = stmt.args[0]
-        shape = tuple(v.value) if isinstance(v, ast.Dims) else (int(v.value),)
-        if len(shape) not in (1, 2, 3) or min(shape) < 1 or max(shape) > MAX_INT:
-            self.diags.error(f"input {fmt_shape(shape)}: expected N features, CxL (a sequence) or CxHxW (an image) "
-                             "with every size from 1 to 2,147,483,647", v.span, "e.g. input 64, input 3x128 or input 3x32x32")
-            self.input_shape = ()
-            return
+        shape, self.variable = size
         self.input_shape = shape
         layer = self.add_layer(stmt)
         p = self.words.dropout_kwargs(stmt.kwargs, stmt, layer_key(layer))
@@ -409,5 +401,5 @@ def build_model(block: ast.ModelBlock, source_lines: list[str], diags: Diagnosti
         diags.error(f"model {block.name} has no input line", block.span,
                     "start the block with input 64 (features) or input 1x28x28 (an image)")
     elif b.input_shape and not b.unknown_line:
-        graph = infer_shapes(block.name, b.input_shape, b.plan, b.layers, b.layer_out, b.diags)
+        graph = infer_shapes(block.name, b.input_shape, b.plan, b.layers, b.layer_out, b.diags, b.variable)
     return ModelResult(graph, named_ranges(b.ranges, graph.layers if graph else b.layers), b.default_init)

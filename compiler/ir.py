@@ -88,6 +88,9 @@ class Graph:
     input_shape: tuple[int, ...]
     nodes: list[Node]
     layers: list[Layer]
+    # `input CxL variable`: each series has 1 to L steps, padded to L in a batch; every sequence value
+    # of the graph carries a padding mask (docs/conventions.md), compiler/time_axis.py maps the lengths
+    variable: bool = False
 
     def __post_init__(self):
         prev = INPUT

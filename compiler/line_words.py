@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import ast
-from .attrs import RANGE_KINDS, REQUIRED, Attr, SearchRange, coerce
+from .attrs import MAX_INT, RANGE_KINDS, REQUIRED, Attr, SearchRange, coerce
 from .diagnostics import DLError, Span, did_you_mean
 from .inits import INITS, InitSpec
 from .modifiers import DROPOUT_KEYS, LAYER_NORM, NORMALIZE
 from .ir import Layer
-from .ops import REGISTRY
+from .ops import REGISTRY, fmt_shape
 
 # Keys any dense/conv line may carry besides its own attributes.
 LAYER_KEYS = {
@@ -47,6 +47,30 @@ class Inline:
 
 class LineWords:
     """Reads line words for one model: `diags` takes the errors, `ranges` the search ranges found."""
+
+    def input_size(self, stmt: ast.Stmt) -> tuple[tuple[int, ...], bool] | None:
+        """The input line's size and whether its steps vary (input CxL variable), or None after an error."""
+        args, variable = list(stmt.args), False
+        if len(args) == 2 and isinstance(args[1], ast.Name) and args[1].value == "variable":
+            word = args.pop()
+            if not (isinstance(args[0], ast.Dims) and len(args[0].value) == 2):
+                self.diags.error("'variable' is a sequence's word: input CxL variable (each series 1 to L steps)",
+                                 word.span, "e.g. input 12x29 variable")
+                return None
+            variable = True
+        if len(args) != 1 or not (isinstance(args[0], ast.Dims) or
+                                  (isinstance(args[0], ast.Number) and args[0].is_int)):
+            self.diags.error("input needs one size: features (input 64), a sequence CxL (input 3x128: channels x "
+                             "length; input 12x29 variable: 1 to 29 steps each) or an image CxHxW (input 1x28x28)",
+                             stmt.span)
+            return None
+        v = args[0]
+        shape = tuple(v.value) if isinstance(v, ast.Dims) else (int(v.value),)
+        if len(shape) not in (1, 2, 3) or min(shape) < 1 or max(shape) > MAX_INT:
+            self.diags.error(f"input {fmt_shape(shape)}: expected N features, CxL (a sequence) or CxHxW (an image) "
+                             "with every size from 1 to 2,147,483,647", v.span, "e.g. input 64, input 3x128 or input 3x32x32")
+            return None
+        return shape, variable
 
     def __init__(self, diags, ranges: list[tuple[str, SearchRange]]):
         self.diags = diags

@@ -131,7 +131,7 @@ def _merge_error(pn: PlannedNode, shapes, e: ShapeError) -> tuple[str, str | Non
 
 
 def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode], layers: list[Layer],
-                 layer_out: dict[int, int], diags: ScopedDiagnostics) -> Graph | None:
+                 layer_out: dict[int, int], diags: ScopedDiagnostics, variable: bool = False) -> Graph | None:
     """The shape pass: planned nodes -> named IR nodes with shapes, parameters and FLOPs."""
     layers = [Layer(l.index, l.word, l.span, l.text, [], l.depth, l.inner, group=l.group) for l in layers]
     consumers = _consumers(plan)
@@ -152,6 +152,8 @@ def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode
                 a["bias"] = False  # batchnorm's beta does the bias's job
                 attrs = dict(attrs, bias=False)
             out = op.infer(list(in_shapes) if op.arity is None else in_shapes[0], a)
+            if variable and len(in_shapes[0]) == 2:  # every sequence value of the graph is of variable length
+                op.check_steps(in_shapes[0], a)
         except ShapeError as e:
             message, hint = (_merge_error(pn, in_shapes, e) if pn.paths else (str(e), e.hint))
             diags.error(message, pn.span, hint, pn.uses)
@@ -180,4 +182,4 @@ def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode
     for layer in layers:
         k = layer_out.get(layer.index, -1)
         layer.output = names[k] if k >= 0 else INPUT
-    return Graph(name, input_shape, nodes, layers)
+    return Graph(name, input_shape, nodes, layers, variable)

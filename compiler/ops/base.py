@@ -71,6 +71,9 @@ class Op:
     # reads, so a bias before it cancels and it belongs before the nonlinearity (lint DL101, DL103, DL107, DL111)
     recurrent: ClassVar[bool] = False  # lstm: a loop over the steps, whose gradients can explode through
     # them (lint DL117 asks for clipping)
+    # it can read a variable-length sequence (`input CxL variable`): it honours the padding mask (works per
+    # step, or masks what it reduces over time); flatten cannot -- its output size would follow the length
+    variable_steps: ClassVar[bool] = True
     drops: ClassVar[bool] = False  # dropout: noise in training, the identity at inference (lint looks through it)
     dies: ClassVar[bool] = False  # relu: a unit that outputs 0 for every input gets no gradient again (such
     # an op defines dead(y), per unit -- a feature, or a conv channel -- whether it is 0 over the batch)
@@ -85,7 +88,19 @@ class Op:
             want = {1: "a feature vector", 2: "a sequence CxL", 3: "an image CxHxW"}
             raise ShapeError(f"{self.name} expects {' or '.join(want[r] for r in self.ranks)}, "
                              f"but its input is {fmt_shape(shape)}",
-                             "add 'flatten' before it" if self.ranks == (1,) else None)
+                             _to_vector_hint(shape) if 1 in self.ranks else None)
+
+    def check_steps(self, shape, a) -> None:
+        """ShapeError unless the op computes on a variable-length sequence (up to shape[1] steps) what it
+        computes on each series at its own length (a window op: the same padding before every length)."""
+        if not self.variable_steps:
+            raise ShapeError(f"{self.name} cannot take a variable-length sequence: its output's size would "
+                             "follow each series's length",
+                             "reduce over time first: globalavgpool, globalmaxpool or an lstm/gru's last step")
+
+    def steps_out(self, shape, a) -> int:
+        """The valid steps of its output for a series of shape[1] valid steps (ShapeError: too short)."""
+        return self.infer(shape, a)[1]
 
     def dead(self, y):
         """(a `dies` op) per unit -- a feature, or a conv channel -- whether it is 0 over the whole batch."""
@@ -114,6 +129,12 @@ class Op:
     def defaults(self) -> dict[str, Any]:
         from ..attrs import REQUIRED
         return {k: v.default for k, v in self.attrs.items() if v.default is not REQUIRED}
+
+
+def _to_vector_hint(shape) -> str:
+    if len(shape) == 2:  # a sequence -> a vector: what the steps say, whatever their number
+        return "reduce over the steps first: globalavgpool, globalmaxpool, or an lstm/gru without 'sequences'"
+    return "add 'flatten' before it"
 
 
 def registrar(table: dict, what: str):

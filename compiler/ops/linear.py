@@ -15,18 +15,18 @@ class Dense(Op):
     kind = "layer"
     weight_layer = inline = True
     weight_out_axis = 1  # (in, out)
-    doc = "fully connected: y = x W + b, W stored (in, out)"
+    doc = "fully connected: y = x W + b, W stored (in, out); over a sequence CxL, at every step (UNITSxL)"
     attrs = {
         "units": Attr("int", min=1, doc="the number of output units"),
         "bias": Attr("bool", True, doc="add a bias vector (dropped automatically before batchnorm)", searchable=False),
     }
     positional = ("units",)
-    ranks = (1,)
-    examples = [((5,), {"units": 4}), ((3,), {"units": 2, "bias": False})]
+    ranks = (1, 2)
+    examples = [((5,), {"units": 4}), ((3,), {"units": 2, "bias": False}), ((3, 4), {"units": 2})]
 
     def infer(self, shape, a):
         self.check_rank(shape)
-        return (a["units"],)
+        return (a["units"],) + tuple(shape[1:])  # a sequence: the same weights at every step (Keras's Dense)
 
     def params(self, shape, a):
         ps = [ParamSpec("weight", (shape[0], a["units"]), shape[0], a["units"])]
@@ -36,12 +36,17 @@ class Dense(Op):
 
 
     def to_onnx(self, g, x, p, a, shape):
+        if len(shape) == 2:  # (N, C, L) -> (N, L, C) @ W (+ b) -> (N, UNITS, L)
+            y = g.node("MatMul", [g.node("Transpose", [x], perm=[0, 2, 1]), p["weight"]])
+            if "bias" in p:
+                y = g.node("Add", [y, p["bias"]])
+            return g.node("Transpose", [y], perm=[0, 2, 1])
         if "bias" in p:
             return g.node("Gemm", [x, p["weight"], p["bias"]])
         return g.node("MatMul", [x, p["weight"]])
 
     def flops(self, in_shape, out_shape, a):
-        return 2 * in_shape[0] * out_shape[0]
+        return 2 * in_shape[0] * math.prod(out_shape)
 
 
 @register
@@ -129,6 +134,12 @@ class Conv1d(Op):
                              + f" spans {span} steps, more than the {'padded ' if before + after else ''}input's "
                              f"{length + before + after}", "use a smaller kernel, pad=same, or remove a pooling layer above")
         return (a["filters"], out_size(length, span, a["stride"], before, after))
+
+    def check_steps(self, shape, a) -> None:
+        if a["pad"] == "same" and a["stride"] > 1:  # ceil(L/stride) outputs: the padding before follows L
+            raise ShapeError("conv1d pad=same with a stride over a variable-length sequence pads each length "
+                             "differently, so a series would not give what it gives alone",
+                             "write pad=causal, pad=valid or a number of steps, or stride=1")
 
     def params(self, shape, a):
         c, k, o = shape[0], a["kernel"], a["filters"]

@@ -75,6 +75,23 @@ class _Pool(Op):
                              "pick a kernel and stride that divide the input, or use pad=same")
         return (c, out_size(h, k[0], s[0], t, b), out_size(w, k[1], s[1], l, r))
 
+    def check_steps(self, shape, a) -> None:
+        """Over a variable-length sequence, no padding: the padded steps of a shorter series are masked
+        zeros, which a max or a mean would read where the series itself has none."""
+        image, view = self.image_view(shape, a)
+        if any(self.geometry(image, view)[2]):
+            raise ShapeError(f"{self.name} over a variable-length sequence cannot pad: a shorter series's "
+                             "window would read the batch's padding", "write pad=0 (or pad=valid)")
+
+    def steps_out(self, shape, a) -> int:
+        """A shorter series of a variable-length batch: the windows that fit in it (its last partial window
+        is left out, as ONNX's and torch's floor mode do; the batch's full length must tile)."""
+        image, view = self.image_view(shape, a)
+        k, s, _ = self.geometry(image, view)
+        if shape[1] < k[1]:
+            raise ShapeError(f"{self.name}'s window is longer than the series")
+        return out_size(shape[1], k[1], s[1], 0, 0)
+
     def flops(self, in_shape, out_shape, a):
         return math.prod(out_shape) * math.prod(self.image_view(in_shape, a)[1]["kernel"])
 
@@ -119,6 +136,7 @@ class Flatten(Op):
     kind = "reshape"
     doc = "image CxHxW or sequence CxL -> feature vector C*H*W or C*L (row-major, as ONNX Flatten)"
     examples = [((2, 3, 3), {}), ((3, 4), {})]
+    variable_steps = False
 
     def infer(self, shape, a):
         return (math.prod(shape),)

@@ -22,6 +22,10 @@ class Context:
     training: bool = False
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     layout: str = NCHW
+    # a variable-length batch (input CxL variable): the op's (first) input's valid steps per series (N,)
+    # and its mask (N, 1, L), True on them; None for a fixed length or a vector input
+    lengths: np.ndarray | None = None
+    mask: np.ndarray | None = None
 
 
 def channel_axes(x: np.ndarray, layout: str = NCHW) -> tuple[int, ...]:

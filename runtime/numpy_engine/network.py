@@ -52,6 +52,8 @@ class Network:
             wants.append(any(not p.frozen for p in n.params.values()) or any(i >= 0 and wants[i] for i in ins))
         self._wants_dy = wants
         self._plan_layouts()
+        self._steps = _step_tables(graph, self._plan) if graph.variable else None
+        self._masks: list = []  # each node's output mask in the last forward (variable lengths)
         self._caches: list = []
         per_sample = 4 * sum(math.prod(n.out_shape) for n in graph.nodes) or 4
         self.predict_batch = int(min(1024, max(16, PREDICT_BYTES // per_sample)))
@@ -82,23 +84,43 @@ class Network:
                 upto: int | None = None, keep: bool = True) -> np.ndarray:
         """Run nodes [0, upto) and return the output of node upto-1 (the model's output by default),
         in NCHW. With `keep`, caches are kept for `backward`."""
+        caches, masks = [], []
+        y = x
+        for k, y, cache, mask in self._run(x, training, rng, upto):
+            if keep:
+                caches.append(cache)
+                masks.append(mask)
+        self._caches, self._masks = caches, masks
+        last = len(self._plan if upto is None else self._plan[:upto]) - 1
+        return to_layout(y, self._layout[last], NCHW) if last >= 0 else x
+
+    def _run(self, x, training, rng, upto=None):
+        """Yield (k, output, cache, output mask) for nodes [0, upto). A variable-length batch (NaN after
+        each series's last step) is read as zeros with its lengths; every sequence value is zeroed after
+        its valid steps (the mask), and each op is told its input's valid steps (`ctx.lengths`, `ctx.mask`)."""
         ctx = Context(training=training, rng=rng if rng is not None else np.random.default_rng(0))
         plan = self._plan if upto is None else self._plan[:upto]
-        caches = []
+        steps: dict[int, np.ndarray] = {}
+        if self._steps is not None:
+            x, steps[-1] = padded_batch(x)
         env = {-1: x}
-        last = len(plan) - 1
         for k, (node, op, p, ins) in enumerate(plan):
             ctx.layout = mode = self._modes[k]
             ctx.training = training and not (node.frozen and node.buffers)  # frozen batchnorm: its statistics
+            mask = None
+            if self._steps is not None:
+                ctx.lengths = steps.get(ins[0])
+                ctx.mask = None if ctx.lengths is None else _mask(ctx.lengths, node.in_shape[1])
             y, cache = op.forward(self._inputs(env, ins, op.arity, mode), p, node.attrs, ctx)
+            if self._steps is not None and self._steps[k] is not None:
+                steps[k] = self._steps[k][steps[-1] - 1]
+                mask = _mask(steps[k], node.out_shape[1])
+                y = y * mask
             for i in ins:
                 if self._last_read[i] <= k:
                     env.pop(i, None)
             env[k] = y
-            if keep:
-                caches.append(cache)
-        self._caches = caches
-        return to_layout(env[last], self._layout[last], NCHW) if plan else x
+            yield k, y, cache, mask
 
     def backward(self, dy: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients of every trainable parameter, keyed by name; uses the last forward's caches.
@@ -114,6 +136,8 @@ class Network:
             if g_out is None or not wants[k]:
                 continue
             node, op, p, ins = self._plan[k]
+            if self._masks and self._masks[k] is not None:  # nothing reaches a padded step
+                g_out = g_out * self._masks[k]
             need_dx = any(i >= 0 and wants[i] for i in ins)
             if op.weight_layer and not need_dx:
                 dx, g = op.backward(g_out, self._caches[k], p, node.attrs, need_dx=False)
@@ -129,21 +153,13 @@ class Network:
                 if i >= 0 and wants[i]:
                     d = to_layout(d, self._modes[k], self._layout[i])
                     dys[i] = dys[i] + d if i in dys else d  # a fan-out: gradients add (never in place)
-        self._caches = []
+        self._caches, self._masks = [], []
         return grads
 
     def trace(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None):
         """Yield (node, output in NCHW) for every node in order: what dlc diagnose inspects. Keeps no caches."""
-        ctx = Context(training=training, rng=rng if rng is not None else np.random.default_rng(0))
-        env = {-1: x}
-        for k, (node, op, p, ins) in enumerate(self._plan):
-            ctx.layout = mode = self._modes[k]
-            ctx.training = training and not (node.frozen and node.buffers)
-            env[k], _ = op.forward(self._inputs(env, ins, op.arity, mode), p, node.attrs, ctx)
-            for i in ins:
-                if self._last_read[i] <= k:
-                    env.pop(i, None)
-            yield node, to_layout(env[k], self._layout[k], NCHW)
+        for k, y, _, _ in self._run(x, training, rng):
+            yield self._plan[k][0], to_layout(y, self._layout[k], NCHW)
 
     def predict(self, x: np.ndarray, batch: int | None = None, upto: int | None = None) -> np.ndarray:
         """Inference-mode outputs of node upto-1 (dropout off, batchnorm running statistics), in batches
@@ -154,3 +170,22 @@ class Network:
             return np.concatenate(outs)
         shape = self.graph.output_shape if upto is None else self.nodes[upto - 1].out_shape
         return np.zeros((0,) + tuple(shape), np.float32)
+
+
+def padded_batch(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A variable-length batch (N, C, L), NaN after each series's last step -> (x with zeros there, the
+    valid steps per series). The data readers guarantee the NaNs are a suffix of every channel."""
+    missing = np.isnan(x[:, 0, :])
+    lengths = x.shape[2] - missing.sum(axis=1)
+    return (np.where(np.isnan(x), x.dtype.type(0), x) if missing.any() else x), lengths
+
+
+def _mask(lengths: np.ndarray, steps: int) -> np.ndarray:
+    return (np.arange(steps) < lengths[:, None])[:, None, :]
+
+
+def _step_tables(graph: Graph, plan) -> list:
+    """Per node, its output's valid steps by the input's (index: input steps - 1), or None for a vector."""
+    from dlc.compiler.time_axis import step_lengths
+    tables = step_lengths(graph)
+    return [np.asarray(tables[n.name]) if n.name in tables else None for n, *_ in plan]

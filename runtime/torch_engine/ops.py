@@ -55,6 +55,9 @@ def _pads(a, shape, kernel=None, stride=None):
 # ---- layers ------------------------------------------------------------------------------------
 @lowering("dense")
 def dense(x, p, a, ctx):
+    if x.dim() == 3:  # a sequence (N, C, L): every step's features
+        y = x.transpose(1, 2) @ p["weight"]
+        return (y + p["bias"] if "bias" in p else y).transpose(1, 2)
     return torch.addmm(p["bias"], x, p["weight"]) if "bias" in p else x @ p["weight"]
 
 

@@ -47,12 +47,30 @@ def test_a_residual_over_a_sequence_projects_with_a_kernel_1_conv1d():
     ("input 2x8\nmaxpool 2x3", "maxpool over a sequence takes one kernel in steps, not 2x3"),
     ("input 2x8\nconv 4", "conv expects an image CxHxW, but its input is 2x8"),
     ("input 1x8x8\nconv1d 4", "conv1d expects a sequence CxL, but its input is 1x8x8"),
-    ("input 2x8\ndense 4", "dense expects a feature vector, but its input is 2x8"),
 ])
 def test_sequence_mistakes_are_located_refusals(body, message):
     with pytest.raises(DLError) as e:
         compile_model(body + "\nflatten\ndense 2 softmax")
     assert message in e.value.format()
+
+
+def test_dense_over_a_sequence_acts_at_every_step():
+    spec = compile_model("input 3x8\ndense 5 relu\nglobalavgpool\ndense 2 softmax")
+    node = spec.graph.node("dense1")
+    assert (node.out_shape, node.params["weight"].shape, node.flops) == ((5, 8), (3, 5), 2 * 3 * 5 * 8)
+
+
+def test_a_model_that_ends_in_a_sequence_is_told_to_reduce_over_the_steps():
+    with pytest.raises(DLError) as e:
+        compile_model("input 3x8\ndense 5 relu\ndense 2")
+    assert "the model's output is a sequence 2x8; it must end in a feature vector" in e.value.format()
+    assert "globalavgpool" in e.value.format()
+
+
+def test_softmax_over_a_sequence_is_told_to_reduce_over_the_steps_not_to_flatten():
+    with pytest.raises(DLError) as e:
+        compile_model("input 3x8\ndense 2 softmax")
+    assert "hint: reduce over the steps first: globalavgpool" in e.value.format()
 
 
 def test_an_archive_set_keeps_its_own_test_split():

@@ -37,7 +37,7 @@ def test_the_extension_shows_an_error_and_its_quick_fixes(tmp_path):
     (d,) = seen["diagnostics"]
     assert d[:3] == [2, 13, 0] and d[4].startswith("unknown activation 'rleu'")
     assert seen["actions"][0] == ["replace 'rleu' with 'relu'", True, ["relu"]]
-    assert seen["hover"] == "**dense** (layer): fully connected: y = x W + b, W stored (in, out)"
+    assert seen["hover"] == "**dense** (layer): fully connected: y = x W + b, W stored (in, out); over a sequence CxL, at every step (UNITSxL)"
 
 
 def test_the_extension_shows_the_shapes_outline_and_formatting_of_resnet_digits(tmp_path):

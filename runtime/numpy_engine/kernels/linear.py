@@ -29,12 +29,22 @@ def _inside(offset: int, stride: int, n_out: int, size: int):
 @kernel
 class Dense(ops.Dense, Kernel):
     def forward(self, x, p, a, ctx):
+        if x.ndim == 3:  # a sequence (N, C, L): every step's C features -> UNITS
+            y = np.einsum("ncl,cu->nul", x, p["weight"], optimize=True)
+            if "bias" in p:
+                y += p["bias"][:, None]
+            return y, x
         y = x @ p["weight"]
         if "bias" in p:
             y += p["bias"]
         return y, x
 
     def backward(self, dy, x, p, a, need_dx=True):
+        if x.ndim == 3:
+            grads = {"weight": np.einsum("ncl,nul->cu", x, dy, optimize=True)}
+            if "bias" in p:
+                grads["bias"] = dy.sum(axis=(0, 2))
+            return (np.einsum("nul,cu->ncl", dy, p["weight"], optimize=True) if need_dx else None), grads
         grads = {"weight": x.T @ dy}
         if "bias" in p:
             grads["bias"] = dy.sum(axis=0)

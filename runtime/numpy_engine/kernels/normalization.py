@@ -50,13 +50,19 @@ class BatchNorm(ops.BatchNorm, Kernel):
         lay = ctx.layout
         c = x.shape[channel_axis(x.ndim, lay)]
         rows = _rows(x, lay)
-        if ctx.training:
-            count = x.size // c
+        count = x.size // c
+        if ctx.training and ctx.mask is not None:  # a variable-length batch: the valid steps' statistics
+            count = int(ctx.mask.sum())
+            mean = ((x * ctx.mask).sum(axis=(0, 2)) / count).astype(x.dtype)
+            xc = x - per_channel(mean, x.ndim, lay)
+            var = ((xc * xc * ctx.mask).sum(axis=(0, 2)) / count).astype(x.dtype)
+        elif ctx.training:
             mean = (rows.sum(axis=1) / count if rows is not None else x.mean(axis=channel_axes(x, lay))).astype(x.dtype)
             xc = x - per_channel(mean, x.ndim, lay)
             rc = _rows(xc, lay)
             var = (np.einsum("ij,ij->i", rc, rc) / count if rc is not None
                    else np.mean(xc * xc, axis=channel_axes(x, lay))).astype(x.dtype)
+        if ctx.training:
             m = a["momentum"]
             rm, rv = p["running_mean"], p["running_var"]
             rm *= m
@@ -69,10 +75,10 @@ class BatchNorm(ops.BatchNorm, Kernel):
         inv_std = (1.0 / np.sqrt(var + a["eps"])).astype(x.dtype)
         y = xc * per_channel(p["gamma"] * inv_std, x.ndim, lay)
         y += per_channel(p["beta"], x.ndim, lay)
-        return y, (xc, inv_std, ctx.training, lay)
+        return y, (xc, inv_std, ctx.training, lay, count)
 
     def backward(self, dy, cache, p, a):
-        xc, inv_std, training, lay = cache
+        xc, inv_std, training, lay, count = cache  # (dy is 0 at a variable-length batch's padded steps)
         nd = dy.ndim
         rows_dy, rows_xc = _rows(dy, lay), _rows(xc, lay)
         if rows_dy is not None:
@@ -85,7 +91,6 @@ class BatchNorm(ops.BatchNorm, Kernel):
         scale = p["gamma"] * inv_std
         if not training:
             return dy * per_channel(scale, nd, lay), grads
-        count = dy.size // dy.shape[channel_axis(nd, lay)]
         # dx = gamma inv_std (dy - mean(dy) - xhat mean(dy xhat)), xhat = xc inv_std
         dx = dy - per_channel(dbeta / count, nd, lay)
         dx -= xc * per_channel(dxc * inv_std * inv_std / count, nd, lay)

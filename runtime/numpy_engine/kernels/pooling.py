@@ -136,12 +136,17 @@ class Flatten(ops.Flatten, Kernel):
 @kernel
 class GlobalAvgPool(_GlobalPoolKernel, ops.GlobalAvgPool, Kernel):
     def forward(self, x, p, a, ctx):
+        if ctx.mask is not None:  # a variable-length batch: each series's mean over its own steps
+            steps = ctx.lengths.astype(x.dtype)[:, None]
+            return (x * ctx.mask).sum(axis=2, dtype=x.dtype) / steps, (x.shape, ctx.mask / steps[:, :, None])
         if ctx.layout == CHWN and x.ndim == 4:
             return x.mean(axis=(1, 2), dtype=x.dtype).T, (x.shape, CHWN)
         return x.mean(axis=tuple(range(2, x.ndim)), dtype=x.dtype), (x.shape, NCHW)  # images and sequences
 
     def backward(self, dy, cache, p, a):
         shape, layout = cache
+        if not isinstance(layout, str):  # masked: the mask over each series's steps
+            return (dy[:, :, None] * layout).astype(dy.dtype), {}
         dx = np.empty(shape, dy.dtype)
         if layout == CHWN:
             dx[...] = (dy.T / dy.dtype.type(shape[1] * shape[2]))[:, None, None, :]
@@ -154,6 +159,8 @@ class GlobalAvgPool(_GlobalPoolKernel, ops.GlobalAvgPool, Kernel):
 @kernel
 class GlobalMaxPool(_GlobalPoolKernel, ops.GlobalMaxPool, Kernel):
     def forward(self, x, p, a, ctx):
+        if ctx.mask is not None:  # a variable-length batch: the padded steps never win
+            x = np.where(ctx.mask, x, -np.inf).astype(x.dtype)
         if ctx.layout == CHWN and x.ndim == 4:  # (C, H*W, N): the first maximum over the middle axis
             c, h, w, n = x.shape
             flat = x.reshape(c, h * w, n)
