@@ -154,8 +154,13 @@ def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
                     f"({math.prod(made)} values) and the model's input is {'x'.join(map(str, shape))}",
                     data.spans.get("reshape", data.kind_span), f"write reshape={'x'.join(map(str, shape))} "
                     f"with an input of {math.prod(made)} values, or drop reshape=")
+    elif fits and info.variable and not graph.variable:
+        want = "x".join(map(str, info.features))
+        diags.error(f"{src} holds series of different lengths, up to {info.features[1]} steps, but the model's "
+                    f"input is a fixed {want}", graph.layers[0].span if graph.layers else data.kind_span,
+                    f"write input {want} variable")
     elif not fits:
-        want = fmt = "x".join(map(str, info.features))
+        want = fmt = "x".join(map(str, info.features)) + (" variable" if info.variable else "")
         if info.image_shape:
             fmt = f"{want} features (or the image {'x'.join(map(str, info.image_shape))})"
         diags.error(f"input {'x'.join(map(str, shape))} does not fit {src}: it has {fmt}",

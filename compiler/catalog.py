@@ -22,6 +22,7 @@ class BuiltinSet:
     options: tuple[str, ...] = ()  # the generator keys it takes (n, noise, classes: synthetic sets only)
     official_split: tuple[int, int] | None = None  # (train, test) series of an archive set, kept as published
     class_names: tuple[str, ...] = ()  # the archive's own class labels, in sorted order
+    variable: bool = False  # series of different lengths, up to features[1] steps (input CxL variable)
 
 
 BUILTIN_SETS: dict[str, BuiltinSet] = {d.name: d for d in [
@@ -48,8 +49,12 @@ BUILTIN_SETS: dict[str, BuiltinSet] = {d.name: d for d in [
     BuiltinSet("basic_motions", (6, 100), "classification", 4, "UEA BasicMotions: a smart watch's accelerometer "
                "and gyroscope, 6 channels (40 / 40 series of 100 steps)", official_split=(40, 40),
                class_names=("badminton", "running", "standing", "walking")),
+    BuiltinSet("japanese_vowels", (12, 29), "classification", 9, "UEA JapaneseVowels: nine speakers saying "
+               "/ae/, 12 cepstral coefficients, 7 to 29 frames (270 / 370 series)", official_split=(270, 370),
+               class_names=tuple("123456789"), variable=True),
 ]}
-ARCHIVE_NAMES = {"gunpoint": "GunPoint", "italy_power": "ItalyPowerDemand", "basic_motions": "BasicMotions"}
+ARCHIVE_NAMES = {"gunpoint": "GunPoint", "italy_power": "ItalyPowerDemand", "basic_motions": "BasicMotions",
+                 "japanese_vowels": "JapaneseVowels"}
 
 
 def is_file_source(data) -> bool:

@@ -16,6 +16,7 @@ from dlc.compiler.files import is_folder
 from dlc.compiler.lazy_numpy import lazy_numpy
 
 from dlc.runtime.data.labels import class_labels
+from dlc.runtime.data.series import is_padded
 from dlc.runtime.data.files import DataError, check_file, read_csv, read_idx, read_npz, resolve_path
 
 if TYPE_CHECKING:
@@ -112,8 +113,12 @@ def _archive(name: str):
         if cached is not None and set(cached) == {"x", "y"}:
             return cached["x"], cached["y"]
         from sktime.datasets import load_UCR_UEA_dataset
-        parts = [load_UCR_UEA_dataset(ARCHIVE_NAMES[name], split=split, return_type="numpy3D") for split in ("train", "test")]
-        x = np.concatenate([p[0] for p in parts]).astype(np.float32)
+        from dlc.runtime.data import series
+        parts = [load_UCR_UEA_dataset(ARCHIVE_NAMES[name], split=split, return_type="nested_univ")
+                 for split in ("train", "test")]
+        frame = [row for p in parts for _, row in p[0].iterrows()]  # a row: one pandas Series per channel
+        x = series.pad([np.stack([np.asarray(c, np.float32) for c in row]) for row in frame],
+                       CATALOG[name].features[1])
         y = np.concatenate([np.asarray(p[1]).astype(str) for p in parts])
         array_cache.save(entry, {"x": x, "y": y})
         return x, y
@@ -135,7 +140,7 @@ _LOADERS: dict[str, Callable] = {
     "blobs": _synthetic(_blobs, {"n": 400, "noise": 1.0, "classes": 3}),
     "sine": _synthetic(_sine, {"n": 400, "noise": 0.05}),
     **{name: _sklearn(name) for name in ("digits", "iris", "wine", "breast_cancer", "diabetes")},
-    **{name: _archive(name) for name in ("gunpoint", "italy_power", "basic_motions")},
+    **{name: _archive(name) for name in ("gunpoint", "italy_power", "basic_motions", "japanese_vowels")},
 }
 CATALOG: dict[str, DatasetInfo] = {name: DatasetInfo(**vars(info), loader=_LOADERS[name])
                                    for name, info in BUILTIN_SETS.items()}
@@ -221,8 +226,8 @@ def load(source: str, options: dict, task_hint: str | None, seed: int, base_dir:
     if x.dtype.kind not in "fiub":
         raise DataError(f"{name}: inputs must be numeric, got {x.dtype}")
     x = x.astype(np.float32)
-    if not np.all(np.isfinite(x)):
-        raise DataError(f"{name}: inputs hold NaN or inf (first at sample {_first_bad(x)})")
+    if not np.all(np.isfinite(x)) and not is_padded(x):  # (NaN after a series's steps: a shorter series)
+        raise DataError(f"{name}: inputs hold NaN or inf (first at sample {_first_bad(x)})",)
     if y is None:
         return Dataset(x, None, task, [], name)
     if task == "classification":

@@ -108,7 +108,27 @@ def read_npz(path: Path, need_labels: bool = True, limit: int | None | str = "de
     for k in ("x", "y"):
         if k in arrays and arrays[k].ndim == 0:
             raise DataError(f"{path}: '{k}' is a single number (0-d array); it must hold one row per sample")
+    if "lengths" in arrays:  # series of different lengths: NaN after each one's steps (runtime/data/series.py)
+        arrays["x"] = series_with_lengths(arrays["x"], arrays["lengths"], path.name)
     return arrays["x"], arrays.get("y")
+
+
+def series_with_lengths(x: np.ndarray, steps, name: str) -> np.ndarray:
+    """An .npz's x (N, C, L) with its `lengths`: NaN after each series's steps (x's values there ignored)."""
+    steps = np.asarray(steps)
+    if x.ndim != 3:
+        raise DataError(f"{name}: 'lengths' goes with sequences, x of N x C x L, not {'x'.join(map(str, x.shape))}")
+    if steps.shape != (len(x),) or steps.dtype.kind not in "iu":
+        raise DataError(f"{name}: 'lengths' must hold one whole number per series ({len(x)}), "
+                        f"got {steps.dtype} of shape {steps.shape}")
+    bad = (steps < 1) | (steps > x.shape[2])
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise DataError(f"{name}: series {k} has length {int(steps[k])}; lengths run from 1 to {x.shape[2]}, "
+                        "the steps x holds")
+    x = x.astype(np.float32, copy=True)
+    x[np.arange(x.shape[2])[None, None, :] >= steps[:, None, None]] = np.nan
+    return x
 
 
 def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:

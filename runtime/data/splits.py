@@ -19,6 +19,7 @@ from dlc.compiler.spec import Spec
 from dlc.runtime.data.augment import Augment, augmenting, raw_chunks
 from dlc.runtime.data.lazy import LazyInputs
 from dlc.runtime.data.files import reshape_refusal, shape_refusal
+from dlc.runtime.data.series import check_against_model
 from dlc.runtime.data.datasets import CATALOG, DataError, Dataset, check_labels, load, targets_refusal
 
 
@@ -54,16 +55,17 @@ class Preprocess:
         a pattern is scaled the same wherever in time it occurs."""
         mul = np.full(shape, scale or 1.0, np.float64)
         add = np.zeros(shape, np.float64)
-        over, count = ((0, 2), n * shape[1]) if len(shape) == 2 else (0, n)
+        over = (0, 2) if len(shape) == 2 else 0
 
         def spread(v):  # a sequence's per-channel statistic at every step
             return np.broadcast_to(v[:, None], shape) if len(shape) == 2 else v
 
-        if center or standardize:
-            mean = spread(sum((c.astype(np.float64) * mul).sum(axis=over) for c in chunks()) / count)
+        if center or standardize:  # (a shorter series's padding, NaN, is left out of the sums and stays NaN)
+            count = sum((~np.isnan(c)).sum(axis=over) for c in chunks()) if len(shape) == 2 else n
+            mean = spread(sum(np.nansum(c.astype(np.float64) * mul, axis=over) for c in chunks()) / count)
             add = -mean
             if standardize:
-                std = np.sqrt(spread(sum(((c.astype(np.float64) * mul - mean) ** 2).sum(axis=over)
+                std = np.sqrt(spread(sum(np.nansum((c.astype(np.float64) * mul - mean) ** 2, axis=over)
                                          for c in chunks()) / count)).copy()
                 std[std < 1e-8] = 1.0  # constant features stay centred, not blown up
                 mul = mul / std
@@ -180,6 +182,8 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
                   data.get("reshape"))
     y = dataset.y
     assert y is not None, "training data is loaded with its labels (load's need_labels)"
+    if isinstance(x, np.ndarray):  # series of different lengths: the model takes them, each long enough
+        check_against_model(spec.graph, x, dataset.name, lambda message, hint=None: _data_error(spec, message, hint))
     if dataset.task != spec.task:
         raise _data_error(spec, f"{dataset.name} is a {dataset.task} set but loss {spec.loss} is for {spec.task}")
     if spec.task == "classification":

@@ -82,15 +82,16 @@ class Group:
         dist.all_gather_object(out, text)
         return out
 
-    def moments(self, x: torch.Tensor, axes: tuple[int, ...]):
-        """Batchnorm's per-channel mean and biased variance over every process's batch, two-pass."""
-        local = x.numel() // x.shape[1] if x.shape[0] else 0
-        sums = differentiable_all_reduce(torch.cat([x.sum(dim=axes), x.new_tensor([float(local)])]))
+    def moments(self, x: torch.Tensor, axes: tuple[int, ...], mask=None):
+        """Batchnorm's per-channel mean and biased variance over every process's batch, two-pass (over a
+        variable-length batch's valid steps: `mask`)."""
+        local = (int(mask.sum()) if mask is not None else x.numel() // x.shape[1]) if x.shape[0] else 0
+        weight = mask if mask is not None else 1
+        sums = differentiable_all_reduce(torch.cat([(x * weight).sum(dim=axes), x.new_tensor([float(local)])]))
         count = int(sums[-1].item())
         mean = sums[:-1] / count
-        shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)
-        xc = x - mean.view(shape)
-        var = differentiable_all_reduce((xc * xc).sum(dim=axes)) / count
+        xc = x - mean.view((1, -1) + (1,) * (x.ndim - 2))
+        var = differentiable_all_reduce((xc * xc * weight).sum(dim=axes)) / count
         return mean, var, count
 
     def close(self) -> None:

@@ -53,6 +53,12 @@ class LoweredNet(torch.nn.Module):
             for i in ins:
                 self._last_read[i] = k
         self._contexts: dict[tuple, list[Ctx]] = {}  # (training, generator, moments) -> one Ctx per node, made once
+        self._steps = None  # a variable-length graph: per node, its output's valid steps by the input's
+        if graph.variable:
+            from dlc.compiler.time_axis import step_lengths
+            tables = step_lengths(graph)
+            self._steps = [torch.as_tensor(tables[n.name], device=device) if n.name in tables else None
+                           for n in graph.nodes]
 
     def _ctx(self) -> list[Ctx]:
         key = (self.training, id(self.generator), id(self.moments))
@@ -73,10 +79,26 @@ class LoweredNet(torch.nn.Module):
         """(node, its output) for each node up to `upto`, in order; each input is let go after its last reader."""
         plan = self._plan if upto is None else self._plan[:upto]
         ctxs = self._ctx()
+        steps: dict[int, torch.Tensor] = {}
+        if self._steps is not None:  # NaN after each series's last step (runtime/data/series.py)
+            missing = torch.isnan(x)
+            steps[-1] = x.shape[2] - missing[:, 0, :].sum(dim=1)
+            x = x.masked_fill(missing, 0.0)
         env = {-1: x}
         for k, (node, fn, p, ins, _, merge) in enumerate(plan):
+            if self._steps is not None:
+                ctx = ctxs[k]
+                ctx.lengths = steps.get(ins[0])
+                ctx.mask = None if ctx.lengths is None else _mask(ctx.lengths, node.in_shape[1])
             env[k] = fn([env[i] for i in ins] if merge else env[ins[0]], p, node.attrs, ctxs[k])
+            if self._steps is not None and self._steps[k] is not None:  # nothing after a series's last step
+                steps[k] = self._steps[k][steps[-1] - 1]
+                env[k] = env[k] * _mask(steps[k], node.out_shape[1])
             for i in ins:
                 if self._last_read[i] <= k:
                     env.pop(i, None)
             yield node, env[k]
+
+
+def _mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    return (torch.arange(steps, device=lengths.device) < lengths[:, None])[:, None, :]

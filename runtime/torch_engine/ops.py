@@ -39,6 +39,9 @@ class Ctx:
     generator: torch.Generator | None
     in_shape: Any  # the input's per-sample shape (a list of them for a merge)
     moments: object = None  # batchnorm's statistics over every process (torchrun), or None: this batch's
+    # a variable-length batch: the node's (first) input's valid steps per series (N,) and mask (N, 1, L)
+    lengths: Any = None
+    mask: Any = None
 
 
 def _channel(v: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -89,13 +92,24 @@ def _over_steps(pool):
 
 def _recurrent(kernel, x, p, a, ctx, with_cell: bool):
     """torch's own kernel with dlc's weights (the same gate orders; dlc's one bias as b_ih, b_hh zero), both
-    directions under `bidirectional` (torch concatenates them along the features, forward first)."""
+    directions under `bidirectional` (torch concatenates them along the features, forward first). A
+    variable-length batch runs packed (torch's packed sequences): each series's own steps, each direction's
+    last step its own."""
     directions = ("", "_reverse") if a["bidirectional"] else ("",)
     h0 = x.new_zeros((len(directions), x.shape[0], a["units"]))
     params = [t for d in directions for t in (p["weight" + d], p["recurrent" + d], p["bias" + d],
                                               torch.zeros_like(p["bias" + d]))]
     hx = (h0, h0) if with_cell else h0
-    out = kernel(x.permute(2, 0, 1), hx, params, True, 1, 0.0, ctx.training, a["bidirectional"], False)
+    steps = x.permute(2, 0, 1)
+    if ctx.lengths is not None:
+        from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+        packed = pack_padded_sequence(steps, ctx.lengths.cpu(), enforce_sorted=False)
+        out = kernel(packed.data, packed.batch_sizes, hx, params, True, 1, 0.0, ctx.training, a["bidirectional"])
+        if a["sequences"]:
+            y = PackedSequence(out[0], packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+            return pad_packed_sequence(y, total_length=steps.shape[0])[0].permute(1, 2, 0)
+        return torch.cat(list(out[1].index_select(1, packed.unsorted_indices)), dim=1)
+    out = kernel(steps, hx, params, True, 1, 0.0, ctx.training, a["bidirectional"], False)
     y, h_n = out[0], out[1]
     if a["sequences"]:
         return y.permute(1, 2, 0)  # (L, N, D*H) -> (N, D*H, L)
@@ -141,18 +155,27 @@ def flatten(x, p, a, ctx):
 
 @lowering("globalavgpool")
 def globalavgpool(x, p, a, ctx):
+    if ctx.mask is not None:  # each series's mean over its own steps
+        return (x * ctx.mask).sum(dim=2) / ctx.lengths.to(x.dtype)[:, None]
     return x.mean(dim=tuple(range(2, x.ndim)))
 
 
 @lowering("globalmaxpool")
 def globalmaxpool(x, p, a, ctx):
+    if ctx.mask is not None:  # the padded steps never win
+        x = x.masked_fill(~ctx.mask, float("-inf"))
     return x.flatten(2).max(dim=2).values
 
 
 # ---- normalization and noise ---------------------------------------------------------------------
-def moments(x: torch.Tensor, axes: tuple[int, ...]):
+def moments(x: torch.Tensor, axes: tuple[int, ...], mask=None):
     """(mean, biased variance, count) per channel of one process's batch: the two-pass variance, as
-    NumPy computes it."""
+    NumPy computes it (over a variable-length batch's valid steps: `mask`)."""
+    if mask is not None:
+        count = int(mask.sum())
+        mean = (x * mask).sum(dim=axes) / count
+        xc = x - _channel(mean, x.ndim)
+        return mean, (xc * xc * mask).sum(dim=axes) / count, count
     mean = x.mean(dim=axes)
     xc = x - _channel(mean, x.ndim)
     return mean, (xc * xc).mean(dim=axes), x.numel() // x.shape[1]
@@ -164,12 +187,12 @@ def batchnorm(x, p, a, ctx):
     running = momentum * running + (1 - momentum) * batch with the unbiased variance stored; running
     statistics at inference."""
     axes = (0, *range(2, x.ndim))
-    if ctx.training and ctx.moments is None and x.numel() > x.shape[1]:  # one process: torch's own kernel,
+    if ctx.training and ctx.moments is None and ctx.mask is None and x.numel() > x.shape[1]:  # one process: torch's own kernel,
         # whose running-statistics rule is dlc's with torch momentum = 1 - dlc momentum (docs/conventions.md)
         return F.batch_norm(x, p["running_mean"], p["running_var"], p["gamma"], p["beta"], training=True,
                             momentum=1 - a["momentum"], eps=a["eps"])
     if ctx.training:
-        mean, var, count = (ctx.moments or moments)(x, axes)
+        mean, var, count = (ctx.moments or moments)(x, axes, ctx.mask)
         with torch.no_grad():
             m = a["momentum"]
             p["running_mean"].mul_(m).add_((1 - m) * mean.detach())

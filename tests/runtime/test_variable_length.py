@@ -85,3 +85,26 @@ def test_the_valid_steps_of_each_value_follow_its_ops_shape_rule():
     assert tables["conv1d1"][:9] == [0, 0, 0, 0, 1, 1, 2, 2, 3]  # (l - 5) // 2 + 1 from 5 steps on
     assert tables["maxpool1"][:9] == [0, 0, 0, 0, 0, 0, 1, 1, 1]  # the last partial window left out
     assert shortest(spec.graph) == 7
+
+
+@pytest.mark.parametrize("name", BODIES)
+def test_the_torch_engine_steps_a_padded_batch_as_numpy_does_in_float64(name):
+    torch = pytest.importorskip("torch")
+    from dlc.runtime.numpy_engine.engine import NumpyEngine
+    from dlc.runtime.torch_engine.engine import TorchEngine
+    rng = np.random.default_rng(2)
+    body, lengths = BODIES[name]
+    spec = dlc.compile(f"model m {{\ninput 3x{max(lengths)} variable\n{body}\n}}\n"
+                       "optimizer adam lr=0.01\ntrain batch=6\n", "m.dl")
+    values = init_params(spec.graph, 0, dtype=np.float64)
+    ne = NumpyEngine(spec, {k: v.copy() for k, v in values.items()})
+    te = TorchEngine(spec, {k: v.copy() for k, v in values.items()}, dtype=torch.float64, device=torch.device("cpu"))
+    for _ in range(3):
+        x = _padded([rng.normal(0, 1, (3, n)) for n in rng.permutation(lengths)])
+        y = rng.integers(0, 3, len(lengths))
+        (ln, on), (lt, ot) = ne.step(x, y, 0.01), te.step(x, y, 0.01)
+        np.testing.assert_allclose(lt, ln, rtol=1e-9)
+        np.testing.assert_allclose(ot, on, rtol=1e-9, atol=1e-12)
+    w_np, w_t = ne.weights(), te.weights()
+    for k in w_np:
+        np.testing.assert_allclose(w_t[k], w_np[k], rtol=1e-9, atol=1e-12, err_msg=k)
