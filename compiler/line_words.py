@@ -164,6 +164,9 @@ class LineWords:
         for value in values:
             if isinstance(value, ast.Call) and value.name in RANGE_KINDS and op is not None:
                 parts.positional.append(value)  # dense choice(32, 64): a search range for the op's value
+            elif (op is not None and isinstance(value, ast.Name) and value.value in op.attrs
+                  and op.attrs[value.value].type == "bool"):
+                parts.positional.append(value)  # a yes/no key by its bare name: lstm 64 sequences dropout=0.2
             elif isinstance(value, (ast.Name, ast.Call)):
                 word = value.value if isinstance(value, ast.Name) else value.name
                 if word == NORMALIZE and isinstance(value, ast.Name):

@@ -57,13 +57,16 @@ class OnnxBuilder:
 
 def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=None, keep_bn: bool = False,
                   label: bool = False, metadata: dict | None = None) -> onnx.ModelProto:
-    """IR + trained values -> a checked ONNX model with a dynamic batch dimension."""
+    """IR + trained values -> a checked ONNX model with a dynamic batch dimension (and a dynamic time
+    axis for `input CxL variable`: one batch, one length)."""
     nodes, values = (list(graph.nodes), values) if keep_bn else fold_batchnorm(graph, values)
     g = OnnxBuilder()
     x = INPUT
     if preprocess is not None and not preprocess.is_identity:
-        x = g.node("Mul", [x, g.initializer("preprocess.mul", preprocess.mul.astype(np.float32))], name="preprocess_mul")
-        x = g.node("Add", [x, g.initializer("preprocess.add", preprocess.add.astype(np.float32))], name="preprocess_add")
+        # a variable-length input: per channel (C, 1), for any number of steps (the same at every step)
+        mul, add = (preprocess.mul[:, :1], preprocess.add[:, :1]) if graph.variable else (preprocess.mul, preprocess.add)
+        x = g.node("Mul", [x, g.initializer("preprocess.mul", mul.astype(np.float32))], name="preprocess_mul")
+        x = g.node("Add", [x, g.initializer("preprocess.add", add.astype(np.float32))], name="preprocess_add")
     env = {INPUT_NODE: x}  # IR node name -> the ONNX value holding its output
     for node in nodes:
         p = {}
@@ -84,7 +87,7 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
         outputs.append(helper.make_tensor_value_info(LABEL, TensorProto.INT64, ["N"]))
     onnx_graph = helper.make_graph(
         g.nodes, graph.name,
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *graph.input_shape])],
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *input_dims(graph)])],
         outputs, initializer=list(g.initializers.values()))
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="dlc", ir_version=IR_VERSION)
@@ -93,3 +96,8 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
         entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def input_dims(graph) -> list:
+    """The ONNX input's per-sample dimensions: the input's shape, its steps named "L" when they vary."""
+    return [graph.input_shape[0], "L"] if graph.variable else list(graph.input_shape)

@@ -46,11 +46,11 @@ def _onnx_params(g, p, h: int, gates: int, order: tuple[int, ...], bidirectional
     return stacked("weight"), stacked("recurrent"), stacked("bias", with_zeros=True)
 
 
-def _steps_out(g, y, y_h, sequences: bool, steps: int):
-    """Y (L, D, N, H) -> (N, D*H, L) for every step, or Y_h (D, N, H) -> (N, D*H) for the last (the
-    forward direction's channels first)."""
+def _steps_out(g, y, y_h, sequences: bool, channels: int):
+    """Y (L, D, N, H) -> (N, D*H, L) for every step (L as it comes: a variable-length input's time axis
+    is dynamic), or Y_h (D, N, H) -> (N, D*H) for the last (the forward direction's channels first)."""
     if sequences:
-        return g.node("Reshape", [g.node("Transpose", [y], perm=[2, 1, 3, 0]), g.ints([0, -1, steps])])
+        return g.node("Reshape", [g.node("Transpose", [y], perm=[2, 1, 3, 0]), g.ints([0, channels, -1])])
     return g.node("Reshape", [g.node("Transpose", [y_h], perm=[1, 0, 2]), g.ints([0, -1])])
 
 
@@ -59,6 +59,7 @@ class LSTM(Op):
     name = "lstm"
     kind = "layer"
     recurrent = True
+    inline = True  # its line may carry dropout= (torch's dropout between stacked layers), layernorm, batchnorm
     doc = "long short-term memory over a sequence CxL: UNITS hidden channels, the last step's (or every step's)"
     attrs = {
         "units": Attr("int", min=1, doc="hidden channels"),
@@ -94,7 +95,7 @@ class LSTM(Op):
         w, r, b = _onnx_params(g, p, h, self.gates, (0, 3, 1, 2), a["bidirectional"])  # ONNX: i, o, f, c; dlc: i, f, g, o
         y, y_h = g.node_outputs("LSTM", [_steps_in(g, x), w, r, b], 2, hidden_size=h,
                                 direction="bidirectional" if a["bidirectional"] else "forward")
-        return _steps_out(g, y, y_h, a["sequences"], shape[1])
+        return _steps_out(g, y, y_h, a["sequences"], self.infer(shape, a)[0])
 
     def flops(self, in_shape, out_shape, a):
         c, steps, h = in_shape[0], in_shape[1], a["units"]
@@ -114,4 +115,4 @@ class GRU(LSTM):
         w, r, b = _onnx_params(g, p, h, self.gates, (1, 0, 2), a["bidirectional"])  # ONNX: z, r, h; dlc (and torch): r, z, n
         y, y_h = g.node_outputs("GRU", [_steps_in(g, x), w, r, b], 2, hidden_size=h, linear_before_reset=1,
                                 direction="bidirectional" if a["bidirectional"] else "forward")
-        return _steps_out(g, y, y_h, a["sequences"], shape[1])
+        return _steps_out(g, y, y_h, a["sequences"], self.infer(shape, a)[0])

@@ -127,7 +127,7 @@ def series_with_lengths(x: np.ndarray, steps, name: str) -> np.ndarray:
         raise DataError(f"{name}: series {k} has length {int(steps[k])}; lengths run from 1 to {x.shape[2]}, "
                         "the steps x holds")
     x = x.astype(np.float32, copy=True)
-    x[np.arange(x.shape[2])[None, None, :] >= steps[:, None, None]] = np.nan
+    x[np.broadcast_to(np.arange(x.shape[2])[None, None, :] >= steps[:, None, None], x.shape)] = np.nan
     return x
 
 

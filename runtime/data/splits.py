@@ -126,6 +126,8 @@ def fit_input(spec: Spec, x: np.ndarray, dataset_name: str, image_shape=None, re
         if per != int(np.prod(reshape)):
             raise error(*reshape_refusal(reshape, per, dataset_name))
         x = x.reshape((len(x),) + tuple(reshape))
+    if spec.graph.variable and x.ndim == 3 and x.shape[1] == want[0] and x.shape[2] < want[1]:
+        x = np.concatenate([x, np.full((len(x), want[0], want[1] - x.shape[2]), np.nan, x.dtype)], axis=2)
     if tuple(x.shape[1:]) != want:
         if given:
             shape = "x".join(map(str, x.shape[1:]))

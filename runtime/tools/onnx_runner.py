@@ -23,6 +23,20 @@ class OnnxModel:
             return cls(f.read(), threads)
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's outputs for x. Series of different lengths (NaN after each one's steps) go through
+        as one batch per length, each at its own length, the outputs back in x's order."""
         names = [o.name for o in self.session.get_outputs()]
-        outs = self.session.run(names, {"input": np.ascontiguousarray(x, dtype=np.float32)})
-        return dict(zip(names, outs))
+        if x.ndim == 3 and x.size and np.isnan(x[:, 0, -1]).any():
+            from dlc.runtime.data.series import lengths
+            steps = lengths(x)
+            parts = {int(n): self._run(names, x[steps == n, :, :n]) for n in np.unique(steps)}
+            outs = [np.empty((len(x),) + parts[int(steps[0])][k].shape[1:], parts[int(steps[0])][k].dtype)
+                    for k in range(len(names))]
+            for n, part in parts.items():
+                for out, value in zip(outs, part):
+                    out[steps == n] = value
+            return dict(zip(names, outs))
+        return dict(zip(names, self._run(names, x)))
+
+    def _run(self, names, x):
+        return self.session.run(names, {"input": np.ascontiguousarray(x, dtype=np.float32)})

@@ -63,8 +63,9 @@ def load_onnx(path: Path):
     if set(inputs) != {"input"} or "output" not in outputs:
         raise _refuse(path, f"{path} has inputs {sorted(inputs)} and outputs {sorted(outputs)}; a dlc model has "
                             "one input 'input' and an output 'output'")
+    from dlc.compiler.onnx_export import input_dims
     dims = list(inputs["input"])[1:]
-    if dims != list(spec.graph.input_shape):
+    if dims != input_dims(spec.graph):
         raise _refuse(path, f"{path}'s input is {dims} per sample but its metadata spec says "
                             f"{list(spec.graph.input_shape)}")
     return onnx_model, spec, classes
