@@ -50,6 +50,12 @@ class Engine(ABC):
         seeded 0 and the engine's own left as it was; no step is taken (dlc diagnose's initial loss)."""
 
     @abstractmethod
+    def input_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The plain loss's gradient at the input x (inference mode: no noise, running statistics, nothing
+        changed): how much each input value -- each step of a sequence -- moves the loss (dlc diagnose's
+        gradient through time)."""
+
+    @abstractmethod
     def trace(self, x: np.ndarray) -> Iterator[tuple[Node, np.ndarray]]:
         """(node, its output as a NumPy array in NCHW) for every node in graph order, in training mode
         with noise seeded 0 as `training_loss`'s (dlc diagnose's dead and saturated units)."""

@@ -82,6 +82,11 @@ class NumpyEngine(Engine):
         out = self.net.forward(x, training=True, rng=np.random.default_rng(0), upto=self.upto, keep=False)
         return loss_and_grad(self.spec.loss, out, y, self.fused, self.class_weight)[0]
 
+    def input_gradient(self, x, y):
+        out = self.net.forward(x, training=False, upto=self.upto)
+        _, dout = loss_and_grad(self.spec.loss, out, y, self.fused, self.class_weight)
+        return self.net.input_gradient(dout)
+
     def trace(self, x):
         return self.net.trace(x, training=True, rng=np.random.default_rng(0))
 

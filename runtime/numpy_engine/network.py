@@ -122,15 +122,30 @@ class Network:
             env[k] = y
             yield k, y, cache, mask
 
+    def input_gradient(self, dy: np.ndarray) -> np.ndarray:
+        """The loss's gradient at the model's input (dy: at the output; uses the last forward's caches):
+        what reaches each step of a sequence (dlc diagnose's gradient through time)."""
+        grads: dict = {}
+        return self._backward(dy, grads, to_input=True)
+
     def backward(self, dy: np.ndarray) -> dict[str, np.ndarray]:
+        grads: dict = {}
+        self._backward(dy, grads)
+        return grads
+
+    def _backward(self, dy: np.ndarray, grads: dict, to_input: bool = False):
         """Gradients of every trainable parameter, keyed by name; uses the last forward's caches.
         Nothing consumes the input's gradient: a weight layer (dense, conv) reading the model's
         input skips computing it, and nodes with no parameters at or before them are not run.
-        A value read by several nodes gets the sum of their gradients."""
-        grads = {}
+        A value read by several nodes gets the sum of their gradients. `to_input`: every node runs, and the
+        input's gradient is returned."""
         n = len(self._caches)
         dys = {n - 1: to_layout(dy, NCHW, self._layout[n - 1])}
-        wants = self._wants_dy
+        wants = [True] * n if to_input else self._wants_dy
+
+        def reached(i):  # whose gradient is kept: a node that wants it, the input when asked for
+            return wants[i] if i >= 0 else to_input
+
         for k in range(n - 1, -1, -1):
             g_out = dys.pop(k, None)
             if g_out is None or not wants[k]:
@@ -138,7 +153,7 @@ class Network:
             node, op, p, ins = self._plan[k]
             if self._masks and self._masks[k] is not None:  # nothing reaches a padded step
                 g_out = g_out * self._masks[k]
-            need_dx = any(i >= 0 and wants[i] for i in ins)
+            need_dx = any(reached(i) for i in ins)
             if op.weight_layer and not need_dx:
                 dx, g = op.backward(g_out, self._caches[k], p, node.attrs, need_dx=False)
             else:
@@ -150,11 +165,11 @@ class Network:
             if not need_dx:
                 continue
             for i, d in zip(ins, dx if op.arity is None else (dx,)):
-                if i >= 0 and wants[i]:
+                if reached(i):
                     d = to_layout(d, self._modes[k], self._layout[i])
                     dys[i] = dys[i] + d if i in dys else d  # a fan-out: gradients add (never in place)
         self._caches, self._masks = [], []
-        return grads
+        return dys.get(-1)
 
     def trace(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None):
         """Yield (node, output in NCHW) for every node in order: what dlc diagnose inspects. Keeps no caches."""

@@ -14,6 +14,9 @@ and a fix. The checks, in order:
                      < 1e-3 of the output side's) or exploding (> 1e3) gradients.
     symmetry         after those steps, the units of every weight layer must differ;
                      identical units (zero or constant init) stay identical forever.
+    through time     (sequences) the loss's gradient at each series's first step against its last,
+                     at init: the first steps barely moving the loss (< 1e-3 of the last's) is a
+                     gradient vanishing through the recurrence; > 1e3, one exploding.
     update / weight  ||dW|| / ||W|| per step; about 1e-3 is healthy.
     activations      dead ReLU units (never positive on a batch) and saturated
                      sigmoid / tanh outputs after the first steps.
@@ -212,6 +215,30 @@ def check_gradient_flow(fs: _FirstSteps) -> Check:
     return Check("gradient flow", OK, finding, details=details)
 
 
+def check_gradient_through_time(spec: Spec, splits: Splits) -> Check | None:
+    """The loss's gradient norm at each series's first input step against its last valid one, averaged
+    over a batch of training series at init (None: the input is not a sequence)."""
+    if len(spec.graph.input_shape) != 2:
+        return None
+    from dlc.runtime.data.series import lengths
+    from dlc.runtime.tools.diagnose_probe import fresh_model
+    x, y = splits.x_train[:STATS_BATCH], splits.y_train[:STATS_BATCH]
+    grad = fresh_model(spec, splits, regularize=False).input_gradient(x, y)
+    rows = np.arange(len(x))
+    first = float(np.mean(np.linalg.norm(grad[:, :, 0], axis=1)))
+    last = float(np.mean(np.linalg.norm(grad[rows, :, lengths(x) - 1], axis=1)))
+    ratio = first / last if last > 0 else math.inf
+    finding = f"|grad| {first:.2e} at the first step, {last:.2e} at the last (ratio {ratio:.1e})"
+    if ratio < 1e-3:
+        return Check("through time", WARN, finding + ": the early steps barely move the loss (vanishing)",
+                     "shorten the sequence first (conv1d with stride=, maxpool), make the layer bidirectional, "
+                     "or read every step ('sequences', then globalavgpool)")
+    if ratio > 1e3:
+        return Check("through time", WARN, finding + ": the early steps dominate (exploding)",
+                     "clip gradients (optimizer ... clip_norm=1) or lower the learning rate")
+    return Check("through time", OK, finding)
+
+
 def check_symmetry(fs: _FirstSteps) -> Check:
     same = []
     values = fs.model.weights()
@@ -313,8 +340,9 @@ def diagnose(spec: Spec, out: str | Path | None = None, splits: Splits | None = 
     try:
         checks = [check_initial_loss(spec, splits), check_overfit(spec, splits)]
         fs = run_first_steps(spec, splits)
-        checks += [check_gradient_flow(fs), check_symmetry(fs), check_update_ratio(fs, lr),
-                   check_activations(spec, splits, fs)]
+        through_time = check_gradient_through_time(spec, splits)
+        checks += [check_gradient_flow(fs)] + ([through_time] if through_time else []) + [
+            check_symmetry(fs), check_update_ratio(fs, lr), check_activations(spec, splits, fs)]
         curve = lr_range_test(spec, splits)
         checks.append(check_lr(curve, lr))
     finally:

@@ -240,6 +240,13 @@ class TorchEngine(Engine):
         finally:
             self.net.generator = own
 
+    def input_gradient(self, x, y):
+        self.net.eval()
+        xt = self._x(x).requires_grad_(True)
+        loss = self.loss_fn(self.net(xt, self.upto), self._y(y), self.fused, self._class_weight)
+        (grad,) = torch.autograd.grad(loss, xt)
+        return grad.detach().cpu().numpy()
+
     def trace(self, x):
         own, self.net.generator = self.net.generator, self._seeded_noise()
         try:

@@ -91,8 +91,9 @@ class LoweredNet(torch.nn.Module):
                 ctx.lengths = steps.get(ins[0])
                 ctx.mask = None if ctx.lengths is None else _mask(ctx.lengths, node.in_shape[1])
             env[k] = fn([env[i] for i in ins] if merge else env[ins[0]], p, node.attrs, ctxs[k])
-            if self._steps is not None and self._steps[k] is not None:  # nothing after a series's last step
-                steps[k] = self._steps[k][steps[-1] - 1]
+            table = self._steps[k] if self._steps is not None else None
+            if table is not None:  # nothing after a series's last step
+                steps[k] = table[steps[-1] - 1]
                 env[k] = env[k] * _mask(steps[k], node.out_shape[1])
             for i in ins:
                 if self._last_read[i] <= k:

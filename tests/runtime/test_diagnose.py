@@ -161,3 +161,30 @@ def test_identical_conv1d_filters_are_found(tmp_path):
     report = diagnose(dlc.compile_file(spec), plot=False)
     assert verdicts(report)["symmetry"] == FAIL
     assert "conv1d1" in next(c for c in report.checks if c.name == "symmetry").finding
+
+
+def _ramps(tmp_path, steps: int) -> None:
+    """Two classes of one-channel series: a rising or a falling ramp with noise."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 64)
+    x = np.linspace(-1, 1, steps)[None, None, :] * np.where(y, 1, -1)[:, None, None]
+    np.savez(tmp_path / "ramps.npz", x=(x + rng.normal(0, 0.2, x.shape)).astype(np.float32), y=y)
+
+
+@pytest.mark.parametrize("steps, verdict", [(12, OK), (150, WARN)])
+def test_the_gradient_through_time_of_an_lstm_vanishes_over_a_long_sequence(tmp_path, steps, verdict):
+    _ramps(tmp_path, steps)
+    spec = dlc.compile(f'model m {{\n input 1x{steps}\n lstm 16\n dense 2 softmax\n}}\ndata "{tmp_path / "ramps.npz"}"\n'
+                       "optimizer adam lr=1e-3 clip_norm=1\n")
+    c = next(c for c in diagnose(spec, plot=False).checks if c.name == "through time")
+    assert c.verdict == verdict, c.finding
+
+
+def test_the_gradient_through_time_is_the_same_on_both_engines(tmp_path):
+    pytest.importorskip("torch")
+    _ramps(tmp_path, 30)
+    text = (f'model m {{\n input 1x30\n gru 8\n dense 2 softmax\n}}\ndata "{tmp_path / "ramps.npz"}"\n'
+            "optimizer adam lr=1e-3 clip_norm=1\ntrain engine=")
+    findings = [next(c.finding for c in diagnose(dlc.compile(text + e + "\n"), plot=False).checks
+                     if c.name == "through time") for e in ("numpy", "torch")]
+    assert findings[0] == findings[1]
