@@ -3,7 +3,9 @@ nn.CrossEntropyLoss, the same batch), and the NumPy engine against the torch eng
 
 For each net (the MLP and LeNet of bench/train_throughput.py, specs/resnet_digits.dl, and the
 sequence FCN of specs/fcn_gunpoint.dl: conv1d 128/256/128 over 150 steps, and the LSTM of
-specs/lstm_basic_motions.dl: 32 units over 6 channels x 100 steps, without its clipping): STEPS steps
+specs/lstm_basic_motions.dl: 32 units over 6 channels x 100 steps, without its clipping, and the same
+with a GRU; and the LSTM of specs/lstm_japanese_vowels.dl on a batch of series of 7 to 29 steps, against
+nn.LSTM over packed sequences): STEPS steps
 per timing, timings alternating engine / hand loop / NumPy engine; the fastest of RUNS (as timeit
 reports: on a shared machine the other timings measure its neighbours), and the median. The engine's
 step includes what the trainer needs from it: the batch from NumPy, the loss as a Python float (the
@@ -38,7 +40,40 @@ NETS = {"mlp": (MLP, 128, (784,)), "lenet": (LENET, 64, (1, 28, 28)), "resnet_di
         "fcn_gunpoint": (FCN, 16, (1, 150)),
         "lstm_basic_motions": ((Path(__file__).resolve().parent.parent / "specs/lstm_basic_motions.dl").read_text()
                                .replace(" clip_norm=1", ""), 8, (6, 100))}
-CLASSES = {"fcn_gunpoint": 2, "lstm_basic_motions": 4}
+NETS["gru_basic_motions"] = (NETS["lstm_basic_motions"][0].replace("lstm 32", "gru 32"), 8, (6, 100))
+NETS["lstm_japanese_vowels"] = ((Path(__file__).resolve().parent.parent / "specs/lstm_japanese_vowels.dl").read_text()
+                                .replace(" clip_norm=1", ""), 16, (12, 29))
+CLASSES = {"fcn_gunpoint": 2, "lstm_basic_motions": 4, "gru_basic_motions": 4, "lstm_japanese_vowels": 9}
+VARIABLE = {"lstm_japanese_vowels": (7, 29)}  # series lengths drawn from this range, NaN after each
+
+
+class TorchGRU(torch.nn.Module):
+    """The GRU variant of specs/lstm_basic_motions.dl by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = torch.nn.GRU(6, 32)
+        self.out = torch.nn.Linear(32, 4)
+
+    def forward(self, x):
+        _, h_n = self.gru(x.permute(2, 0, 1))
+        return self.out(h_n[0])
+
+
+class TorchPackedLSTM(torch.nn.Module):
+    """specs/lstm_japanese_vowels.dl by hand: nn.LSTM over packed sequences (x with zeros after each series's
+    steps, and the lengths), each series's last state into a linear layer."""
+
+    def __init__(self, lengths):
+        super().__init__()
+        self.lengths = torch.as_tensor(lengths)
+        self.lstm = torch.nn.LSTM(12, 64)
+        self.out = torch.nn.Linear(64, 9)
+
+    def forward(self, x):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x.permute(2, 0, 1), self.lengths, enforce_sorted=False)
+        _, (h_n, _) = self.lstm(packed)
+        return self.out(h_n[0])
 
 
 class TorchLSTM(torch.nn.Module):
@@ -79,15 +114,21 @@ def main(runs: int = 5, steps: int = 30) -> None:
         rng = np.random.default_rng(0)
         x = rng.normal(size=(batch,) + shape).astype(np.float32)
         y = rng.integers(0, CLASSES.get(name, 10), batch)
+        lengths = rng.integers(VARIABLE[name][0], VARIABLE[name][1] + 1, batch) if name in VARIABLE else None
+        x_hand = x
+        if lengths is not None:
+            after = np.arange(shape[1])[None, None, :] >= lengths[:, None, None]
+            x, x_hand = np.where(after, np.nan, x).astype(np.float32), np.where(after, 0, x).astype(np.float32)
         values = init_params(spec.graph, 0)
         engine = TorchEngine(spec, {k: v.copy() for k, v in values.items()}, device=torch.device("cpu"))
         numpy_engine = NumpyEngine(spec, {k: v.copy() for k, v in values.items()})
         torch.manual_seed(0)
-        net = {"resnet_digits": torch_resnet, "fcn_gunpoint": torch_fcn,
-               "lstm_basic_motions": TorchLSTM}.get(name, lambda: torch_net(name))()
+        net = {"resnet_digits": torch_resnet, "fcn_gunpoint": torch_fcn, "lstm_basic_motions": TorchLSTM,
+               "gru_basic_motions": TorchGRU, "lstm_japanese_vowels": lambda: TorchPackedLSTM(lengths)}.get(
+                   name, lambda: torch_net(name))()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        xt, yt = torch.from_numpy(x_hand), torch.from_numpy(y)
         net.train()
 
         def hand():
@@ -103,7 +144,7 @@ def main(runs: int = 5, steps: int = 30) -> None:
             numpy_ms.append(1e3 * _timed(lambda: numpy_engine.step(x, y, 1e-3), max(5, steps // 3)))
         o, t, n = (min(v) for v in (ours, theirs, numpy_ms))
         mo, mt = statistics.median(ours), statistics.median(theirs)
-        print(f"{name:14s} batch {batch}: torch engine {o:.2f} ms, hand-written torch loop {t:.2f} ms "
+        print(f"{name:20s} batch {batch}: torch engine {o:.2f} ms, hand-written torch loop {t:.2f} ms "
               f"(engine overhead {100 * (o / t - 1):+.1f}%; medians {100 * (mo / mt - 1):+.1f}%), numpy engine "
               f"{n:.2f} ms (numpy/torch engine {n / o:.2f}x)", flush=True)
 
