@@ -50,6 +50,11 @@ class Buffer:
     fill: float
 
 
+# The element types a value may have, and their sizes (memory estimates): every value is float32 today;
+# token ids (int64) and masks (bool) are the text ops' inputs
+DTYPE_BYTES = {"float32": 4, "int64": 8, "bool": 1}
+
+
 @dataclass
 class Node:
     name: str
@@ -65,6 +70,7 @@ class Node:
     inputs: tuple[str, ...] = ()  # the nodes it reads; () in a chain built by hand: the node before it
     in_shapes: tuple[tuple[int, ...], ...] = ()  # one per input (in_shape is the first)
     frozen: bool = False  # its parameters are not trained and its batchnorm statistics stay as they are
+    dtype: str = "float32"  # its output's element type (DTYPE_BYTES)
 
 
 @dataclass
@@ -91,6 +97,7 @@ class Graph:
     # `input CxL variable`: each series has 1 to L steps, padded to L in a batch; every sequence value
     # of the graph carries a padding mask (docs/conventions.md), compiler/time_axis.py maps the lengths
     variable: bool = False
+    input_dtype: str = "float32"  # the input's element type (DTYPE_BYTES)
 
     def __post_init__(self):
         prev = INPUT

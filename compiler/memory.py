@@ -10,9 +10,10 @@ import os
 import re
 from dataclasses import dataclass
 
+from .ir import DTYPE_BYTES
 from .diagnostics import Diagnostic, DLError
 
-BYTES = 4  # float32
+BYTES = DTYPE_BYTES["float32"]  # parameters, buffers and optimizer state
 DEFAULT_FRACTION = 0.5
 
 
@@ -66,9 +67,10 @@ def estimate(graph, batch, optimizer: str, samples: int | None = None, hp: dict 
     # (a frozen one: its value, and the gradient computed through it)
     per_param = 3 + OPTIMIZERS[optimizer].state_copies(hp or {})
     b = samples if batch == "all" else batch
-    per_sample = math.prod(graph.input_shape) + sum(math.prod(n.out_shape) for n in graph.nodes)
+    per_sample = (math.prod(graph.input_shape) * DTYPE_BYTES[graph.input_dtype]
+                  + sum(math.prod(n.out_shape) * DTYPE_BYTES[n.dtype] for n in graph.nodes))  # bytes
     largest = max(graph.nodes, key=lambda n: math.prod(n.out_shape), default=None)
-    activations = 2 * per_sample * b * BYTES if isinstance(b, int) else 0
+    activations = 2 * per_sample * b if isinstance(b, int) else 0
     state = trained * per_param + (params - trained) * 2 + buffers
     return MemoryEstimate((params + buffers) * BYTES, state * BYTES, activations,
                           b if isinstance(b, int) else None, largest.name if largest else None)

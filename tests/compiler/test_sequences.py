@@ -127,3 +127,12 @@ def test_a_bidirectional_layer_has_a_second_set_of_weights_and_twice_the_channel
     roles = sorted(p.role for p in spec.graph.node("gru1").params.values())
     assert roles == ["bias", "bias_reverse", "recurrent", "recurrent_reverse", "weight", "weight_reverse"]
     assert spec.graph.node("gru1").params["weight_reverse"].shape == (12, 10)
+
+
+def test_the_memory_estimate_counts_each_value_by_its_element_type():
+    import dataclasses
+    from dlc.compiler.memory import estimate
+    graph = compile_model("input 3x8\nlstm 4\ndense 2 softmax").graph
+    as_floats = estimate(graph, 16, "adam").activations
+    as_ids = estimate(dataclasses.replace(graph, input_dtype="int64"), 16, "adam").activations
+    assert as_ids - as_floats == 2 * 16 * 3 * 8 * (8 - 4)  # forward and backward, 16 samples of 3x8, 4 more bytes
