@@ -11,7 +11,7 @@ from . import ast
 from .attrs import MAX_INT, RANGE_KINDS, REQUIRED, Attr, SearchRange, coerce
 from .diagnostics import DLError, Span, did_you_mean
 from .inits import INITS, InitSpec
-from .modifiers import DROPOUT_KEYS, LAYER_NORM, NORMALIZE
+from .modifiers import DROPOUT_KEYS, LAYER_NORM, NORMALIZE, VARIABLE
 from .ir import Layer
 from .ops import REGISTRY, fmt_shape
 
@@ -51,7 +51,7 @@ class LineWords:
     def input_size(self, stmt: ast.Stmt) -> tuple[tuple[int, ...], bool] | None:
         """The input line's size and whether its steps vary (input CxL variable), or None after an error."""
         args, variable = list(stmt.args), False
-        if len(args) == 2 and isinstance(args[1], ast.Name) and args[1].value == "variable":
+        if len(args) == 2 and isinstance(args[1], ast.Name) and args[1].value == VARIABLE:
             word = args.pop()
             if not (isinstance(args[0], ast.Dims) and len(args[0].value) == 2):
                 self.diags.error("'variable' is a sequence's word: input CxL variable (each series 1 to L steps)",

@@ -10,6 +10,9 @@ LAYER_NORM = "layernorm"  # a word, and the op it adds: layernorm after the acti
 DROPOUT = "dropout"  # the op dropout=/keep= add after the activation
 DROPOUT_KEYS = ("dropout", "keep")  # a key: dropout=P; keep= is 1 - dropout
 FROZEN = "frozen"  # a word: the line's (or group's, or block use's) parameters stay as they start
+VARIABLE = "variable"  # a word of the input line: input CxL variable, series of 1 to L steps
+VARIABLE_DOC = ("**variable** (input): `input CxL variable` takes series of 1 to L steps; a batch pads them "
+                "(NaN after each series's last step) and every op sees each series at its own length")
 
 
 def words(activations) -> list[str]:

@@ -136,6 +136,9 @@ def hover(word: str) -> str | None:
     if word in SCHEDULES:
         schedule = SCHEDULES[word]
         return f"**{word}** (schedule): `{schedule.formula}`\n\n" + _attrs_text(schedule.attrs)
+    from dlc.compiler.modifiers import VARIABLE, VARIABLE_DOC
+    if word == VARIABLE:
+        return VARIABLE_DOC
     return None
 
 
@@ -180,6 +183,9 @@ def completions(text: str, line: int, character: int, blocks: dict[str, list[str
         return sorted(names)
     if head in blocks:
         return [f"{p}=" for p in blocks[head]]
+    if head == "input":  # input CxL variable, dropout=/keep= on the input
+        from dlc.compiler.modifiers import DROPOUT_KEYS, VARIABLE
+        return sorted([VARIABLE] + [f"{k}=" for k in DROPOUT_KEYS])
     if head in REGISTRY:
         op = REGISTRY[head]
         keys = [f"{k}=" for k in op.attrs]

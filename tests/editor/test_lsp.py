@@ -223,6 +223,7 @@ async def test_the_outline_holds_the_model_blocks_groups_and_statements(client):
     ("    basic ", {"c=", "stride=", "shortcut="}, {"kernel="}),  # a block's parameters
     ("    } ", {"relu", "batchnorm", "dropout=", "frozen"}, {"kernel="}),  # after a group's '}'
     ("    repeat 2 { conv 8 ", {"kernel=", "relu"}, set()),  # inside a one-line repeat
+    ("    input 12x29 ", {"variable", "dropout="}, {"kernel="}),  # an input line: series of different lengths
 ])
 async def test_completion_by_context(client, tmp_path, line, expected, absent):
     text = ("block basic(c, stride=1, shortcut=identity) {\n    residual shortcut {\n        conv c kernel=3\n"
@@ -240,3 +241,8 @@ async def test_completion_after_data_names_the_bundled_sets(client, tmp_path):
     items = await client.text_document_completion_async(t.CompletionParams(
         text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(4, 5)))
     assert {"digits", "iris", "spiral", "moons"} <= {i.label for i in items.items}
+
+
+def test_hover_on_variable_explains_series_of_different_lengths():
+    from dlc.editor import hover
+    assert hover("variable").startswith("**variable** (input): `input CxL variable` takes series of 1 to L steps")
