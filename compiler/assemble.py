@@ -125,6 +125,10 @@ def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
     if data is None or not data.written:
         return
     _check_source_keys(data, diags)
+    if data.get("znorm") and len(graph.input_shape) != 2:
+        diags.error(f"znorm z-normalises each series over its steps, but the model's input is "
+                    f"{'x'.join(map(str, graph.input_shape))}, not a sequence CxL",
+                    data.spans.get("znorm", data.kind_span), "use standardize for features and images")
     if is_file_source(data):
         return
     src = data.kind

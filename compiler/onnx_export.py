@@ -62,6 +62,8 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
     nodes, values = (list(graph.nodes), values) if keep_bn else fold_batchnorm(graph, values)
     g = OnnxBuilder()
     x = INPUT
+    if preprocess is not None and getattr(preprocess, "per_series", False):
+        x = _znormalize(g, x)
     if preprocess is not None and not preprocess.is_identity:
         # a variable-length input: per channel (C, 1), for any number of steps (the same at every step)
         mul, add = (preprocess.mul[:, :1], preprocess.add[:, :1]) if graph.variable else (preprocess.mul, preprocess.add)
@@ -101,3 +103,15 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
 def input_dims(graph) -> list:
     """The ONNX input's per-sample dimensions: the input's shape, its steps named "L" when they vary."""
     return [graph.input_shape[0], "L"] if graph.variable else list(graph.input_shape)
+
+
+def _znormalize(g, x: str) -> str:
+    """data ... znorm in the graph: each series to mean 0, std 1 per channel over its steps (one batch, one
+    length); a std under 1e-8 (a constant channel) counts as 1, as runtime/data/splits.py's znormalize."""
+    steps = g.ints([2])
+    mean = g.node("ReduceMean", [x, steps], keepdims=1)
+    centred = g.node("Sub", [x, mean])
+    std = g.node("Sqrt", [g.node("ReduceMean", [g.node("Mul", [centred, centred]), steps], keepdims=1)])
+    floor = g.initializer(g.fresh("znorm_floor"), np.array(1e-8, np.float32))
+    one = g.initializer(g.fresh("one"), np.array(1.0, np.float32))
+    return g.node("Div", [centred, g.node("Where", [g.node("Less", [std, floor]), one, std])])

@@ -65,6 +65,8 @@ DATA = {
     "test": Attr("float", 0.2, min=0, max=1, max_open=True, doc="fraction held out for the test split"),
     "standardize": Attr("bool", False, doc="subtract the training mean, divide by the training std, per feature"),
     "center": Attr("bool", False, doc="subtract the training mean per feature"),
+    "znorm": Attr("bool", False, doc="z-normalise each series on its own: per channel over its own steps, mean 0 "
+                                     "and std 1 (the UCR/UEA archive's convention); in the exported model too"),
     "scale": Attr("float", None, min=0, min_open=True, doc="multiply inputs by this constant"),
     "n": Attr("int", None, min=2, doc="samples to generate (synthetic sets)"),
     "noise": Attr("float", None, min=0, doc="noise level (synthetic sets)"),

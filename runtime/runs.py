@@ -60,14 +60,16 @@ def read_preprocess(run_dir: Path, spec) -> tuple[Preprocess, list[str]]:
         raise DLError(Diagnostic("error", f"{pre_path} is damaged: expected arrays mul and add of shape "
                                           f"{'x'.join(map(str, shape))} and a list of class names",
                                  hint="train the run again"))
+    data = spec.settings.get("data")
+    pre = Preprocess(arrays["mul"], arrays["add"], bool(data is not None and data.get("znorm")))  # (the spec says znorm)
     if names is None:  # a run written before the class names were kept here
-        return Preprocess(**arrays), listed
+        return pre, listed
     classes = [str(c) for c in names]
     if listed != classes:
         raise DLError(Diagnostic("error", f"{run_dir / rf.METRICS} is damaged: its class names differ from the "
                                           f"run's ({', '.join(classes[:5])}{' ...' if len(classes) > 5 else ''} in "
                                           f"{pre_path.name})", hint="restore metrics.json, or train the run again"))
-    return Preprocess(**arrays), classes
+    return pre, classes
 
 
 def load_run(run_dir: str | Path, weights: str | Path | None = None) -> Model:

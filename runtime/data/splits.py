@@ -27,24 +27,33 @@ from dlc.runtime.data.datasets import CATALOG, DataError, Dataset, check_labels,
 class Preprocess:
     mul: np.ndarray  # per-sample shape
     add: np.ndarray
+    per_series: bool = False  # data ... znorm: each series z-normalised on its own first
 
     def apply(self, x: np.ndarray) -> np.ndarray:
+        if self.per_series:
+            x = znormalize(x)
         return (x * self.mul + self.add).astype(np.float32)
 
     def invert(self, x: np.ndarray) -> np.ndarray:
-        """Raw inputs back from preprocessed ones."""
+        """Raw inputs back from preprocessed ones (z-normalised series stay so: applying it again to them
+        changes nothing)."""
         return ((x - self.add) / self.mul).astype(np.float32)
 
     @property
     def is_identity(self) -> bool:
-        return bool(np.all(self.mul == 1) and np.all(self.add == 0))
+        return bool(np.all(self.mul == 1) and np.all(self.add == 0)) and not self.per_series
 
     @classmethod
     def identity(cls, shape) -> "Preprocess":
         return cls(np.ones(shape, np.float32), np.zeros(shape, np.float32))
 
     @classmethod
-    def fit(cls, x: np.ndarray, scale: float | None, center: bool, standardize: bool) -> "Preprocess":
+    def fit(cls, x: np.ndarray, scale: float | None, center: bool, standardize: bool,
+            per_series: bool = False) -> "Preprocess":
+        if per_series:
+            x = znormalize(x)
+            fitted = cls.fit_chunks(lambda: [x], x.shape[1:], len(x), scale, center, standardize)
+            return dataclasses.replace(fitted, per_series=True)
         return cls.fit_chunks(lambda: [x], x.shape[1:], len(x), scale, center, standardize)
 
     @classmethod
@@ -71,6 +80,19 @@ class Preprocess:
                 mul = mul / std
                 add = -mean / std
         return cls(mul.astype(np.float32), add.astype(np.float32))
+
+
+def znormalize(x: np.ndarray) -> np.ndarray:
+    """Each series (N, C, L) to mean 0 and std 1 per channel over its own steps (NaN padding left out and
+    kept); a constant channel is only centred. In float64, returned as float32."""
+    x64 = x.astype(np.float64)
+    mean = np.nanmean(x64, axis=2, keepdims=True)
+    std = np.sqrt(np.nanmean((x64 - mean) ** 2, axis=2, keepdims=True))
+    std[std < ZNORM_FLOOR] = 1.0
+    return ((x64 - mean) / std).astype(np.float32)
+
+
+ZNORM_FLOOR = 1e-8  # a channel's std below this: a constant, centred and not scaled (ONNX's graph says the same)
 
 
 @dataclass
@@ -232,7 +254,7 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
         return Splits(x_train.with_preprocess(pre), y_train, x_val.with_preprocess(pre), y_val,
                       x_test.with_preprocess(pre), y_test, dataset.classes, spec.task, pre, dataset.name, augment,
                       dataset.skipped)
-    pre = Preprocess.fit(x_train, data.get("scale"), data["center"], data["standardize"])
+    pre = Preprocess.fit(x_train, data.get("scale"), data["center"], data["standardize"], data["znorm"])
     augment = Augment.fit(spec["augment"].values, [x_train]) if augmenting(spec["augment"].values) else None
     return Splits(pre.apply(x_train), y_train, pre.apply(x_val), y_val, pre.apply(x_test), y_test,
                   dataset.classes, spec.task, pre, dataset.name, augment, dataset.skipped)

@@ -170,3 +170,26 @@ def test_a_variable_length_run_stopped_mid_epoch_resumes_bit_identically(chirps,
     a, b = rf.load_npz(chirps / "run" / "weights.npz"), rf.load_npz(chirps / "full" / "weights.npz")
     assert [(r["loss"], r["val_loss"]) for r in resumed.history] == [(r["loss"], r["val_loss"]) for r in full.history]
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_znorm_makes_each_series_mean_0_std_1_over_its_own_steps_on_both_runtimes(chirps):
+    # each series shifted and scaled on its own (as sensors with different gains): znorm undoes it, in the
+    # NumPy runtime and in the exported model alike, at each series's own length
+    from dlc.runtime.data.files import read_npz
+    from dlc.runtime.data.splits import znormalize
+    x, y = read_npz(chirps / "chirps.npz")
+    rng = np.random.default_rng(1)
+    raw = x * rng.uniform(0.5, 20, (len(x), 1, 1)) + rng.uniform(-50, 50, (len(x), 2, 1))
+    z = znormalize(raw)
+    k = 3
+    steps = int(20 - np.isnan(raw[k, 0]).sum())
+    assert np.allclose(z[k, :, :steps].mean(axis=1), 0, atol=1e-5) and np.allclose(z[k, :, :steps].std(axis=1), 1)
+    np.savez(chirps / "raw.npz", x=raw.astype(np.float32), y=y)
+    (chirps / "z.dl").write_text(CHIRPS.format(steps=20).replace("chirps.npz", "raw.npz").replace("standardize", "znorm"))
+    assert main(["train", str(chirps / "z.dl"), "-q", "-o", str(chirps / "run")]) == 0
+    assert json.loads((chirps / "run" / "metrics.json").read_text())["test"]["accuracy"] >= 0.9
+    assert main(["export", str(chirps / "run"), "-o", str(chirps / "m.onnx")]) == 0
+    from dlc.runtime.tools.onnx_runner import OnnxModel
+    got = OnnxModel.load(chirps / "m.onnx").run(raw.astype(np.float32))["output"]
+    assert main(["predict", str(chirps / "run"), str(chirps / "raw.npz"), "-o", str(chirps / "p.npz")]) == 0
+    np.testing.assert_allclose(got, np.load(chirps / "p.npz")["output"], atol=1e-5)
