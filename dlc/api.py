@@ -148,6 +148,15 @@ def export(run, path, keep_bn: bool = False, samples: int = 256):
     return export_run(_run_dir(run), path, keep_bn=keep_bn, samples=samples)
 
 
+def export_int8(run, path, calibration: str = "minmax", samples: int = 256, max_drop: float = 0.01,
+                keep_bn: bool = False):
+    """Write an int8 ONNX model of a trained run, measured against the float one on the test split (refused
+    when accuracy drops more than max_drop, a fraction); returns the Int8Report."""
+    from dlc.runtime.tools.quantize import quantize_run
+    return quantize_run(_run_dir(run), path, calibration=calibration, samples=samples, max_drop=max_drop,
+                        keep_bn=keep_bn)
+
+
 def predict(model_or_run, data, out=None) -> dict:
     """Predictions from an .onnx file or a run: DATA is a built-in set name, a file path, or an array of
     raw samples (N, features) or (N, C, H, W). The dict holds `output` (N, K), and `class_index` (N,)

@@ -235,6 +235,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.int8:
+        report = api.export_int8(args.run, args.output, calibration=args.calibration, samples=args.samples,
+                                 max_drop=args.max_drop / 100, keep_bn=args.keep_bn)
+        print("\n".join(report.lines()))
+        return EXIT_OK
     r = api.export(args.run, args.output, keep_bn=args.keep_bn, samples=args.samples)
     print(f"wrote {r.path} ({r.size_bytes:,} bytes, {r.onnx_nodes} ONNX nodes, opset 18, "
           f"{r.folded_bn} batchnorm folded); onnxruntime vs NumPy on {r.samples} real inputs: "

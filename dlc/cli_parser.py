@@ -201,7 +201,16 @@ def _export(sub) -> None:
     x.add_argument("run", metavar="RUN", type=_path)
     x.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", type=_path)
     x.add_argument("--keep-bn", action="store_true", help="keep BatchNormalization nodes instead of folding them")
-    x.add_argument("--samples", type=int, default=256, help="real inputs used for the parity check (default 256)")
+    x.add_argument("--samples", type=int, default=256,
+                   help="real inputs used for the parity check, and with --int8 for the calibration (default 256)")
+    x.add_argument("--int8", action="store_true",
+                   help="write an int8 model (onnxruntime static QDQ, per-channel weights, activations calibrated "
+                        "on the run's training data), measured against the float model on the test split and "
+                        "refused when it loses more than --max-drop")
+    x.add_argument("--calibration", choices=("minmax", "entropy", "percentile"), default="minmax",
+                   help="how --int8 sets the activations' ranges (default minmax)")
+    x.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+                   help="--int8: the accuracy points (regression: percent of MAE) it may lose (default 1)")
     x.set_defaults(command="export")
 
 
