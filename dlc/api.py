@@ -142,19 +142,23 @@ def evaluate(run, data=None, split: str = "all", top_k: int | None = None, plot:
     return evaluate_run(str(_run_dir(run)), data, split, top_k=top_k, plot=plot)
 
 
-def export(run, path, keep_bn: bool = False, samples: int = 256):
-    """Write ONNX for a trained run, verified against the NumPy runtime; returns the ExportReport."""
+def export(run, path, keep_bn: bool = False, samples: int = 256, int8: bool = False, calibration: str = "minmax",
+           max_drop: float = 1.0):
+    """Write ONNX for a trained run, verified against the NumPy runtime; returns the ExportReport. With
+    `int8`, an int8 model measured against the float one on the test split and refused when its accuracy
+    drops more than `max_drop` points; returns the Int8Report."""
+    if int8:
+        from dlc.runtime.tools.quantize import quantize_run
+        return quantize_run(_run_dir(run), path, calibration=calibration, samples=samples, max_drop=max_drop / 100,
+                            keep_bn=keep_bn)
     from dlc.runtime.tools.export import export_run
     return export_run(_run_dir(run), path, keep_bn=keep_bn, samples=samples)
 
 
-def export_int8(run, path, calibration: str = "minmax", samples: int = 256, max_drop: float = 0.01,
-                keep_bn: bool = False):
-    """Write an int8 ONNX model of a trained run, measured against the float one on the test split (refused
-    when accuracy drops more than max_drop, a fraction); returns the Int8Report."""
-    from dlc.runtime.tools.quantize import quantize_run
-    return quantize_run(_run_dir(run), path, calibration=calibration, samples=samples, max_drop=max_drop,
-                        keep_bn=keep_bn)
+def import_onnx(source, out, samples: int = 64, overwrite: bool = False):
+    """An ONNX file as a run folder, its outputs checked against the source's; returns the ImportReport."""
+    from dlc.runtime.tools.import_run import import_model
+    return import_model(source, out, samples=samples, overwrite=overwrite)
 
 
 def predict(model_or_run, data, out=None) -> dict:

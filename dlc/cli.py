@@ -236,14 +236,23 @@ def cmd_eval(args) -> int:
 
 def cmd_export(args) -> int:
     if args.int8:
-        report = api.export_int8(args.run, args.output, calibration=args.calibration, samples=args.samples,
-                                 max_drop=args.max_drop / 100, keep_bn=args.keep_bn)
+        report = api.export(args.run, args.output, keep_bn=args.keep_bn, samples=args.samples, int8=True,
+                            calibration=args.calibration, max_drop=args.max_drop)
         print("\n".join(report.lines()))
         return EXIT_OK
     r = api.export(args.run, args.output, keep_bn=args.keep_bn, samples=args.samples)
     print(f"wrote {r.path} ({r.size_bytes:,} bytes, {r.onnx_nodes} ONNX nodes, opset 18, "
-          f"{r.folded_bn} batchnorm folded); onnxruntime vs NumPy on {r.samples} real inputs: "
+          f"{r.folded_bn} batchnorm folded); onnxruntime vs NumPy on {r.samples} "
+          f"{'real' if r.real else 'standard-normal'} inputs: "
           f"max abs difference {r.max_abs_diff:.2e}")
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    r = api.import_onnx(args.source, args.output, samples=args.samples, overwrite=args.overwrite)
+    kind = "dlc's own export, its spec as written" if r.own else "a chain read layer by layer"
+    print(f"imported {args.source} -> {r.run_dir} ({kind}): {r.layers} lines, {r.params:,} parameters; its outputs "
+          f"equal the source's on {r.inputs} (max abs difference {r.max_abs_diff:.2e})")
     return EXIT_OK
 
 
@@ -291,7 +300,7 @@ def cmd_diagnose(args) -> int:
 
 COMMANDS = {"check": cmd_check, "diagnose": cmd_diagnose, "train": cmd_train, "compare": cmd_compare,
             "search": cmd_search, "eval": cmd_eval, "export": cmd_export, "lsp": cmd_lsp, "fmt": cmd_fmt,
-            "predict": cmd_predict}
+            "predict": cmd_predict, "import": cmd_import}
 
 
 def _stdout_closed() -> int:

@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search(sub)
     _eval(sub)
     _export(sub)
+    _import(sub)
     _lsp(sub)
     _fmt(sub)
     _predict(sub)
@@ -234,6 +235,21 @@ def _fmt(sub) -> None:
     fm.add_argument("--diff", action="store_true",
                     help="change nothing; print what would change as a unified diff and exit 1 if anything would")
     fm.set_defaults(command="fmt")
+
+
+def _import(sub) -> None:
+    im = sub.add_parser("import", help="an ONNX model as a run folder: a readable spec and its weights",
+                        description="Read MODEL.onnx into a run folder (spec.dl, weights.npz under dlc's names, the "
+                                    "preprocessing it can recover) that check, eval, predict, export and init from "
+                                    "use like any run. dlc's own exports come back as written; chains of dense, conv, "
+                                    "batchnorm, pooling, flatten and activation layers from other tools become one "
+                                    "line per layer; anything else is refused, naming the node. The run's outputs "
+                                    "are compared with the source's before anything is written.")
+    im.add_argument("source", metavar="MODEL.onnx", type=_path)
+    im.add_argument("-o", "--output", required=True, metavar="RUN", type=_path)
+    im.add_argument("--samples", type=int, default=64, help="inputs the two models are compared on (default 64)")
+    im.add_argument("--overwrite", action="store_true", help="replace an earlier run in RUN (only the files it names)")
+    im.set_defaults(command="import")
 
 
 def _predict(sub) -> None:

@@ -31,11 +31,16 @@ class ExportReport:
     folded_bn: int
     onnx_nodes: int
     size_bytes: int
+    real: bool = True  # compared on the run's own data (else on standard-normal inputs: the spec has none)
 
 
 def real_inputs(model: Model, n: int = 256) -> np.ndarray:
-    """Raw inputs from the run's own data (test split first), as a deployed model would receive them."""
+    """Raw inputs from the run's own data (test split first), as a deployed model would receive them; a run
+    whose spec has no data line (one dlc import wrote from a foreign model): seeded standard-normal inputs."""
     from dlc.runtime.data.splits import prepare
+    data = model.spec.settings.get("data")
+    if data is None or not data.written:
+        return np.random.default_rng(0).normal(0, 1, (n,) + tuple(model.spec.graph.input_shape)).astype(np.float32)
     splits = prepare(model.spec)
     x = np.concatenate([splits.x_test[:n], splits.x_val[:n], splits.x_train[:n]])[:n]  # (a lazy split: n rows)
     return splits.preprocess.invert(x)
@@ -79,4 +84,5 @@ def export_run(run_dir: str | Path, out: str | Path, keep_bn: bool = False, samp
     rf.atomic_write_bytes(Path(out), data)
     folded = 0 if keep_bn else sum(1 for n in model.spec.graph.nodes if n.op == "batchnorm") - \
         sum(1 for n in onnx_model.graph.node if n.op_type == "BatchNormalization")
-    return ExportReport(Path(out), diff, len(x), folded, len(onnx_model.graph.node), len(data))
+    real = model.spec.settings.get("data") is not None and model.spec.settings["data"].written
+    return ExportReport(Path(out), diff, len(x), folded, len(onnx_model.graph.node), len(data), real)

@@ -39,4 +39,5 @@ class OnnxModel:
         return dict(zip(names, self._run(names, x)))
 
     def _run(self, names, x):
-        return self.session.run(names, {"input": np.ascontiguousarray(x, dtype=np.float32)})
+        name = self.session.get_inputs()[0].name  # "input" in dlc's models; whatever a foreign one calls it
+        return self.session.run(names, {name: np.ascontiguousarray(x, dtype=np.float32)})

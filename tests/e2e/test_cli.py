@@ -36,7 +36,7 @@ def test_every_cli_option_has_its_api_parameter():
     cli_only = {"func", "debug", "command", "json", "strict", "show", "vary", "resume_from", "help"}
     verbs = {"check": api.check, "train": api.train, "eval": api.evaluate, "export": api.export,
              "predict": api.predict, "diagnose": api.diagnose, "compare": api.compare, "search": api.search,
-             "fmt": api.fmt}
+             "fmt": api.fmt, "import": api.import_onnx}
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for name, parser in sub.choices.items():
         if name == "lsp":  # a server for editors, not a verb of the API

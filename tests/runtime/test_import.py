@@ -1,0 +1,180 @@
+"""dlc import: ONNX files as run folders -- dlc's own exports back as written, foreign chains layer by
+layer, everything else a refusal naming the node."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from dlc.cli import main
+
+torch = pytest.importorskip("torch")
+
+
+def _torch_onnx(net, shape, path):
+    net.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(*shape), str(path), dynamo=False, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    return path
+
+
+def _spread_batchnorm(net):
+    """Batchnorm statistics and affine parameters that are not the identity (what a trained net has)."""
+    torch.manual_seed(1)
+    for m in net.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-1, 1)
+    return net
+
+
+def _foreign():
+    nn = torch.nn
+    torch.manual_seed(0)
+    return {
+        "mlp": (nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 10)), (1, 64),
+                ["input 64", "dense 32 relu", "dense 10"]),
+        "lenet": (nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5),
+                                nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120),
+                                nn.LeakyReLU(0.1), nn.Linear(120, 10), nn.Softmax(dim=1)), (1, 1, 28, 28),
+                  ["input 1x28x28", "conv 6 kernel=5 pad=2 tanh", "avgpool 2", "conv 16 kernel=5 relu", "maxpool 2",
+                   "flatten", "dense 120 leaky_relu alpha=0.1", "dense 10 softmax"]),
+        "gap_cnn": (nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ELU(), nn.AdaptiveAvgPool2d(1),
+                                  nn.Flatten(), nn.Linear(8, 4)), (1, 3, 16, 16),
+                    ["input 3x16x16", "conv 8 kernel=3 pad=1 relu", "conv 8 kernel=3 stride=2 pad=1 elu",
+                     "globalavgpool", "dense 4"]),
+        "conv1d": (nn.Sequential(nn.Conv1d(2, 8, 5, padding=2), nn.BatchNorm1d(8), nn.ReLU(), nn.Conv1d(8, 8, 3, dilation=2),
+                                 nn.Sigmoid(), nn.AdaptiveMaxPool1d(1), nn.Flatten(), nn.Linear(8, 3)), (1, 2, 24),
+                   None),
+    }
+
+
+@pytest.mark.parametrize("name", ["mlp", "lenet", "gap_cnn", "conv1d"])
+def test_a_foreign_chain_imports_as_readable_lines_with_the_sources_outputs(tmp_path, capsys, name):
+    net, shape, lines = _foreign()[name]
+    src = _torch_onnx(_spread_batchnorm(net), shape, tmp_path / f"{name}.onnx")
+    code = main(["import", str(src), "-o", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    if name == "conv1d":  # AdaptiveMaxPool1d exports as GlobalMaxPool over the steps
+        assert code == 0, err
+    else:
+        assert code == 0, err
+        text = (tmp_path / "run" / "spec.dl").read_text()
+        assert [line.strip() for line in text.splitlines()[2:-1]] == lines
+    difference = float(out.split("max abs difference ")[1].rstrip(")\n"))
+    assert difference <= 1e-5
+    # the run is a run: predict with it and export it again, verified
+    from dlc.runtime.tools.onnx_runner import OnnxModel
+    x = np.random.default_rng(3).normal(0, 1, (8,) + shape[1:]).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "x.npz"), "-o", str(tmp_path / "p.npz")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "p.npz")["output"], OnnxModel.load(src).run(x)["y"], atol=1e-5)
+    assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "again.onnx")]) == 0
+
+
+def test_an_imported_torch_model_fine_tunes_with_its_first_layer_frozen(tmp_path):
+    net, shape, _ = _foreign()["mlp"]
+    src = _torch_onnx(net, shape, tmp_path / "mlp.onnx")
+    assert main(["import", str(src), "-o", str(tmp_path / "torch_mlp")]) == 0
+    (tmp_path / "ft.dl").write_text('model ft {\n    input 64\n    dense 32 relu frozen\n    dense 10 softmax\n}\n'
+                                    f'init from "{tmp_path / "torch_mlp"}"\ndata digits scale=1/16\n'
+                                    "optimizer adam lr=3e-3\ntrain epochs=10 seed=0\n")
+    assert main(["train", str(tmp_path / "ft.dl"), "-q", "-o", str(tmp_path / "ft")]) == 0
+    before, after = np.load(tmp_path / "torch_mlp" / "weights.npz"), np.load(tmp_path / "ft" / "weights.npz")
+    assert np.array_equal(before["dense1.weight"], after["dense1.weight"])
+    assert not np.array_equal(before["dense2.weight"], after["dense2.weight"])
+
+
+def test_an_unsupported_op_is_a_refusal_naming_the_node(tmp_path, capsys):
+    class Recurrent(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(3, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.lstm(x)[0][:, -1]
+
+    src = _torch_onnx(Recurrent(), (1, 5, 3), tmp_path / "lstm.onnx")
+    assert main(["import", str(src), "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "lstm.onnx: node '" in err and "(LSTM, opset 20) is not supported" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_residual_path_is_refused_not_half_imported(tmp_path, capsys):
+    class Residual(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.b(x + torch.relu(self.a(x)))
+
+    src = _torch_onnx(Residual(), (1, 4), tmp_path / "res.onnx")
+    assert main(["import", str(src), "-o", str(tmp_path / "run")]) == 2
+    assert "(Add, opset 20) is not supported: a second path" in capsys.readouterr().err
+
+
+def _onnx_file(path, node, inits, in_shape, out_shape):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", *out_shape])],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda h: (h.make_node("Gemm", ["x", "w", "b"], ["y"], alpha=2.0), {"w": np.ones((3, 2), np.float32),
+                                                                         "b": np.zeros(2, np.float32)}, [3], [2]),
+     "(Gemm, opset 17) is not supported: Gemm with transA, alpha or beta other than 0, 1, 1"),
+    (lambda h: (h.make_node("Conv", ["x", "w"], ["y"], pads=[0, 0, 1, 1]), {"w": np.ones((2, 1, 3, 3), np.float32)},
+                [1, 6, 6], [2, 5, 5]), "asymmetric pads [0, 0, 1, 1]"),
+    (lambda h: (h.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], ceil_mode=1), {}, [1, 5, 5], [1, 3, 3]),
+     "ceil_mode=1"),
+    (lambda h: (h.make_node("Conv", ["x", "w"], ["y"], group=2), {"w": np.ones((2, 1, 3, 3), np.float32)},
+                [2, 6, 6], [2, 4, 4]), "a grouped convolution (group=2)"),
+])
+def test_attributes_that_change_the_maths_are_refused(tmp_path, capsys, make, message):
+    from onnx import helper
+    node, inits, in_shape, out_shape = make(helper)
+    src = _onnx_file(tmp_path / "m.onnx", node, inits, in_shape, out_shape)
+    assert main(["import", str(src), "-o", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_onnx_is_refused(tmp_path, capsys):
+    (tmp_path / "m.onnx").write_text("not a model")
+    assert main(["import", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "run")]) == 2
+    assert "m.onnx: not an ONNX model" in capsys.readouterr().err
+    assert main(["import", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "run")]) == 2
+    assert "no such ONNX file" in capsys.readouterr().err
+
+
+SPECS = [p for p in sorted((ROOT / "specs").glob("*.dl")) if "choice(" not in p.read_text()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_dlcs_own_export_of_every_spec_round_trips(tmp_path, path):
+    if "japanese" in path.stem or "gunpoint" in path.stem or "italy" in path.stem or "motions" in path.stem:
+        pytest.importorskip("sktime")
+    from dlc.formatting import format_spec
+    from dlc.runtime.tools.onnx_runner import OnnxModel
+    assert main(["train", str(path), "-q", "-o", str(tmp_path / "run"), "--set", "train.epochs=1"]) == 0
+    assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "a.onnx")]) == 0
+    assert main(["import", str(tmp_path / "a.onnx"), "-o", str(tmp_path / "back")]) == 0
+    assert (tmp_path / "back" / "spec.dl").read_text() == format_spec((tmp_path / "run" / "spec.dl").read_text())
+    assert main(["export", str(tmp_path / "back"), "-o", str(tmp_path / "b.onnx")]) == 0
+    a, b = OnnxModel.load(tmp_path / "a.onnx"), OnnxModel.load(tmp_path / "b.onnx")
+    from dlc.runtime.runs import load_run
+    from dlc.runtime.tools.export import real_inputs
+    x = real_inputs(load_run(tmp_path / "run"), 64)
+    np.testing.assert_allclose(b.run(x)["output"], a.run(x)["output"], atol=1e-6, rtol=1e-6)
