@@ -250,7 +250,7 @@ def cmd_export(args) -> int:
 
 def cmd_import(args) -> int:
     r = api.import_onnx(args.source, args.output, samples=args.samples, overwrite=args.overwrite)
-    kind = "dlc's own export, its spec as written" if r.own else "a chain read layer by layer"
+    kind = "dlc's own export, its spec as written" if r.own else "a graph read layer by layer"
     print(f"imported {args.source} -> {r.run_dir} ({kind}): {r.layers} lines, {r.params:,} parameters; its outputs "
           f"equal the source's on {r.inputs} (max abs difference {r.max_abs_diff:.2e})")
     return EXIT_OK

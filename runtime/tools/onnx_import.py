@@ -6,10 +6,11 @@ initializers, and a folded batchnorm as the identity statistics that give the fo
 (gamma 1, running mean 0, running variance 1 - eps, beta the folded bias): the same outputs, and the same
 graph when exported again. **Foreign chains** (torch.onnx.export, Keras 3's ONNX export: Gemm or MatMul+Add,
 Conv, BatchNormalization, the activations dlc has, pools, Flatten/Reshape to a vector, Dropout, Identity)
-become one line per layer, an activation or batchnorm on the line of the layer it follows. Anything else --
-an op dlc does not have, an attribute that changes the maths (Gemm's transA/alpha/beta, asymmetric pads,
-ceil_mode, grouped or dilated 2-D convolutions), a second path -- is a refusal naming the node, never a
-partial spec.
+become one line per layer, an activation or batchnorm on the line of the layer it follows; a fork whose paths
+meet again in one Add or Concat becomes `residual { ... }` (one path is the input itself) or `parallel
+add|concat { branch { ... } ... }`. Anything else -- an op dlc does not have, an attribute that changes the
+maths (Gemm's transA/alpha/beta, asymmetric pads, ceil_mode, grouped or dilated 2-D convolutions), paths that
+do not meet in one merge -- is a refusal naming the node, never a partial spec.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def _own(path: Path, model, meta: dict, inits: dict) -> Imported:
 
 
 class _Chain:
-    """A foreign graph read as one chain of layers."""
+    """A foreign graph read line by line: chains, and the residual and parallel groups its forks make."""
 
     def __init__(self, path: Path, model, inits: dict):
         import onnx
@@ -105,6 +106,7 @@ class _Chain:
         self.rank = 0  # the current value's rank per sample: 1 vector, 2 sequence, 3 image
         self.line_open = False  # the last line is a weight layer that may still take batchnorm and an activation
         self.line_has: set[str] = set()
+        self.depth = 0  # lines inside residual/parallel/branch groups are indented
 
     def read(self) -> Imported:
         graph = self.model.graph
@@ -120,20 +122,21 @@ class _Chain:
             raise self._unsupported(layer)
         self.rank = len(dims)
         self.lines.append("input " + "x".join(map(str, dims)))
-        current = inputs[0].name
+        from onnx import numpy_helper
+        nodes = []
         for node in graph.node:
-            data = [i for i in node.input if i and i not in self.consts]
             if node.op_type == "Constant":
-                from onnx import numpy_helper
                 self.consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-                continue
-            if len(data) != 1 or data[0] != current:
-                raise self._unsupported(node, "a second path (a residual or parallel branch) is not imported yet"
-                                        if len(data) > 1 else "it does not continue the chain")
-            self._node(node)
-            current = node.output[0]
-        if current != graph.output[0].name:
-            raise _refuse(self.path, "the graph's output is not the end of its chain")
+            else:
+                nodes.append(node)
+        self.order = {id(n): k for k, n in enumerate(nodes)}
+        self.users: dict[str, list] = {}
+        for node in nodes:
+            for i in self._data(node):
+                self.users.setdefault(i, []).append(node)
+        end = self._walk(inputs[0].name, join=None)
+        if end != graph.output[0].name:
+            raise _refuse(self.path, "the graph's output is not where its paths end")
         name = re.sub(r"\W", "_", self.path.stem) or "imported"
         name = name if name[0].isalpha() else f"m_{name}"
         text = f"# imported from {self.path.name} ({self.model.producer_name or 'an unnamed producer'} " \
@@ -141,18 +144,102 @@ class _Chain:
                "\n".join(f"    {line}" for line in self.lines) + "\n}\n"
         return Imported(text, self.layers)
 
+    def _data(self, node) -> list[str]:
+        return [i for i in node.input if i and i not in self.consts]
+
+    def _walk(self, tensor: str, join) -> str:
+        """Lines for the path from `tensor` on, until it reaches `join` (a merge node of an enclosing group)
+        or the graph's end; returns the tensor it stopped at."""
+        while True:
+            users = self.users.get(tensor, [])
+            if not users or (join is not None and users == [join]):
+                return tensor
+            if len(users) == 1:
+                node = users[0]
+                if len(self._data(node)) > 1:  # a merge this path does not own
+                    raise self._unsupported(node, "its paths do not start from one point (a graph dlc cannot write)")
+                self._node(node)
+                tensor = node.output[0]
+                continue
+            tensor = self._group(tensor, users)
+
+    def _reach(self, node) -> set[int]:
+        seen, todo = set(), [node]
+        while todo:
+            n = todo.pop()
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            for o in n.output:
+                todo.extend(self.users.get(o, []))
+        return seen
+
+    def _group(self, tensor: str, users: list) -> str:
+        """A fork: `residual { ... }` when one path is the input itself, else `parallel add|concat` with a
+        branch per path, closed at the first node every path reaches (their merge)."""
+        common = set.intersection(*(self._reach(u) for u in users))
+        merge = min((n for n in self.users_all() if id(n) in common), key=lambda n: self.order[id(n)])
+        ins = self._data(merge)
+        if merge.op_type not in ("Add", "Concat"):
+            raise self._unsupported(merge, "paths that merge other than by one Add or Concat of every path")
+        if merge.op_type == "Concat" and self._attrs(merge).get("axis") not in (1, -self.rank - 1):
+            raise self._unsupported(merge, "a concat along another axis than the channels")
+        starts = [u for u in users if u is not merge]
+        if merge.op_type == "Add" and len(ins) == 2 and tensor in ins:  # x + body(x)
+            self._add_line("residual {")
+            self.depth += 1
+            self._walk_from(starts[0], merge)
+        else:
+            self._add_line(f"parallel {'add' if merge.op_type == 'Add' else 'concat'} {{")
+            self.depth += 1
+            by_input = {}
+            for u in starts:  # each branch's lines, in the order the merge reads them
+                mark = len(self.lines), len(self.layers)
+                self._add_line("branch {")
+                self.depth += 1
+                end = self._walk_from(u, merge)
+                self.depth -= 1
+                self._add_line("}")
+                lines = self.lines[mark[0]:]
+                if len(lines) == 3 and "{" not in lines[1]:  # one line: branch { conv 16 kernel=1 }
+                    lines = [f"{lines[0]} {lines[1].strip()} }}"]
+                by_input[end] = (lines, self.layers[mark[1]:])
+                del self.lines[mark[0]:], self.layers[mark[1]:]
+            if tensor in ins:
+                by_input[tensor] = (["    " * self.depth + "branch { }"], [])
+            if sorted(by_input) != sorted(ins):
+                raise self._unsupported(merge, "paths that merge other than by one Add or Concat of every path")
+            for i in ins:
+                self.lines += by_input[i][0]
+                self.layers += by_input[i][1]
+        self.depth -= 1
+        self._add_line("}", open_=True)
+        self.line_has.add("group")
+        return merge.output[0]
+
+    def _walk_from(self, node, merge) -> str:
+        """A branch from its first node to the merge; returns the tensor the merge reads."""
+        if len(self._data(node)) > 1:
+            raise self._unsupported(node, "a merge inside a branch that is not its own group")
+        self._node(node)
+        return self._walk(node.output[0], merge)
+
+    def users_all(self):
+        return [n for users in self.users.values() for n in users]
+
     def _unsupported(self, node, why: str = "") -> DLError:
         name = node.name or node.output[0]
         return _refuse(self.path, f"node '{name}' ({node.op_type}, opset {self.opset}) is not supported"
                                   + (f": {why}" if why else ""),
-                       "dlc imports dense, conv, batchnorm, pooling, flatten and activation chains")
+                       "dlc imports dense, conv, batchnorm, pooling, flatten and activation layers, and residual "
+                       "and parallel paths of them")
 
     def _attrs(self, node) -> dict:
         from onnx import helper
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
     def _add_line(self, text: str, weights: dict | None = None, open_: bool = False) -> None:
-        self.lines.append(text)
+        self.lines.append("    " * self.depth + text)
         if weights is not None:
             self.layers.append(weights)
         self.line_open, self.line_has = open_, set()
@@ -247,8 +334,8 @@ class _Chain:
         gamma, beta, mean, var = (self.consts[i].astype(np.float32) for i in node.input[1:5])
         layer = {"op": "batchnorm", "gamma": gamma, "beta": beta, "running_mean": mean, "running_var": var}
         keys = f" eps={_num(a.get('epsilon', 1e-5))} momentum={_num(a.get('momentum', 0.9))}"
-        if self.line_open and not self.line_has:
-            if "bias" in self.layers[-1]:  # a layer before batchnorm drops its bias unless told to keep it
+        if self.line_open and not self.line_has - {"group"}:
+            if "group" not in self.line_has and "bias" in self.layers[-1]:  # a layer before batchnorm drops its bias unless told to keep it
                 self.lines[-1] += " bias=true"
             self.lines[-1] += " batchnorm" + keys  # (the modifier takes the op's keys on its line)
             self.layers.append(layer)

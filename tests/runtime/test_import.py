@@ -107,18 +107,64 @@ def test_an_unsupported_op_is_a_refusal_naming_the_node(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_residual_path_is_refused_not_half_imported(tmp_path, capsys):
-    class Residual(torch.nn.Module):
+class _Basic(torch.nn.Module):
+    """torchvision's BasicBlock: two 3x3 convs with batchnorm, a 1x1 projection shortcut when the shape changes."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        nn = torch.nn
+        self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.short = None if stride == 1 and cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                                                            nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = self.b2(self.c2(torch.relu(self.b1(self.c1(x)))))
+        return torch.relu(y + (x if self.short is None else self.short(x)))
+
+
+class _Inception(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.a, self.c = nn.Conv2d(1, 4, 1), nn.Conv2d(1, 4, 5, padding=2)
+        self.b = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.head = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12 * 4 * 4, 10))
+
+    def forward(self, x):
+        return self.head(torch.cat([self.a(x), self.b(x), self.c(x)], 1))
+
+
+def test_a_resnet_with_projection_shortcuts_and_an_inception_block_import_as_groups(tmp_path, capsys):
+    nn = torch.nn
+    torch.manual_seed(0)
+    resnet = nn.Sequential(nn.Conv2d(1, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), _Basic(8, 8, 1),
+                           _Basic(8, 16, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    for name, net, want in [("resnet", resnet, ["residual {", "} relu", "parallel add {",
+                                                 "branch { conv 16 kernel=1 stride=2 }"]),
+                            ("inception", _Inception(), ["parallel concat {", "branch { conv 4 kernel=1 }",
+                                                         "branch { conv 4 kernel=3 pad=1 relu }", "} relu"])]:
+        src = _torch_onnx(_spread_batchnorm(net), (1, 1, 8, 8), tmp_path / f"{name}.onnx")
+        assert main(["import", str(src), "-o", str(tmp_path / name)]) == 0
+        out = capsys.readouterr().out
+        assert float(out.split("max abs difference ")[1].rstrip(")\n")) <= 1e-5
+        lines = [line.strip() for line in (tmp_path / name / "spec.dl").read_text().splitlines()]
+        assert all(w in lines for w in want), lines
+
+
+def test_paths_that_meet_in_an_op_dlc_lacks_are_refused_not_half_imported(tmp_path, capsys):
+    class Gated(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.a, self.b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
 
         def forward(self, x):
-            return self.b(x + torch.relu(self.a(x)))
+            return self.b(x * torch.sigmoid(self.a(x)))
 
-    src = _torch_onnx(Residual(), (1, 4), tmp_path / "res.onnx")
+    src = _torch_onnx(Gated(), (1, 4), tmp_path / "gated.onnx")
     assert main(["import", str(src), "-o", str(tmp_path / "run")]) == 2
-    assert "(Add, opset 20) is not supported: a second path" in capsys.readouterr().err
+    assert "(Mul, opset 20) is not supported" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def _onnx_file(path, node, inits, in_shape, out_shape):
