@@ -183,7 +183,9 @@ def _eval(sub) -> None:
                        description="Loss and accuracy of a run with the NumPy runtime, with per-class precision, "
                                    "recall, F1 and support, macro and weighted averages, top-k accuracy and the "
                                    "confusion matrix (RUN/confusion.png) -- MAE, MSE and R² for regression: on the "
-                                   "run's own splits, or on DATA (a built-in set name or a .npz/.csv/IDX file).")
+                                   "run's own splits, or on DATA (a built-in set name or a .npz/.csv/IDX file). "
+                                   "RUN may also be an .onnx file dlc export wrote (float or --int8): scored "
+                                   "through onnxruntime, by the spec in its metadata.")
     e.add_argument("run", metavar="RUN", type=_path)
     e.add_argument("data", nargs="?", metavar="DATA", type=_path)
     e.add_argument("--split", choices=["train", "validation", "test", "all"], default="all")

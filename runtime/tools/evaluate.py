@@ -108,7 +108,9 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
     the last split reported (the test split by default)."""
     if top_k is not None and top_k < 1:
         raise DLError(Diagnostic("error", f"--top-k {top_k}: k is at least 1"))
-    model = load_run(run)
+    onnx_file = str(run).endswith(".onnx") and Path(run).is_file()
+    model = _onnx_model(Path(run)) if onnx_file else load_run(run)
+    plot = plot and not onnx_file  # (a confusion picture goes in a run folder)
     report: dict[str, Any] = {"run": str(run), "splits": {}}
     if data is None:
         splits = prepare(model.spec)
@@ -140,3 +142,37 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
         class_report.save_confusion(path, r["report"], f"{model.spec.name}: {name} ({r['n']} samples)")
         report["confusion_png"] = str(path)
     return report
+
+
+def _onnx_model(path: Path):
+    """An .onnx file dlc exported (float or --int8) as the model eval scores: its spec, classes and
+    preprocessing from the file, its outputs from onnxruntime."""
+    from dlc.runtime.inference import Model
+    from dlc.runtime.data.splits import Preprocess
+    from dlc.runtime.tools import onnx_import
+    from dlc.runtime.tools.onnx_runner import OnnxModel
+
+    imported = onnx_import.read(path)
+    if not imported.own:
+        raise DLError(Diagnostic("error", f"{path} was not written by dlc export: it has no spec to score it by",
+                                 hint=f"import it first (dlc import {path} -o RUN), then evaluate RUN on a data set"))
+    session = OnnxModel.load(path)
+
+    class OnnxBacked(Model):
+        def __post_init__(self):  # no NumPy network: onnxruntime computes
+            from dlc.runtime.scores import is_fused
+            self.fused = is_fused(self.spec)
+
+        def outputs(self, x_prepared, batch=None):  # the ONNX graph holds the preprocessing: raw inputs in
+            out = session.run(self.preprocess.invert(np.asarray(x_prepared)))["output"]
+            # a fused softmax's logits: log-probabilities give the same softmax and cross-entropy
+            return np.log(np.maximum(out, np.finfo(np.float32).tiny)) if self.fused else out
+
+    from dlc.compiler.spec import compile as compile_spec
+    spec = compile_spec(imported.spec_text, f"{path}:spec", lint=False)
+    shape = tuple(spec.graph.input_shape)
+    pre = Preprocess.identity(shape) if imported.mul is None else Preprocess(
+        np.broadcast_to(imported.mul, shape).astype(np.float32).copy(),
+        np.broadcast_to(imported.add, shape).astype(np.float32).copy(),
+        bool(spec.settings.get("data") is not None and spec.settings["data"].get("znorm")))
+    return OnnxBacked(spec, {}, pre, imported.classes)

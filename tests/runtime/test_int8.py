@@ -82,3 +82,23 @@ def test_an_unknown_calibration_is_refused_by_the_parser(cnn_run, capsys):
     with pytest.raises(SystemExit) as e:
         main(["export", str(cnn_run / "run"), "-o", str(cnn_run / "x.onnx"), "--int8", "--calibration", "mse"])
     assert e.value.code == 2 and "invalid choice: 'mse'" in capsys.readouterr().err
+
+
+def test_eval_scores_the_int8_file_as_its_export_report_did(cnn_run, capsys):
+    import re
+    assert main(["export", str(cnn_run / "run"), "-o", str(cnn_run / "e8.onnx"), "--int8"]) == 0
+    reported = float(re.search(r"int8 ([\d.]+)%", capsys.readouterr().out).group(1))
+    assert main(["eval", str(cnn_run / "e8.onnx"), "--split", "test"]) == 0
+    scored = float(re.search(r"test: n=\d+ loss [\d.]+ accuracy ([\d.]+)%", capsys.readouterr().out).group(1))
+    assert scored == reported
+
+
+def test_eval_of_an_onnx_file_dlc_did_not_write_says_to_import_it(tmp_path, capsys):
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "f.onnx"))
+    assert main(["eval", str(tmp_path / "f.onnx"), "digits"]) == 2
+    assert "was not written by dlc export" in capsys.readouterr().err
