@@ -171,8 +171,9 @@ def _onnx_model(path: Path):
     from dlc.compiler.spec import compile as compile_spec
     spec = compile_spec(imported.spec_text, f"{path}:spec", lint=False)
     shape = tuple(spec.graph.input_shape)
-    pre = Preprocess.identity(shape) if imported.mul is None else Preprocess(
-        np.broadcast_to(imported.mul, shape).astype(np.float32).copy(),
-        np.broadcast_to(imported.add, shape).astype(np.float32).copy(),
-        bool(spec.settings.get("data") is not None and spec.settings["data"].get("znorm")))
+    pre = Preprocess.identity(shape)
+    if imported.mul is not None and imported.add is not None:
+        pre = Preprocess(np.broadcast_to(imported.mul, shape).astype(np.float32).copy(),
+                         np.broadcast_to(imported.add, shape).astype(np.float32).copy())
+    pre.per_series = bool(spec.settings.get("data") is not None and spec.settings["data"].get("znorm"))
     return OnnxBacked(spec, {}, pre, imported.classes)
