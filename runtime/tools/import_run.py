@@ -55,6 +55,8 @@ def import_model(src, out, samples: int = 64, overwrite: bool = False) -> Import
     if imported.mul is not None and imported.add is not None:
         pre = Preprocess(np.broadcast_to(imported.mul, shape).astype(np.float32).copy(),
                          np.broadcast_to(imported.add, shape).astype(np.float32).copy())
+    data = spec.settings.get("data")
+    pre.per_series = bool(data is not None and data.get("znorm"))  # (the spec says znorm; the graph does it)
     model = Model(spec, values, pre, imported.classes)
     x, inputs = _inputs(spec, samples)
     source = OnnxModel.load(src).run(x)
