@@ -43,7 +43,14 @@ def import_model(src, out, samples: int = 64, overwrite: bool = False) -> Import
     if not src.is_file():
         raise DLError(Diagnostic("error", f"no such ONNX file: {src}", hint="give the path of a .onnx file"))
     imported = onnx_import.read(src)
-    spec = compile_spec(imported.spec_text, str(out / rf.SPEC), lint=False)
+    try:
+        spec = compile_spec(imported.spec_text, str(out / rf.SPEC), lint=False)
+    except DLError as e:  # what the file computes, dlc refuses to write (e.g. a pool window that drops a row)
+        first = e.diagnostics[0]
+        line = imported.spec_text.splitlines()[first.span.line - 1].strip() if first.span else ""
+        raise DLError(Diagnostic("error", f"{src}: dlc cannot describe it: {first.message}"
+                                          + (f" (the line it reads as: {line})" if line else "") + "; nothing written",
+                                 hint=first.hint)) from None
     values = imported.weights if imported.own else onnx_import.weight_names(spec.graph, imported.layers)
     try:
         check_weights(spec.graph, values)

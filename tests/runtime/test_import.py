@@ -224,3 +224,17 @@ def test_dlcs_own_export_of_every_spec_round_trips(tmp_path, path):
     from dlc.runtime.tools.export import real_inputs
     x = real_inputs(load_run(tmp_path / "run"), 64)
     np.testing.assert_allclose(b.run(x)["output"], a.run(x)["output"], atol=1e-6, rtol=1e-6)
+
+
+def test_a_pool_that_drops_a_row_as_torchs_does_is_refused_with_the_line_it_would_be(tmp_path, capsys):
+    # torchvision's ResNet stem: maxpool 3, stride 2, pad 1 over an even size drops the last row (floor mode);
+    # dlc's pools tile their input, so the model is refused rather than computed differently
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(3, 8, 7, 2, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    src = _torch_onnx(net, (1, 3, 64, 64), tmp_path / "stem.onnx")
+    assert main(["import", str(src), "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "stem.onnx: dlc cannot describe it: maxpool kernel=3x3 stride=2x2 does not tile" in err
+    assert "(the line it reads as: maxpool 3 stride=2 pad=1); nothing written" in err
+    assert not (tmp_path / "run").exists()
