@@ -45,7 +45,7 @@ _blas_threads_sleep_when_idle()
 from dlc.compiler.diagnostics import DLError  # noqa: E402
 from dlc.compiler.spec import Spec, compile, compile_file  # noqa: E402
 
-_API = ("check", "fmt", "train", "evaluate", "export", "import_onnx", "predict", "diagnose", "compare", "search")
+_API = ("check", "fmt", "train", "evaluate", "export", "import_onnx", "serving_cost", "predict", "diagnose", "compare", "search")
 
 __all__ = ["DLError", "Spec", "compile", "compile_file", "__version__", *_API]
 

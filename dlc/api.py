@@ -155,6 +155,18 @@ def export(run, path, keep_bn: bool = False, samples: int = 256, int8: bool = Fa
     return export_run(_run_dir(run), path, keep_bn=keep_bn, samples=samples)
 
 
+def serving_cost(spec) -> dict:
+    """What serving a compiled spec costs: {"float"|"int8": {"bytes", "ms_batch_1", "ms_batch_64"}} (its
+    ONNX file with the initial weights, onnxruntime on this CPU; int8 calibrated on noise: no accuracy)."""
+    from dlc.runtime.tools.serving import serving_cost as cost
+    return cost(spec if isinstance(spec, Spec) else _spec(spec, (), None, None))
+
+
+def serving_text(cost: dict) -> str:
+    from dlc.runtime.tools.serving import serving_text as text
+    return text(cost)
+
+
 def import_onnx(source, out, samples: int = 64, overwrite: bool = False):
     """An ONNX file as a run folder, its outputs checked against the source's; returns the ImportReport."""
     from dlc.runtime.tools.import_run import import_model

@@ -36,10 +36,13 @@ def cmd_check(args) -> int:
             reports.append({"file": path, "errors": [d.to_json(e.source) for d in e.diagnostics]})
             status = EXIT_ERROR
             continue
+        cost = api.serving_cost(spec) if args.serving else None
         if args.json:
-            reports.append(dict(api.summary_json(spec), file=path))
+            reports.append(dict(api.summary_json(spec), file=path, **({"serving": cost} if cost else {})))
         else:
             print(api.summary_text(spec))
+            if cost:
+                print(api.serving_text(cost))
             if spec.warnings:
                 print()
                 _print_diags(spec.warnings, spec.source, sys.stdout)

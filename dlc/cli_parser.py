@@ -83,6 +83,9 @@ def _check(sub) -> None:
     c.add_argument("--augment-preview", metavar="FILE.png", type=_path,
                    help="also load the data and draw training images as the augment line changes them "
                         "(each row one image: as stored, then its first epochs' versions)")
+    c.add_argument("--serving", action="store_true",
+                   help="also measure what serving it costs: the ONNX file's size and onnxruntime's latency per "
+                        "sample at batch 1 and 64, float and int8 (initial weights; docs/deploy.md)")
     _add_set(c)
     _add_max_memory(c)
     c.set_defaults(command="check")

@@ -33,7 +33,8 @@ def test_every_cli_option_has_its_api_parameter():
     from dlc.cli_parser import build_parser
     renamed = {"set": "overrides", "output": "out", "specs": "specs", "spec": "spec", "run": "run",
                "model": "model_or_run", "quiet": "progress"}
-    cli_only = {"func", "debug", "command", "json", "strict", "show", "vary", "resume_from", "help"}
+    cli_only = {"func", "debug", "command", "json", "strict", "show", "vary", "resume_from", "help",
+                "serving"}  # (check --serving: dlc.api.serving_cost of the checked spec)
     verbs = {"check": api.check, "train": api.train, "eval": api.evaluate, "export": api.export,
              "predict": api.predict, "diagnose": api.diagnose, "compare": api.compare, "search": api.search,
              "fmt": api.fmt, "import": api.import_onnx}

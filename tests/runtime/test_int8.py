@@ -102,3 +102,11 @@ def test_eval_of_an_onnx_file_dlc_did_not_write_says_to_import_it(tmp_path, caps
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "f.onnx"))
     assert main(["eval", str(tmp_path / "f.onnx"), "digits"]) == 2
     assert "was not written by dlc export" in capsys.readouterr().err
+
+
+def test_check_serving_reports_the_float_and_int8_files_sizes_and_latencies(tmp_path, capsys):
+    (tmp_path / "cnn.dl").write_text(SMALL_CNN)
+    assert main(["check", str(tmp_path / "cnn.dl"), "--serving", "--json"]) == 0
+    cost = json.loads(capsys.readouterr().out)["serving"]
+    assert cost["int8"]["bytes"] < cost["float"]["bytes"]
+    assert all(cost[k][f"ms_batch_{b}"] > 0 for k in ("float", "int8") for b in (1, 64))

@@ -1,0 +1,40 @@
+"""`dlc check --serving`: what the model costs to serve, before it is trained -- its ONNX file's size and
+onnxruntime's latency per sample at batch 1 and 64, in float and in int8 (the weights as initialised; int8
+calibrated on standard-normal inputs: sizes and speeds, not accuracy, which `export --int8` measures)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def serving_cost(spec) -> dict:
+    from onnxruntime.quantization import CalibrationDataReader
+    from dlc.compiler.losses import LOSSES
+    from dlc.compiler.onnx_export import graph_to_onnx
+    from dlc.runtime.tools.quantize import _Batches, _latency, _pre_process, _quantize
+    from dlc.runtime.weights import init_params
+
+    values = init_params(spec.graph, spec["train"]["seed"])
+    model = graph_to_onnx(spec.graph, values, label=LOSSES[spec.loss].labels == "index")
+    x = np.random.default_rng(0).normal(0, 1, (64,) + tuple(spec.graph.input_shape)).astype(np.float32)
+    reader = type("Reader", (_Batches, CalibrationDataReader), {})
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="dlc-serving-") as tmp:
+        float_path, prepared, int8_path = (Path(tmp) / n for n in ("float.onnx", "prepared.onnx", "int8.onnx"))
+        float_path.write_bytes(model.SerializeToString())
+        _pre_process(float_path, prepared)
+        _quantize(prepared, int8_path, reader(x), "minmax", [])
+        for kind, path in (("float", float_path), ("int8", int8_path)):
+            out[kind] = {"bytes": path.stat().st_size, "ms_batch_1": _latency(path, x, 1),
+                         "ms_batch_64": _latency(path, x, 64)}
+    return out
+
+
+def serving_text(cost: dict) -> str:
+    f, q = cost["float"], cost["int8"]
+    return (f"serving (onnxruntime on this CPU, ms per sample at batch 1 / 64): float {f['bytes']:,} bytes, "
+            f"{f['ms_batch_1']:.3f} / {f['ms_batch_64']:.3f} ms; int8 {q['bytes']:,} bytes "
+            f"({f['bytes'] / q['bytes']:.2f}x smaller), {q['ms_batch_1']:.3f} / {q['ms_batch_64']:.3f} ms")
