@@ -18,6 +18,9 @@ _POOL_ATTRS = {
     "kernel": Attr("dims", (2, 2), min=1, doc="window size: K or KHxKW"),
     "stride": Attr("dims", None, min=1, doc="stride (default: the kernel size)"),
     "pad": Attr("pad", (0, 0), min=0, doc="padding: P, PHxPW, 'same' or 'valid'"),
+    "floor": Attr("bool", False, searchable=False,
+                  doc="leave out the cells past the last whole window (PyTorch's and ONNX's default floor mode) "
+                      "instead of refusing an input the windows do not tile"),
 }
 
 
@@ -68,11 +71,12 @@ class _Pool(Op):
         if hp < k[0] or wp < k[1]:
             raise ShapeError(f"{self.name} window {fmt_shape(k)} is larger than its input {h}x{w}",
                              "use a smaller kernel or remove a pooling layer above")
-        if (hp - k[0]) % s[0] or (wp - k[1]) % s[1]:
+        if ((hp - k[0]) % s[0] or (wp - k[1]) % s[1]) and not a.get("floor"):
             raise ShapeError(f"{self.name} kernel={fmt_shape(k)} stride={fmt_shape(s)} does not tile the "
                              f"{'padded ' if t + l + b + r else ''}input {hp}x{wp}: the last "
                              f"{(hp - k[0]) % s[0] or (wp - k[1]) % s[1]} row(s)/column(s) would be dropped",
-                             "pick a kernel and stride that divide the input, or use pad=same")
+                             "pick a kernel and stride that divide the input, use pad=same, or write 'floor' to "
+                             "leave those cells out")
         return (c, out_size(h, k[0], s[0], t, b), out_size(w, k[1], s[1], l, r))
 
     def check_steps(self, shape, a) -> None:
@@ -110,7 +114,9 @@ class MaxPool(_Pool):
     examples = [((2, 4, 4), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
                 ((2, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)}),
                 ((2, 8), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
-                ((3, 9), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
+                ((3, 9), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)}),
+                ((2, 6, 6), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1), "floor": True}),
+                ((2, 5, 5), {"kernel": (2, 2), "stride": None, "pad": (0, 0), "floor": True})]
 
 
     def to_onnx(self, g, x, p, a, shape):
@@ -123,7 +129,8 @@ class AvgPool(_Pool):
     doc = "mean over each window; padded cells are not counted"
     examples = [((2, 4, 4), {"kernel": (2, 2), "stride": None, "pad": (0, 0)}),
                 ((1, 5, 5), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)}),
-                ((2, 7), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)})]
+                ((2, 7), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1)}),
+                ((1, 6, 6), {"kernel": (3, 3), "stride": (2, 2), "pad": (1, 1), "floor": True})]
 
 
     def to_onnx(self, g, x, p, a, shape):

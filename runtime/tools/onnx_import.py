@@ -99,6 +99,8 @@ class _Chain:
         except Exception:  # (a model onnx cannot infer: shapes are read from the weights alone)
             pass
         self.model = model
+        self.shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+                       for v in list(model.graph.value_info) + list(model.graph.input)}
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
         self.consts = dict(inits)
         self.lines: list[str] = []
@@ -355,8 +357,11 @@ class _Chain:
         if word == "avgpool" and a.get("count_include_pad", 0) and any(pads):
             raise self._unsupported(node, "count_include_pad=1 with padding (dlc does not count padded cells)")
         strides = a.get("strides", k)
+        sizes = (self.shapes.get(node.input[0]) or [])[2:]
+        tiles = len(sizes) == len(k) and all(n is not None and (n + 2 * p - kk) % st == 0
+                                             for n, p, kk, st in zip(sizes, pads, k, strides))
         self._add_line(f"{word} {_dims(k)}" + ("" if list(strides) == k else f" stride={_dims(strides)}")
-                       + _unless(" pad=", pads[:len(k)], 0))
+                       + _unless(" pad=", pads[:len(k)], 0) + ("" if tiles else " floor"))  # ceil_mode=0: floor
 
 
 def _dims(v) -> str:

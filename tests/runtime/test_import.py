@@ -226,15 +226,31 @@ def test_dlcs_own_export_of_every_spec_round_trips(tmp_path, path):
     np.testing.assert_allclose(b.run(x)["output"], a.run(x)["output"], atol=1e-6, rtol=1e-6)
 
 
-def test_a_pool_that_drops_a_row_as_torchs_does_is_refused_with_the_line_it_would_be(tmp_path, capsys):
-    # torchvision's ResNet stem: maxpool 3, stride 2, pad 1 over an even size drops the last row (floor mode);
-    # dlc's pools tile their input, so the model is refused rather than computed differently
+def test_a_resnet18_architecture_imports_with_its_stems_floor_mode_pool(tmp_path, capsys):
+    # torchvision's ResNet-18 layout (random weights): a 7x7 stride-2 stem, maxpool 3/2/1 -- which drops the
+    # last row of an even size, torch's floor mode, written `floor` -- and four stages of two BasicBlocks
     nn = torch.nn
-    net = nn.Sequential(nn.Conv2d(3, 8, 7, 2, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
-    src = _torch_onnx(net, (1, 3, 64, 64), tmp_path / "stem.onnx")
+    torch.manual_seed(0)
+    stages, c = [], 16
+    for i, width in enumerate((16, 32, 64, 128)):  # ResNet-18's 64..512, narrowed 4x to keep the test fast
+        stages += [_Basic(c, width, 1 if i == 0 else 2), _Basic(width, width, 1)]
+        c = width
+    net = nn.Sequential(nn.Conv2d(3, 16, 7, 2, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+                        *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
+    src = _torch_onnx(_spread_batchnorm(net), (1, 3, 64, 64), tmp_path / "resnet18.onnx")
+    assert main(["import", str(src), "-o", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert float(out.split("max abs difference ")[1].rstrip(")\n")) <= 1e-5
+    lines = [line.strip() for line in (tmp_path / "run" / "spec.dl").read_text().splitlines()]
+    assert "maxpool 3 stride=2 pad=1 floor" in lines
+    assert lines.count("residual {") == 5 and lines.count("parallel add {") == 3  # identity and projection shortcuts
+
+
+def test_what_dlc_refuses_to_write_is_refused_naming_the_line_it_would_be(tmp_path, capsys):
+    # a model whose output is an image: ONNX computes it, a dlc spec must end in a vector
+    src = _torch_onnx(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)), (1, 1, 6, 6), tmp_path / "seg.onnx")
     assert main(["import", str(src), "-o", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "stem.onnx: dlc cannot describe it: maxpool kernel=3x3 stride=2x2 does not tile" in err
-    assert "(the line it reads as: maxpool 3 stride=2 pad=1); nothing written" in err
+    assert "seg.onnx: dlc cannot describe it: the model's output is an image 2x4x4" in err
+    assert "(the line it reads as: conv 2 kernel=3); nothing written" in err
     assert not (tmp_path / "run").exists()

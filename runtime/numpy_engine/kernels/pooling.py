@@ -78,7 +78,8 @@ class MaxPool(_PoolKernel, ops.MaxPool, Kernel):
 
     def backward_image(self, dy, cache, p, a):
         xp, y, pads, k, s, axes = cache
-        tiled = tuple(k) == tuple(s)  # every input cell in exactly one window: assign, no zero fill
+        # every input cell in exactly one window: assign, no zero fill (floor mode may leave cells out)
+        tiled = tuple(k) == tuple(s) and all(y.shape[ax] * st == xp.shape[ax] for ax, st in zip(axes, s))
         dxp = (np.empty if tiled else np.zeros)(xp.shape, dtype=dy.dtype)
         pending = np.ones(y.shape, dtype=bool)  # windows whose first maximum is not found yet
         hit = np.empty(y.shape, dtype=bool)
