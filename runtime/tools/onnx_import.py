@@ -141,9 +141,12 @@ class _Chain:
             raise _refuse(self.path, "the graph's output is not where its paths end")
         name = re.sub(r"\W", "_", self.path.stem) or "imported"
         name = name if name[0].isalpha() else f"m_{name}"
+        from dlc.runtime.tools.onnx_blocks import with_blocks
+        blocks, body = with_blocks(self.lines[1:])  # groups that repeat, numbers aside: one block
         text = f"# imported from {self.path.name} ({self.model.producer_name or 'an unnamed producer'} " \
-               f"{self.model.producer_version}, opset {self.opset})\nmodel {name} {{\n" + \
-               "\n".join(f"    {line}" for line in self.lines) + "\n}\n"
+               f"{self.model.producer_version}, opset {self.opset})\n" + "".join(f"{b}\n" for b in blocks) + \
+               (f"\nmodel {name} {{\n" if blocks else f"model {name} {{\n") + \
+               "\n".join(f"    {line}" for line in self.lines[:1] + body) + "\n}\n"
         return Imported(text, self.layers)
 
     def _data(self, node) -> list[str]:

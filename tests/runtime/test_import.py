@@ -243,7 +243,11 @@ def test_a_resnet18_architecture_imports_with_its_stems_floor_mode_pool(tmp_path
     assert float(out.split("max abs difference ")[1].rstrip(")\n")) <= 1e-5
     lines = [line.strip() for line in (tmp_path / "run" / "spec.dl").read_text().splitlines()]
     assert "maxpool 3 stride=2 pad=1 floor" in lines
-    assert lines.count("residual {") == 5 and lines.count("parallel add {") == 3  # identity and projection shortcuts
+    # the repeated BasicBlocks, identity and projection, written once each as a block with its width
+    assert lines.count("residual {") == 1 and lines.count("parallel add {") == 1
+    assert [line for line in lines if line.startswith(("residual1 ", "parallel1 "))] == [
+        "residual1 c=16", "residual1 c=16", "parallel1 c=32", "residual1 c=32", "parallel1 c=64", "residual1 c=64",
+        "parallel1 c=128", "residual1 c=128"]
 
 
 def test_what_dlc_refuses_to_write_is_refused_naming_the_line_it_would_be(tmp_path, capsys):
@@ -254,3 +258,16 @@ def test_what_dlc_refuses_to_write_is_refused_naming_the_line_it_would_be(tmp_pa
     assert "seg.onnx: dlc cannot describe it: the model's output is an image 2x4x4" in err
     assert "(the line it reads as: conv 2 kernel=3); nothing written" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_groups_that_repeat_with_other_numbers_become_one_block_only_when_it_is_shorter():
+    from dlc.runtime.tools.onnx_blocks import with_blocks
+    group = ["residual {", "    conv C kernel=3 stride=S pad=1 relu", "    conv C kernel=3 pad=1", "} relu"]
+    lines = ["conv 8 kernel=3"] + [g.replace("C", str(c)).replace("S", str(s))
+                                   for c, s in ((8, 1), (8, 1), (16, 2)) for g in group]
+    blocks, body = with_blocks(lines)
+    assert blocks == ["block residual1(c, stride) {", "    residual {", "        conv c kernel=3 stride=stride pad=1 relu",
+                      "        conv c kernel=3 pad=1", "    } relu", "}"]
+    assert body == ["conv 8 kernel=3", "residual1 c=8 stride=1", "residual1 c=8 stride=1", "residual1 c=16 stride=2"]
+    two_lines = ["parallel add {", "    branch { conv 4 kernel=1 }", "}"]
+    assert with_blocks(two_lines * 2) == ([], two_lines * 2)  # a 3-line group twice: a block saves nothing
