@@ -27,7 +27,6 @@ from pathlib import Path
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.search_space import Dimension, dimensions, format_value, nominal_spec
 from dlc.compiler.spec import Spec, compile, portable_text
-from dlc.runtime import interrupts
 from dlc.runtime import run_folder as rf
 from dlc.runtime.data.splits import prepare
 from dlc.runtime.tools import search_workers as workers
@@ -199,7 +198,7 @@ def _search(spec, dims, keys, trials, fine, jobs, seed, out_dir, url, name, own_
     try:
         if jobs == 1:
             workers.init(splits, None)
-            with interrupts.remembered():  # (a Ctrl-C that landed in a database's clean-up is not lost)
+            with workers.stop_flag():  # Ctrl-C stops the trial at its epoch's end, never inside a database write
                 work(cfg, on_trial=lambda: _progress(bar, st, cfg))
         else:
             workers.run_pool(work_in_pool, cfg, splits, jobs, lambda: _progress(bar, st, cfg))

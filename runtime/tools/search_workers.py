@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from dlc.runtime import interrupts
-
 
 _SPLITS = None  # the splits every trial of this process trains on
 _LIMITS = None
@@ -23,11 +21,31 @@ def _stop_requested(signum, frame) -> None:
     _STOP = True
 
 
+@contextmanager
+def stop_flag():
+    """One search process (--jobs 1): within the block, Ctrl-C only sets the flag that check_stop() reads at
+    the trial's next epoch end and between trials -- as in a pool worker -- so it never lands inside a
+    database write (an interrupt raised inside SQLAlchemy's clean-up was swallowed, or left a write half
+    done and the search waiting). Off the main thread, or outside the block, Ctrl-C is as before."""
+    global _STOP
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _STOP = False
+    previous = signal.signal(signal.SIGINT, _stop_requested)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _STOP = False
+
+
 def check_stop() -> None:
     """KeyboardInterrupt once Ctrl-C reached this worker (or its parent's stop event is set)."""
     if _STOP or (_STOP_EVENT is not None and _STOP_EVENT.is_set()):
         raise KeyboardInterrupt
-    interrupts.check()  # one search process (--jobs 1): a Ctrl-C swallowed where it landed
 
 
 def init(splits, threads: int | None, pool_worker: bool = False, stop=None) -> None:
