@@ -75,10 +75,14 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
         for role, param in list(node.params.items()) + list(node.buffers.items()):
             p[role] = g.initializer(param.name, values[param.name].astype(np.float32))
         op = REGISTRY[node.op]
+        start = len(g.nodes)
         if op.arity is None:
             x = op.to_onnx(g, [env[i] for i in node.inputs], p, node.attrs, node.in_shapes)
         else:
             x = op.to_onnx(g, env[node.inputs[0]], p, node.attrs, node.in_shape)
+        emitted = g.nodes[start:]  # named after the IR node (Netron, onnxruntime's profiles, int8's report)
+        for j, n in enumerate(emitted):
+            n.name = node.name if j == len(emitted) - 1 else f"{node.name}/{j}_{n.op_type}"
         env[node.name] = x
     if x == INPUT:
         x = g.node("Identity", [x])

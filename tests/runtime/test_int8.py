@@ -67,6 +67,10 @@ def test_an_int8_model_that_loses_too_much_is_refused_with_the_layers_to_blame(c
     assert "Signal-to-quantization-noise per layer, worst first" in err
     assert err.count(",", err.index("left in float:"), err.index(". Signal")) == quantize.MAX_FALLBACKS - 1
     assert not (cnn_run / "bad.onnx").exists()
+    import dlc  # the layers are named as the spec's nodes (the exported graph's node names)
+    nodes = {n.name for n in dlc.compile(SMALL_CNN).graph.nodes}
+    blamed = [part.split(" ")[0] for part in err.split("worst first: ")[1].split("\n")[0].split("; ")]
+    assert blamed and set(blamed) <= nodes, blamed
 
 
 @pytest.mark.parametrize("args, message", [
