@@ -47,19 +47,6 @@ CLASSES = {"fcn_gunpoint": 2, "lstm_basic_motions": 4, "gru_basic_motions": 4, "
 VARIABLE = {"lstm_japanese_vowels": (7, 29)}  # series lengths drawn from this range, NaN after each
 
 
-class TorchGRU(torch.nn.Module):
-    """The GRU variant of specs/lstm_basic_motions.dl by hand."""
-
-    def __init__(self):
-        super().__init__()
-        self.gru = torch.nn.GRU(6, 32)
-        self.out = torch.nn.Linear(32, 4)
-
-    def forward(self, x):
-        _, h_n = self.gru(x.permute(2, 0, 1))
-        return self.out(h_n[0])
-
-
 class TorchPackedLSTM(torch.nn.Module):
     """specs/lstm_japanese_vowels.dl by hand: nn.LSTM over packed sequences (x with zeros after each series's
     steps, and the lengths), each series's last state into a linear layer."""
@@ -76,16 +63,18 @@ class TorchPackedLSTM(torch.nn.Module):
         return self.out(h_n[0])
 
 
-class TorchLSTM(torch.nn.Module):
-    """specs/lstm_basic_motions.dl by hand: nn.LSTM over (L, N, C), its last step into a linear layer."""
+class TorchRecurrent(torch.nn.Module):
+    """specs/lstm_basic_motions.dl by hand (and its GRU variant): torch.nn.LSTM or GRU over (L, N, C), its
+    last step into a linear layer."""
 
-    def __init__(self):
+    def __init__(self, kind: str = "LSTM"):
         super().__init__()
-        self.lstm = torch.nn.LSTM(6, 32)
+        self.rnn = getattr(torch.nn, kind)(6, 32)
         self.out = torch.nn.Linear(32, 4)
 
     def forward(self, x):
-        _, (h_n, _) = self.lstm(x.permute(2, 0, 1))
+        _, state = self.rnn(x.permute(2, 0, 1))
+        h_n = state[0] if isinstance(state, tuple) else state  # an LSTM's (h_n, c_n), a GRU's h_n
         return self.out(h_n[0])
 
 
@@ -123,8 +112,8 @@ def main(runs: int = 5, steps: int = 30) -> None:
         engine = TorchEngine(spec, {k: v.copy() for k, v in values.items()}, device=torch.device("cpu"))
         numpy_engine = NumpyEngine(spec, {k: v.copy() for k, v in values.items()})
         torch.manual_seed(0)
-        net = {"resnet_digits": torch_resnet, "fcn_gunpoint": torch_fcn, "lstm_basic_motions": TorchLSTM,
-               "gru_basic_motions": TorchGRU, "lstm_japanese_vowels": lambda: TorchPackedLSTM(lengths)}.get(
+        net = {"resnet_digits": torch_resnet, "fcn_gunpoint": torch_fcn, "lstm_basic_motions": TorchRecurrent,
+               "gru_basic_motions": lambda: TorchRecurrent("GRU"), "lstm_japanese_vowels": lambda: TorchPackedLSTM(lengths)}.get(
                    name, lambda: torch_net(name))()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()

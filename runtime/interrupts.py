@@ -20,20 +20,32 @@ def _interrupt(signum, frame) -> None:
 
 
 @contextmanager
-def remembered():
-    """Within the block, SIGINT raises KeyboardInterrupt and is remembered for `check()`. A no-op off the
-    main thread, and where someone else already handles SIGINT (an outer block, a pool worker's flag)."""
-    global _pending
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+def sigint_handled_by(handler):
+    """SIGINT handled by `handler` (a function, or signal.SIG_IGN) within the block, the previous handler
+    back after it. Only the main thread may set one: elsewhere the block runs with SIGINT as it is."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _pending = False
-    previous = signal.signal(signal.SIGINT, _interrupt)
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def remembered():
+    """Within the block, SIGINT raises KeyboardInterrupt and is remembered for `check()`. A no-op off the
+    main thread, and where someone else already handles SIGINT (an outer block, a pool worker's flag)."""
+    global _pending
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    _pending = False
+    try:
+        with sigint_handled_by(_interrupt):
+            yield
+    finally:
         _pending = False
 
 

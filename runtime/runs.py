@@ -8,7 +8,7 @@ from dlc.compiler.diagnostics import Diagnostic, DLError, Source
 from dlc.compiler.spec import compile_file
 from dlc.runtime.data import record as data_record
 from dlc.runtime import run_folder as rf
-from dlc.runtime.data.splits import Preprocess
+from dlc.runtime.data.splits import Preprocess, znorm_of
 from dlc.runtime.weights import WeightsMismatch, check_weights
 from dlc.runtime.inference import Model
 
@@ -60,8 +60,7 @@ def read_preprocess(run_dir: Path, spec) -> tuple[Preprocess, list[str]]:
         raise DLError(Diagnostic("error", f"{pre_path} is damaged: expected arrays mul and add of shape "
                                           f"{'x'.join(map(str, shape))} and a list of class names",
                                  hint="train the run again"))
-    data = spec.settings.get("data")
-    pre = Preprocess(arrays["mul"], arrays["add"], bool(data is not None and data.get("znorm")))  # (the spec says znorm)
+    pre = Preprocess(arrays["mul"], arrays["add"], znorm_of(spec))  # (the spec says znorm)
     if names is None:  # a run written before the class names were kept here
         return pre, listed
     classes = [str(c) for c in names]

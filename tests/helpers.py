@@ -47,3 +47,49 @@ def npz_with_header(path, arrays, claims):
             np.lib.format.write_array_header_1_0(header, {"descr": a.dtype.str, "fortran_order": False,
                                                           "shape": claims.get(k, a.shape)})
             z.writestr(f"{k}.npy", header.getvalue() + a.tobytes())
+
+
+def stopped_and_resumed(text: str, folder, engine: str, monkeypatch, stop_at_step: int):
+    """`text` trained on `engine` twice: uninterrupted (folder/full), and with Ctrl-C at its `stop_at_step`-th
+    step (folder/run) then resumed. (the full run, the stopped one, the resumed one, the two weights.npz)."""
+    import pytest
+
+    import dlc
+    from dlc.runtime import run_folder as rf
+    from dlc.runtime.trainer import train
+    if engine == "torch":
+        pytest.importorskip("torch")
+        from dlc.runtime.torch_engine.engine import TorchEngine as engine_class
+    else:
+        from dlc.runtime.numpy_engine.engine import NumpyEngine as engine_class
+    full = train(dlc.compile(text), out=folder / "full", progress=False)
+    real, calls = engine_class.step, {"n": 0}
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == stop_at_step:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(engine_class, "step", interrupted)
+        part = train(dlc.compile(text), out=folder / "run", progress=False)
+    resumed = train(dlc.compile(text), out=folder / "run", resume=True, progress=False)
+    return (full, part, resumed, rf.load_npz(folder / "run" / "weights.npz"),
+            rf.load_npz(folder / "full" / "weights.npz"))
+
+
+def assert_finite_differences(loss, grads: dict, values: dict, rng, picks: int = 6, eps: float = 1e-6) -> None:
+    """Each gradient in `grads` against central differences of `loss()` at `picks` random entries of its
+    parameter in `values` (changed in place and put back): within 1e-6 relative (float64)."""
+    for name, g in grads.items():
+        flat = values[name].reshape(-1)
+        for i in rng.choice(flat.size, size=min(flat.size, picks), replace=False):
+            old = flat[i]
+            flat[i] = old + eps
+            up = loss()
+            flat[i] = old - eps
+            down = loss()
+            flat[i] = old
+            numeric = (up - down) / (2 * eps)
+            assert abs(numeric - g.reshape(-1)[i]) <= 1e-6 * max(1.0, abs(numeric)), (name, i, numeric, g.reshape(-1)[i])

@@ -21,6 +21,15 @@ def lengths(x: np.ndarray) -> np.ndarray:
     return x.shape[2] - np.isnan(x[:, 0, :]).sum(axis=1)
 
 
+def by_length(x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """A padded batch as one part per length: (which rows, those series at their own length), shortest
+    first; None for a batch whose series all have every step (what a model with a fixed time axis takes)."""
+    if x.ndim != 3 or not x.size or not np.isnan(x[:, 0, -1]).any():  # a shorter series is NaN at the last step
+        return None
+    steps = lengths(x)
+    return [(steps == n, x[steps == n, :, :n]) for n in np.unique(steps)]
+
+
 def is_padded(x: np.ndarray) -> bool:
     """Whether x's NaNs (if any) are only padding: per series, the same steps of every channel, all after
     its last step, and at least one step left. No inf anywhere."""

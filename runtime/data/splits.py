@@ -82,6 +82,12 @@ class Preprocess:
         return cls(mul.astype(np.float32), add.astype(np.float32))
 
 
+def znorm_of(spec: Spec) -> bool:
+    """Whether the spec's data line says znorm (the run folder and an exported graph keep the map, not this)."""
+    data = spec.settings.get("data")
+    return bool(data is not None and data.get("znorm"))
+
+
 def znormalize(x: np.ndarray) -> np.ndarray:
     """Each series (N, C, L) to mean 0 and std 1 per channel over its own steps (NaN padding left out and
     kept); a constant channel is only centred. In float64, returned as float32."""

@@ -148,8 +148,8 @@ def _onnx_model(path: Path):
     """An .onnx file dlc exported (float or --int8) as the model eval scores: its spec, classes and
     preprocessing from the file, its outputs from onnxruntime."""
     from dlc.runtime.inference import Model
-    from dlc.runtime.data.splits import Preprocess
     from dlc.runtime.tools import onnx_import
+    from dlc.runtime.tools.import_run import imported_preprocess
     from dlc.runtime.tools.onnx_runner import OnnxModel
 
     imported = onnx_import.read(path)
@@ -168,12 +168,5 @@ def _onnx_model(path: Path):
             # a fused softmax's logits: log-probabilities give the same softmax and cross-entropy
             return np.log(np.maximum(out, np.finfo(np.float32).tiny)) if self.fused else out
 
-    from dlc.compiler.spec import compile as compile_spec
-    spec = compile_spec(imported.spec_text, f"{path}:spec", lint=False)
-    shape = tuple(spec.graph.input_shape)
-    pre = Preprocess.identity(shape)
-    if imported.mul is not None and imported.add is not None:
-        pre = Preprocess(np.broadcast_to(imported.mul, shape).astype(np.float32).copy(),
-                         np.broadcast_to(imported.add, shape).astype(np.float32).copy())
-    pre.per_series = bool(spec.settings.get("data") is not None and spec.settings["data"].get("znorm"))
-    return OnnxBacked(spec, {}, pre, imported.classes)
+    spec = imported.spec
+    return OnnxBacked(spec, {}, imported_preprocess(imported, spec), imported.classes)

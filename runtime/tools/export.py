@@ -34,13 +34,23 @@ class ExportReport:
     real: bool = True  # compared on the run's own data (else on standard-normal inputs: the spec has none)
 
 
+def has_data(spec) -> bool:
+    """Whether the spec names its data (a run dlc import wrote from a foreign model has no data line)."""
+    data = spec.settings.get("data")
+    return data is not None and data.written
+
+
+def noise_inputs(spec, n: int) -> np.ndarray:
+    """n seeded standard-normal inputs of the model's input shape: what a model is compared on without data."""
+    return np.random.default_rng(0).normal(0, 1, (n,) + tuple(spec.graph.input_shape)).astype(np.float32)
+
+
 def real_inputs(model: Model, n: int = 256) -> np.ndarray:
     """Raw inputs from the run's own data (test split first), as a deployed model would receive them; a run
-    whose spec has no data line (one dlc import wrote from a foreign model): seeded standard-normal inputs."""
+    whose spec has no data line: seeded standard-normal inputs."""
     from dlc.runtime.data.splits import prepare
-    data = model.spec.settings.get("data")
-    if data is None or not data.written:
-        return np.random.default_rng(0).normal(0, 1, (n,) + tuple(model.spec.graph.input_shape)).astype(np.float32)
+    if not has_data(model.spec):
+        return noise_inputs(model.spec, n)
     splits = prepare(model.spec)
     x = np.concatenate([splits.x_test[:n], splits.x_val[:n], splits.x_train[:n]])[:n]  # (a lazy split: n rows)
     return splits.preprocess.invert(x)
@@ -84,5 +94,4 @@ def export_run(run_dir: str | Path, out: str | Path, keep_bn: bool = False, samp
     rf.atomic_write_bytes(Path(out), data)
     folded = 0 if keep_bn else sum(1 for n in model.spec.graph.nodes if n.op == "batchnorm") - \
         sum(1 for n in onnx_model.graph.node if n.op_type == "BatchNormalization")
-    real = model.spec.settings.get("data") is not None and model.spec.settings["data"].written
-    return ExportReport(Path(out), diff, len(x), folded, len(onnx_model.graph.node), len(data), real)
+    return ExportReport(Path(out), diff, len(x), folded, len(onnx_model.graph.node), len(data), has_data(model.spec))

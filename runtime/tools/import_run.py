@@ -31,7 +31,6 @@ class ImportReport:
 
 def import_model(src, out, samples: int = 64, overwrite: bool = False) -> ImportReport:
     from dlc.compiler.spec import compile as compile_spec
-    from dlc.runtime.data.splits import Preprocess
     from dlc.runtime.inference import Model
     from dlc.runtime.tools.onnx_runner import OnnxModel
     from dlc.runtime.weights import WeightsMismatch, check_weights
@@ -44,7 +43,7 @@ def import_model(src, out, samples: int = 64, overwrite: bool = False) -> Import
         raise DLError(Diagnostic("error", f"no such ONNX file: {src}", hint="give the path of a .onnx file"))
     imported = onnx_import.read(src)
     try:
-        spec = compile_spec(imported.spec_text, str(out / rf.SPEC), lint=False)
+        spec = compile_spec(imported.spec_text, str(out / rf.SPEC), lint=False)  # (data paths as the run reads them)
     except DLError as e:  # what the file computes, dlc refuses to write (e.g. a pool window that drops a row)
         first = e.diagnostics[0]
         line = imported.spec_text.splitlines()[first.span.line - 1].strip() if first.span else ""
@@ -57,13 +56,7 @@ def import_model(src, out, samples: int = 64, overwrite: bool = False) -> Import
     except WeightsMismatch as e:
         raise DLError(Diagnostic("error", f"{src}: its weights do not fit the spec read from it: {e}",
                                  hint="report this as a bug")) from None
-    shape = tuple(spec.graph.input_shape)
-    pre = Preprocess.identity(shape)
-    if imported.mul is not None and imported.add is not None:
-        pre = Preprocess(np.broadcast_to(imported.mul, shape).astype(np.float32).copy(),
-                         np.broadcast_to(imported.add, shape).astype(np.float32).copy())
-    data = spec.settings.get("data")
-    pre.per_series = bool(data is not None and data.get("znorm"))  # (the spec says znorm; the graph does it)
+    pre = imported_preprocess(imported, spec)
     model = Model(spec, values, pre, imported.classes)
     x, inputs = _inputs(spec, samples)
     source = OnnxModel.load(src).run(x)
@@ -88,9 +81,23 @@ def import_model(src, out, samples: int = 64, overwrite: bool = False) -> Import
     return ImportReport(out, imported.own, len(spec.graph.layers) - 1, params, len(x), diff, inputs)
 
 
+def imported_preprocess(imported, spec):
+    """The input map an ONNX file holds (dlc's `preprocess.*` initializers, per channel for a variable time
+    axis) at the spec's input shape, with the spec's znorm; the identity when it holds none."""
+    from dlc.runtime.data.splits import Preprocess, znorm_of
+    shape = tuple(spec.graph.input_shape)
+    pre = Preprocess.identity(shape)
+    if imported.mul is not None and imported.add is not None:
+        pre = Preprocess(np.broadcast_to(imported.mul, shape).astype(np.float32).copy(),
+                         np.broadcast_to(imported.add, shape).astype(np.float32).copy())
+    pre.per_series = znorm_of(spec)  # (the graph does it; the spec says so)
+    return pre
+
+
 def _inputs(spec, samples: int) -> tuple[np.ndarray, str]:
     """Raw inputs to compare the two models on: the spec's own data when it can be read, else seeded noise."""
-    if spec.settings.get("data") is not None and spec.settings["data"].written:
+    from dlc.runtime.tools.export import has_data, noise_inputs
+    if has_data(spec):
         try:
             from dlc.runtime.data.splits import prepare
             splits = prepare(spec)
@@ -98,9 +105,7 @@ def _inputs(spec, samples: int) -> tuple[np.ndarray, str]:
             return x, f"{len(x)} real inputs"
         except DLError:
             pass  # the data is not here (a file beside the original spec): noise below
-    rng = np.random.default_rng(0)
-    return rng.normal(0, 1, (samples,) + tuple(spec.graph.input_shape)).astype(np.float32), \
-        f"{samples} standard-normal inputs"
+    return noise_inputs(spec, samples), f"{samples} standard-normal inputs"
 
 
 def _readable(text: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ class Imported:
     add: np.ndarray | None = None
     classes: list[str] = field(default_factory=list)
     own: bool = False  # written by dlc export
+    spec: Any = None  # dlc's own export: its spec, compiled (a foreign graph's text is compiled by the caller)
 
 
 def _refuse(path: Path, message: str, hint: str | None = None) -> DLError:
@@ -85,7 +87,8 @@ def _own(path: Path, model, meta: dict, inits: dict) -> Imported:
             weights[node.buffers["running_var"].name] = np.full(c, 1 - eps, np.float32)
     classes = json.loads(meta.get("classes", "[]"))
     mul, add = inits.get("preprocess.mul"), inits.get("preprocess.add")
-    return Imported(meta["spec"], [], weights, mul, add, classes if isinstance(classes, list) else [], own=True)
+    return Imported(meta["spec"], [], weights, mul, add, classes if isinstance(classes, list) else [], own=True,
+                    spec=spec)
 
 
 class _Chain:
@@ -131,7 +134,7 @@ class _Chain:
                 self.consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
             else:
                 nodes.append(node)
-        self.order = {id(n): k for k, n in enumerate(nodes)}
+        self.nodes = nodes  # in topological order (as ONNX stores them)
         self.users: dict[str, list] = {}
         for node in nodes:
             for i in self._data(node):
@@ -183,7 +186,7 @@ class _Chain:
         """A fork: `residual { ... }` when one path is the input itself, else `parallel add|concat` with a
         branch per path, closed at the first node every path reaches (their merge)."""
         common = set.intersection(*(self._reach(u) for u in users))
-        merge = min((n for n in self.users_all() if id(n) in common), key=lambda n: self.order[id(n)])
+        merge = next(n for n in self.nodes if id(n) in common)  # the first node every path reaches
         ins = self._data(merge)
         if merge.op_type not in ("Add", "Concat"):
             raise self._unsupported(merge, "paths that merge other than by one Add or Concat of every path")
@@ -228,9 +231,6 @@ class _Chain:
             raise self._unsupported(node, "a merge inside a branch that is not its own group")
         self._node(node)
         return self._walk(node.output[0], merge)
-
-    def users_all(self):
-        return [n for users in self.users.values() for n in users]
 
     def _unsupported(self, node, why: str = "") -> DLError:
         name = node.name or node.output[0]

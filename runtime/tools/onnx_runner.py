@@ -25,18 +25,18 @@ class OnnxModel:
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The model's outputs for x. Series of different lengths (NaN after each one's steps) go through
         as one batch per length, each at its own length, the outputs back in x's order."""
+        from dlc.runtime.data.series import by_length
         names = [o.name for o in self.session.get_outputs()]
-        if x.ndim == 3 and x.size and np.isnan(x[:, 0, -1]).any():
-            from dlc.runtime.data.series import lengths
-            steps = lengths(x)
-            parts = {int(n): self._run(names, x[steps == n, :, :n]) for n in np.unique(steps)}
-            outs = [np.empty((len(x),) + parts[int(steps[0])][k].shape[1:], parts[int(steps[0])][k].dtype)
-                    for k in range(len(names))]
-            for n, part in parts.items():
-                for out, value in zip(outs, part):
-                    out[steps == n] = value
-            return dict(zip(names, outs))
-        return dict(zip(names, self._run(names, x)))
+        parts = by_length(x)
+        if parts is None:
+            return dict(zip(names, self._run(names, x)))
+        outs: list = [None] * len(names)
+        for rows, part in parts:
+            for k, value in enumerate(self._run(names, part)):
+                if outs[k] is None:
+                    outs[k] = np.empty((len(x),) + value.shape[1:], value.dtype)
+                outs[k][rows] = value
+        return dict(zip(names, outs))
 
     def _run(self, names, x):
         name = self.session.get_inputs()[0].name  # "input" in dlc's models; whatever a foreign one calls it

@@ -63,12 +63,9 @@ class _Batches:
     series of different lengths (the exported model takes one length per batch)."""
 
     def __init__(self, x: np.ndarray):
-        from dlc.runtime.data.series import lengths
-        if x.ndim == 3 and np.isnan(x).any():
-            steps = lengths(x)
-            parts = [x[steps == n, :, :n] for n in np.unique(steps)]
-        else:
-            parts = [x[i:i + 32] for i in range(0, len(x), 32)]
+        from dlc.runtime.data.series import by_length
+        lengths = by_length(x)
+        parts = [x[i:i + 32] for i in range(0, len(x), 32)] if lengths is None else [part for _, part in lengths]
         self._feeds = iter([{"input": np.ascontiguousarray(p, np.float32)} for p in parts])
 
     def get_next(self):
@@ -103,15 +100,18 @@ def quantize_run(run_dir, out, calibration: str = "minmax", samples: int = 256, 
     task = model.spec.task
     with tempfile.TemporaryDirectory(prefix="dlc-int8-") as tmp:
         float_path, prepared = Path(tmp) / "float.onnx", Path(tmp) / "prepared.onnx"
-        float_path.write_bytes(float_model.SerializeToString())
+        float_bytes = float_model.SerializeToString()
+        float_path.write_bytes(float_bytes)
         _pre_process(float_path, prepared)
-        fp = OnnxModel.load(float_path).run(x_test)["output"]
+        float_session = OnnxModel.load(float_path)
+        fp = float_session.run(x_test)["output"]
         float_score = _score(task, fp, y_test)
         left: list[str] = []
         while True:
             int8_path = Path(tmp) / f"int8-{len(left)}.onnx"
             _quantize(prepared, int8_path, reader(calib), calibration, left)
-            q = OnnxModel.load(int8_path).run(x_test)["output"]
+            int8_session = OnnxModel.load(int8_path)
+            q = int8_session.run(x_test)["output"]
             int8_score = _score(task, q, y_test)
             drop = (float_score - int8_score) if task == "classification" else \
                 (int8_score - float_score) / max(float_score, 1e-12)
@@ -123,11 +123,12 @@ def quantize_run(run_dir, out, calibration: str = "minmax", samples: int = 256, 
                 raise _refusal(task, float_score, int8_score, max_drop, errors, left)
             left.append(worst)
         data = int8_path.read_bytes()
-        latency = {f"batch {b}": (_latency(float_path, x_test, b), _latency(int8_path, x_test, b)) for b in (1, 64)}
+        latency = {f"batch {b}": (_latency(float_session, x_test, b), _latency(int8_session, x_test, b))
+                   for b in (1, 64)}
     rf.atomic_write_bytes(Path(out), data)
     agreement = float(np.mean(fp.argmax(1) == q.argmax(1))) if task == "classification" else 1.0
     return Int8Report(Path(out), task, float_score, int8_score, agreement, float(np.max(np.abs(fp - q))),
-                      len(float_model.SerializeToString()), len(data), latency, len(x_test), calibration, left)
+                      len(float_bytes), len(data), latency, len(x_test), calibration, left)
 
 
 def _pre_process(src: Path, dst: Path) -> None:
@@ -141,8 +142,8 @@ def _pre_process(src: Path, dst: Path) -> None:
 def _quantize(src: Path, dst: Path, reader, calibration: str, left: list[str]) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    graph = onnx.load(str(src)).graph
-    keep = [n.name for n in graph.node if n.op_type in KEEP_FLOAT or n.name.startswith("preprocess")] + left
+    source = onnx.load(str(src))
+    keep = [n.name for n in source.graph.node if n.op_type in KEEP_FLOAT or n.name.startswith("preprocess")] + left
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[calibration]
     with contextlib.redirect_stdout(io.StringIO()):  # (its entropy and percentile calibrators print progress)
@@ -150,7 +151,6 @@ def _quantize(src: Path, dst: Path, reader, calibration: str, left: list[str]) -
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep,
                         calibrate_method=method)
     model = onnx.load(str(dst))  # the float model's metadata (spec, classes, task) goes with the int8 one
-    source = onnx.load(str(src))
     del model.metadata_props[:]
     for p in source.metadata_props:
         model.metadata_props.add(key=p.key, value=p.value)
@@ -194,9 +194,8 @@ def _score(task: str, out: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.abs(out - np.asarray(y).reshape(out.shape))))
 
 
-def _latency(path: Path, x: np.ndarray, batch: int, repeats: int = 5) -> float:
+def _latency(model: OnnxModel, x: np.ndarray, batch: int, repeats: int = 5) -> float:
     """Median ms per sample over `repeats` runs of one batch (threads: onnxruntime's default)."""
-    model = OnnxModel.load(path)
     xb = x[:batch] if len(x) >= batch else np.concatenate([x] * (batch // max(len(x), 1) + 1))[:batch]
     model.run(xb)  # warm-up
     times = []

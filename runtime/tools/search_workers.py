@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+from dlc.runtime.interrupts import sigint_handled_by
+
 
 _SPLITS = None  # the splits every trial of this process trains on
 _LIMITS = None
@@ -28,17 +30,11 @@ def stop_flag():
     database write (an interrupt raised inside SQLAlchemy's clean-up was swallowed, or left a write half
     done and the search waiting). Off the main thread, or outside the block, Ctrl-C is as before."""
     global _STOP
-    import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     _STOP = False
-    previous = signal.signal(signal.SIGINT, _stop_requested)
     try:
-        yield
+        with sigint_handled_by(_stop_requested):
+            yield
     finally:
-        signal.signal(signal.SIGINT, previous)
         _STOP = False
 
 
@@ -103,15 +99,8 @@ def _sigint_ignored():
     mid-import with a traceback; each worker takes Ctrl-C from its initializer on, and the stop event tells
     it of one it missed -- and while the pool shuts down."""
     import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread():
+    with sigint_handled_by(signal.SIG_IGN):
         yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _shut_down(pool) -> None:

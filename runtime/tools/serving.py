@@ -7,19 +7,19 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 
 def serving_cost(spec) -> dict:
     from onnxruntime.quantization import CalibrationDataReader
     from dlc.compiler.losses import LOSSES
     from dlc.compiler.onnx_export import graph_to_onnx
+    from dlc.runtime.tools.export import noise_inputs
+    from dlc.runtime.tools.onnx_runner import OnnxModel
     from dlc.runtime.tools.quantize import _Batches, _latency, _pre_process, _quantize
     from dlc.runtime.weights import init_params
 
     values = init_params(spec.graph, spec["train"]["seed"])
     model = graph_to_onnx(spec.graph, values, label=LOSSES[spec.loss].labels == "index")
-    x = np.random.default_rng(0).normal(0, 1, (64,) + tuple(spec.graph.input_shape)).astype(np.float32)
+    x = noise_inputs(spec, 64)
     reader = type("Reader", (_Batches, CalibrationDataReader), {})
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="dlc-serving-") as tmp:
@@ -28,8 +28,9 @@ def serving_cost(spec) -> dict:
         _pre_process(float_path, prepared)
         _quantize(prepared, int8_path, reader(x), "minmax", [])
         for kind, path in (("float", float_path), ("int8", int8_path)):
-            out[kind] = {"bytes": path.stat().st_size, "ms_batch_1": _latency(path, x, 1),
-                         "ms_batch_64": _latency(path, x, 64)}
+            session = OnnxModel.load(path)
+            out[kind] = {"bytes": path.stat().st_size, "ms_batch_1": _latency(session, x, 1),
+                         "ms_batch_64": _latency(session, x, 64)}
     return out
 
 

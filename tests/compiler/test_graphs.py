@@ -12,6 +12,7 @@ from dlc.compiler.onnx_export import graph_to_onnx
 from dlc.compiler.spec import compile
 from dlc.runtime.numpy_engine.network import Network, init_params
 from dlc.runtime.tools.onnx_runner import OnnxModel
+from helpers import assert_finite_differences
 
 GRAPH = """
 block unit(c, stride=1, shortcut=identity) {
@@ -90,20 +91,7 @@ def test_whole_graph_gradient_matches_finite_differences(training):
     for k, v in saved.items():
         values[k][...] = v
     assert set(grads) == {p.name for p in spec.graph.params()}
-    eps = 1e-6
-    for name, g in grads.items():
-        arr = values[name]
-        flat = arr.reshape(-1)
-        picks = rng.choice(flat.size, size=min(flat.size, 6), replace=False)
-        for i in picks:
-            old = flat[i]
-            flat[i] = old + eps
-            up = loss()
-            flat[i] = old - eps
-            down = loss()
-            flat[i] = old
-            numeric = (up - down) / (2 * eps)
-            assert abs(numeric - g.reshape(-1)[i]) <= 1e-6 * max(1.0, abs(numeric)), (name, i, numeric, g.reshape(-1)[i])
+    assert_finite_differences(loss, grads, values, rng)
 
 
 @pytest.mark.parametrize("keep_bn", [True, False], ids=["bn-kept", "bn-folded"])

@@ -77,33 +77,14 @@ def test_a_recurrent_layer_learns_sequences_and_exports_verified(waves, engine, 
 def test_a_recurrent_run_stopped_mid_epoch_resumes_bit_identically(waves, engine, monkeypatch):
     """Ctrl-C in the middle of the third epoch, then --resume: the same history and weights, bit for bit,
     as the run that was never stopped."""
-    if engine == "torch":
-        pytest.importorskip("torch")
-        from dlc.runtime.torch_engine.engine import TorchEngine as engine_class
-    else:
-        from dlc.runtime.numpy_engine.engine import NumpyEngine as engine_class
-    import dlc
-    from dlc.runtime import run_folder as rf
-    from dlc.runtime.trainer import train
+    from helpers import stopped_and_resumed
     text = (f"model waves_gru {{\n input 2x24\n gru 8 sequences\n lstm 8 bidirectional\n dense 3 softmax\n}}\n"
             f'data "{waves / "waves.npz"}" standardize\noptimizer adam lr=1e-2 clip_norm=1\n'
             f"train epochs=4 batch=32 seed=0 engine={engine}\n")
-    full = train(dlc.compile(text), out=waves / "full", progress=False)
-    real, calls = engine_class.step, {"n": 0}
-
-    def interrupted(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 14:  # 6 steps per epoch (173 training series, batch 32): mid third epoch
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(engine_class, "step", interrupted)
-        part = train(dlc.compile(text), out=waves / "run", progress=False)
+    # 6 steps per epoch (173 training series, batch 32): Ctrl-C at step 14, mid third epoch
+    full, part, resumed, a, b = stopped_and_resumed(text, waves, engine, monkeypatch, 14)
     assert part.interrupted and len(part.history) == 2
-    resumed = train(dlc.compile(text), out=waves / "run", resume=True, progress=False)
     assert [(r["loss"], r["val_loss"]) for r in resumed.history] == [(r["loss"], r["val_loss"]) for r in full.history]
-    a, b = rf.load_npz(waves / "run" / "weights.npz"), rf.load_npz(waves / "full" / "weights.npz")
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 

@@ -144,30 +144,12 @@ def test_japanese_vowels_lstm_on_both_engines_within_a_point_and_its_onnx_labels
 
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
 def test_a_variable_length_run_stopped_mid_epoch_resumes_bit_identically(chirps, engine, monkeypatch):
-    if engine == "torch":
-        pytest.importorskip("torch")
-        from dlc.runtime.torch_engine.engine import TorchEngine as engine_class
-    else:
-        from dlc.runtime.numpy_engine.engine import NumpyEngine as engine_class
-    from dlc.runtime import run_folder as rf
-    from dlc.runtime.trainer import train
+    from helpers import stopped_and_resumed
     text = CHIRPS.format(steps=20).replace('"chirps.npz"', f'"{chirps / "chirps.npz"}"').replace(
         "epochs=15", f"epochs=3 engine={engine}")
-    full = train(dlc.compile(text), out=chirps / "full", progress=False)
-    real, calls = engine_class.step, {"n": 0}
-
-    def interrupted(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 12:  # 8 steps an epoch (batches of 16): in the second epoch
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(engine_class, "step", interrupted)
-        part = train(dlc.compile(text), out=chirps / "run", progress=False)
+    # 8 steps an epoch (batches of 16): Ctrl-C at step 12, in the second epoch
+    full, part, resumed, a, b = stopped_and_resumed(text, chirps, engine, monkeypatch, 12)
     assert part.interrupted and len(part.history) == 1
-    resumed = train(dlc.compile(text), out=chirps / "run", resume=True, progress=False)
-    a, b = rf.load_npz(chirps / "run" / "weights.npz"), rf.load_npz(chirps / "full" / "weights.npz")
     assert [(r["loss"], r["val_loss"]) for r in resumed.history] == [(r["loss"], r["val_loss"]) for r in full.history]
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
 

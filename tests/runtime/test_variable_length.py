@@ -9,6 +9,7 @@ import pytest
 import dlc
 from dlc.runtime.numpy_engine.network import Network
 from dlc.runtime.weights import init_params
+from helpers import assert_finite_differences
 
 # each body with the lengths of its series: the pool's input ceil(l / 2) is even, so each series alone
 # (the reference, a fixed length) is tiled by its window; the other ops take a series of one step
@@ -27,6 +28,13 @@ def _spec(body: str, steps: str) -> dlc.Spec:
     return dlc.compile(f"model m {{\ninput 3x{steps}\n{body}\n}}\n", "m.dl")
 
 
+def _variable(name: str):
+    """(the body's series lengths, its spec over the longest, variable, its float64 initial values)."""
+    body, lengths = BODIES[name]
+    spec = _spec(body, f"{max(lengths)} variable")
+    return lengths, spec, init_params(spec.graph, 0, dtype=np.float64)
+
+
 def _padded(series: list[np.ndarray]) -> np.ndarray:
     x = np.full((len(series), 3, max(s.shape[1] for s in series)), np.nan)
     for k, s in enumerate(series):
@@ -37,25 +45,21 @@ def _padded(series: list[np.ndarray]) -> np.ndarray:
 @pytest.mark.parametrize("name", BODIES)
 def test_a_padded_batch_gives_each_series_what_it_gives_alone(name):
     rng = np.random.default_rng(0)
-    body, lengths = BODIES[name]
-    spec = _spec(body, f"{max(lengths)} variable")
-    values = init_params(spec.graph, 0, dtype=np.float64)
+    lengths, spec, values = _variable(name)
     for key, v in values.items():  # running statistics that are not the identity
         if key.endswith("running_mean"):
             v[...] = rng.normal(0, 0.3, v.shape)
     series = [rng.normal(0, 1, (3, n)) for n in lengths]
     batch = Network(spec.graph, values).forward(_padded(series))
     for k, s in enumerate(series):
-        alone = Network(_spec(body, str(s.shape[1])).graph, values).forward(s[None])
+        alone = Network(_spec(BODIES[name][0], str(s.shape[1])).graph, values).forward(s[None])
         np.testing.assert_allclose(batch[k], alone[0], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", BODIES)
 def test_gradients_through_the_masks_match_finite_differences(name):
     rng = np.random.default_rng(1)
-    body, lengths = BODIES[name]
-    spec = _spec(body, f"{max(lengths)} variable")
-    values = init_params(spec.graph, 0, dtype=np.float64)
+    lengths, spec, values = _variable(name)
     net = Network(spec.graph, values)
     x = _padded([rng.normal(0, 1, (3, n)) for n in lengths])
     weights = rng.normal(0, 1, (len(lengths), 3))
@@ -65,17 +69,7 @@ def test_gradients_through_the_masks_match_finite_differences(name):
 
     net.forward(x, training=True)
     grads = net.backward(weights)
-    eps = 1e-6
-    for key, g in grads.items():
-        v = values[key]
-        for idx in map(tuple, rng.integers(0, v.shape, (3, v.ndim))):
-            old = v[idx]
-            v[idx] = old + eps
-            up = loss()
-            v[idx] = old - eps
-            down = loss()
-            v[idx] = old
-            assert abs((up - down) / (2 * eps) - g[idx]) <= 1e-6 * max(1.0, abs(g[idx])), (key, idx)
+    assert_finite_differences(loss, grads, values, rng)
 
 
 def test_the_valid_steps_of_each_value_follow_its_ops_shape_rule():

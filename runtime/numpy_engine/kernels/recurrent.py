@@ -44,6 +44,12 @@ def _lstm_forward(xs, w, r_w, b, h_units, ms=None):
     return np.stack(hs[1:]), (xs, hs, cs, gates, tanh_cs, ms)
 
 
+def _split(grad, m):
+    """A state's gradient at a step of a variable-length batch: (the part through this step's update, the
+    part a kept state passes to the step before, untouched, or None without a mask)."""
+    return (grad, None) if m is None else (grad * m, grad * ~m)
+
+
 def _lstm_backward(dhs, cache, w, r_w):
     """dhs (L, N, H): the loss's gradient at every step's h -> dxs (L, N, C), {weight, recurrent, bias}."""
     xs, hs, cs, gates, tanh_cs, ms = cache
@@ -53,10 +59,9 @@ def _lstm_backward(dhs, cache, w, r_w):
     dr = np.zeros_like(r_w)
     for t in reversed(range(xs.shape[0])):
         i, f, g, o = gates[t]
-        dh = dh_next + dhs[t]
-        dc_kept = dc_next
-        if ms is not None:  # a kept state passes its gradient on to the step before, untouched
-            dh_kept, dh, dc_kept, dc_next = dh * ~ms[t], dh * ms[t], dc_next * ~ms[t], dc_next * ms[t]
+        m = None if ms is None else ms[t]
+        dh, dh_kept = _split(dh_next + dhs[t], m)
+        dc_next, dc_kept = _split(dc_next, m)
         tanh_c = tanh_cs[t]
         dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
         dz = np.concatenate([dc * g * i * (1 - i), dc * cs[t] * f * (1 - f), dc * i * (1 - g * g),
@@ -65,7 +70,7 @@ def _lstm_backward(dhs, cache, w, r_w):
         dr += dz.T @ hs[t]
         dh_next = dz @ r_w
         dc_next = dc * f
-        if ms is not None:
+        if m is not None:
             dh_next += dh_kept
             dc_next += dc_kept
     grads = {"weight": np.einsum("lnk,lnc->kc", dz_all, xs), "recurrent": dr, "bias": dz_all.sum(axis=(0, 1))}
@@ -96,10 +101,7 @@ def _gru_backward(dhs, cache, w, r_w):
     dr_w = np.zeros_like(r_w)
     for t in reversed(range(xs.shape[0])):
         r, z, cand, hr_n = caches[t]
-        dh = dh_next + dhs[t]
-        dh_kept = None
-        if ms is not None:  # a kept state passes its gradient on to the step before, untouched
-            dh_kept, dh = dh * ~ms[t], dh * ms[t]
+        dh, dh_kept = _split(dh_next + dhs[t], None if ms is None else ms[t])
         da_n = dh * (1 - z) * (1 - cand * cand)
         da_z = dh * (hs[t] - cand) * z * (1 - z)
         da_r = da_n * hr_n * r * (1 - r)
