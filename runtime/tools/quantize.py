@@ -177,13 +177,16 @@ def _layer_errors(prepared: Path, int8_path: Path, reader_float, tmp: Path) -> l
 
 
 def _refusal(task, float_score, int8_score, max_drop, errors, left) -> DLError:
-    what = "accuracy" if task == "classification" else "relative MAE"
-    change = f"{100 * float_score:.2f}% -> {100 * int8_score:.2f}%" if task == "classification" else \
-        f"{float_score:.4g} -> {int8_score:.4g}"
+    if task == "classification":
+        what, change = "accuracy", f"{100 * float_score:.2f}% -> {100 * int8_score:.2f}%"
+        allowed = f"{100 * max_drop:g} points"
+    else:
+        what, change = "MAE", f"{float_score:.4g} -> {int8_score:.4g}"
+        allowed = f"{100 * max_drop:g}% more"
     listed = "; ".join(f"{name} {db:.1f} dB" for name, db in errors[:5])
     return DLError(Diagnostic(
         "error", f"the int8 model loses too much {what} on the test split: {change} (allowed: "
-                 f"{100 * max_drop:g} points); nothing written" + (f"; left in float: {', '.join(left)}" if left else "")
+                 f"{allowed}); nothing written" + (f"; left in float: {', '.join(left)}" if left else "")
                  + (f". Signal-to-quantization-noise per layer, worst first: {listed}" if listed else ""),
         hint="export in float (without --int8), try --calibration entropy or percentile, or raise --max-drop"))
 

@@ -187,6 +187,15 @@ def _onnx_file(path, node, inits, in_shape, out_shape):
      "ceil_mode=1"),
     (lambda h: (h.make_node("Conv", ["x", "w"], ["y"], group=2), {"w": np.ones((2, 1, 3, 3), np.float32)},
                 [2, 6, 6], [2, 4, 4]), "a grouped convolution (group=2)"),
+    (lambda h: (h.make_node("Conv", ["x", "w"], ["y"], dilations=[2, 2]), {"w": np.ones((2, 1, 3, 3), np.float32)},
+                [1, 8, 8], [2, 4, 4]), "a dilated 2-D convolution (dilations [2, 2])"),
+    (lambda h: (h.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER"), {"w": np.ones((2, 1, 3, 3), np.float32)},
+                [1, 6, 6], [2, 6, 6]), "auto_pad (export with explicit pads)"),
+    (lambda h: (h.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1),
+                {}, [1, 6, 6], [1, 6, 6]), "count_include_pad=1 with padding"),
+    (lambda h: (h.make_node("Softmax", ["x"], ["y"], axis=0), {}, [4], [4]), "softmax over axis 0"),
+    (lambda h: (h.make_node("MatMul", ["x", "w"], ["y"]), {"w": np.ones((6, 2), np.float32)}, [1, 2, 3], [1, 2, 2]),
+     "a dense layer over an image (dlc flattens first)"),
 ])
 def test_attributes_that_change_the_maths_are_refused(tmp_path, capsys, make, message):
     from onnx import helper
@@ -271,3 +280,27 @@ def test_groups_that_repeat_with_other_numbers_become_one_block_only_when_it_is_
     assert body == ["conv 8 kernel=3", "residual1 c=8 stride=1", "residual1 c=8 stride=1", "residual1 c=16 stride=2"]
     two_lines = ["parallel add {", "    branch { conv 4 kernel=1 }", "}"]
     assert with_blocks(two_lines * 2) == ([], two_lines * 2)  # a 3-line group twice: a block saves nothing
+
+
+def test_a_model_without_one_fixed_input_and_one_output_is_refused(tmp_path, capsys):
+    import onnx
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "L"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "L"])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", "L"])
+    for name, graph, message in [
+            ("free.onnx", helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+             "input 'x' has per-sample dimensions [None]: dlc needs them fixed"),
+            ("two.onnx", helper.make_graph([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["x"], ["z"])],
+                                           "g", [x], [y, z]),
+             "1 inputs and 2 outputs: dlc imports a model with one input and one output")]:
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / name))
+        assert main(["import", str(tmp_path / name), "-o", str(tmp_path / "run")]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_import_needs_at_least_one_input_to_compare_on(tmp_path, capsys):
+    net, shape, _ = _foreign()["mlp"]
+    src = _torch_onnx(net, shape, tmp_path / "mlp.onnx")
+    assert main(["import", str(src), "-o", str(tmp_path / "run"), "--samples", "0"]) == 2
+    assert "--samples 0: the import is verified on at least 1 input" in capsys.readouterr().err

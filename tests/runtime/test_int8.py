@@ -114,3 +114,18 @@ def test_check_serving_reports_the_float_and_int8_files_sizes_and_latencies(tmp_
     cost = json.loads(capsys.readouterr().out)["serving"]
     assert cost["int8"]["bytes"] < cost["float"]["bytes"]
     assert all(cost[k][f"ms_batch_{b}"] > 0 for k in ("float", "int8") for b in (1, 64))
+
+
+def test_an_unknown_calibration_is_refused_by_the_api_too(cnn_run):
+    import dlc
+    with pytest.raises(dlc.DLError) as e:
+        dlc.export(cnn_run / "run", cnn_run / "x.onnx", int8=True, calibration="mse")
+    assert "--calibration mse: expected one of minmax, entropy, percentile" in e.value.format()
+
+
+def test_a_regression_int8_model_is_judged_by_its_mae(tmp_path, capsys):
+    from conftest import ROOT
+    assert main(["train", str(ROOT / "specs" / "sine_regression.dl"), "-q", "-o", str(tmp_path / "run")]) == 0
+    assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "s8.onnx"), "--int8", "--max-drop", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "the int8 model loses too much MAE on the test split" in err and "(allowed: 0% more); nothing written" in err

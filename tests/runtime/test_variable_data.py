@@ -175,3 +175,19 @@ def test_znorm_makes_each_series_mean_0_std_1_over_its_own_steps_on_both_runtime
     got = OnnxModel.load(chirps / "m.onnx").run(raw.astype(np.float32))["output"]
     assert main(["predict", str(chirps / "run"), str(chirps / "raw.npz"), "-o", str(chirps / "p.npz")]) == 0
     np.testing.assert_allclose(got, np.load(chirps / "p.npz")["output"], atol=1e-5)
+
+
+def test_lengths_without_sequences_are_refused(tmp_path, capsys):
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 6), np.float32), y=np.array([0, 1, 0, 1]), lengths=np.array([1, 2, 3, 4]))
+    (tmp_path / "m.dl").write_text('model m {\n    input 6\n    dense 2 softmax\n}\ndata "d.npz"\n')
+    assert main(["train", str(tmp_path / "m.dl"), "-q", "-o", str(tmp_path / "r")]) == 2
+    assert "d.npz: 'lengths' goes with sequences, x of N x C x L, not 4x6" in capsys.readouterr().err
+
+
+def test_znorm_on_a_model_that_takes_no_sequence_is_refused_at_its_word(tmp_path, capsys):
+    (tmp_path / "m.dl").write_text("model m {\n    input 4\n    dense 3 softmax\n}\ndata iris znorm\n")
+    assert main(["check", str(tmp_path / "m.dl")]) == 2
+    err = capsys.readouterr().err
+    assert "m.dl:5:11: error: znorm z-normalises each series over its steps, but the model's input is 4, not a " \
+           "sequence CxL" in err
+    assert "hint: use standardize for features and images" in err
