@@ -55,7 +55,8 @@ class ModelBuilder:
         self.plan: list[PlannedNode] = []
         self.layers: list[Layer] = []
         self.input_shape: tuple[int, ...] | None = None
-        self.variable = False  # input CxL variable
+        self.variable = False  # input CxL variable (or L tokens)
+        self.input_dtype = "float32"  # int64: input L tokens
         self.default_init: InitSpec | None = None
         self.ranges: list[tuple[str, SearchRange]] = []
         self.words = LineWords(self.diags, self.ranges)
@@ -103,7 +104,7 @@ class ModelBuilder:
         if size is None:
             self.input_shape = ()
             return
-        shape, self.variable = size
+        shape, self.variable, self.input_dtype = size
         self.input_shape = shape
         layer = self.add_layer(stmt)
         p = self.words.dropout_kwargs(stmt.kwargs, stmt, layer_key(layer))
@@ -401,5 +402,6 @@ def build_model(block: ast.ModelBlock, source_lines: list[str], diags: Diagnosti
         diags.error(f"model {block.name} has no input line", block.span,
                     "start the block with input 64 (features) or input 1x28x28 (an image)")
     elif b.input_shape and not b.unknown_line:
-        graph = infer_shapes(block.name, b.input_shape, b.plan, b.layers, b.layer_out, b.diags, b.variable)
+        graph = infer_shapes(block.name, b.input_shape, b.plan, b.layers, b.layer_out, b.diags, b.variable,
+                             b.input_dtype)
     return ModelResult(graph, named_ranges(b.ranges, graph.layers if graph else b.layers), b.default_init)

@@ -49,6 +49,9 @@ _scheme("he_normal", "normal", "sqrt(2/fan_in)", lambda fi, fo, a: math.sqrt(2 /
 _scheme("he_uniform", "uniform", "sqrt(6/fan_in)", lambda fi, fo, a: math.sqrt(6 / fi))
 _scheme("lecun_normal", "normal", "sqrt(1/fan_in)", lambda fi, fo, a: math.sqrt(1 / fi))
 _scheme("lecun_uniform", "uniform", "sqrt(3/fan_in)", lambda fi, fo, a: math.sqrt(3 / fi))
+# an embedding table: N(0, std) with row 0 -- the padding id's -- zero (torch's padding_idx)
+_scheme("padded_normal", "padded_normal", "std; row 0 (the padding id) 0", lambda fi, fo, a: a["std"],
+        {"std": Attr("float", 1.0, min=0)})
 # an orthogonal matrix (QR of a normal one; rows or columns orthonormal), times gain: a recurrent weight's default
 _scheme("orthogonal", "orthogonal", "gain", lambda fi, fo, a: a["gain"], {"gain": Attr("float", 1.0, min=0)})
 # an LSTM's bias (gates i, f, g, o): 1 on the forget gate, 0 elsewhere (Jozefowicz et al. 2015; Keras)
@@ -74,6 +77,8 @@ class InitSpec:
             return f"{self.name} (gain {s:g})" + (" (auto)" if self.auto else "")
         if dist == "unit_forget":
             return "unit_forget (forget gate 1, others 0)" + (" (auto)" if self.auto else "")
+        if dist == "padded_normal":
+            return f"padded_normal N(0, {s:g}), row 0 zero" + (" (auto)" if self.auto else "")
         if dist == "constant":
             text = f"{self.name} = {s:g}"
         else:

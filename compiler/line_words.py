@@ -11,7 +11,7 @@ from . import ast
 from .attrs import MAX_INT, RANGE_KINDS, REQUIRED, Attr, SearchRange, coerce
 from .diagnostics import DLError, Span, did_you_mean
 from .inits import INITS, InitSpec
-from .modifiers import DROPOUT_KEYS, LAYER_NORM, NORMALIZE, VARIABLE
+from .modifiers import DROPOUT_KEYS, LAYER_NORM, NORMALIZE, TOKENS, VARIABLE
 from .ir import Layer
 from .ops import REGISTRY, fmt_shape
 
@@ -48,10 +48,19 @@ class Inline:
 class LineWords:
     """Reads line words for one model: `diags` takes the errors, `ranges` the search ranges found."""
 
-    def input_size(self, stmt: ast.Stmt) -> tuple[tuple[int, ...], bool] | None:
-        """The input line's size and whether its steps vary (input CxL variable), or None after an error."""
-        args, variable = list(stmt.args), False
-        if len(args) == 2 and isinstance(args[1], ast.Name) and args[1].value == VARIABLE:
+    def input_size(self, stmt: ast.Stmt) -> tuple[tuple[int, ...], bool, str] | None:
+        """The input line's size, whether its steps vary (input CxL variable; input L tokens) and its element
+        type (int64 for token ids), or None after an error."""
+        args, variable, dtype = list(stmt.args), False, "float32"
+        if len(args) == 2 and isinstance(args[1], ast.Name) and args[1].value == TOKENS:
+            word = args.pop()
+            if not (isinstance(args[0], ast.Number) and args[0].is_int):
+                self.diags.error("'tokens' takes one length: input L tokens (a text of 1 to L token ids)",
+                                 word.span, "e.g. input 64 tokens")
+                return None
+            args[0] = ast.Dims((1, int(args[0].value)), args[0].span)
+            variable, dtype = True, "int64"
+        elif len(args) == 2 and isinstance(args[1], ast.Name) and args[1].value == VARIABLE:
             word = args.pop()
             if not (isinstance(args[0], ast.Dims) and len(args[0].value) == 2):
                 self.diags.error("'variable' is a sequence's word: input CxL variable (each series 1 to L steps)",
@@ -70,7 +79,7 @@ class LineWords:
             self.diags.error(f"input {fmt_shape(shape)}: expected N features, CxL (a sequence) or CxHxW (an image) "
                              "with every size from 1 to 2,147,483,647", v.span, "e.g. input 64, input 3x128 or input 3x32x32")
             return None
-        return shape, variable
+        return shape, variable, dtype
 
     def __init__(self, diags, ranges: list[tuple[str, SearchRange]]):
         self.diags = diags

@@ -93,7 +93,8 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
         outputs.append(helper.make_tensor_value_info(LABEL, TensorProto.INT64, ["N"]))
     onnx_graph = helper.make_graph(
         g.nodes, graph.name,
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *input_dims(graph)])],
+        [helper.make_tensor_value_info(INPUT, TensorProto.INT64 if graph.input_dtype == "int64" else TensorProto.FLOAT,
+                                       ["N", *input_dims(graph)])],
         outputs, initializer=list(g.initializers.values()))
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="dlc", ir_version=IR_VERSION)
@@ -105,7 +106,10 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
 
 
 def input_dims(graph) -> list:
-    """The ONNX input's per-sample dimensions: the input's shape, its steps named "L" when they vary."""
+    """The ONNX input's per-sample dimensions: the input's shape, its steps named "L" when they vary; token
+    ids (input L tokens) as (L,), the channel axis of one left out."""
+    if graph.input_dtype == "int64":
+        return ["L" if graph.variable else graph.input_shape[1]]
     return [graph.input_shape[0], "L"] if graph.variable else list(graph.input_shape)
 
 

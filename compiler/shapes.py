@@ -131,7 +131,8 @@ def _merge_error(pn: PlannedNode, shapes, e: ShapeError) -> tuple[str, str | Non
 
 
 def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode], layers: list[Layer],
-                 layer_out: dict[int, int], diags: ScopedDiagnostics, variable: bool = False) -> Graph | None:
+                 layer_out: dict[int, int], diags: ScopedDiagnostics, variable: bool = False,
+                 input_dtype: str = "float32") -> Graph | None:
     """The shape pass: planned nodes -> named IR nodes with shapes, parameters and FLOPs."""
     layers = [Layer(l.index, l.word, l.span, l.text, [], l.depth, l.inner, group=l.group) for l in layers]
     consumers = _consumers(plan)
@@ -151,6 +152,7 @@ def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode
             if op.weight_layer and not pn.bias_explicit and _feeds_batchnorm_alone(plan, consumers, i):
                 a["bias"] = False  # batchnorm's beta does the bias's job
                 attrs = dict(attrs, bias=False)
+            _check_dtype(op, [input_dtype if k < 0 else "float32" for k in pn.inputs])
             out = op.infer(list(in_shapes) if op.arity is None else in_shapes[0], a)
             if variable and len(in_shapes[0]) == 2:  # every sequence value of the graph is of variable length
                 op.check_steps(in_shapes[0], a)
@@ -182,4 +184,17 @@ def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode
     for layer in layers:
         k = layer_out.get(layer.index, -1)
         layer.output = names[k] if k >= 0 else INPUT
-    return Graph(name, input_shape, nodes, layers, variable)
+    return Graph(name, input_shape, nodes, layers, variable, input_dtype)
+
+
+def _check_dtype(op, dtypes: list[str]) -> None:
+    """ShapeError unless the op reads what it is given: token ids (int64) go into an embedding, and only
+    there (every op writes float32)."""
+    for dtype in dtypes:
+        if dtype == op.reads:
+            continue
+        if dtype == "int64":
+            raise ShapeError(f"{op.name} reads numbers, but its input is token ids (input L tokens)",
+                             "turn the ids into vectors first: embedding DIM vocab=V, e.g. embedding 64 vocab=20000")
+        raise ShapeError(f"{op.name} reads token ids, but its input is {dtype} values",
+                         "an embedding reads a text's ids: write the input as input L tokens, e.g. input 64 tokens")

@@ -122,7 +122,10 @@ def render(spec: Spec) -> str:
     def line(cells):
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
-    out = [f"model {spec.name}: input {fmt_shape(spec.graph.input_shape)}{' variable' if spec.graph.variable else ''} -> output {fmt_shape(spec.graph.output_shape)}",
+    g = spec.graph
+    shown = (f"{g.input_shape[1]} tokens" if g.input_dtype == "int64" else
+             fmt_shape(g.input_shape) + (" variable" if g.variable else ""))
+    out = [f"model {spec.name}: input {shown} -> output {fmt_shape(g.output_shape)}",
            line(head), line(["-" * w for w in widths])]
     out += [line(row) for row in table]
     total_flops = sum(n.flops for n in spec.graph.nodes)

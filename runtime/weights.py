@@ -36,6 +36,10 @@ def sample_init(init: InitSpec, rng: np.random.Generator, shape, fan_in: int, fa
         return np.full(shape, s, dtype=dtype)
     if dist == "normal":
         return rng.normal(0.0, s, size=shape).astype(dtype)
+    if dist == "padded_normal":  # an embedding table: the padding id's row stays zero
+        out = rng.normal(0.0, s, size=shape).astype(dtype)
+        out[0] = 0
+        return out
     return rng.uniform(-s, s, size=shape).astype(dtype)
 
 

@@ -46,10 +46,14 @@ def run_forward(op, x, p, a, training, seed=0):
     return op.forward(x, buffers_copy, a, ctx)
 
 
-def make_input(op, shape, n, rng, dtype=np.float64):
+def make_input(op, shape, n, rng, dtype=np.float64, a=None):
     """A batch for the op: one array, or one per input for a merge (add, concat)."""
     if op.arity is None:
         return [rng.normal(0, 1, (n,) + tuple(s)).astype(dtype) for s in shape]
+    if op.reads == "int64":  # token ids (the batch holds them as whole numbers), the padding id 0 among them
+        ids = rng.integers(0, (a or op.defaults()).get("vocab", 2), (n,) + tuple(shape))
+        ids.flat[0] = 0
+        return ids.astype(dtype)
     return rng.normal(0, 1, (n,) + tuple(shape)).astype(dtype)
 
 

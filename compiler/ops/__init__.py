@@ -2,7 +2,7 @@
 (see base.py); each engine implements it (runtime/numpy_engine/kernels/, runtime/torch_engine/ops.py)."""
 
 from .base import REGISTRY, Op, ParamSpec, ShapeError, fmt_shape
-from . import linear, pooling, normalization, activations, merge, recurrent  # noqa: F401  (register the ops)
+from . import linear, pooling, normalization, activations, merge, recurrent, text  # noqa: F401  (register the ops)
 
 ACTIVATIONS = REGISTRY.names("activation")
 

@@ -80,6 +80,9 @@ class Op:
     # How many inputs: 1, or None for a merge (add, concat) whose methods take and return lists
     # (`infer(shapes)`, `forward(xs)`, `backward -> ([dx, ...], grads)`, `to_onnx(g, xs, p, a, shapes)`).
     arity: ClassVar[int | None] = 1
+    # The element type of what it reads: float32 for every op but the embedding, which reads token ids
+    # (int64; `input L tokens`). Every op writes float32. The shape pass refuses a mismatch.
+    reads: ClassVar[str] = "float32"
     # Sample inputs for the registry-walking tests: per-sample shapes and attributes.
     examples: ClassVar[list[tuple[Any, dict[str, Any]]]] = []  # a merge's: a list of shapes
 

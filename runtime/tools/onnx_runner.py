@@ -39,5 +39,7 @@ class OnnxModel:
         return dict(zip(names, outs))
 
     def _run(self, names, x):
-        name = self.session.get_inputs()[0].name  # "input" in dlc's models; whatever a foreign one calls it
-        return self.session.run(names, {name: np.ascontiguousarray(x, dtype=np.float32)})
+        first = self.session.get_inputs()[0]  # "input" in dlc's models; whatever a foreign one calls it
+        if first.type == "tensor(int64)" and x.ndim == 3:  # token ids: the batch's (N, 1, L) whole numbers
+            return self.session.run(names, {first.name: np.ascontiguousarray(x[:, 0, :], dtype=np.int64)})
+        return self.session.run(names, {first.name: np.ascontiguousarray(x, dtype=np.float32)})

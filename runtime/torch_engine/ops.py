@@ -225,6 +225,48 @@ def dropout(x, p, a, ctx):
     return x * ((u < keep).to(x.dtype) * (1.0 / keep))
 
 
+# ---- text ------------------------------------------------------------------------------------------
+@lowering("embedding")
+def embedding(x, p, a, ctx):
+    """Ids (N, 1, L), whole numbers (the padding read as id 0, whose row gets no gradient) -> (N, DIM, L)."""
+    ids = x[:, 0, :].long()
+    return (F.embedding(ids, p["weight"]) * (ids != 0)[:, :, None].to(x.dtype)).transpose(1, 2)
+
+
+@lowering("position")
+def position(x, p, a, ctx):
+    if a["sinusoidal"]:
+        from dlc.compiler.ops.text import sinusoid
+        table = torch.as_tensor(sinusoid(*x.shape[1:]).astype("float32"), device=x.device).to(x.dtype)
+        return x + table
+    return x + p["weight"]
+
+
+@lowering("attention")
+def attention(x, p, a, ctx):
+    """What the NumPy kernel computes (compiler/ops/text.py), in torch's operations: scores with the
+    padding keys (and, causal, the later steps) at -inf, softmax, dropout on the weights in training."""
+    n, c, steps = x.shape
+    h = a["heads"]
+    d = c // h
+    qkv = x.transpose(1, 2) @ p["weight"] + p["bias"]
+    q, k, v = (t.reshape(n, steps, h, d).transpose(1, 2) for t in qkv.split(c, dim=2))
+    scores = (q @ k.transpose(2, 3)) * (1.0 / d ** 0.5)
+    allowed = None if ctx.mask is None else ctx.mask[:, :, None, :]
+    if a["causal"]:
+        lower = torch.ones(steps, steps, dtype=torch.bool, device=x.device).tril()[None, None]
+        allowed = lower if allowed is None else allowed & lower
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    if ctx.training and a["attention_dropout"] > 0:
+        keep = 1.0 - a["attention_dropout"]
+        u = torch.rand(weights.shape, generator=ctx.generator, device=x.device, dtype=torch.float32)
+        weights = weights * ((u < keep).to(x.dtype) * (1.0 / keep))
+    mixed = (weights @ v).transpose(1, 2).reshape(n, steps, c)
+    return (mixed @ p["out_weight"] + p["out_bias"]).transpose(1, 2)
+
+
 # ---- activations ---------------------------------------------------------------------------------
 lowering("linear")(lambda x, p, a, ctx: x)
 lowering("sigmoid")(lambda x, p, a, ctx: torch.sigmoid(x))

@@ -18,7 +18,7 @@ from dlc.runtime.tools.export import build, real_inputs
 from dlc.runtime.tools.onnx_runner import OnnxModel
 from dlc.runtime.trainer import train
 
-from opcheck import cases, make_params
+from opcheck import cases, make_input, make_params
 
 from conftest import ROOT  # noqa: E402
 CASES = list(cases())
@@ -31,7 +31,7 @@ def single_op_graph(op, shape, a):
         node.params[s.role] = Param(f"{node.name}.{s.role}", s.role, s.shape, InitSpec("zeros"))
     for role, (bshape, fill) in op.buffers(shape, a).items():
         node.buffers[role] = Buffer(f"{node.name}.{role}", role, bshape, fill)
-    return Graph("op", tuple(shape), [node], [Layer(0, op.name, span, op.name, [node.name])])
+    return Graph("op", tuple(shape), [node], [Layer(0, op.name, span, op.name, [node.name])], input_dtype=op.reads)
 
 
 def test_every_op_has_an_onnx_lowering():
@@ -82,7 +82,7 @@ def test_op_onnx_matches_numpy(case):
     p = make_params(op, shape, a, rng, np.float32)
     node = graph.nodes[0]
     values = {f"{node.name}.{k}": v for k, v in p.items()}
-    x = rng.normal(0, 1, (5,) + tuple(shape)).astype(np.float32)
+    x = make_input(op, shape, 5, rng, np.float32, a=a)
     ref, _ = op.forward(x, {k: v.copy() for k, v in p.items()}, a, Context(training=False))
     for keep_bn in (True, False):
         model = graph_to_onnx(graph, values, keep_bn=keep_bn)

@@ -106,6 +106,8 @@ def test_every_init_scheme_samples_its_formula(name):
         np.testing.assert_allclose(w @ w.T, s * s * np.eye(200), atol=1e-10)
     elif scheme.distribution == "unit_forget":  # four gates of 50 rows: the second (forget) quarter is 1
         assert np.all(w[50:100] == s) and not np.any(w[:50]) and not np.any(w[100:])
+    elif scheme.distribution == "padded_normal":  # an embedding table: row 0 (the padding id) zero
+        assert not np.any(w[0]) and w[1:].std() == pytest.approx(s, rel=0.01)
     elif scheme.distribution == "normal":
         assert abs(w.mean()) < 0.01 * max(s, 1e-3) + 1e-3 and w.std() == pytest.approx(s, rel=0.01)
     else:

@@ -47,7 +47,7 @@ OP_CASES = [(c, training) for c in CASES for training in (True, False) if not (t
 def test_op_forward_and_gradients_equal_numpy_in_float64(case, training):
     _, op, shape, a = case
     rng = np.random.default_rng(3)
-    x = make_input(op, shape, 4, rng)
+    x = make_input(op, shape, 4, rng, a=a)
     p = make_params(op, first_shape(op, shape), a, rng)
     p_np = {k: v.copy() for k, v in p.items()}
     y, cache = op.forward(x, p_np, a, Context(training=training, rng=np.random.default_rng(0)))
@@ -61,7 +61,8 @@ def test_op_forward_and_gradients_equal_numpy_in_float64(case, training):
     assert rel(y, yt.detach().numpy()) <= 1e-12, op.name
     (yt * torch.tensor(r)).sum().backward()
     for want, got in zip(dx if op.arity is None else [dx], xs):
-        assert rel(want, got.grad.numpy()) <= 1e-9, f"{op.name} dx"
+        if op.reads != "int64":  # (token ids have no gradient)
+            assert rel(want, got.grad.numpy()) <= 1e-9, f"{op.name} dx"
     for role, g in grads.items():
         assert rel(g, pt[role].grad.numpy()) <= 1e-9, f"{op.name} d{role}"
     for name in op.buffers(first_shape(op, shape), a):  # batchnorm's running statistics move alike

@@ -6,6 +6,6 @@ is given). `KERNELS[op name]` is what runtime/numpy_engine/network.py runs; test
 fails for an op without one, as tests/runtime/test_torch_engine.py does for the torch engine's lowerings."""
 
 from .base import KERNELS, Kernel, kernel
-from . import activations, linear, merge, normalization, pooling, recurrent  # noqa: F401  (register the kernels)
+from . import activations, linear, merge, normalization, pooling, recurrent, text  # noqa: F401  (register the kernels)
 
 __all__ = ["KERNELS", "Kernel", "kernel"]
