@@ -300,6 +300,52 @@ def raw_inputs_warning(spec, what: str) -> Diagnostic | None:
                                  f"{r.why}", data.kind_span or data.span, "add scale=1/255 to the data line", r.code)
 
 
+@rule("DL118", "attention outside a residual path, or without layernorm",
+      "a transformer layer is attention and a feed-forward net each inside x + f(layernorm(x)) (pre-LN, Xiong et "
+      "al. 2020): without the residual path the signal and its gradient go through every softmax, without "
+      "layernorm the scale of x + f(x) grows block after block")
+def _attention_bare(spec):
+    normed = any(REGISTRY[n.op].name == "layernorm" for n in spec.graph.nodes)
+    for n in spec.graph.nodes:
+        if REGISTRY[n.op] is REGISTRY["attention"]:
+            if not any(part.startswith("residual") for part in n.name.split(".")[:-1]):
+                yield n.span, "attention outside a residual", "write it as residual { layernorm; attention heads=H }"
+            elif not normed:
+                yield n.span, "attention without layernorm", "put a layernorm first in its residual: residual { layernorm; attention ... }"
+
+
+VOCAB_SLACK = 2  # the embedding's rows this many times the training text's distinct tokens: DL119
+TRUNCATED = 0.5  # input L tokens cuts more than this fraction of the training texts: DL120
+
+
+@rule("DL119", "an embedding vocabulary much larger than the training text has",
+      "rows no training token maps to are never trained: parameters (and memory, and an exported file) for nothing")
+def _vocab_slack(spec):
+    return ()  # it needs the texts: the runtime reports it from the training split (text_warnings)
+
+
+@rule("DL120", "input L tokens cuts most training texts",
+      "a text keeps its first L tokens: what a review says at its end is never seen")
+def _cut_texts(spec):
+    return ()  # it needs the texts: text_warnings
+
+
+def text_warnings(spec, rows: int, distinct: int, truncated: int, texts: int, length: int) -> list[Diagnostic]:
+    """DL119 and DL120 from what the training split's texts hold."""
+    out = []
+    first = next((n for n in spec.graph.nodes if REGISTRY[n.op].reads == "int64"), None)
+    if first is not None and rows > VOCAB_SLACK * (distinct + 2) and not _silenced(spec, first.span, "DL119"):
+        out.append(Diagnostic("warning", f"embedding vocab={rows:,}, but the training texts hold {distinct:,} distinct "
+                                         f"tokens: {rows - distinct - 2:,} rows are never trained ({RULES['DL119'].why})",
+                              first.span, f"vocab={distinct + 2} keeps every training token", "DL119"))
+    inp = spec.graph.layers[0] if spec.graph.layers else None
+    if texts and truncated > TRUNCATED * texts and inp is not None and not _silenced(spec, inp.span, "DL120"):
+        out.append(Diagnostic("warning", f"input {length} tokens cuts {truncated:,} of the {texts:,} training texts: "
+                                         f"{RULES['DL120'].why}", inp.span,
+                              "raise L (dlc check prints the 95th percentile of tokens per text)", "DL120"))
+    return out
+
+
 IMBALANCE_RATIO = 5  # the largest class this many times the smallest: "strongly imbalanced"
 
 

@@ -20,6 +20,7 @@ from .ops import REGISTRY
 OPSET = 18
 IR_VERSION = 8  # the minimum for opset 18; onnx.helper would stamp a newer one older runtimes refuse
 INPUT, OUTPUT, LABEL = "input", "output", "label"
+TEXT = "text"  # a string-in model's input: one text
 
 
 class OnnxBuilder:
@@ -56,12 +57,16 @@ class OnnxBuilder:
 
 
 def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=None, keep_bn: bool = False,
-                  label: bool = False, metadata: dict | None = None) -> onnx.ModelProto:
+                  label: bool = False, metadata: dict | None = None, text: dict | None = None) -> onnx.ModelProto:
     """IR + trained values -> a checked ONNX model with a dynamic batch dimension (and a dynamic time
-    axis for `input CxL variable`: one batch, one length)."""
+    axis for `input CxL variable`: one batch, one length). `text` ({kind, vocab, length}: a word or character
+    tokenizer's vocabulary) makes a string-in model: one text in, the tokenizer in the graph (onnx_text.py)."""
     nodes, values = (list(graph.nodes), values) if keep_bn else fold_batchnorm(graph, values)
     g = OnnxBuilder()
     x = INPUT
+    if text is not None:
+        from .onnx_text import text_front
+        x = text_front(g, TEXT, text["kind"], text["vocab"], text["length"])
     if preprocess is not None and getattr(preprocess, "per_series", False):
         x = _znormalize(g, x)
     if preprocess is not None and not preprocess.is_identity:
@@ -91,13 +96,16 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
     if label:
         g.node("ArgMax", [OUTPUT], name=LABEL, axis=1, keepdims=0)
         outputs.append(helper.make_tensor_value_info(LABEL, TensorProto.INT64, ["N"]))
-    onnx_graph = helper.make_graph(
-        g.nodes, graph.name,
-        [helper.make_tensor_value_info(INPUT, TensorProto.INT64 if graph.input_dtype == "int64" else TensorProto.FLOAT,
-                                       ["N", *input_dims(graph)])],
-        outputs, initializer=list(g.initializers.values()))
-    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="dlc", ir_version=IR_VERSION)
+    if text is not None:
+        from .onnx_text import TEXT_OPSETS
+        inputs = [helper.make_tensor_value_info(TEXT, TensorProto.STRING, [1])]
+        opsets = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, v) for d, v in TEXT_OPSETS.items()]
+    else:
+        inputs = [helper.make_tensor_value_info(INPUT, TensorProto.INT64 if graph.input_dtype == "int64"
+                                                else TensorProto.FLOAT, ["N", *input_dims(graph)])]
+        opsets = [helper.make_opsetid("", OPSET)]
+    onnx_graph = helper.make_graph(g.nodes, graph.name, inputs, outputs, initializer=list(g.initializers.values()))
+    model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="dlc", ir_version=IR_VERSION)
     for k, v in (metadata or {}).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)

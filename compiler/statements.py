@@ -19,6 +19,7 @@ from typing import Any
 
 from . import ast
 from .attrs import Attr, coerce
+from .onnx_text import TOKENIZERS
 from .losses import LOSSES as LOSS_RULES
 from .optimizers import CLIP, OPTIMIZERS as OPTIMIZER_RULES
 from .schedules import SCHEDULES as SCHEDULE_RULES, schedule_keys
@@ -71,7 +72,13 @@ DATA = {
     "n": Attr("int", None, min=2, doc="samples to generate (synthetic sets)"),
     "noise": Attr("float", None, min=0, doc="noise level (synthetic sets)"),
     "classes": Attr("int", None, min=2, doc="classes to generate (spiral, blobs)"),
-    "label": Attr("str", None, doc="the label column of a CSV file (name or index; default: the last)"),
+    "label": Attr("str", None, doc="the label column of a CSV file (name or index; default: the last; for texts: label)"),
+    "text": Attr("str", None, searchable=False,
+                 doc="the text column of a CSV, TSV or JSONL file of texts (default: text); needs input L tokens"),
+    "tokens": Attr("name", "words", choices=TOKENIZERS,
+                   doc="how texts become tokens: words (lowercase, Unicode letters/digits), chars, or a subword "
+                       "tokenizer trained on the training split (bpe, wordpiece: pip install \"dlc[text]\")"),
+    "min_count": Attr("int", 1, min=1, doc="a token seen fewer times in the training split is unknown (id 1)"),
     "labels": Attr("str", None, doc="the IDX labels file that goes with an IDX images file"),
     "resize": Attr("int", None, min=1, doc="resize square images to RxR (bilinear)"),
     "reshape": Attr("shape", None, searchable=False, doc="the shape of one sample, e.g. 1x28x28 for 784 flat pixels"),

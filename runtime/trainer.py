@@ -136,7 +136,10 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
     finished = ckpt is not None and st.finished(epochs, patience)
     if finished and all((run_dir / f).exists() for f in (rf.WEIGHTS, rf.METRICS, rf.PREPROCESS)):
         return _complete(run_dir, spec, st, patience)
-    splits = for_spec(splits, spec) if splits is not None else prepare(spec)  # (shared: this spec's augment)
+    if splits is None:  # a resumed text run tokenizes with the vocabulary it was trained with
+        from dlc.runtime.data.tokenize import TextEncoder
+        splits = prepare(spec, encoder=TextEncoder.load(run_dir) if ckpt is not None else None)
+    splits = for_spec(splits, spec)  # (shared splits: this spec's augment)
     weights = class_weights(spec, splits.y_train, splits.classes)
     engine.set_class_weight(weights)
     # DL113, unless check already said it of the data file: a warning, so not with -q
@@ -155,6 +158,8 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
         from dlc.compiler.picture import render
         rf.atomic_write_text(run_dir / rf.NETWORK, render(spec.graph, ".svg"))
         rf.save_npz(run_dir / rf.PREPROCESS, rf.preprocess_arrays(splits.preprocess, splits.classes))
+        if splits.encoder is not None:  # vocab.json (and tokenizer.json): predict, eval and export read them
+            splits.encoder.save(run_dir, rf.atomic_write_text)
         record = data_record.record(spec)
         if record is not None:
             rf.save_json(run_dir / rf.DATA, record)

@@ -115,6 +115,8 @@ class Splits:
     name: str
     augment: "Augment | None" = None  # the spec's augment line, fitted on the raw training split
     skipped: list = field(default_factory=list)  # image files left out under skip_bad: (path, why)
+    encoder: Any = None  # texts (input L tokens): the tokenizer and vocabulary (data/tokenize.py)
+    texts: Any = None  # (training texts, validation texts) as read, when asked for (dlc check's report)
 
     def train_batch(self, idx, rng) -> np.ndarray:
         """Training samples `idx`, augmented (raw values, then the preprocessing) when the spec says so."""
@@ -193,26 +195,45 @@ def split_rows(y: np.ndarray, frac: float, seed: int, stratify: bool) -> tuple[n
     return first, second
 
 
-def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
-    """Load, check and split the spec's data; fit preprocessing on the training split."""
+def fit_encoder(spec: Spec, texts: list[str]):
+    """The spec's tokenizer (data ... tokens=, min_count=), fitted on `texts`, at most the embedding's vocab
+    ids, a text's first L tokens (input L tokens)."""
+    from dlc.runtime.data.text import ids_reader
+    from dlc.runtime.data.tokenize import TextEncoder
+    data = spec["data"]
+    try:
+        return TextEncoder.fit(data["tokens"], texts, ids_reader(spec.graph)["vocab"], data["min_count"],
+                               spec.graph.input_shape[1])
+    except DataError as e:
+        raise _data_error(spec, str(e)) from None
+
+
+def prepare(spec: Spec, dataset: Dataset | None = None, encoder=None, keep_texts: bool = False) -> Splits:
+    """Load, check and split the spec's data; fit preprocessing (a text's vocabulary: `encoder`, when
+    resuming a run that has one) on the training split."""
     data = spec.settings.get("data")
     if data is None:
         raise DLError(Diagnostic("error", "the spec has no data line: nothing to train on", None,
                                  "add e.g. data digits test=0.2 standardize"), spec.source)
     seed = data.get("data_seed") if data.get("data_seed") is not None else spec["train"]["seed"]
+    texts = spec.graph.input_dtype == "int64"  # input L tokens: the data line's texts, tokenized after the split
     if dataset is None:
         try:
-            dataset = load(data.kind_name, data.values, spec.task, seed, spec.base_dir, spec.data_files,
-                           limit=spec.memory_limit, input_shape=tuple(spec.graph.input_shape), lazy=True)
+            if texts:
+                from dlc.runtime.data.text import load_texts
+                dataset = load_texts(data.kind_name, data.values, spec.base_dir, spec.data_files)
+            else:
+                dataset = load(data.kind_name, data.values, spec.task, seed, spec.base_dir, spec.data_files,
+                               limit=spec.memory_limit, input_shape=tuple(spec.graph.input_shape), lazy=True)
         except DataError as e:
             raise _data_error(spec, str(e)) from None
     info = CATALOG.get(data.kind_name)
     # (data on disk stays a memory map here: reshape= and a channel axis are views of it)
-    x = fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None, data.get("resize"),
-                  data.get("reshape"))
+    x = dataset.x if texts else fit_input(spec, dataset.x, dataset.name, info.image_shape if info else None,
+                                          data.get("resize"), data.get("reshape"))
     y = dataset.y
     assert y is not None, "training data is loaded with its labels (load's need_labels)"
-    if isinstance(x, np.ndarray):  # series of different lengths: the model takes them, each long enough
+    if isinstance(x, np.ndarray) and not texts:  # series of different lengths: the model takes them, each long enough
         check_against_model(spec.graph, x, dataset.name, lambda message, hint=None: _data_error(spec, message, hint))
     if dataset.task != spec.task:
         raise _data_error(spec, f"{dataset.name} is a {dataset.task} set but loss {spec.loss} is for {spec.task}")
@@ -260,6 +281,13 @@ def prepare(spec: Spec, dataset: Dataset | None = None) -> Splits:
         return Splits(x_train.with_preprocess(pre), y_train, x_val.with_preprocess(pre), y_val,
                       x_test.with_preprocess(pre), y_test, dataset.classes, spec.task, pre, dataset.name, augment,
                       dataset.skipped)
+    if texts:  # the vocabulary from the training split only (or the run's own, on resume)
+        encoder = encoder or fit_encoder(spec, list(x_train))
+        pre = Preprocess.identity(spec.graph.input_shape)
+        return Splits(*(encoder.encode(list(v)) if k % 2 == 0 else v for k, v in
+                        enumerate((x_train, y_train, x_val, y_val, x_test, y_test))),
+                      dataset.classes, spec.task, pre, dataset.name, encoder=encoder,
+                      texts=(list(x_train), list(x_val)) if keep_texts else None)
     pre = Preprocess.fit(x_train, data.get("scale"), data["center"], data["standardize"], data["znorm"])
     augment = Augment.fit(spec["augment"].values, [x_train]) if augmenting(spec["augment"].values) else None
     return Splits(pre.apply(x_train), y_train, pre.apply(x_val), y_val, pre.apply(x_test), y_test,
