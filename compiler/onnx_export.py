@@ -109,7 +109,9 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
     for k, v in (metadata or {}).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
-    onnx.checker.check_model(model, full_check=True)
+    # (onnx's shape inference crashes the process on onnxruntime's Tokenizer contrib op: a string-in model
+    # gets the structural check here; export runs it in onnxruntime on every test text before writing it)
+    onnx.checker.check_model(model, full_check=text is None)
     return model
 
 

@@ -173,13 +173,22 @@ def import_onnx(source, out, samples: int = 64, overwrite: bool = False):
     return import_model(source, out, samples=samples, overwrite=overwrite)
 
 
-def predict(model_or_run, data, out=None) -> dict:
+def predict(model_or_run, data=None, out=None, text=None) -> dict:
     """Predictions from an .onnx file or a run: DATA is a built-in set name, a file path, or an array of
     raw samples (N, features) or (N, C, H, W). The dict holds `output` (N, K), and `class_index` (N,)
     and `class_name` (N,) for a classifier, `files` for image files; `accuracy` (or `mae`, `mse`) over
     every sample of DATA when it has labels, and `trained_on` (DATA is what the model was trained on);
-    `out` also writes the arrays to an .npz file."""
+    `out` also writes the arrays to an .npz file. A text model takes `text`: a string or a list of them
+    (or DATA: a file of texts, or a list of strings)."""
     import numpy as np
+
+    if text is not None:
+        if data is not None:
+            raise DLError(Diagnostic("error", "give DATA or --text, not both"))
+        data = [text] if isinstance(text, str) else list(text)
+    if data is None:
+        raise DLError(Diagnostic("error", "nothing to predict for: give DATA (a data set or file)",
+                                 hint="dlc predict RUN DATA, or a text model: dlc predict RUN --text \"...\""))
 
     from dlc.runtime.tools.predict import predict as _predict
     result = _predict(str(_run_dir(model_or_run)), data)

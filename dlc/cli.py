@@ -248,6 +248,8 @@ def cmd_export(args) -> int:
           f"{r.folded_bn} batchnorm folded); onnxruntime vs NumPy on {r.samples} "
           f"{'real' if r.real else 'standard-normal'} inputs: "
           f"max abs difference {r.max_abs_diff:.2e}")
+    if r.text:
+        print(f"text: {r.text}")
     return EXIT_OK
 
 
@@ -262,11 +264,13 @@ def cmd_import(args) -> int:
 def cmd_predict(args) -> int:
     import numpy as np
 
-    r = api.predict(args.model, args.data, out=args.output)
+    r = api.predict(args.model, args.data, out=args.output, text=args.text)
     shown = min(len(r["output"]), args.show)
     rows = [str(f) for f in r["files"]] if "files" in r else [str(i) for i in range(len(r["output"]))]
+    if args.text:  # each text beside its class
+        rows = [t if len(t) <= 60 else t[:57] + "..." for t in args.text]
     if shown:
-        print(("file" if "files" in r else "row") + ("\tclass\tprobability" if "class_name" in r else
+        print(("file" if "files" in r else "text" if args.text else "row") + ("\tclass\tprobability" if "class_name" in r else
               "\t" + " ".join(f"output{j}" for j in range(r["output"].shape[1]))))
     for i in range(shown):
         if "class_name" in r:

@@ -262,7 +262,10 @@ def _predict(sub) -> None:
                         description="Predict with onnxruntime (MODEL.onnx) or the NumPy runtime (a run folder). "
                                     "DATA is a built-in set name or a .npz/.csv/IDX file, as in training.")
     pr.add_argument("model", metavar="MODEL_OR_RUN", type=_path)
-    pr.add_argument("data", metavar="DATA", type=_path)
+    pr.add_argument("data", metavar="DATA", type=_path, nargs="?",
+                    help="a built-in set, a data file (a text model: a CSV/TSV/JSONL file of texts)")
+    pr.add_argument("--text", action="append", metavar="TEXT",
+                    help="a text model: predict for this text (repeat for several); instead of DATA")
     pr.add_argument("-o", "--output", metavar="OUT.npz", type=_path,
                     help="write the arrays: output (N, K: class probabilities for a classifier), class_index (N,: "
                          "the predicted class's index), class_name (N,: its name), files (image files: each row's file)")

@@ -4,6 +4,7 @@ trained it (its forward is the reference engine's, runtime/numpy_engine/network.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ class Model:
     values: dict[str, np.ndarray]
     preprocess: Preprocess
     classes: list[str] = field(default_factory=list)
+    encoder: Any = None  # a text model's tokenizer and vocabulary (runtime/data/tokenize.py), from its run folder
 
     def __post_init__(self):
         self.net = Network(self.spec.graph, self.values)

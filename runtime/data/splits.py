@@ -116,7 +116,7 @@ class Splits:
     augment: "Augment | None" = None  # the spec's augment line, fitted on the raw training split
     skipped: list = field(default_factory=list)  # image files left out under skip_bad: (path, why)
     encoder: Any = None  # texts (input L tokens): the tokenizer and vocabulary (data/tokenize.py)
-    texts: Any = None  # (training texts, validation texts) as read, when asked for (dlc check's report)
+    texts: Any = None  # (training, validation, test texts) as read, when asked for (dlc check's report)
 
     def train_batch(self, idx, rng) -> np.ndarray:
         """Training samples `idx`, augmented (raw values, then the preprocessing) when the spec says so."""
@@ -287,7 +287,7 @@ def prepare(spec: Spec, dataset: Dataset | None = None, encoder=None, keep_texts
         return Splits(*(encoder.encode(list(v)) if k % 2 == 0 else v for k, v in
                         enumerate((x_train, y_train, x_val, y_val, x_test, y_test))),
                       dataset.classes, spec.task, pre, dataset.name, encoder=encoder,
-                      texts=(list(x_train), list(x_val)) if keep_texts else None)
+                      texts=(list(x_train), list(x_val), list(x_test)) if keep_texts else None)
     pre = Preprocess.fit(x_train, data.get("scale"), data["center"], data["standardize"], data["znorm"])
     augment = Augment.fit(spec["augment"].values, [x_train]) if augmenting(spec["augment"].values) else None
     return Splits(pre.apply(x_train), y_train, pre.apply(x_val), y_val, pre.apply(x_test), y_test,

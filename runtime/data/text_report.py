@@ -45,7 +45,7 @@ def survey_texts(spec: Spec) -> TextReport:
     from dlc.runtime.data.tokenize import distinct_tokens
     splits = prepare(spec, keep_texts=True)
     enc = splits.encoder
-    texts_train, texts_val = splits.texts
+    texts_train, texts_val, _ = splits.texts
     train, val = enc.stats(texts_train), enc.stats(texts_val)
     distinct = distinct_tokens(enc, texts_train)
     rows = ids_reader(spec.graph)["vocab"]

@@ -21,12 +21,16 @@ def _at(data: str):
     return error
 
 
-def load_inputs(spec, data, need_labels: bool = True):
+def load_inputs(spec, data, need_labels: bool = True, encoder=None):
     """Raw inputs (and the data set, whose y is None when it has no labels) of DATA shaped for
     `spec`'s input layer: a built-in set name or a file, relative to the current folder, or (from the
-    Python API) an array of samples."""
+    Python API) an array of samples. A text model (`encoder`: its tokenizer): a file of texts (the text and
+    label columns its data line names) or a list of strings, as token ids."""
     d = spec.settings.get("data")
     options = dict(d.values) if d is not None else {}
+    if encoder is not None:
+        texts, ds = text_inputs(data, options, encoder, need_labels)
+        return encoder.encode(texts), ds
     if not isinstance(data, (str, Path)):
         return _array_inputs(spec, data, options)
     data = str(data)
@@ -48,6 +52,25 @@ def load_inputs(spec, data, need_labels: bool = True):
     x = fit_input(spec, ds.x, ds.name, info.image_shape if info else None, options.get("resize"),
                   options.get("reshape"), error=error, given=True)
     return x, ds
+
+
+def text_inputs(data, options: dict, encoder, need_labels: bool):
+    """(the texts, their data set) of DATA: a file of texts (the data line's text and label columns) or a
+    list of strings."""
+    from dlc.runtime.data.datasets import Dataset
+    if isinstance(data, (str, Path)):
+        from dlc.runtime.data.text import load_texts
+        try:
+            ds = load_texts(str(data), options, Path.cwd(), None, need_labels)
+        except DataError as e:
+            raise _at(str(data))(str(e)) from None
+        texts = list(ds.x)
+    else:
+        texts = [data] if isinstance(data, str) else list(data)
+        if not all(isinstance(t, str) for t in texts) or not texts:
+            raise _at("the texts")("a text model predicts for texts: give a file of texts or a list of strings")
+        ds = Dataset(np.array(texts, object), None, "classification", [], "the texts")
+    return texts, ds
 
 
 def _array_inputs(spec, data, options: dict):
@@ -113,7 +136,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
     plot = plot and not onnx_file  # (a confusion picture goes in a run folder)
     report: dict[str, Any] = {"run": str(run), "splits": {}}
     if data is None:
-        splits = prepare(model.spec)
+        splits = prepare(model.spec, encoder=getattr(model, "encoder", None))
         # the run's own preprocessing, not a refit
         pairs = {"train": (splits.x_train, splits.y_train), "validation": (splits.x_val, splits.y_val),
                  "test": (splits.x_test, splits.y_test)}
@@ -123,7 +146,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
             report["splits"][name] = _evaluate(model, prepared(model, x, splits.preprocess), y,
                                                f"the {name} split", top_k)
     else:
-        x, ds = load_inputs(model.spec, data)
+        x, ds = load_inputs(model.spec, data, encoder=getattr(model, "encoder", None))
         if ds.task != model.spec.task:
             raise _at(data)(f"{data} is a {ds.task} set but the model does {model.spec.task}")
         y = model_labels(model.classes, ds, data) if model.spec.task == "classification" else ds.y

@@ -32,6 +32,7 @@ class ExportReport:
     onnx_nodes: int
     size_bytes: int
     real: bool = True  # compared on the run's own data (else on standard-normal inputs: the spec has none)
+    text: str = ""  # a text model: what the file takes, and how it was checked
 
 
 def has_data(spec) -> bool:
@@ -51,9 +52,15 @@ def real_inputs(model: Model, n: int = 256) -> np.ndarray:
     from dlc.runtime.data.splits import prepare
     if not has_data(model.spec):
         return noise_inputs(model.spec, n)
-    splits = prepare(model.spec)
+    splits = prepare(model.spec, encoder=model.encoder)
     x = np.concatenate([splits.x_test[:n], splits.x_val[:n], splits.x_train[:n]])[:n]  # (a lazy split: n rows)
     return splits.preprocess.invert(x)
+
+
+def string_in(model: Model) -> bool:
+    """Whether the exported model takes raw text: a word or character tokenizer runs in the graph."""
+    from dlc.compiler.onnx_text import IN_GRAPH
+    return model.encoder is not None and model.encoder.kind in IN_GRAPH
 
 
 def build(model: Model, keep_bn: bool = False):
@@ -62,8 +69,47 @@ def build(model: Model, keep_bn: bool = False):
     metadata = {"dlc_version": __version__, "spec": spec.source.text, "classes": model.classes,
                 "task": spec.task, "loss": spec.loss, "preprocessing": "included: x * mul + add",
                 "batchnorm": "kept" if keep_bn else "folded"}
+    text = None
+    if model.encoder is not None:
+        enc = model.encoder
+        metadata.update(tokens=enc.kind, length=str(enc.length),
+                        input="one text (a string): the tokenizer runs in the graph" if string_in(model) else
+                        f"token ids (N, L), int64, one length per batch (0 pads, 1 unknown): the {enc.kind} "
+                        "tokenizer is the .tokenizer.json file beside the model (Hugging Face tokenizers)")
+        if string_in(model):
+            text = {"kind": enc.kind, "vocab": enc.vocab, "length": enc.length}
     return graph_to_onnx(spec.graph, model.values, preprocess=model.preprocess, keep_bn=keep_bn,
-                         label=LOSSES[spec.loss].labels == "index", metadata=metadata)
+                         label=LOSSES[spec.loss].labels == "index", metadata=metadata, text=text)
+
+
+def verification_texts(model: Model) -> list[str]:
+    """Every test text of the run's data, and three a deployed model must answer as dlc does: one with
+    no known word, one with no token at all, one longer than input L tokens."""
+    from dlc.runtime.data.splits import prepare
+    texts = list(prepare(model.spec, encoder=model.encoder, keep_texts=True).texts[2]) if has_data(model.spec) else []
+    longest = " ".join((texts or ["a long text"]) * (model.encoder.length + 1))
+    return texts + ["zxqv qqzx vvxz", "", "!!! ... ???", longest]
+
+
+def compare_texts(model: Model, onnx_model, texts: list[str]) -> float:
+    """The string-in model run in onnxruntime on each text alone against dlc on the same texts: the same
+    class for every one and outputs within the tolerance, or nothing is written."""
+    ref = model.predict_proba(model.encoder.encode(texts))
+    got = OnnxModel(onnx_model).run_texts(texts)["output"]
+    check_finite_outputs(got, "the run's texts (in onnxruntime)", "nothing written")
+    diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
+    if spec_is_classifier(model) and not np.array_equal(got.argmax(axis=1), ref.argmax(axis=1)):
+        k = int(np.argmax(got.argmax(axis=1) != ref.argmax(axis=1)))
+        raise DLError(Diagnostic("error", f"the string-in ONNX model's class for text {k} ({texts[k][:60]!r}) differs "
+                                          "from dlc's; nothing written", hint="report this as a bug"))
+    if ref.size and not np.all(np.abs(got - ref) <= ATOL + RTOL * np.abs(ref)):
+        raise DLError(Diagnostic("error", f"the string-in ONNX model disagrees with dlc: max abs difference "
+                                          f"{diff:.3g}; nothing written", hint="report this as a bug"))
+    return diff
+
+
+def spec_is_classifier(model: Model) -> bool:
+    return model.spec.task == "classification"
 
 
 def compare(model: Model, onnx_model, x_raw: np.ndarray) -> float:
@@ -82,16 +128,36 @@ def compare(model: Model, onnx_model, x_raw: np.ndarray) -> float:
     return diff
 
 
+def tokenizer_path(model_path: Path) -> Path:
+    """Where a subword model's tokenizer is written: beside it, m.onnx -> m.tokenizer.json."""
+    return model_path.with_suffix(".tokenizer.json")
+
+
 def export_run(run_dir: str | Path, out: str | Path, keep_bn: bool = False, samples: int = 256) -> ExportReport:
     if samples < 1:
         raise DLError(Diagnostic("error", f"--samples {samples}: the export is verified on at least 1 real input",
                                  hint="leave --samples out (256 inputs), or give a positive number"))
     model = load_run(run_dir)
     onnx_model = build(model, keep_bn)
-    x = real_inputs(model, samples)
-    diff = compare(model, onnx_model, x)
+    if string_in(model):  # every test text, each run alone as a deployed model gets it
+        x = verification_texts(model)
+        diff = compare_texts(model, onnx_model, x)
+    else:
+        x = real_inputs(model, samples)
+        diff = compare(model, onnx_model, x)
     data = onnx_model.SerializeToString()
     rf.atomic_write_bytes(Path(out), data)
+    if model.encoder is not None and not string_in(model):  # ids in: the subword tokenizer goes beside it
+        rf.atomic_write_text(tokenizer_path(Path(out)), model.encoder.subword.to_str())
     folded = 0 if keep_bn else sum(1 for n in model.spec.graph.nodes if n.op == "batchnorm") - \
         sum(1 for n in onnx_model.graph.node if n.op_type == "BatchNormalization")
-    return ExportReport(Path(out), diff, len(x), folded, len(onnx_model.graph.node), len(data), has_data(model.spec))
+    text = ""
+    if string_in(model):
+        text = (f"one text (a string) in, the {model.encoder.kind} tokenizer in the graph: each of the {len(x):,} "
+                f"texts (the test split, and one of unknown words, an empty one, one past {model.encoder.length} "
+                "tokens) run alone gives dlc's class")
+    elif model.encoder is not None:
+        text = (f"token ids in (N, L, int64); the {model.encoder.kind} tokenizer: {tokenizer_path(Path(out))} "
+                "(Hugging Face tokenizers' Tokenizer.from_file)")
+    return ExportReport(Path(out), diff, len(x), folded, len(onnx_model.graph.node), len(data), has_data(model.spec),
+                        text)

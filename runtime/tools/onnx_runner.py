@@ -38,6 +38,18 @@ class OnnxModel:
                 outs[k][rows] = value
         return dict(zip(names, outs))
 
+    @property
+    def takes_text(self) -> bool:
+        """A string-in model (dlc's word or character tokenizer in the graph): one text per run."""
+        return self.session.get_inputs()[0].type == "tensor(string)"
+
+    def run_texts(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """A string-in model's outputs for each text, one run per text, stacked in order."""
+        names = [o.name for o in self.session.get_outputs()]
+        name = self.session.get_inputs()[0].name
+        runs = [self.session.run(names, {name: np.array([t], dtype=object)}) for t in texts]
+        return {n: np.concatenate([r[k] for r in runs]) for k, n in enumerate(names)}
+
     def _run(self, names, x):
         first = self.session.get_inputs()[0]  # "input" in dlc's models; whatever a foreign one calls it
         if first.type == "tensor(int64)" and x.ndim == 3:  # token ids: the batch's (N, 1, L) whole numbers

@@ -60,6 +60,8 @@ def load_onnx(path: Path):
         raise _refuse(path, f"{path}'s metadata is malformed: 'classes' is not a JSON list of names")
     inputs = {i.name: i.shape for i in onnx_model.session.get_inputs()}
     outputs = {o.name for o in onnx_model.session.get_outputs()}
+    if set(inputs) == {"text"} and "output" in outputs and spec.graph.input_dtype == "int64":
+        return onnx_model, spec, classes  # a string-in text model: one text per run
     if set(inputs) != {"input"} or "output" not in outputs:
         raise _refuse(path, f"{path} has inputs {sorted(inputs)} and outputs {sorted(outputs)}; a dlc model has "
                             "one input 'input' and an output 'output'")
@@ -69,6 +71,11 @@ def load_onnx(path: Path):
         raise _refuse(path, f"{path}'s input is {dims} per sample but its metadata spec says "
                             f"{list(spec.graph.input_shape)}")
     return onnx_model, spec, classes
+
+
+def _data_options(spec) -> dict:
+    d = spec.settings.get("data")
+    return dict(d.values) if d is not None else {}
 
 
 def predict(model_or_run: str, data) -> dict:
@@ -87,14 +94,20 @@ def predict(model_or_run: str, data) -> dict:
     path = Path(model_or_run)
     if path.suffix == ".onnx":
         onnx_model, spec, classes = load_onnx(path)
-        x, ds = load_inputs(spec, data, need_labels=False)
-        probs = batched(lambda c: onnx_model.run(c)["output"], x)
+        if onnx_model.takes_text:  # the texts as they are: the model tokenizes them
+            from dlc.runtime.tools.evaluate import text_inputs
+            texts, ds = text_inputs(data, _data_options(spec), None, need_labels=False)
+            probs = onnx_model.run_texts(texts)["output"]
+            x = texts
+        else:
+            x, ds = load_inputs(spec, data, need_labels=False)
+            probs = batched(lambda c: onnx_model.run(c)["output"], x)
         engine = "onnxruntime"
         model = None
     else:
         model = load_run(path)
         spec, classes = model.spec, model.classes
-        x, ds = load_inputs(spec, data, need_labels=False)
+        x, ds = load_inputs(spec, data, need_labels=False, encoder=model.encoder)
         probs = batched(model.predict_proba, x)
         engine = "numpy"
     from dlc.runtime.runs import check_finite_outputs
