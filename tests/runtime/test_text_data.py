@@ -1,0 +1,137 @@
+"""Text data: CSV/TSV/JSONL columns and folders of .txt files, refused at the data line when bad; the
+tokenizers and their vocabulary (fitted on the training split only); the string-in ONNX front runs the
+Python tokenizer's rules."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dlc.cli import main
+from dlc.runtime.data.files import DataError
+from dlc.runtime.data.text import read_texts
+from dlc.runtime.data.tokenize import TextEncoder, lowercase
+
+MODEL = "model m {\n input 8 tokens\n embedding 4 vocab=50\n globalavgpool\n dense 2 softmax\n}\n"
+
+
+def _csv(path, rows, header="text,label"):
+    path.write_text(header + "\n" + "".join(f'"{t}",{y}\n' for t, y in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_each_table_format_gives_the_texts_and_labels(tmp_path, suffix):
+    rows = [("Great film, truly", "fresh"), ("dull; slow", "rotten"), ('a "quoted" word', "fresh")]
+    path = tmp_path / f"r{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps({"review": t, "y": y}) + "\n" for t, y in rows))
+    else:
+        sep = "," if suffix == ".csv" else "\t"
+        path.write_text(f"review{sep}y\n" + "".join(
+            (f'"{t.replace(chr(34), chr(34) * 2)}"' if sep == "," else t) + f"{sep}{y}\n" for t, y in rows))
+    got = read_texts(path, "review", "y")
+    assert (got.texts, got.labels) == ([t for t, _ in rows], [y for _, y in rows])
+
+
+def test_a_folder_of_class_folders_of_txt_files(tmp_path):
+    for cls, texts in {"neg": ["bad", "awful"], "pos": ["good"]}.items():
+        (tmp_path / cls).mkdir()
+        for k, t in enumerate(texts):
+            (tmp_path / cls / f"{k}.txt").write_text(t)
+    got = read_texts(tmp_path, None, None)
+    assert (got.texts, got.labels) == (["bad", "awful", "good"], ["neg", "neg", "pos"])
+
+
+@pytest.mark.parametrize("content, data_keys, message", [
+    ("text,label\n\"fine\",a\n\"ok\",b\n", "text=review", "has no text column 'review'; expected one of: label, text"),
+    ("text,label\n\"fine\",a\n\"  \",b\n", "", "r.csv:3, column 'text': an empty text"),
+    ("text,label\n\"fine\",a\n\"ok\",\n", "", "r.csv:3: an empty label (column 'label')"),
+    (b"text,label\n\"caf\xe9\",a\n", "", "r.csv:2: not UTF-8 (byte 15: b'\\xe9')"),
+    ("text,label\n\"" + "x" * (1 << 20 | 1) + "\",a\n", "", "r.csv:2, column 'text': a text of 1,048,577 bytes"),
+    ("text,label\n\"" + "x" * (3 << 20) + "\",a\n", "", "r.csv:2: field larger than field limit"),
+])
+def test_bad_text_files_are_refused_at_the_data_line(tmp_path, capsys, content, data_keys, message):
+    data = tmp_path / "r.csv"
+    data.write_bytes(content if isinstance(content, bytes) else content.encode())
+    spec = tmp_path / "s.dl"
+    spec.write_text(MODEL + f'data "r.csv" {data_keys}\n')
+    assert main(["check", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:7:6: error:" in err and message in err, err
+
+
+def test_a_text_column_for_a_model_of_numbers_is_refused(tmp_path, capsys):
+    _csv(tmp_path / "r.csv", [("a b", "x"), ("c", "y")])
+    spec = tmp_path / "s.dl"
+    spec.write_text('model m {\n input 4\n dense 2 softmax\n}\ndata "r.csv" text=text\n')
+    assert main(["check", str(spec)]) == 2
+    assert "text= names a column of texts, but the model's input is 4 numbers" in capsys.readouterr().err
+
+
+def test_a_jsonl_line_that_is_not_an_object_names_its_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"r.jsonl:2: each line must be a JSON object"):
+        read_texts(path, None, None)
+
+
+# ---- tokenizers -------------------------------------------------------------------------------------
+def test_words_are_lowercased_unicode_runs_and_the_vocabulary_is_the_training_texts():
+    train = ["Le café, c'est naïf!", "CAFÉ au lait; lait 42", "the_end  ok"]
+    enc = TextEncoder.fit("words", train, rows=50, min_count=1, length=4)
+    assert enc.tokens("Le CAFÉ, c'est naïf!") == ["le", "café", "c'est", "naïf"]
+    assert enc.vocab[:4] == ["<pad>", "<unk>", "café", "lait"]  # by count, then by token
+    x = enc.encode(["café unseen LAIT", "", "a b c d e f", "le"])
+    assert x.shape == (4, 1, 4)
+    np.testing.assert_array_equal(x[0, 0, :3], [2, 1, 3])  # an unseen word is the unknown id
+    np.testing.assert_array_equal(x[1, 0, :1], [1])  # no token at all: one unknown token
+    assert np.isnan(x[1, 0, 1:]).all() and not np.isnan(x[2, 0]).any()  # cut at L=4
+    assert enc.stats(["café unseen", "a b c d e"])["truncated"] == 1
+
+
+def test_min_count_and_the_embedding_rows_bound_the_vocabulary():
+    train = ["a a a b b c", "a b d"]
+    assert TextEncoder.fit("words", train, rows=50, min_count=2, length=5).vocab == ["<pad>", "<unk>", "a", "b"]
+    assert TextEncoder.fit("words", train, rows=3, min_count=1, length=5).vocab == ["<pad>", "<unk>", "a"]
+
+
+def test_characters_keep_spaces_and_punctuation_but_not_newlines():
+    enc = TextEncoder.fit("chars", ["Ab, c\nd"], rows=50, min_count=1, length=10)
+    assert enc.tokens("Ab, c\nd") == ["a", "b", ",", " ", "c", "d"]
+
+
+def test_lowercase_maps_each_code_point_on_its_own():
+    assert lowercase("ΣΑΣ İSTANBUL Ǆ") == "σασ istanbul ǆ"  # no final sigma, İ -> i (one code point each)
+
+
+@pytest.mark.parametrize("kind", ["words", "chars"])
+def test_the_onnx_front_tokenizes_every_code_point_as_python_does(kind):
+    """StringNormalizer + Tokenizer + LabelEncoder in onnxruntime against tokenize.py on text made of every
+    assigned code point of the Basic Multilingual Plane (in words of 5, separated by spaces and
+    punctuation): the same ids, token for token."""
+    import unicodedata
+
+    import onnx
+    from onnx import TensorProto, helper
+    from dlc.compiler.onnx_export import OnnxBuilder
+    from dlc.compiler.onnx_text import TEXT_OPSETS, text_front
+    from dlc.runtime.tools.onnx_runner import OnnxModel
+    chars = [chr(c) for c in range(0x21, 0x10000) if unicodedata.category(chr(c)) not in ("Cs", "Co", "Cn", "Cc")]
+    texts = [" ".join("".join(chars[i + j:i + j + 5]) for j in range(0, 400, 5)) + " ,x.'y" for i in range(0, len(chars), 400)]
+    enc = TextEncoder.fit(kind, texts, rows=10 ** 6, min_count=1, length=10 ** 5)
+    g = OnnxBuilder()
+    ids = text_front(g, "text", kind, enc.vocab, enc.length)
+    graph = helper.make_graph(g.nodes, "front", [helper.make_tensor_value_info("text", TensorProto.STRING, [1])],
+                              [helper.make_tensor_value_info(ids, TensorProto.INT64, [1, None])],
+                              initializer=list(g.initializers.values()))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)] +
+                              [helper.make_opsetid(d, v) for d, v in TEXT_OPSETS.items()])
+    onnx.checker.check_model(model)
+    runner = OnnxModel(model)
+    for text in texts + ["", "!!!", "Ünïcödé ΣΑΣ x"]:
+        want = [int(i) for i in enc.encode([text])[0, 0] if not np.isnan(i)]
+        got = runner.run_texts([text])[ids][0].tolist()
+        assert got == want, text[:80]
