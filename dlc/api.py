@@ -33,8 +33,8 @@ def _spec(spec, overrides=(), max_memory=None, resume=None) -> Spec:
         path, run = spec_path(spec)
         compiled = compile_file(path, overrides=overrides or (), data_files=read(run) if run else None,
                                 max_memory=max_memory)
-    check_data_file(compiled)
     resumed = resume is not None and (Path(resume) / rf.CHECKPOINT).exists()
+    check_data_file(compiled, run=Path(resume) if resumed else None)
     if "init" in compiled.settings and not resumed:  # init from "RUN": what it loads, from the run's headers
         from dlc.runtime.init_from import plan
         compiled.init_report = plan(compiled)

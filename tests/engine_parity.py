@@ -29,7 +29,7 @@ def noiseless(path: Path) -> dlc.Spec:
     from dlc.compiler.search_space import nominal_spec
     text = re.sub(r"dropout=(choice\([^)]*\)|[\d.]+)", "dropout=0", path.read_text())
     text = re.sub(r"keep=[\d.]+", "keep=1", text)
-    text = re.sub(r"^(\s*)dropout\s+[\d.]+", r"\1dropout 0", text, flags=re.M).replace("rrelu", "leaky_relu")
+    text = re.sub(r"(^\s*|[;{]\s*)dropout\s+[\d.]+", r"\1dropout 0", text, flags=re.M).replace("rrelu", "leaky_relu")
     spec = dlc.compile(text, str(path), lint=False)
     return nominal_spec(spec) if spec.ranges else spec
 

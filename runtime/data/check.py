@@ -22,15 +22,16 @@ from dlc.runtime.data.datasets import Dataset, check_labels, targets_refusal
 from dlc.runtime.data.labels import class_labels
 
 
-def check_data_file(spec: Spec) -> None:
+def check_data_file(spec: Spec, run: Path | None = None) -> None:
     """What `check` can tell of a spec's data file from its headers: that it exists and is readable,
     that its samples fit the input (after reshape=) and its labels the output. The inputs are not
-    read. Raises `DLError` located at the data line; a spec with a built-in set or no data passes."""
+    read. Raises `DLError` located at the data line; a spec with a built-in set or no data passes. `run`: the
+    run folder a resume continues (a text run's vocabulary is its own, never fitted again)."""
     data = spec.settings.get("data")
     if data is None or not data.written or not is_file_source(data):
         return
     diags = Diagnostics(spec.source)
-    labels = _check(data, spec.graph, spec.loss, diags, spec.base_dir, spec.data_files, spec)
+    labels = _check(data, spec.graph, spec.loss, diags, spec.base_dir, spec.data_files, spec, run)
     diags.raise_if_errors()
     if getattr(spec, "data_dtype", None) == np.uint8:  # DL116: 8-bit inputs and no scaling
         from dlc.compiler.lint import raw_inputs_warning
@@ -46,7 +47,8 @@ def _add_warning(spec: Spec, warning) -> None:
         spec.warnings = sorted([*spec.warnings, warning], key=lambda d: (d.span.line if d.span else 0, d.code or ""))
 
 
-def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, data_files: dict | None, spec=None):
+def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, data_files: dict | None, spec=None,
+           run: Path | None = None):
     """-> (class indices, class names) when the file's labels were read, else None. An image folder or
     list: its listing and a sample of headers (spec.data_report)."""
     def error(message, hint=None):
@@ -64,7 +66,7 @@ def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, da
         if graph.input_dtype == "int64":  # texts: read, split and tokenized as training will
             if spec is not None:
                 from dlc.runtime.data.text_report import survey_texts
-                spec.data_report = survey_texts(spec)
+                spec.data_report = survey_texts(spec, run)
                 for warning in spec.data_report.warnings:
                     _add_warning(spec, warning)
                 return spec.data_report.labels

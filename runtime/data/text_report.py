@@ -37,13 +37,15 @@ class TextReport:
         return out
 
 
-def survey_texts(spec: Spec) -> TextReport:
-    """The splits as training makes them, and the report of their tokens."""
+def survey_texts(spec: Spec, run=None) -> TextReport:
+    """The splits as training makes them (with the vocabulary of `run`, a run folder being resumed), and
+    the report of their tokens."""
     from dlc.compiler.lint import text_warnings
     from dlc.runtime.data.splits import prepare
     from dlc.runtime.data.text import ids_reader
     from dlc.runtime.data.tokenize import distinct_tokens
-    splits = prepare(spec, keep_texts=True)
+    from dlc.runtime.data.tokenize import TextEncoder
+    splits = prepare(spec, encoder=TextEncoder.load(run) if run is not None else None, keep_texts=True)
     enc = splits.encoder
     texts_train, texts_val, _ = splits.texts
     train, val = enc.stats(texts_train), enc.stats(texts_val)

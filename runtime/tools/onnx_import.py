@@ -61,6 +61,13 @@ def read(path: Path) -> Imported:
         raise _refuse(path, f"not an ONNX model ({type(e).__name__})", "give a .onnx file") from None
     meta = {p.key: p.value for p in model.metadata_props}
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    numeric = {1}  # onnx.TensorProto.FLOAT
+    kinds = {i.type.tensor_type.elem_type for i in model.graph.input if i.name not in inits}
+    if kinds - numeric:
+        what = "a string (a text)" if 8 in kinds else "token ids (int64)" if 7 in kinds else "not float32"
+        raise _refuse(path, f"its input is {what}: dlc import reads models of float32 inputs; a text model's "
+                            "tokenizer, vocabulary and embedding are not imported",
+                      "train the text model with dlc (its run folder keeps the vocabulary), or import a numeric model")
     if "dlc_version" in meta and "spec" in meta:
         return _own(path, model, meta, inits)
     return _Chain(path, model, inits).read()

@@ -107,6 +107,7 @@ def test_lowercase_maps_each_code_point_on_its_own():
     assert lowercase("ΣΑΣ İSTANBUL Ǆ") == "σασ istanbul ǆ"  # no final sigma, İ -> i (one code point each)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["words", "chars"])
 def test_the_onnx_front_tokenizes_every_code_point_as_python_does(kind):
     """StringNormalizer + Tokenizer + LabelEncoder in onnxruntime against tokenize.py on text made of every

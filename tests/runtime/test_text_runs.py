@@ -1,0 +1,124 @@
+"""Text runs end to end: train, the vocabulary in the run folder, resume, predict on raw text, the
+string-in ONNX model (its class for every text equals dlc's), the subword path, import's refusal."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dlc.cli import main
+from helpers import stopped_and_resumed
+
+POSITIVE = ["good", "great", "fine", "lovely", "superb", "fun"]
+NEGATIVE = ["bad", "awful", "dull", "boring", "weak", "poor"]
+FILLER = ["the", "film", "was", "a", "plot", "and", "cast", "very", "truly", "really"]
+
+
+def _reviews(path, n=240, seed=0):
+    """Texts of 1 to 12 words whose class is which of two word lists they draw from (with filler)."""
+    rng = np.random.default_rng(seed)
+    lines = ["text,label"]
+    for k in range(n):
+        label = k % 2
+        words = list(rng.choice(FILLER, rng.integers(0, 10))) + list(rng.choice(POSITIVE if label else NEGATIVE,
+                                                                                  rng.integers(1, 3)))
+        rng.shuffle(words)
+        lines.append(f'"{" ".join(words).capitalize()}.",{"fresh" if label else "rotten"}')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+SPEC = """model reviews {{
+    input 10 tokens
+    embedding 8 vocab=40
+    residual {{ layernorm; attention heads=2 }}
+    globalavgpool
+    dense 2 softmax
+}}
+data "reviews.csv" text=text label=label tokens={tokens}
+optimizer adam lr=1e-2
+train epochs=4 batch=16 seed=0{engine}
+"""
+
+
+@pytest.fixture
+def reviews(tmp_path):
+    _reviews(tmp_path / "reviews.csv")
+    return tmp_path
+
+
+def test_a_text_run_keeps_its_vocabulary_predicts_raw_text_and_exports_a_string_in_model(reviews, capsys):
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine=""))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
+    vocab = json.loads((reviews / "run" / "vocab.json").read_text())
+    assert vocab["tokens"] == "words" and vocab["length"] == 10 and vocab["vocab"][:2] == ["<pad>", "<unk>"]
+    capsys.readouterr()
+    assert main(["predict", str(reviews / "run"), "--text", "A truly superb, lovely film", "--text", "dull and weak"]) == 0
+    out = capsys.readouterr().out
+    assert "A truly superb, lovely film\tfresh" in out and "dull and weak\trotten" in out
+    assert main(["export", str(reviews / "run"), "-o", str(reviews / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "one text (a string) in, the words tokenizer in the graph" in out and "run alone gives dlc's class" in out
+    for data in (str(reviews / "reviews.csv"),):  # every text, through both
+        assert main(["predict", str(reviews / "run"), data, "-o", str(reviews / "a.npz"), "--show", "0"]) == 0
+        assert main(["predict", str(reviews / "m.onnx"), data, "-o", str(reviews / "b.npz"), "--show", "0"]) == 0
+        a, b = np.load(reviews / "a.npz"), np.load(reviews / "b.npz")
+        np.testing.assert_array_equal(a["class_index"], b["class_index"])
+        np.testing.assert_allclose(a["output"], b["output"], atol=1e-5)
+    odd = ["", "zzz qqq", " ".join(["great"] * 30), "Ünïcödé ΣΑΣ!"]  # empty, unknown words, past L, non-ASCII
+    assert main(["predict", str(reviews / "run"), *sum((["--text", t] for t in odd), []), "-o", str(reviews / "c.npz")]) == 0
+    assert main(["predict", str(reviews / "m.onnx"), *sum((["--text", t] for t in odd), []), "-o", str(reviews / "d.npz")]) == 0
+    c, d = np.load(reviews / "c.npz"), np.load(reviews / "d.npz")
+    np.testing.assert_array_equal(c["class_index"], d["class_index"])
+    np.testing.assert_allclose(c["output"], d["output"], atol=1e-5)
+    capsys.readouterr()
+    assert main(["import", str(reviews / "m.onnx"), "-o", str(reviews / "back")]) == 2
+    assert "its input is a string (a text): dlc import reads models of float32 inputs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_a_stopped_text_run_resumes_bit_for_bit_with_its_vocabulary(reviews, monkeypatch, engine):
+    _reviews(reviews / "reviews.csv")
+    text = SPEC.format(tokens="words", engine=f" engine={engine}").replace('"reviews.csv"', f'"{reviews / "reviews.csv"}"')
+    full, part, resumed, got, want = stopped_and_resumed(text, reviews, engine, monkeypatch, stop_at_step=20)
+    assert part.interrupted and not resumed.interrupted
+    assert (reviews / "run" / "vocab.json").read_text() == (reviews / "full" / "vocab.json").read_text()
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_a_resumed_run_reads_its_own_vocabulary_not_a_refit(reviews, monkeypatch):
+    """The vocabulary is part of the run: a resume tokenizes with the run folder's, never fits another."""
+    from dlc.runtime.data import tokenize
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=2"))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
+    spec.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=3"))
+    fitted = []
+    real = tokenize.TextEncoder.fit.__func__
+    monkeypatch.setattr(tokenize.TextEncoder, "fit", classmethod(lambda cls, *a, **k: fitted.append(1) or real(cls, *a, **k)))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run"), "--resume"]) == 0
+    assert fitted == []
+
+
+def test_the_subword_path_trains_predicts_and_exports_ids_with_its_tokenizer(reviews, capsys):
+    pytest.importorskip("tokenizers")
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="bpe", engine="").replace("vocab=40", "vocab=60"))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
+    assert (reviews / "run" / "tokenizer.json").is_file()
+    capsys.readouterr()
+    assert main(["predict", str(reviews / "run"), "--text", "A truly superb, lovely film"]) == 0
+    assert "\tfresh\t" in capsys.readouterr().out
+    assert main(["export", str(reviews / "run"), "-o", str(reviews / "m.onnx")]) == 0
+    assert "token ids in (N, L, int64); the bpe tokenizer:" in capsys.readouterr().out
+    from tokenizers import Tokenizer
+    from dlc.runtime.tools.onnx_runner import OnnxModel
+    tok = Tokenizer.from_file(str(reviews / "m.tokenizer.json"))
+    ids = np.array([tok.encode("a truly superb, lovely film").ids[:10]], np.int64)  # its first L ids
+    out = OnnxModel.load(reviews / "m.onnx").session.run(["output"], {"input": ids})[0]
+    assert main(["predict", str(reviews / "run"), "--text", "a truly superb, lovely film", "-o", str(reviews / "p.npz")]) == 0
+    np.testing.assert_allclose(np.load(reviews / "p.npz")["output"], out, atol=1e-5)
