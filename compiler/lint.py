@@ -336,7 +336,7 @@ def text_warnings(spec, rows: int, distinct: int, truncated: int, texts: int, le
     first = next((n for n in spec.graph.nodes if REGISTRY[n.op].reads == "int64"), None)
     if first is not None and rows > VOCAB_SLACK * (distinct + 2) and not _silenced(spec, first.span, "DL119"):
         out.append(Diagnostic("warning", f"embedding vocab={rows:,}, but the training texts hold {distinct:,} distinct "
-                                         f"tokens: {rows - distinct - 2:,} rows are never trained ({RULES['DL119'].why})",
+                                         f"tokens, so {rows - distinct - 2:,} rows are unused: {RULES['DL119'].why}",
                               first.span, f"vocab={distinct + 2} keeps every training token", "DL119"))
     inp = spec.graph.layers[0] if spec.graph.layers else None
     if texts and truncated > TRUNCATED * texts and inp is not None and not _silenced(spec, inp.span, "DL120"):

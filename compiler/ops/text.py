@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..attrs import Attr
+from ..lazy_numpy import lazy_numpy
 from .base import Op, ParamSpec, ShapeError, register
+
+np = lazy_numpy(__name__)  # (dlc check imports no NumPy: only the sinusoids need it)
 
 
 def sinusoid(channels: int, steps: int) -> np.ndarray:

@@ -34,12 +34,16 @@ CASES = {  # rule: (a spec that triggers it, a spec that does not)
               spec("input 1x8x8\nflatten\ndense 10 softmax", "data digits scale=1/16\naugment flip_x")),
     "DL117": (spec("input 2x16\nlstm 8\ndense 2 softmax", "optimizer adam"),
               spec("input 2x16\nlstm 8\ndense 2 softmax", "optimizer adam clip_norm=1")),
+    "DL118": (spec("input 8 tokens\nembedding 8 vocab=20\nattention heads=2\nglobalavgpool\ndense 2 softmax"),
+              spec("input 8 tokens\nembedding 8 vocab=20\nresidual { layernorm; attention heads=2 }\nglobalavgpool\n"
+                   "dense 2 softmax")),
     "DL110": (spec("input 64\ndense 200 relu\ndense 10 softmax", "optimizer genetic"),
               spec("input 64\ndense 32 relu\ndense 10 softmax", "optimizer genetic")),
 }
 
 
-DATA_RULES = {"DL113", "DL116"}  # rules on the data, not the spec: tests/runtime/test_class_weight.py, test_data_input.py
+DATA_RULES = {"DL113", "DL116", "DL119", "DL120"}  # rules on the data, not the spec: tests/runtime/test_class_weight.py,
+# test_data_input.py, test_text_data.py
 
 
 def test_every_rule_has_cases():

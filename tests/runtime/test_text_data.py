@@ -136,3 +136,32 @@ def test_the_onnx_front_tokenizes_every_code_point_as_python_does(kind):
         want = [int(i) for i in enc.encode([text])[0, 0] if not np.isnan(i)]
         got = runner.run_texts([text])[ids][0].tolist()
         assert got == want, text[:80]
+
+
+@pytest.mark.parametrize("model, texts, code, message", [
+    (MODEL.replace("vocab=50", "vocab=500"), ["a b c", "b c d"] * 20, "DL119",
+     "embedding vocab=500, but the training texts hold 4 distinct tokens, so 494 rows are unused"),
+    (MODEL, [" ".join("w%d" % k for k in range(12))] * 40, "DL120", "input 8 tokens cuts 28 of the 28 training texts"),
+])
+def test_text_lints_from_the_training_texts(tmp_path, capsys, model, texts, code, message):
+    _csv(tmp_path / "r.csv", [(t, "xy"[k % 2]) for k, t in enumerate(texts)])
+    spec = tmp_path / "s.dl"
+    spec.write_text(model + 'data "r.csv"\n')
+    assert main(["check", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: [{code}] {message}" in out, out
+    spec.write_text(model.replace("tokens\n", f"tokens  # dlc: ignore {code}\n").replace(
+        "vocab=500\n", f"vocab=500  # dlc: ignore {code}\n") + 'data "r.csv"\n')
+    assert main(["check", str(spec)]) == 0
+    assert code not in capsys.readouterr().out
+
+
+def test_check_reports_the_texts_and_their_vocabulary(tmp_path, capsys):
+    _csv(tmp_path / "r.csv", [("Good film", "a"), ("bad film", "b")] * 20 + [("unseen words here", "a")])
+    spec = tmp_path / "s.dl"
+    spec.write_text(MODEL + 'data "r.csv" test=0.2\n')
+    assert main(["check", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "texts: 32 for training and validation from r.csv (2 classes), tokens=words" in out
+    assert "vocabulary: " in out and "ids of the embedding's 50" in out
+    assert "input 8 tokens cuts 0 of" in out and "% of its" in out
