@@ -119,12 +119,39 @@ def _check_source_keys(data, diags: Diagnostics) -> None:
                     "remove test=; validation= on the train line takes the validation series from the training ones")
 
 
+TEXT_KEYS = ("text", "tokens", "min_count")  # what only a text data line (input L tokens) takes
+NUMERIC_KEYS = ("standardize", "center", "scale", "znorm", "reshape", "resize")  # what a text has no use for
+
+
+def _check_text_keys(data, graph: Graph, diags: Diagnostics) -> None:
+    """Texts (input L tokens) and numbers do not mix: a text key on a model of numbers, a numeric
+    preprocessing key or a built-in set on a model of texts, each an error at its word."""
+    texts = graph.input_dtype == "int64"
+    if not texts:
+        for key in TEXT_KEYS:
+            if key in data.spans:
+                diags.error(f"{key}= is for texts, but the model's input is {'x'.join(map(str, graph.input_shape))} "
+                            "numbers", data.spans[key], "a model of texts starts: input L tokens, then an embedding")
+        return
+    for key in NUMERIC_KEYS:
+        if key in data.spans:
+            diags.error(f"{key} does not apply to texts: the model reads token ids (input L tokens)", data.spans[key],
+                        f"remove {key}")
+    if not is_file_source(data):
+        diags.error(f"input {graph.input_shape[1]} tokens reads texts, but {data.kind} is not a file of texts",
+                    data.kind_span, 'give a CSV, TSV or JSONL file of texts (data "reviews.csv" text=review '
+                                    'label=sentiment) or a folder of class folders of .txt files')
+
+
 def _check_data(spec_settings, graph: Graph, loss: str, diags: Diagnostics):
     """A built-in data set against the model (a data file is the runtime's to check: runtime/data/check.py)."""
     data = spec_settings.get("data")
     if data is None or not data.written:
         return
     _check_source_keys(data, diags)
+    _check_text_keys(data, graph, diags)
+    if graph.input_dtype == "int64":
+        return  # a file of texts: read and checked by the runtime (runtime/data/check.py)
     if data.get("znorm") and len(graph.input_shape) != 2:
         diags.error(f"znorm z-normalises each series over its steps, but the model's input is "
                     f"{'x'.join(map(str, graph.input_shape))}, not a sequence CxL",

@@ -170,6 +170,8 @@ def infer_shapes(name: str, input_shape: tuple[int, ...], plan: list[PlannedNode
         for spec in op.params(in_shapes[0], a):
             if spec.init == "auto":
                 init = pn.init or pn.default_init or _auto_init(plan, consumers, i)
+            elif pn.init is not None and spec.role == "weight":  # the line's init= sets its weight's (embedding,
+                init = pn.init  # lstm: whose own default is fixed)
             else:
                 init = fixed(spec.init)
             reg = {k: resolve(v) for k, v in pn.reg.items()} if spec.decay else {}

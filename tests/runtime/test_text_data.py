@@ -165,3 +165,17 @@ def test_check_reports_the_texts_and_their_vocabulary(tmp_path, capsys):
     assert "texts: 32 for training and validation from r.csv (2 classes), tokens=words" in out
     assert "vocabulary: " in out and "ids of the embedding's 50" in out
     assert "input 8 tokens cuts 0 of" in out and "% of its" in out
+
+
+@pytest.mark.parametrize("spec, message, col", [
+    (MODEL + "data digits\n", "input 8 tokens reads texts, but digits is not a file of texts", 6),
+    (MODEL + 'data "r.csv" standardize\n', "standardize does not apply to texts", 14),
+    ("model m {\n input 4\n dense 3 softmax\n}\ndata iris tokens=chars\n", "tokens= is for texts, but the model's "
+     "input is 4 numbers", 11),
+])
+def test_texts_and_numbers_do_not_mix_on_the_data_line(tmp_path, capsys, spec, message, col):
+    path = tmp_path / "s.dl"
+    path.write_text(spec)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f":{spec.count(chr(10))}:{col}: error: {message}" in err, err
