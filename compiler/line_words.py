@@ -54,6 +54,11 @@ class LineWords:
         args, variable, dtype = list(stmt.args), False, "float32"
         if len(args) == 2 and isinstance(args[1], ast.Name) and args[1].value == TOKENS:
             word = args.pop()
+            if isinstance(args[0], ast.Call) and args[0].name in RANGE_KINDS:  # input choice(32, 64) tokens
+                length = self.coerce("length", args[0], Attr("int", min=1, max=MAX_INT), "input.length")
+                if not isinstance(length, SearchRange):
+                    return None
+                args[0] = ast.Number(float(int(length.nominal())), str(int(length.nominal())), args[0].span)
             if not (isinstance(args[0], ast.Number) and args[0].is_int):
                 self.diags.error("'tokens' takes one length: input L tokens (a text of 1 to L token ids)",
                                  word.span, "e.g. input 64 tokens")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from dlc.compiler.attrs import resolve
 from dlc.compiler.diagnostics import Diagnostic, DLError
 from dlc.compiler.spec import Spec
 from dlc.runtime.data.augment import Augment, augmenting, raw_chunks
@@ -202,7 +203,7 @@ def fit_encoder(spec: Spec, texts: list[str]):
     from dlc.runtime.data.tokenize import TextEncoder
     data = spec["data"]
     try:
-        return TextEncoder.fit(data["tokens"], texts, ids_reader(spec.graph)["vocab"], data["min_count"],
+        return TextEncoder.fit(data["tokens"], texts, ids_reader(spec.graph)["vocab"], resolve(data["min_count"]),
                                spec.graph.input_shape[1])
     except DataError as e:
         raise _data_error(spec, str(e)) from None

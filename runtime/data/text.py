@@ -172,6 +172,8 @@ def load_texts(source: str, options: dict, base_dir: Path | None, files: dict | 
 
 
 def ids_reader(graph) -> dict:
-    """The attributes of the op that reads the token ids (the embedding): its `vocab` caps the tokenizer's."""
+    """The attributes of the op that reads the token ids (the embedding), search ranges at their nominal
+    values: its `vocab` caps the tokenizer's."""
+    from dlc.compiler.attrs import resolve
     from dlc.compiler.ops import REGISTRY
-    return next(n.attrs for n in graph.nodes if REGISTRY[n.op].reads == "int64")
+    return {k: resolve(v) for k, v in next(n.attrs for n in graph.nodes if REGISTRY[n.op].reads == "int64").items()}

@@ -184,8 +184,10 @@ def _search(spec, dims, keys, trials, fine, jobs, seed, out_dir, url, name, own_
     st.set_user_attr("keys", keys)
     if own_storage:
         requeue_unfinished(st)  # only this folder's search uses its own study file
-    # One split for every trial, unless a range changes the data itself.
-    splits = None if any(d.key.startswith("data.") for d in dims) else prepare(nominal)
+    # One split for every trial, unless a range changes the data itself (texts: the ids depend on the
+    # input's length and the embedding's vocab, so each trial tokenizes its own)
+    texts = nominal.graph.input_dtype == "int64"
+    splits = None if texts or any(d.key.startswith("data.") for d in dims) else prepare(nominal)
     jobs = max(1, min(jobs or os.cpu_count() or 1, trials))
     classify = spec.task == "classification"
     cfg = SearchConfig(name, url, sampler, seed, prune, trials, trials - fine, spec.source.text,

@@ -122,3 +122,16 @@ def test_the_subword_path_trains_predicts_and_exports_ids_with_its_tokenizer(rev
     out = OnnxModel.load(reviews / "m.onnx").session.run(["output"], {"input": ids})[0]
     assert main(["predict", str(reviews / "run"), "--text", "a truly superb, lovely film", "-o", str(reviews / "p.npz")]) == 0
     np.testing.assert_allclose(np.load(reviews / "p.npz")["output"], out, atol=1e-5)
+
+
+def test_search_ranges_on_the_length_dim_vocab_and_heads_of_a_text_model(reviews, capsys):
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine="").replace("input 10 tokens", "input choice(6, 10) tokens")
+                    .replace("embedding 8 vocab=40", "embedding choice(4, 8) vocab=choice(20, 40)")
+                    .replace("heads=2", "heads=choice(1, 2)").replace("epochs=4", "epochs=1"))
+    assert main(["search", str(spec), "--trials", "3", "--jobs", "1", "-o", str(reviews / "search"), "-q"]) == 0
+    best = (reviews / "search" / "best.dl").read_text()
+    assert "choice(" not in best and " tokens" in best
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("rank"))
+    for key in ("input.length", "embedding1.dim", "embedding1.vocab", "residual1.attention1.heads"):
+        assert key in header
