@@ -136,9 +136,11 @@ def hover(word: str) -> str | None:
     if word in SCHEDULES:
         schedule = SCHEDULES[word]
         return f"**{word}** (schedule): `{schedule.formula}`\n\n" + _attrs_text(schedule.attrs)
-    from dlc.compiler.modifiers import VARIABLE, VARIABLE_DOC
+    from dlc.compiler.modifiers import TOKENS, TOKENS_DOC, VARIABLE, VARIABLE_DOC
     if word == VARIABLE:
         return VARIABLE_DOC
+    if word == TOKENS:
+        return TOKENS_DOC
     return None
 
 
@@ -184,8 +186,8 @@ def completions(text: str, line: int, character: int, blocks: dict[str, list[str
     if head in blocks:
         return [f"{p}=" for p in blocks[head]]
     if head == "input":  # input CxL variable, dropout=/keep= on the input
-        from dlc.compiler.modifiers import DROPOUT_KEYS, VARIABLE
-        return sorted([VARIABLE] + [f"{k}=" for k in DROPOUT_KEYS])
+        from dlc.compiler.modifiers import DROPOUT_KEYS, TOKENS, VARIABLE
+        return sorted([VARIABLE, TOKENS] + [f"{k}=" for k in DROPOUT_KEYS])
     if head in REGISTRY:
         op = REGISTRY[head]
         keys = [f"{k}=" for k in op.attrs]

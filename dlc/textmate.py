@@ -22,7 +22,7 @@ def grammar() -> dict:
     registry knows -- before the rest."""
     from dlc.compiler.attrs import RANGE_KINDS
     from dlc.compiler.build import GROUP_WORDS, IDENTITY, MERGES, PROJECT
-    from dlc.compiler.modifiers import FROZEN, VARIABLE
+    from dlc.compiler.modifiers import FROZEN, TOKENS, VARIABLE
     from dlc.compiler.catalog import BUILTIN_SETS
     from dlc.compiler.inits import INITS
     from dlc.compiler.losses import LOSSES
@@ -32,7 +32,7 @@ def grammar() -> dict:
     from dlc.compiler.statements import STATEMENTS
     activations = REGISTRY.names("activation")
     layers = [n for n in REGISTRY.names() if n not in activations]
-    control = ("repeat", "input", VARIABLE, FROZEN, "from") + tuple(GROUP_WORDS)
+    control = ("repeat", "input", VARIABLE, TOKENS, FROZEN, "from") + tuple(GROUP_WORDS)
     known = set(layers) | set(activations) | set(STATEMENTS) | set(control) | {"block", "model"}
     return {
         "$schema": "https://raw.githubusercontent.com/martinring/tmlanguage/master/tmlanguage.json",

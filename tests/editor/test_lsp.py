@@ -223,7 +223,7 @@ async def test_the_outline_holds_the_model_blocks_groups_and_statements(client):
     ("    basic ", {"c=", "stride=", "shortcut="}, {"kernel="}),  # a block's parameters
     ("    } ", {"relu", "batchnorm", "dropout=", "frozen"}, {"kernel="}),  # after a group's '}'
     ("    repeat 2 { conv 8 ", {"kernel=", "relu"}, set()),  # inside a one-line repeat
-    ("    input 12x29 ", {"variable", "dropout="}, {"kernel="}),  # an input line: series of different lengths
+    ("    input 12x29 ", {"variable", "tokens", "dropout="}, {"kernel="}),  # an input line: series, texts
 ])
 async def test_completion_by_context(client, tmp_path, line, expected, absent):
     text = ("block basic(c, stride=1, shortcut=identity) {\n    residual shortcut {\n        conv c kernel=3\n"
@@ -246,3 +246,10 @@ async def test_completion_after_data_names_the_bundled_sets(client, tmp_path):
 def test_hover_on_variable_explains_series_of_different_lengths():
     from dlc.editor import hover
     assert hover("variable").startswith("**variable** (input): `input CxL variable` takes series of 1 to L steps")
+
+
+def test_hover_on_tokens_and_the_text_ops():
+    from dlc.editor import hover
+    assert hover("tokens").startswith("**tokens** (input): `input L tokens` takes texts as token ids")
+    for op in ("embedding", "position", "attention"):
+        assert hover(op).startswith(f"**{op}**"), op
