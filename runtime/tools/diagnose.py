@@ -217,8 +217,9 @@ def check_gradient_flow(fs: _FirstSteps) -> Check:
 
 def check_gradient_through_time(spec: Spec, splits: Splits) -> Check | None:
     """The loss's gradient norm at each series's first input step against its last valid one, averaged
-    over a batch of training series at init (None: the input is not a sequence)."""
-    if len(spec.graph.input_shape) != 2:
+    over a batch of training series at init (None: the input is not a sequence of numbers -- token ids
+    have no gradient, a text's is its embedding's)."""
+    if len(spec.graph.input_shape) != 2 or spec.graph.input_dtype != "float32":
         return None
     from dlc.runtime.data.series import lengths
     from dlc.runtime.tools.diagnose_probe import fresh_model

@@ -135,3 +135,12 @@ def test_search_ranges_on_the_length_dim_vocab_and_heads_of_a_text_model(reviews
     header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("rank"))
     for key in ("input.length", "embedding1.dim", "embedding1.vocab", "residual1.attention1.heads"):
         assert key in header
+
+
+def test_diagnose_runs_its_checks_on_a_text_model(reviews, capsys):
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine=""))
+    main(["diagnose", str(spec), "-o", str(reviews / "diag")])
+    out = capsys.readouterr().out
+    assert "[  OK] initial loss" in out and "[  OK] overfit 20 samples" in out
+    assert "through time" not in out  # (token ids have no gradient to measure)
