@@ -208,10 +208,10 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
         if threads is not None:
             threads.restore_original_limits()
     if interrupted and last is None:  # not one epoch completed: nothing is kept
-        model = Model(spec, engine.weights(), splits.preprocess, splits.classes)
+        model = Model(spec, engine.weights(), splits.preprocess, splits.classes, splits.encoder)
         return RunResult(run_dir, model, [], {"epochs_run": 0, "interrupted": True}, True)
     values = st.final_values(patience)
-    model = Model(spec, values, splits.preprocess, splits.classes)
+    model = Model(spec, values, splits.preprocess, splits.classes, splits.encoder)
     metrics = {
         "model": spec.name, "task": spec.task, "loss": spec.loss, "classes": splits.classes, "data": splits.name,
         "epochs_run": len(st.history), "best_epoch": st.best_epoch if st.best_epoch > 0 else None,
@@ -362,5 +362,6 @@ def _complete(run_dir: Path, spec: Spec, st: TrainingState, patience: int) -> Ru
     metrics["epochs_run"] = st.epoch
     from dlc.runtime.runs import read_preprocess
     pre, classes = read_preprocess(run_dir, spec)
-    model = Model(spec, values, pre, classes)
+    from dlc.runtime.data.tokenize import TextEncoder
+    model = Model(spec, values, pre, classes, TextEncoder.load(run_dir))
     return RunResult(run_dir, model, st.history, metrics, complete=True)
