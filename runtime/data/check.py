@@ -71,9 +71,6 @@ def _check(data, graph, loss: str, diags: Diagnostics, base_dir: Path | None, da
                     _add_warning(spec, warning)
                 return spec.data_report.labels
             return None
-        if data.get("text"):
-            raise error(f"text= names a column of texts, but the model's input is "
-                        f"{'x'.join(map(str, want))} numbers", "a model of texts starts: input L tokens, then an embedding")
         from dlc.runtime.data import image_listing, images
         image_files = image_listing.is_image_source(source)
         if image_files:  # the listing and a sample of headers; the labels are the class folders

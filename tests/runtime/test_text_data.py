@@ -68,7 +68,7 @@ def test_a_text_column_for_a_model_of_numbers_is_refused(tmp_path, capsys):
     spec = tmp_path / "s.dl"
     spec.write_text('model m {\n input 4\n dense 2 softmax\n}\ndata "r.csv" text=text\n')
     assert main(["check", str(spec)]) == 2
-    assert "text= names a column of texts, but the model's input is 4 numbers" in capsys.readouterr().err
+    assert "s.dl:5:14: error: text= is for texts, but the model's input is 4 numbers" in capsys.readouterr().err
 
 
 def test_a_jsonl_line_that_is_not_an_object_names_its_line(tmp_path):
