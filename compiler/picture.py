@@ -87,7 +87,10 @@ def picture(graph: Graph, depth: int | None = None) -> Picture:
                 own = [name for name in own if name not in shortcut_box]
         params = sum(p.size for name in own for p in nodes[name].params.values())
         out = graph.input_shape if layer.output in ("", INPUT) else nodes[layer.output].out_shape
-        boxes[f"L{i}"] = Box(f"L{i}", layer.text, fmt_shape(out), params)
+        shown = fmt_shape(out)
+        if layer.output in ("", INPUT) and graph.input_dtype == "int64":
+            shown = f"{out[1]} token ids"  # input L tokens: int64 ids, not a 1xL sequence of numbers
+        boxes[f"L{i}"] = Box(f"L{i}", layer.text, shown, params)
 
     def box_of(layer_index: int) -> str | None:
         return f"L{owner[layer_index]}" if f"L{owner[layer_index]}" in boxes else None

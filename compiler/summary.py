@@ -113,8 +113,13 @@ def _plain(v):
 def render(spec: Spec) -> str:
     r = rows(spec)
     head = ["line", "layer", "lowered to", "output", "params", "init", "FLOPs"]
+    ids = spec.graph.input_dtype == "int64"  # input L tokens: its line shows L ids, not a 1xL sequence
+    first_line = spec.graph.layers[0].span.line if spec.graph.layers else -1
+
+    def shape(x):
+        return f"{x['output'][1]} ids" if ids and x["line"] == first_line else fmt_shape(tuple(x["output"]))
     table = [[str(x["line"]), "  " * x["depth"] + x["layer"],
-              " > ".join(x["ops"]) or (f"{x['inner']} line(s)" if x["inner"] else "-"), fmt_shape(tuple(x["output"])),
+              " > ".join(x["ops"]) or (f"{x['inner']} line(s)" if x["inner"] else "-"), shape(x),
               f"{x['params']:,}", x["init"], _num(x["flops"])] for x in r]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(head)]
     right = {0, 4, 6}

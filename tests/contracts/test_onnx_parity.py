@@ -108,7 +108,7 @@ def test_spec_exports_and_matches(path, tmp_path):
     if model.encoder is not None:  # a text model: string in, each test text alone (export's own check)
         from dlc.runtime.tools.export import compare_texts, verification_texts
         texts = verification_texts(model)
-        assert compare_texts(model, build(model), texts[:200] + texts[-4:]) < 1e-5
+        assert compare_texts(model, build(model), texts[:40] + texts[-4:]) < 1e-5
         return
     x = real_inputs(model, 64)
     ref = model.predict_proba(x)
