@@ -175,11 +175,16 @@ def _onnx_model(path: Path):
     from dlc.runtime.tools.import_run import imported_preprocess
     from dlc.runtime.tools.onnx_runner import OnnxModel
 
+    session = OnnxModel.load(path)
+    if session.session.get_inputs()[0].type != "tensor(float)":  # a text model: string or token ids in
+        raise DLError(Diagnostic("error", f"{path} takes texts (its input is {session.session.get_inputs()[0].type}): "
+                                          "dlc eval scores an .onnx file of a numeric model",
+                                 hint=f"dlc predict {path} TEXTS.csv prints its accuracy on a labelled file of texts; "
+                                      "dlc eval RUN scores the run folder it was exported from"), Source("", str(path)))
     imported = onnx_import.read(path)
     if not imported.own:
         raise DLError(Diagnostic("error", f"{path} was not written by dlc export: it has no spec to score it by",
                                  hint=f"import it first (dlc import {path} -o RUN), then evaluate RUN on a data set"))
-    session = OnnxModel.load(path)
 
     class OnnxBacked(Model):
         def __post_init__(self):  # no NumPy network: onnxruntime computes

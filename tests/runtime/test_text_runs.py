@@ -144,3 +144,23 @@ def test_diagnose_runs_its_checks_on_a_text_model(reviews, capsys):
     out = capsys.readouterr().out
     assert "[  OK] initial loss" in out and "[  OK] overfit 20 samples" in out
     assert "through time" not in out  # (token ids have no gradient to measure)
+
+
+def test_eval_of_a_string_in_onnx_model_points_to_predict(reviews, capsys):
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="chars", engine="").replace("epochs=4", "epochs=1"))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
+    assert main(["export", str(reviews / "run"), "-o", str(reviews / "m.onnx")]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(reviews / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "takes texts (its input is tensor(string))" in err and "dlc predict" in err
+
+
+def test_wordpiece_fits_and_encodes_with_the_special_ids_first():
+    pytest.importorskip("tokenizers")
+    from dlc.runtime.data.tokenize import TextEncoder
+    enc = TextEncoder.fit("wordpiece", ["the film was great", "the plot was dull"] * 10, rows=40, min_count=1, length=6)
+    assert enc.subword.token_to_id("<pad>") == 0 and enc.subword.token_to_id("<unk>") == 1
+    x = enc.encode(["The film was DULL", "great"])
+    assert x.shape == (2, 1, 6) and np.isnan(x[1, 0, -1]) and np.all(x[~np.isnan(x)] >= 2)
