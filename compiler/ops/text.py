@@ -20,7 +20,7 @@ from .base import Op, ParamSpec, ShapeError, register
 np = lazy_numpy(__name__)  # (dlc check imports no NumPy: only the sinusoids need it)
 
 
-def sinusoid(channels: int, steps: int) -> np.ndarray:
+def sinusoid(channels: int, steps: int):
     """The sinusoidal encodings of Vaswani et al. (2017), channels x steps (float64): channel 2i is
     sin(t / 10000^(2i/C)), channel 2i+1 its cosine."""
     t = np.arange(steps, dtype=np.float64)[None, :]

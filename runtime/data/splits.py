@@ -285,9 +285,8 @@ def prepare(spec: Spec, dataset: Dataset | None = None, encoder=None, keep_texts
     if texts:  # the vocabulary from the training split only (or the run's own, on resume)
         encoder = encoder or fit_encoder(spec, list(x_train))
         pre = Preprocess.identity(spec.graph.input_shape)
-        return Splits(*(encoder.encode(list(v)) if k % 2 == 0 else v for k, v in
-                        enumerate((x_train, y_train, x_val, y_val, x_test, y_test))),
-                      dataset.classes, spec.task, pre, dataset.name, encoder=encoder,
+        return Splits(encoder.encode(list(x_train)), y_train, encoder.encode(list(x_val)), y_val,
+                      encoder.encode(list(x_test)), y_test, dataset.classes, spec.task, pre, dataset.name, encoder=encoder,
                       texts=(list(x_train), list(x_val), list(x_test)) if keep_texts else None)
     pre = Preprocess.fit(x_train, data.get("scale"), data["center"], data["standardize"], data["znorm"])
     augment = Augment.fit(spec["augment"].values, [x_train]) if augmenting(spec["augment"].values) else None

@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class TextEncoder:
     kind: str
     length: int  # L of `input L tokens`: a text keeps its first L tokens
     vocab: list[str] = field(default_factory=list)  # words/chars: the token of each id
-    subword: object = None  # bpe/wordpiece: the Hugging Face Tokenizer
+    subword: Any = None  # bpe/wordpiece: the Hugging Face Tokenizer
     _index: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):

@@ -140,11 +140,11 @@ def export_run(run_dir: str | Path, out: str | Path, keep_bn: bool = False, samp
     model = load_run(run_dir)
     onnx_model = build(model, keep_bn)
     if string_in(model):  # every test text, each run alone as a deployed model gets it
-        x = verification_texts(model)
-        diff = compare_texts(model, onnx_model, x)
+        texts = verification_texts(model)
+        diff, checked = compare_texts(model, onnx_model, texts), len(texts)
     else:
         x = real_inputs(model, samples)
-        diff = compare(model, onnx_model, x)
+        diff, checked = compare(model, onnx_model, x), len(x)
     data = onnx_model.SerializeToString()
     rf.atomic_write_bytes(Path(out), data)
     if model.encoder is not None and not string_in(model):  # ids in: the subword tokenizer goes beside it
@@ -153,11 +153,11 @@ def export_run(run_dir: str | Path, out: str | Path, keep_bn: bool = False, samp
         sum(1 for n in onnx_model.graph.node if n.op_type == "BatchNormalization")
     text = ""
     if string_in(model):
-        text = (f"one text (a string) in, the {model.encoder.kind} tokenizer in the graph: each of the {len(x):,} "
+        text = (f"one text (a string) in, the {model.encoder.kind} tokenizer in the graph: each of the {checked:,} "
                 f"texts (the test split, and one of unknown words, an empty one, one past {model.encoder.length} "
                 "tokens) run alone gives dlc's class")
     elif model.encoder is not None:
         text = (f"token ids in (N, L, int64); the {model.encoder.kind} tokenizer: {tokenizer_path(Path(out))} "
                 "(Hugging Face tokenizers' Tokenizer.from_file)")
-    return ExportReport(Path(out), diff, len(x), folded, len(onnx_model.graph.node), len(data), has_data(model.spec),
+    return ExportReport(Path(out), diff, checked, folded, len(onnx_model.graph.node), len(data), has_data(model.spec),
                         text)
