@@ -139,7 +139,7 @@ class TextEncoder:
             if not isinstance(vocab, list) or vocab[:2] != [PAD, UNK] or not all(isinstance(t, str) for t in vocab):
                 raise ValueError("vocab")
             return cls(kind, length, vocab)
-        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, Exception) as e:
+        except Exception as e:  # noqa: BLE001 - OSError, JSON, a key or type missing, the tokenizer's own errors
             raise DataError(f"{path} is damaged ({type(e).__name__}: {e}); train the run again") from None
 
 
