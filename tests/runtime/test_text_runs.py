@@ -79,13 +79,15 @@ def test_a_text_run_keeps_its_vocabulary_predicts_raw_text_and_exports_a_string_
     assert "its input is a string (a text): dlc import reads models of float32 inputs" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
-def test_a_stopped_text_run_resumes_bit_for_bit_with_its_vocabulary(reviews, monkeypatch, engine):
-    _reviews(reviews / "reviews.csv")
-    text = SPEC.format(tokens="words", engine=f" engine={engine}").replace('"reviews.csv"', f'"{reviews / "reviews.csv"}"')
+@pytest.mark.parametrize("engine, tokens", [("numpy", "words"), ("torch", "words"), ("numpy", "bpe")])
+def test_a_stopped_text_run_resumes_bit_for_bit_with_its_vocabulary(reviews, monkeypatch, engine, tokens):
+    if tokens == "bpe":
+        pytest.importorskip("tokenizers")
+    text = SPEC.format(tokens=tokens, engine=f" engine={engine}").replace('"reviews.csv"', f'"{reviews / "reviews.csv"}"')
     full, part, resumed, got, want = stopped_and_resumed(text, reviews, engine, monkeypatch, stop_at_step=20)
     assert part.interrupted and not resumed.interrupted
-    assert (reviews / "run" / "vocab.json").read_text() == (reviews / "full" / "vocab.json").read_text()
+    for name in ("vocab.json",) + (("tokenizer.json",) if tokens == "bpe" else ()):
+        assert (reviews / "run" / name).read_text() == (reviews / "full" / name).read_text()
     for k in want:
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
