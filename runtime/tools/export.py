@@ -42,7 +42,12 @@ def has_data(spec) -> bool:
 
 
 def noise_inputs(spec, n: int) -> np.ndarray:
-    """n seeded standard-normal inputs of the model's input shape: what a model is compared on without data."""
+    """n seeded standard-normal inputs of the model's input shape: what a model is compared on without data
+    (token ids: n texts of L ids drawn uniformly from the embedding's vocabulary, the padding and unknown ids aside)."""
+    if spec.graph.input_dtype == "int64":
+        from dlc.runtime.data.text import ids_reader
+        vocab = ids_reader(spec.graph)["vocab"]
+        return np.random.default_rng(0).integers(2, vocab, (n,) + tuple(spec.graph.input_shape)).astype(np.float32)
     return np.random.default_rng(0).normal(0, 1, (n,) + tuple(spec.graph.input_shape)).astype(np.float32)
 
 

@@ -88,6 +88,10 @@ def quantize_run(run_dir, out, calibration: str = "minmax", samples: int = 256, 
         raise DLError(Diagnostic("error", f"--max-drop {100 * max_drop:g}: the points int8 may lose cannot be negative",
                                  hint="leave --max-drop out (1 point), or give 0 or more"))
     model = load_run(run_dir)
+    if model.encoder is not None:
+        raise DLError(Diagnostic("error", f"{run_dir} is a text model: export --int8 quantizes models of numbers "
+                                          "(static QDQ calibrated on float inputs); a text model's embedding table and "
+                                          "tokenizer are not quantized", hint=f"export it in float: dlc export {run_dir} -o MODEL.onnx"))
     splits = prepare(model.spec)
     invert = splits.preprocess.invert
     calib = invert(np.asarray(splits.x_train[:samples]))  # raw, as the exported model takes them (no augmentation)

@@ -22,12 +22,14 @@ def serving_cost(spec) -> dict:
     x = noise_inputs(spec, 64)
     reader = type("Reader", (_Batches, CalibrationDataReader), {})
     out: dict = {}
+    texts = spec.graph.input_dtype == "int64"  # token ids in (texts of L ids); no int8 for a text model
     with tempfile.TemporaryDirectory(prefix="dlc-serving-") as tmp:
         float_path, prepared, int8_path = (Path(tmp) / n for n in ("float.onnx", "prepared.onnx", "int8.onnx"))
         float_path.write_bytes(model.SerializeToString())
-        _pre_process(float_path, prepared)
-        _quantize(prepared, int8_path, reader(x), "minmax", [])
-        for kind, path in (("float", float_path), ("int8", int8_path)):
+        if not texts:
+            _pre_process(float_path, prepared)
+            _quantize(prepared, int8_path, reader(x), "minmax", [])
+        for kind, path in (("float", float_path),) + ((("int8", int8_path),) if not texts else ()):
             session = OnnxModel.load(path)
             out[kind] = {"bytes": path.stat().st_size, "ms_batch_1": _latency(session, x, 1),
                          "ms_batch_64": _latency(session, x, 64)}
@@ -35,7 +37,11 @@ def serving_cost(spec) -> dict:
 
 
 def serving_text(cost: dict) -> str:
-    f, q = cost["float"], cost["int8"]
+    f, q = cost["float"], cost.get("int8")
+    if q is None:  # a text model: float only, token ids in
+        return (f"serving (onnxruntime on this CPU, ms per text of L token ids at batch 1 / 64): float "
+                f"{f['bytes']:,} bytes, {f['ms_batch_1']:.3f} / {f['ms_batch_64']:.3f} ms (export --int8 does not "
+                "quantize text models)")
     return (f"serving (onnxruntime on this CPU, ms per sample at batch 1 / 64): float {f['bytes']:,} bytes, "
             f"{f['ms_batch_1']:.3f} / {f['ms_batch_64']:.3f} ms; int8 {q['bytes']:,} bytes "
             f"({f['bytes'] / q['bytes']:.2f}x smaller), {q['ms_batch_1']:.3f} / {q['ms_batch_64']:.3f} ms")

@@ -166,3 +166,15 @@ def test_wordpiece_fits_and_encodes_with_the_special_ids_first():
     assert enc.subword.token_to_id("<pad>") == 0 and enc.subword.token_to_id("<unk>") == 1
     x = enc.encode(["The film was DULL", "great"])
     assert x.shape == (2, 1, 6) and np.isnan(x[1, 0, -1]) and np.all(x[~np.isnan(x)] >= 2)
+
+
+def test_int8_export_refuses_a_text_model_and_serving_measures_it_in_float(reviews, capsys):
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=1"))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
+    capsys.readouterr()
+    assert main(["export", str(reviews / "run"), "-o", str(reviews / "q.onnx"), "--int8"]) == 2
+    assert "is a text model: export --int8 quantizes models of numbers" in capsys.readouterr().err
+    assert not (reviews / "q.onnx").exists()
+    assert main(["check", str(spec), "--serving"]) == 0
+    assert "ms per text of L token ids at batch 1 / 64: float" in capsys.readouterr().out
