@@ -177,4 +177,4 @@ def test_int8_export_refuses_a_text_model_and_serving_measures_it_in_float(revie
     assert "is a text model: export --int8 quantizes models of numbers" in capsys.readouterr().err
     assert not (reviews / "q.onnx").exists()
     assert main(["check", str(spec), "--serving"]) == 0
-    assert "ms per text of L token ids at batch 1 / 64: float" in capsys.readouterr().out
+    assert "ms per text of L token ids at batch 1 / 64): float" in capsys.readouterr().out
