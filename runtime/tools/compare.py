@@ -94,8 +94,14 @@ def _data_key(spec: Spec):
 
 
 def _shaping(spec: Spec):
+    """What makes two specs' prepared samples differ on one data line: reshape=, and for texts the token
+    ids (the input's length, the embedding's vocab)."""
     d = spec.settings.get("data")
-    return tuple((k, repr(d.values.get(k))) for k in SHAPING_KEYS) if d is not None else ()
+    texts: tuple = ()
+    if spec.graph.input_dtype == "int64":
+        from dlc.runtime.data.text import ids_reader
+        texts = (("length", spec.graph.input_shape[1]), ("vocab", ids_reader(spec.graph)["vocab"]))
+    return (tuple((k, repr(d.values.get(k))) for k in SHAPING_KEYS) if d is not None else ()) + texts
 
 
 def _same_data(specs: list[Spec]) -> None:

@@ -178,3 +178,12 @@ def test_int8_export_refuses_a_text_model_and_serving_measures_it_in_float(revie
     assert not (reviews / "q.onnx").exists()
     assert main(["check", str(spec), "--serving"]) == 0
     assert "ms per text of L token ids at batch 1 / 64): float" in capsys.readouterr().out
+
+
+def test_compare_tokenizes_the_data_for_each_text_model(reviews, capsys):
+    a, b = reviews / "a.dl", reviews / "b.dl"
+    a.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=1"))
+    b.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=1")
+                 .replace("input 10 tokens", "input 6 tokens").replace("vocab=40", "vocab=30"))
+    assert main(["compare", str(a), str(b), "-o", str(reviews / "cmp")]) == 0
+    assert "length=6, vocab=30" in capsys.readouterr().out
