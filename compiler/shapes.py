@@ -106,6 +106,8 @@ def _describe_projection(shape, target) -> str:
         return ""
     if op == "dense":
         return f" (dense {a['units']})"
+    if op == "conv1d":  # a sequence: a kernel-1 conv1d
+        return f" (a kernel-1 conv1d with {a['filters']} filters" + (f" and stride {a['stride']})" if a["stride"] != 1 else ")")
     stride = a["stride"][0] if a["stride"][0] == a["stride"][1] else "x".join(map(str, a["stride"]))
     return f" (a 1x1 conv with {a['filters']} filters and stride {stride})"
 

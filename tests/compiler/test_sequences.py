@@ -136,3 +136,15 @@ def test_the_memory_estimate_counts_each_value_by_its_element_type():
     as_floats = estimate(graph, 16, "adam").activations
     as_ids = estimate(dataclasses.replace(graph, input_dtype="int64"), 16, "adam").activations
     assert as_ids - as_floats == 2 * 16 * 3 * 8 * (8 - 4)  # forward and backward, 16 samples of 3x8, 4 more bytes
+
+
+def test_a_residual_body_that_changes_a_sequence_s_channels_names_the_conv1d_shortcut(tmp_path, capsys):
+    """(an internal error before: the hint read a conv1d's stride as an image's pair)"""
+    from dlc.cli import main
+    spec = tmp_path / "r.dl"
+    spec.write_text("model m {\n input 4x10\n residual { conv1d 8 kernel=3 stride=2 pad=same }\n globalavgpool\n"
+                    " dense 2 softmax\n}\n")
+    assert main(["check", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "the residual body changes the shape from 4x10 to 8x5" in err
+    assert "(a kernel-1 conv1d with 8 filters and stride 2)" in err
