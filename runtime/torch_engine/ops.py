@@ -252,7 +252,7 @@ def attention(x, p, a, ctx):
     qkv = x.transpose(1, 2) @ p["weight"] + p["bias"]
     q, k, v = (t.reshape(n, steps, h, d).transpose(1, 2) for t in qkv.split(c, dim=2))
     scores = (q @ k.transpose(2, 3)) * (1.0 / d ** 0.5)
-    allowed = None if ctx.mask is None else ctx.mask[:, :, None, :]
+    allowed = None if ctx.mask is None or bool(ctx.mask.all()) else ctx.mask[:, :, None, :]  # (all full: no mask)
     if a["causal"]:
         lower = torch.ones(steps, steps, dtype=torch.bool, device=x.device).tril()[None, None]
         allowed = lower if allowed is None else allowed & lower

@@ -57,7 +57,7 @@ def _merge_heads(t: np.ndarray) -> np.ndarray:
 def attention_allowed(mask, steps: int, causal: bool):
     """Which (query, key) pairs count, broadcast to (N, 1, L, L), or None for all: keys within each text
     (`mask` (N, 1, L), the padding mask) and, causal, not after the query."""
-    allowed = None if mask is None else mask[:, :, None, :]
+    allowed = None if mask is None or mask.all() else mask[:, :, None, :]  # (every text full length: no mask)
     if causal:
         lower = np.tril(np.ones((steps, steps), bool))[None, None]
         allowed = lower if allowed is None else allowed & lower
