@@ -249,7 +249,9 @@ def attention(x, p, a, ctx):
     n, c, steps = x.shape
     h = a["heads"]
     d = c // h
-    qkv = x.transpose(1, 2) @ p["weight"] + p["bias"]
+    b = p["bias"]  # the key bias adds q.b_k to a whole row of scores, which the softmax cancels: its gradient is
+    b = torch.cat([b[:c], b[c:2 * c].detach(), b[2 * c:]])  # zero, given exactly (as the NumPy kernel does)
+    qkv = x.transpose(1, 2) @ p["weight"] + b
     q, k, v = (t.reshape(n, steps, h, d).transpose(1, 2) for t in qkv.split(c, dim=2))
     scores = (q @ k.transpose(2, 3)) * (1.0 / d ** 0.5)
     allowed = None if ctx.mask is None or bool(ctx.mask.all()) else ctx.mask[:, :, None, :]  # (all full: no mask)

@@ -105,4 +105,6 @@ class Attention(ops.Attention, Kernel):
         dqkv = np.concatenate([_merge_heads(t) for t in (dq, dk, dv)], axis=2)
         grads["weight"] = np.einsum("nlc,nlk->ck", xt, dqkv)
         grads["bias"] = dqkv.sum(axis=(0, 1))
+        c = xt.shape[2]
+        grads["bias"][c:2 * c] = 0  # the key bias adds q.b_k to a whole row of scores, which the softmax cancels
         return (dqkv @ p["weight"].T).transpose(0, 2, 1), grads
