@@ -149,12 +149,7 @@ def _csv_rows(path: Path, limit: int | None = None) -> list[list[str]]:
     raw, whole = (path.read_bytes(), True) if limit is None else _head_lines(path, limit + 1)
     if not whole:  # only complete lines: a character or a row cut at the end of the read is not read
         raw = raw[:raw.rfind(b"\n") + 1]
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-                        "save the CSV as UTF-8") from None
+    text = utf8_text(path, raw, "the CSV")
     rows = []
     try:
         for row in csv.reader(io.StringIO(text, newline="")):
@@ -165,6 +160,17 @@ def _csv_rows(path: Path, limit: int | None = None) -> list[list[str]]:
     except csv.Error as e:
         raise DataError(f"{path}: not a valid CSV file ({e})") from None
     return rows
+
+
+def utf8_text(path: Path, raw: bytes, what: str = "the file") -> str:
+    """A file's bytes as text (a UTF-8 byte-order mark dropped); bytes that are not UTF-8 are refused by
+    line, byte and offset."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                        f"save {what} as UTF-8") from None
 
 
 def _head_lines(path: Path, lines: int, chunk: int = 1 << 20) -> tuple[bytes, bool]:

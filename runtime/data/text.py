@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlc.runtime.data.files import DataError
+from dlc.runtime.data.files import DataError, utf8_text
 
 MAX_TEXT_BYTES = 1 << 20  # one text (a cell, a line's field, a .txt file): 1 MB; a longer one is refused
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
@@ -43,13 +43,7 @@ def read_texts(path: Path, text: str | None, label: str | None, need_labels: boo
     if suffix not in TEXT_SUFFIXES:
         raise DataError(f"{path}: texts are read from .csv, .tsv or .jsonl files, or a folder of class folders "
                         f"of .txt files; got {suffix or 'a file without a suffix'}")
-    raw = path.read_bytes()
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); save the file "
-                        "as UTF-8") from None
+    content = utf8_text(path, path.read_bytes())
     rows = _jsonl_rows(path, content) if suffix == ".jsonl" else _table_rows(path, content, TABLE_SUFFIXES[suffix])
     return _columns(path, rows, text or "text", label, need_labels)
 
@@ -141,11 +135,7 @@ def _read_folder(path: Path, need_labels: bool) -> Texts:
             if f.stat().st_size > MAX_TEXT_BYTES:
                 raise DataError(f"{f}: a text of {f.stat().st_size:,} bytes; dlc reads texts of up to "
                                 f"{MAX_TEXT_BYTES:,} bytes")
-            raw = f.read_bytes()
-            try:
-                value = raw.decode("utf-8-sig")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{f}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); save it as UTF-8") from None
+            value = utf8_text(f, f.read_bytes())
             _check_text(value, str(f))
             texts.append(value)
             labels.append(name)

@@ -49,7 +49,7 @@ def test_a_folder_of_class_folders_of_txt_files(tmp_path):
     ("text,label\n\"fine\",a\n\"ok\",b\n", "text=review", "has no text column 'review'; expected one of: label, text"),
     ("text,label\n\"fine\",a\n\"  \",b\n", "", "r.csv:3, column 'text': an empty text"),
     ("text,label\n\"fine\",a\n\"ok\",\n", "", "r.csv:3: an empty label (column 'label')"),
-    (b"text,label\n\"caf\xe9\",a\n", "", "r.csv:2: not UTF-8 (byte 15: b'\\xe9')"),
+    (b"text,label\n\"caf\xe9\",a\n", "", "r.csv:2: not UTF-8 text (byte 0xe9 at offset 15)"),
     ("text,label\n\"" + "x" * (1 << 20 | 1) + "\",a\n", "", "r.csv:2, column 'text': a text of 1,048,577 bytes"),
     ("text,label\n\"" + "x" * (3 << 20) + "\",a\n", "", "r.csv:2: field larger than field limit"),
 ])

@@ -41,12 +41,17 @@ def _padded(texts: list[np.ndarray]) -> np.ndarray:
     return x
 
 
+def _body(name: str):
+    """(its body, its texts' lengths, its spec over the longest, its float64 initial values)."""
+    body, lengths = BODIES[name]
+    spec = _spec(body, max(lengths))
+    return body, lengths, spec, init_params(spec.graph, 0, dtype=np.float64)
+
+
 @pytest.mark.parametrize("name", BODIES)
 def test_a_padded_batch_gives_each_text_what_it_gives_alone(name):
     rng = np.random.default_rng(0)
-    body, lengths = BODIES[name]
-    spec = _spec(body, max(lengths))
-    values = init_params(spec.graph, 0, dtype=np.float64)
+    body, lengths, spec, values = _body(name)
     texts = _texts(rng, lengths)
     batch = Network(spec.graph, values).forward(_padded(texts))
     for k, t in enumerate(texts):
@@ -61,9 +66,7 @@ def test_a_padded_batch_gives_each_text_what_it_gives_alone(name):
 @pytest.mark.parametrize("name", BODIES)
 def test_gradients_through_the_masks_match_finite_differences(name):
     rng = np.random.default_rng(1)
-    body, lengths = BODIES[name]
-    spec = _spec(body, max(lengths))
-    values = init_params(spec.graph, 0, dtype=np.float64)
+    body, lengths, spec, values = _body(name)
     net = Network(spec.graph, values)
     x = _padded(_texts(rng, lengths))
     weights = rng.normal(0, 1, (len(lengths), 3))
