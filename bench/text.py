@@ -96,7 +96,7 @@ def attention_step(runs: int, steps: int) -> None:
             loss = loss_fn(hand(ids, pad), yt)
             loss.backward()
             opt.step()
-            float(loss)
+            float(loss.detach())
 
         runs_ms: dict[str, list[float]] = {"dlc torch engine": [], "hand-written torch": [], "dlc numpy engine": []}
         for fn in (lambda: torch_engine.step(x, y, 1e-3), hand_step, lambda: numpy_engine.step(x, y, 1e-3)):
