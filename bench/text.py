@@ -6,7 +6,10 @@
    dlc's NumPy engine, dlc's torch engine, and the same network written by hand in PyTorch
    (nn.Embedding, nn.LayerNorm, nn.MultiheadAttention(batch_first) with key_padding_mask, a masked mean,
    nn.Linear, torch.optim.Adam, cross-entropy). Timings alternate; the fastest of RUNS, and the median.
-2. Tokenization of the 4,866 reviews of ../shared/data/rotten_tomatoes.csv (texts/s): dlc's words and chars
+2. The exported attention in onnxruntime: dlc's lowering (MatMul, Split, Reshape, Transpose, Softmax)
+   against onnxruntime's fused com.microsoft Attention contrib op on the same packed C x 3C weights, on one
+   batch of 32 texts of 64 tokens and on one text (ms per run, median of RUNS x 50 runs), outputs compared.
+3. Tokenization of the 4,866 reviews of ../shared/data/rotten_tomatoes.csv (texts/s): dlc's words and chars
    tokenizers and its bpe (Hugging Face tokenizers' encode_batch) from texts to the padded id array, and the
    string-in ONNX front (StringNormalizer, Tokenizer, LabelEncoder) one text per run in onnxruntime.
 
@@ -111,6 +114,47 @@ def attention_step(runs: int, steps: int) -> None:
             print(f"  {name:20s} {min(ms):7.2f}  {statistics.median(ms):7.2f}   {min(ms) / hand_best:5.2f}x the hand loop")
 
 
+def onnx_attention(runs: int) -> None:
+    from onnx import TensorProto, helper
+    from dlc.compiler.onnx_export import OnnxBuilder
+    from dlc.compiler.ops import REGISTRY
+    from dlc.runtime.tools.onnx_runner import OnnxModel
+    rng = np.random.default_rng(0)
+    w = (rng.normal(0, 0.1, (C, 3 * C))).astype(np.float32)
+    b = (rng.normal(0, 0.1, 3 * C)).astype(np.float32)
+    wo = (rng.normal(0, 0.1, (C, C))).astype(np.float32)
+    bo = (rng.normal(0, 0.1, C)).astype(np.float32)
+    attrs = dict(REGISTRY["attention"].defaults(), heads=H)
+
+    def model(fused: bool):
+        g = OnnxBuilder()
+        p = {k: g.initializer(k, v) for k, v in (("weight", w), ("bias", b), ("out_weight", wo), ("out_bias", bo))}
+        if fused:  # input (N, C, L) -> (N, L, C) -> Attention -> out projection -> (N, C, L)
+            steps_last = g.node("Transpose", ["x"], perm=[0, 2, 1])
+            mixed = g.node("Attention", [steps_last, p["weight"], p["bias"]], domain="com.microsoft", num_heads=H)
+            y = g.node("Add", [g.node("MatMul", [mixed, p["out_weight"]]), p["out_bias"]])
+            out = g.node("Transpose", [y], perm=[0, 2, 1])
+        else:
+            out = REGISTRY["attention"].to_onnx(g, "x", p, attrs, (C, L))
+        graph = helper.make_graph(g.nodes, "att", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", C, "L"])],
+                                  [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+                                  initializer=list(g.initializers.values()))
+        opsets = [helper.make_opsetid("", 18)] + ([helper.make_opsetid("com.microsoft", 1)] if fused else [])
+        return OnnxModel(helper.make_model(graph, opset_imports=opsets))
+
+    lowered, fused = model(False), model(True)
+    print(f"exported attention in onnxruntime (C={C}, {H} heads; ms per run: median of {runs} x 50):")
+    for n in (32, 1):
+        x = rng.normal(0, 1, (n, C, L)).astype(np.float32)
+        a, f = (m.session.run(None, {"x": x})[0] for m in (lowered, fused))
+        times = {}
+        for name, m in (("dlc's MatMul/Softmax lowering", lowered), ("com.microsoft Attention", fused)):
+            times[name] = statistics.median(_seconds(lambda: [m.session.run(None, {"x": x}) for _ in range(50)]) / 50 * 1e3
+                                            for _ in range(runs))
+        print(f"  batch {n:2d} x {L} tokens: " + ", ".join(f"{k} {v:.3f} ms" for k, v in times.items())
+              + f"; outputs differ by {float(np.max(np.abs(a - f))):.1e}")
+
+
 def tokenization(runs: int) -> None:
     from dlc.compiler.onnx_export import OnnxBuilder
     from dlc.compiler.onnx_text import TEXT_OPSETS, text_front
@@ -152,4 +196,5 @@ if __name__ == "__main__":
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     attention_step(runs, steps)
+    onnx_attention(runs)
     tokenization(runs)
