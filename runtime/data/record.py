@@ -40,7 +40,10 @@ def record(spec: Spec) -> dict | None:
         path = resolve_path(written, spec.base_dir)
         # keyed by the name the run's spec.dl gives the file (compiler.spec.portable_text writes it absolute)
         name = absolute_data_name(written, spec.base_dir) or written
-        if is_folder(path):  # an image folder: the sha256 of its listing (names, sizes, modification times)
+        if is_folder(path) and spec.graph.input_dtype == "int64":  # a folder of texts: its files' names and bytes
+            from dlc.runtime.data.text import folder_fingerprint
+            entries[name] = {"path": str(path.resolve()), "sha256": folder_fingerprint(path)}
+        elif is_folder(path):  # an image folder: the sha256 of its listing (names, sizes, modification times)
             from dlc.runtime.data.images import fingerprint
             entries[name] = {"path": str(path.resolve()), "sha256": fingerprint(path, spec["data"].values)}
         else:

@@ -123,22 +123,38 @@ def _check_text(value: str, where: str) -> None:
                         f"{MAX_TEXT_BYTES:,} bytes (split it, or keep its first part)")
 
 
-def _read_folder(path: Path, need_labels: bool) -> Texts:
-    classes = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
-    texts, labels = [], []
-    for name in classes:
+def _text_files(path: Path):
+    """(class name, file) of each .txt file in a folder's class folders, in order (hidden ones left out)."""
+    for name in sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")):
         for f in sorted((path / name).iterdir()):
-            if f.suffix.lower() != ".txt" or f.name.startswith("."):
-                continue
-            if not f.is_file():
-                raise DataError(f"{f} is not a regular file")
-            if f.stat().st_size > MAX_TEXT_BYTES:
-                raise DataError(f"{f}: a text of {f.stat().st_size:,} bytes; dlc reads texts of up to "
-                                f"{MAX_TEXT_BYTES:,} bytes")
-            value = utf8_text(f, f.read_bytes())
-            _check_text(value, str(f))
-            texts.append(value)
-            labels.append(name)
+            if f.suffix.lower() == ".txt" and not f.name.startswith("."):
+                yield name, f
+
+
+def folder_fingerprint(path: Path) -> str:
+    """The sha256 of a folder of texts: each .txt file's path under it and its bytes (what a run records, and
+    a resume or eval compares)."""
+    import hashlib
+    h = hashlib.sha256()
+    for _, f in _text_files(path):
+        h.update(str(f.relative_to(path)).encode("utf-8", "surrogateescape") + b"\0")
+        h.update(f.read_bytes() if f.is_file() else b"")
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _read_folder(path: Path, need_labels: bool) -> Texts:
+    texts, labels = [], []
+    for name, f in _text_files(path):
+        if not f.is_file():
+            raise DataError(f"{f} is not a regular file")
+        if f.stat().st_size > MAX_TEXT_BYTES:
+            raise DataError(f"{f}: a text of {f.stat().st_size:,} bytes; dlc reads texts of up to "
+                            f"{MAX_TEXT_BYTES:,} bytes")
+        value = utf8_text(f, f.read_bytes())
+        _check_text(value, str(f))
+        texts.append(value)
+        labels.append(name)
     if not texts:
         raise DataError(f"{path}: no .txt files in its class folders (write one folder per class, each holding "
                         ".txt files)")
@@ -152,6 +168,11 @@ def load_texts(source: str, options: dict, base_dir: Path | None, files: dict | 
     from dlc.runtime.data.datasets import Dataset, _file_entry
     from dlc.runtime.data.labels import class_labels
     path = _file_entry(source, base_dir, files, allow_folder=True)
+    if path.is_dir() and files and source in files:  # a run's folder of texts: the same files as it trained on
+        now = folder_fingerprint(path)
+        if now != files[source]["sha256"]:
+            raise DataError(f"{path} changed since this run was trained (its .txt files: sha256 "
+                            f"{files[source]['sha256'][:12]}... then, {now[:12]}... now)")
     found = read_texts(path, options.get("text"), options.get("label"), need_labels)
     x = np.empty(len(found.texts), object)
     x[:] = found.texts

@@ -187,3 +187,18 @@ def test_compare_tokenizes_the_data_for_each_text_model(reviews, capsys):
                  .replace("input 10 tokens", "input 6 tokens").replace("vocab=40", "vocab=30"))
     assert main(["compare", str(a), str(b), "-o", str(reviews / "cmp")]) == 0
     assert "length=6, vocab=30" in capsys.readouterr().out
+
+
+def test_a_folder_of_texts_trains_and_a_run_refuses_it_once_changed(tmp_path, capsys):
+    for cls, words in (("neg", "bad dull"), ("pos", "great fine")):
+        (tmp_path / "texts" / cls).mkdir(parents=True)
+        for k in range(20):
+            (tmp_path / "texts" / cls / f"{k}.txt").write_text(f"{words} film number {k}")
+    spec = tmp_path / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine="").replace('"reviews.csv" text=text label=label', '"texts"'))
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run")]) == 0
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    (tmp_path / "texts" / "pos" / "3.txt").write_text("changed")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run")]) == 2
+    assert "changed since this run was trained (its .txt files: sha256" in capsys.readouterr().err
