@@ -63,6 +63,10 @@ class LineWords:
                 self.diags.error("'tokens' takes one length: input L tokens (a text of 1 to L token ids)",
                                  word.span, "e.g. input 64 tokens")
                 return None
+            if int(args[0].value) < 1:
+                self.diags.error("input L tokens: a text needs room for at least 1 token", args[0].span,
+                                 "e.g. input 64 tokens")
+                return None
             args[0] = ast.Dims((1, int(args[0].value)), args[0].span)
             variable, dtype = True, "int64"
         elif len(args) == 2 and isinstance(args[1], ast.Name) and args[1].value == VARIABLE:

@@ -88,7 +88,9 @@ def _jsonl_rows(path: Path, content: str) -> list[tuple[int, dict]]:
 
 def _columns(path: Path, rows, text: str, label: str | None, need_labels: bool) -> Texts:
     from dlc.compiler.diagnostics import did_you_mean
-    names = list(rows[0][1]) if rows else []
+    if not rows:
+        raise DataError(f"{path} holds no texts: a header and no rows")
+    names = list(rows[0][1])
     if label is not None and label not in names and not need_labels:
         label = None  # texts to predict for: a file without the label column is fine
     for what, column in (("text", text), ("label", label)):

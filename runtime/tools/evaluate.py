@@ -82,6 +82,9 @@ def _array_inputs(spec, data, options: dict):
     except (TypeError, ValueError) as e:
         raise error(f"predict takes a data set name, a file path or an array of samples, not {type(data).__name__}"
                     f" ({e})") from None
+    if x.dtype.kind in "US":
+        raise error(f"texts are for a text model (input L tokens); this model's input is "
+                    f"{'x'.join(map(str, spec.graph.input_shape))} numbers", "give it numbers, e.g. a data file")
     if x.dtype.kind not in "fiub" or x.ndim < 2 or len(x) == 0:
         raise error(f"an array of samples is numeric with one row per sample; got {x.dtype} of shape {x.shape}",
                     "pass e.g. x of shape (N, features)")

@@ -179,3 +179,21 @@ def test_texts_and_numbers_do_not_mix_on_the_data_line(tmp_path, capsys, spec, m
     assert main(["check", str(path)]) == 2
     err = capsys.readouterr().err
     assert f":{spec.count(chr(10))}:{col}: error: {message}" in err, err
+
+
+def test_a_header_without_rows_is_refused(tmp_path):
+    (tmp_path / "e.csv").write_text("text,label\n")
+    with pytest.raises(DataError, match=r"e.csv holds no texts: a header and no rows"):
+        read_texts(tmp_path / "e.csv", None, None)
+
+
+def test_an_input_of_no_tokens_is_refused_at_its_length(tmp_path, capsys):
+    spec = tmp_path / "s.dl"
+    spec.write_text(MODEL.replace("input 8 tokens", "input 0 tokens"))
+    assert main(["check", str(spec)]) == 2
+    assert "s.dl:2:8: error: input L tokens: a text needs room for at least 1 token" in capsys.readouterr().err
+
+
+def test_texts_for_a_model_of_numbers_are_refused_by_predict(spiral_run, capsys):
+    assert main(["predict", str(spiral_run), "--text", "hello"]) == 2
+    assert "texts are for a text model (input L tokens); this model's input is 2 numbers" in capsys.readouterr().err
