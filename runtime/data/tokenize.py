@@ -28,8 +28,7 @@ from dlc.compiler.onnx_text import CHAR_PATTERN_PY, IN_GRAPH, PAD, TOKENIZERS, U
 
 KINDS = TOKENIZERS
 SUBWORD = tuple(k for k in TOKENIZERS if k not in IN_GRAPH)
-VOCAB_FILE = "vocab.json"  # the run folder's vocabulary (and, for a subword tokenizer, its settings)
-TOKENIZER_FILE = "tokenizer.json"  # a subword tokenizer, as Hugging Face tokenizers saves it
+from dlc.runtime.run_folder.files import TOKENIZER as TOKENIZER_FILE, VOCAB as VOCAB_FILE  # noqa: E402  (the run's)
 
 
 @functools.cache

@@ -8,6 +8,8 @@
                       early-stopping counters, both random-generator states, history (--resume reads it)
     history.csv       one row per epoch: epoch, lr, loss, accuracy, val_loss, val_accuracy, seconds
     metrics.json      final train / validation / test metrics, classes, task, timing, BLAS threads
+    vocab.json        a text run's tokenizer (words, chars, bpe, wordpiece), L and vocabulary
+    tokenizer.json    a subword tokenizer, as Hugging Face tokenizers saves it (bpe, wordpiece)
     curves.png        loss and accuracy curves
     confusion.png     the confusion matrix of the last split dlc eval reported
     .lock             held by the dlc process writing the folder

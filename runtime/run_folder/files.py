@@ -30,8 +30,10 @@ MANIFEST = ".dlc-run.json"
 CONFUSION = "confusion.png"  # written by dlc eval
 NETWORK = "network.svg"  # the picture of the network (compiler/picture.py)
 TENSORBOARD = "tensorboard"  # a folder: train log=tensorboard's event files (runtime/live_view.py)
+VOCAB = "vocab.json"  # a text run's tokenizer settings and vocabulary (runtime/data/tokenize.py)
+TOKENIZER = "tokenizer.json"  # a subword tokenizer, as Hugging Face tokenizers saves it
 RUN_FILES = (SPEC, WEIGHTS, PREPROCESS, DATA, CHECKPOINT, HISTORY, METRICS, CURVES, CONFUSION, NETWORK,
-             TENSORBOARD)  # the run's
+             TENSORBOARD, VOCAB, TOKENIZER)  # the run's
 
 
 def _error(message: str, hint: str | None = None) -> DLError:

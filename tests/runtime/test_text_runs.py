@@ -202,3 +202,20 @@ def test_a_folder_of_texts_trains_and_a_run_refuses_it_once_changed(tmp_path, ca
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "run")]) == 2
     assert "changed since this run was trained (its .txt files: sha256" in capsys.readouterr().err
+
+
+def test_the_vocabulary_files_are_the_run_s_own(reviews, capsys):
+    """Overwriting a text run with a model of numbers removes its vocabulary; a user's file of that name in a
+    new run folder is refused, never overwritten."""
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=1"))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
+    numbers = reviews / "n.dl"
+    numbers.write_text("model n {\n input 2\n dense 3 softmax\n}\ndata spiral\ntrain epochs=1\n")
+    assert main(["train", str(numbers), "-q", "-o", str(reviews / "run"), "--overwrite"]) == 0
+    assert not (reviews / "run" / "vocab.json").exists()
+    (reviews / "mine").mkdir()
+    (reviews / "mine" / "vocab.json").write_text("my notes")
+    capsys.readouterr()
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "mine")]) == 2
+    assert (reviews / "mine" / "vocab.json").read_text() == "my notes"
