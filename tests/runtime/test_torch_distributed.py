@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, SHARED_DATA
 
 torch = pytest.importorskip("torch")
 
@@ -58,6 +58,23 @@ def test_two_processes_compute_what_one_does_on_series_of_different_lengths(tmp_
     spec = tmp_path / "jv.dl"
     spec.write_text("model jv {\n    input 12x29 variable\n    conv1d 16 kernel=3 pad=same batchnorm relu\n"
                     "    gru 8 bidirectional\n    dense 9 softmax\n}\ndata japanese_vowels standardize\n"
+                    "optimizer adam lr=3e-3\ntrain batch=16 seed=0\n")
+    script = str(HERE / "torchrun_steps.py")
+    _run([sys.executable, script, str(spec), "10", "one.npz"], tmp_path)
+    _run(TORCHRUN + ["--standalone", script, str(spec), "10", "two.npz"], tmp_path)
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert sorted(one.files) == sorted(two.files)
+    assert max(rel(one[k], two[k]) for k in one.files) <= 1e-9
+
+
+def test_two_processes_compute_what_one_does_on_texts(tmp_path):
+    # token ids of different lengths: the embedding, the masked attention and pool in each process's slice
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is not here (CI copies ../shared beside the clone)")
+    spec = tmp_path / "t.dl"
+    spec.write_text("model t {\n    input 24 tokens\n    embedding 16 vocab=3000\n    position\n"
+                    "    residual { layernorm; attention heads=2 }\n    globalavgpool\n    dense 2 softmax\n}\n"
+                    f'data "{SHARED_DATA / "rotten_tomatoes.csv"}" text=text label=label\n'
                     "optimizer adam lr=3e-3\ntrain batch=16 seed=0\n")
     script = str(HERE / "torchrun_steps.py")
     _run([sys.executable, script, str(spec), "10", "one.npz"], tmp_path)
