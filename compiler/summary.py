@@ -76,6 +76,8 @@ def to_json(spec: Spec) -> dict:
     return {
         "model": spec.name,
         "input": list(spec.graph.input_shape),
+        "input_dtype": spec.graph.input_dtype,  # int64: token ids (input L tokens, as 1 x L)
+        "variable": spec.graph.variable,
         "output": list(spec.graph.output_shape),
         "layers": r,
         "params": spec.graph.param_count,
