@@ -60,13 +60,14 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
                   label: bool = False, metadata: dict | None = None, text: dict | None = None) -> onnx.ModelProto:
     """IR + trained values -> a checked ONNX model with a dynamic batch dimension (and a dynamic time
     axis for `input CxL variable`: one batch, one length). `text` ({kind, vocab, length}: a word or character
-    tokenizer's vocabulary) makes a string-in model: one text in, the tokenizer in the graph (onnx_text.py)."""
+    tokenizer's vocabulary) makes a string-in model: texts [N] in, the tokenizer in the graph, each text run
+    on its own in a Loop (onnx_text.py)."""
     nodes, values = (list(graph.nodes), values) if keep_bn else fold_batchnorm(graph, values)
     g = OnnxBuilder()
     x = INPUT
-    if text is not None:
-        from .onnx_text import text_front
-        x = text_front(g, TEXT, text["kind"], text["vocab"], text["length"])
+    if text is not None:  # (inside a loop over the texts: see below)
+        from .onnx_text import ONE_TEXT, text_front
+        x = text_front(g, ONE_TEXT, text["kind"], text["vocab"], text["length"])
     if preprocess is not None and getattr(preprocess, "per_series", False):
         x = _znormalize(g, x)
     if preprocess is not None and not preprocess.is_identity:
@@ -91,14 +92,18 @@ def graph_to_onnx(graph: Graph, values: dict[str, np.ndarray], *, preprocess=Non
         env[node.name] = x
     if x == INPUT:
         x = g.node("Identity", [x])
-    g.node("Identity", [x], name=OUTPUT)
+    if text is not None:  # each text through the nodes above on its own, the outputs stacked
+        from .onnx_text import loop_over_texts
+        loop_over_texts(g, x, TEXT, OUTPUT, graph.output_shape[0])
+    else:
+        g.node("Identity", [x], name=OUTPUT)
     outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", *graph.output_shape])]
     if label:
         g.node("ArgMax", [OUTPUT], name=LABEL, axis=1, keepdims=0)
         outputs.append(helper.make_tensor_value_info(LABEL, TensorProto.INT64, ["N"]))
     if text is not None:
         from .onnx_text import TEXT_OPSETS
-        inputs = [helper.make_tensor_value_info(TEXT, TensorProto.STRING, [1])]
+        inputs = [helper.make_tensor_value_info(TEXT, TensorProto.STRING, ["N"])]
         opsets = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, v) for d, v in TEXT_OPSETS.items()]
     else:
         inputs = [helper.make_tensor_value_info(INPUT, TensorProto.INT64 if graph.input_dtype == "int64"

@@ -5,8 +5,9 @@ for the word and character tokenizers (runtime/data/tokenize.py runs the same ru
     pattern in RE2's syntax) -> LabelEncoder (ai.onnx.ml: token -> id, unknown -> 1) -> the first L ids
     ([1] for a text with no token) -> (1, L') int64, what the model's embedding reads.
 
-One text per run: a batch of texts would be padded to its longest, and the graph after the embedding
-computes each text at the batch's length (no padding mask in the exported graph).
+A batch of texts [N] goes through an ONNX Loop, one text per iteration: each text is tokenized and run at
+its own length, as dlc runs it (padding texts to the batch's longest would need a padding mask inside the
+graph, which the exported graph does not carry); the outputs are stacked, (N, K).
 """
 
 from __future__ import annotations
@@ -19,6 +20,31 @@ WORD_PATTERN_RE2 = r"[\p{L}\p{N}_']+"
 CHAR_PATTERN_PY = CHAR_PATTERN_RE2 = r"."  # every character but a newline
 LOCALE = "C.UTF-8"  # StringNormalizer's: lowercase every code point (the default en_US.UTF-8 is often missing)
 TEXT_OPSETS = {"com.microsoft": 1, "ai.onnx.ml": 2}
+
+
+ONE_TEXT = "text_one"  # inside the loop: this iteration's text, shape [1]
+
+
+def loop_over_texts(g, out: str, texts: str, output: str, width: int) -> None:
+    """Move every node built so far (the front and the model, reading ONE_TEXT, writing `out` (1, width))
+    into the body of a Loop over the texts [N]; `output` (N, width) in the graph itself."""
+    from onnx import TensorProto, helper
+    body_nodes, g.nodes = g.nodes, []
+    index, cond = "text_index", "text_cond"
+    one = g.node("Reshape", [g.node("Gather", [texts, index]), g.ints([1])], name=ONE_TEXT)
+    head, g.nodes = g.nodes, []
+    cond_out = g.node("Identity", [cond], name="text_cond_out")
+    row = g.node("Identity", [out], name="text_output")
+    tail, g.nodes = g.nodes, []
+    assert one == ONE_TEXT
+    body = helper.make_graph(head + body_nodes + tail, "one_text",
+                             [helper.make_tensor_value_info(index, TensorProto.INT64, []),
+                              helper.make_tensor_value_info(cond, TensorProto.BOOL, [])],
+                             [helper.make_tensor_value_info(cond_out, TensorProto.BOOL, []),
+                              helper.make_tensor_value_info(row, TensorProto.FLOAT, [1, width])])
+    count = g.node("Squeeze", [g.node("Shape", [texts]), g.ints([0])])
+    stacked = g.node("Loop", [count, ""], body=body)  # (N, 1, width)
+    g.node("Reshape", [stacked, g.ints([-1, width])], name=output)
 
 
 def text_front(g, text: str, kind: str, vocab: list[str], length: int) -> str:

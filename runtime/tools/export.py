@@ -78,7 +78,8 @@ def build(model: Model, keep_bn: bool = False):
     if model.encoder is not None:
         enc = model.encoder
         metadata.update(tokens=enc.kind, length=str(enc.length),
-                        input="one text (a string): the tokenizer runs in the graph" if string_in(model) else
+                        input="texts (strings, [N]): the tokenizer runs in the graph, each text on its own"
+                        if string_in(model) else
                         f"token ids (N, L), int64, one length per batch (0 pads, 1 unknown): the {enc.kind} "
                         "tokenizer is the .tokenizer.json file beside the model (Hugging Face tokenizers)")
         if string_in(model):
@@ -133,6 +134,11 @@ def compare(model: Model, onnx_model, x_raw: np.ndarray) -> float:
     return diff
 
 
+def node_count(graph) -> int:
+    """The nodes of a graph, those inside a Loop's body (a string-in text model's) counted too."""
+    return sum(1 + sum(node_count(a.g) for a in n.attribute if a.HasField("g")) for n in graph.node)
+
+
 def tokenizer_path(model_path: Path) -> Path:
     """Where a subword model's tokenizer is written: beside it, m.onnx -> m.tokenizer.json."""
     return model_path.with_suffix(".tokenizer.json")
@@ -158,11 +164,11 @@ def export_run(run_dir: str | Path, out: str | Path, keep_bn: bool = False, samp
         sum(1 for n in onnx_model.graph.node if n.op_type == "BatchNormalization")
     text = ""
     if string_in(model):
-        text = (f"one text (a string) in, the {model.encoder.kind} tokenizer in the graph: each of the {checked:,} "
+        text = (f"texts (strings) in, the {model.encoder.kind} tokenizer in the graph: each of the {checked:,} "
                 f"texts (the test split, and one of unknown words, an empty one, one past {model.encoder.length} "
                 "tokens) run alone gives dlc's class")
     elif model.encoder is not None:
         text = (f"token ids in (N, L, int64); the {model.encoder.kind} tokenizer: {tokenizer_path(Path(out))} "
                 "(Hugging Face tokenizers' Tokenizer.from_file)")
-    return ExportReport(Path(out), diff, checked, folded, len(onnx_model.graph.node), len(data), has_data(model.spec),
+    return ExportReport(Path(out), diff, checked, folded, node_count(onnx_model.graph), len(data), has_data(model.spec),
                         text)

@@ -40,14 +40,15 @@ class OnnxModel:
 
     @property
     def takes_text(self) -> bool:
-        """A string-in model (dlc's word or character tokenizer in the graph): one text per run."""
+        """A string-in model (dlc's word or character tokenizer in the graph): texts in, as strings."""
         return self.session.get_inputs()[0].type == "tensor(string)"
 
-    def run_texts(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """A string-in model's outputs for each text, one run per text, stacked in order."""
+    def run_texts(self, texts: list[str], chunk: int = 1024) -> dict[str, np.ndarray]:
+        """A string-in model's outputs for the texts (a batch [N]: the graph runs each on its own), in order."""
         names = [o.name for o in self.session.get_outputs()]
         name = self.session.get_inputs()[0].name
-        runs = [self.session.run(names, {name: np.array([t], dtype=object)}) for t in texts]
+        runs = [self.session.run(names, {name: np.array(texts[k:k + chunk], dtype=object)})
+                for k in range(0, len(texts), chunk)]
         return {n: np.concatenate([r[k] for r in runs]) for k, n in enumerate(names)}
 
     def _run(self, names, x):

@@ -61,7 +61,7 @@ def load_onnx(path: Path):
     inputs = {i.name: i.shape for i in onnx_model.session.get_inputs()}
     outputs = {o.name for o in onnx_model.session.get_outputs()}
     if set(inputs) == {"text"} and "output" in outputs and spec.graph.input_dtype == "int64":
-        return onnx_model, spec, classes  # a string-in text model: one text per run
+        return onnx_model, spec, classes  # a string-in text model: a batch of strings
     if set(inputs) != {"input"} or "output" not in outputs:
         raise _refuse(path, f"{path} has inputs {sorted(inputs)} and outputs {sorted(outputs)}; a dlc model has "
                             "one input 'input' and an output 'output'")

@@ -55,8 +55,10 @@ def test_api_predict_takes_an_array_of_samples(digits_run):
     r = dlc.predict(digits_run, x)
     assert r["output"].shape == (7, 10) and len(r["class_name"]) == 7
     assert np.array_equal(r["class_index"], dlc.predict(digits_run, x.astype("float64").tolist())["class_index"])
-    with pytest.raises(dlc.DLError, match=r"an array of samples is numeric with one row per sample; got <U1"):
+    with pytest.raises(dlc.DLError, match=r"texts are for a text model \(input L tokens\); this model's input is 64"):
         dlc.predict(digits_run, np.array([["a"]]))
+    with pytest.raises(dlc.DLError, match=r"an array of samples is numeric with one row per sample; got object"):
+        dlc.predict(digits_run, np.array([[None]]))
 
 
 def test_predict_on_a_spec_says_it_is_a_spec(spec_file, tmp_path, capsys):

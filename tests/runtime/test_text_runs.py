@@ -61,7 +61,7 @@ def test_a_text_run_keeps_its_vocabulary_predicts_raw_text_and_exports_a_string_
     assert "A truly superb, lovely film\tfresh" in out and "dull and weak\trotten" in out
     assert main(["export", str(reviews / "run"), "-o", str(reviews / "m.onnx")]) == 0
     out = capsys.readouterr().out
-    assert "one text (a string) in, the words tokenizer in the graph" in out and "run alone gives dlc's class" in out
+    assert "texts (strings) in, the words tokenizer in the graph" in out and "run alone gives dlc's class" in out
     for data in (str(reviews / "reviews.csv"),):  # every text, through both
         assert main(["predict", str(reviews / "run"), data, "-o", str(reviews / "a.npz"), "--show", "0"]) == 0
         assert main(["predict", str(reviews / "m.onnx"), data, "-o", str(reviews / "b.npz"), "--show", "0"]) == 0
@@ -219,3 +219,18 @@ def test_the_vocabulary_files_are_the_run_s_own(reviews, capsys):
     capsys.readouterr()
     assert main(["train", str(spec), "-q", "-o", str(reviews / "mine")]) == 2
     assert (reviews / "mine" / "vocab.json").read_text() == "my notes"
+
+
+def test_the_string_in_model_takes_a_batch_and_runs_each_text_at_its_own_length(reviews):
+    """A batch of texts of different lengths through the exported model equals each text run alone."""
+    from dlc.runtime.tools.onnx_runner import OnnxModel
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=2"))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
+    assert main(["export", str(reviews / "run"), "-o", str(reviews / "m.onnx")]) == 0
+    session = OnnxModel.load(reviews / "m.onnx").session
+    texts = ["great", "", "the film was dull and the plot was poor and weak", "a truly lovely film", "zzz"]
+    batch = session.run(None, {"text": np.array(texts, dtype=object)})
+    alone = [session.run(None, {"text": np.array([t], dtype=object)}) for t in texts]
+    np.testing.assert_array_equal(batch[0], np.concatenate([a[0] for a in alone]))
+    np.testing.assert_array_equal(batch[1], np.concatenate([a[1] for a in alone]))
