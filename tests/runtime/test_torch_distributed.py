@@ -52,6 +52,16 @@ def test_two_processes_compute_what_one_does_in_float64(tmp_path, spec, steps):
     assert max(rel(one[k], two[k]) for k in one.files) <= 1e-9
 
 
+def _one_process_and_two(spec: Path, steps: int, tmp_path: Path) -> None:
+    """`steps` steps of `spec` in one process and under torchrun with two: the same weights (float64, 1e-9)."""
+    script = str(HERE / "torchrun_steps.py")
+    _run([sys.executable, script, str(spec), str(steps), "one.npz"], tmp_path)
+    _run(TORCHRUN + ["--standalone", script, str(spec), str(steps), "two.npz"], tmp_path)
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert sorted(one.files) == sorted(two.files)
+    assert max(rel(one[k], two[k]) for k in one.files) <= 1e-9
+
+
 def test_two_processes_compute_what_one_does_on_series_of_different_lengths(tmp_path):
     # batchnorm's statistics over both processes' valid steps only, and packed recurrent layers
     pytest.importorskip("sktime")
@@ -59,12 +69,7 @@ def test_two_processes_compute_what_one_does_on_series_of_different_lengths(tmp_
     spec.write_text("model jv {\n    input 12x29 variable\n    conv1d 16 kernel=3 pad=same batchnorm relu\n"
                     "    gru 8 bidirectional\n    dense 9 softmax\n}\ndata japanese_vowels standardize\n"
                     "optimizer adam lr=3e-3\ntrain batch=16 seed=0\n")
-    script = str(HERE / "torchrun_steps.py")
-    _run([sys.executable, script, str(spec), "10", "one.npz"], tmp_path)
-    _run(TORCHRUN + ["--standalone", script, str(spec), "10", "two.npz"], tmp_path)
-    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
-    assert sorted(one.files) == sorted(two.files)
-    assert max(rel(one[k], two[k]) for k in one.files) <= 1e-9
+    _one_process_and_two(spec, 10, tmp_path)
 
 
 def test_two_processes_compute_what_one_does_on_texts(tmp_path):
@@ -76,12 +81,7 @@ def test_two_processes_compute_what_one_does_on_texts(tmp_path):
                     "    residual { layernorm; attention heads=2 }\n    globalavgpool\n    dense 2 softmax\n}\n"
                     f'data "{SHARED_DATA / "rotten_tomatoes.csv"}" text=text label=label\n'
                     "optimizer adam lr=3e-3\ntrain batch=16 seed=0\n")
-    script = str(HERE / "torchrun_steps.py")
-    _run([sys.executable, script, str(spec), "10", "one.npz"], tmp_path)
-    _run(TORCHRUN + ["--standalone", script, str(spec), "10", "two.npz"], tmp_path)
-    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
-    assert sorted(one.files) == sorted(two.files)
-    assert max(rel(one[k], two[k]) for k in one.files) <= 1e-9
+    _one_process_and_two(spec, 10, tmp_path)
 
 
 def _mlp(tmp_path) -> Path:
