@@ -89,15 +89,5 @@ def load_run(run_dir: str | Path, weights: str | Path | None = None) -> Model:
     except WeightsMismatch as e:
         raise DLError(Diagnostic("error", str(e)), Source("", str(run_dir))) from None
     pre, classes = read_preprocess(run_dir, spec)
-    encoder = None
-    if spec.graph.input_dtype == "int64":  # a text model: the vocabulary it was trained with
-        from dlc.runtime.data.files import DataError
-        from dlc.runtime.data.tokenize import VOCAB_FILE, TextEncoder
-        try:
-            encoder = TextEncoder.load(run_dir)
-        except DataError as e:
-            raise DLError(Diagnostic("error", str(e)), Source("", str(run_dir))) from None
-        if encoder is None:
-            raise DLError(Diagnostic("error", f"{run_dir} has no {VOCAB_FILE}: a text model needs the vocabulary it "
-                                              "was trained with", hint="train the run again"), Source("", str(run_dir)))
-    return Model(spec, values, pre, classes, encoder)
+    from dlc.runtime.data.tokenize import run_encoder
+    return Model(spec, values, pre, classes, run_encoder(run_dir, spec))

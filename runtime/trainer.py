@@ -137,8 +137,8 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
     if finished and all((run_dir / f).exists() for f in (rf.WEIGHTS, rf.METRICS, rf.PREPROCESS)):
         return _complete(run_dir, spec, st, patience)
     if splits is None:  # a resumed text run tokenizes with the vocabulary it was trained with
-        from dlc.runtime.data.tokenize import TextEncoder
-        splits = prepare(spec, encoder=TextEncoder.load(run_dir) if ckpt is not None else None)
+        from dlc.runtime.data.tokenize import run_encoder
+        splits = prepare(spec, encoder=run_encoder(run_dir, spec) if ckpt is not None else None)
     splits = for_spec(splits, spec)  # (shared splits: this spec's augment)
     weights = class_weights(spec, splits.y_train, splits.classes)
     engine.set_class_weight(weights)
@@ -362,6 +362,6 @@ def _complete(run_dir: Path, spec: Spec, st: TrainingState, patience: int) -> Ru
     metrics["epochs_run"] = st.epoch
     from dlc.runtime.runs import read_preprocess
     pre, classes = read_preprocess(run_dir, spec)
-    from dlc.runtime.data.tokenize import TextEncoder
-    model = Model(spec, values, pre, classes, TextEncoder.load(run_dir))
+    from dlc.runtime.data.tokenize import run_encoder
+    model = Model(spec, values, pre, classes, run_encoder(run_dir, spec))
     return RunResult(run_dir, model, st.history, metrics, complete=True)

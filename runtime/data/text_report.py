@@ -43,9 +43,8 @@ def survey_texts(spec: Spec, run=None) -> TextReport:
     from dlc.compiler.lint import text_warnings
     from dlc.runtime.data.splits import prepare
     from dlc.runtime.data.text import ids_reader
-    from dlc.runtime.data.tokenize import distinct_tokens
-    from dlc.runtime.data.tokenize import TextEncoder
-    splits = prepare(spec, encoder=TextEncoder.load(run) if run is not None else None, keep_texts=True)
+    from dlc.runtime.data.tokenize import distinct_tokens, run_encoder
+    splits = prepare(spec, encoder=run_encoder(run, spec) if run is not None else None, keep_texts=True)
     enc = splits.encoder
     texts_train, texts_val, _ = splits.texts
     train, val = enc.stats(texts_train), enc.stats(texts_val)

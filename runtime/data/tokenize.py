@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from dlc.compiler.diagnostics import Diagnostic, DLError, Source
 from dlc.compiler.onnx_text import CHAR_PATTERN_PY, IN_GRAPH, PAD, TOKENIZERS, UNK, WORD_PATTERN_PY
+from dlc.runtime.run_folder.files import TOKENIZER as TOKENIZER_FILE, VOCAB as VOCAB_FILE  # (the run's)
 
 KINDS = TOKENIZERS
 SUBWORD = tuple(k for k in TOKENIZERS if k not in IN_GRAPH)
-from dlc.runtime.run_folder.files import TOKENIZER as TOKENIZER_FILE, VOCAB as VOCAB_FILE  # noqa: E402  (the run's)
 
 
 @functools.cache
@@ -140,6 +141,23 @@ class TextEncoder:
             return cls(kind, length, vocab)
         except Exception as e:  # noqa: BLE001 - OSError, JSON, a key or type missing, the tokenizer's own errors
             raise DataError(f"{path} is damaged ({type(e).__name__}: {e}); train the run again") from None
+
+
+def run_encoder(run_dir: Path, spec) -> TextEncoder | None:
+    """The tokenizer a run was trained with (None for a model of numbers): what eval, predict, export and a
+    resume read, never a refit. A text run whose vocab.json is missing or damaged is refused (a refit would
+    give the trained embedding rows other tokens)."""
+    if spec.graph.input_dtype != "int64":
+        return None
+    from dlc.runtime.data.files import DataError
+    try:
+        encoder = TextEncoder.load(run_dir)
+    except DataError as e:
+        raise DLError(Diagnostic("error", str(e)), Source("", str(run_dir))) from None
+    if encoder is None:
+        raise DLError(Diagnostic("error", f"{run_dir} has no {VOCAB_FILE}: a text model needs the vocabulary it was "
+                                          "trained with", hint="train the run again"), Source("", str(run_dir)))
+    return encoder
 
 
 def distinct_tokens(encoder: TextEncoder, texts: list[str]) -> int:

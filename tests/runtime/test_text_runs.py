@@ -234,3 +234,18 @@ def test_the_string_in_model_takes_a_batch_and_runs_each_text_at_its_own_length(
     alone = [session.run(None, {"text": np.array([t], dtype=object)}) for t in texts]
     np.testing.assert_array_equal(batch[0], np.concatenate([a[0] for a in alone]))
     np.testing.assert_array_equal(batch[1], np.concatenate([a[1] for a in alone]))
+
+
+def test_a_text_run_without_its_vocabulary_is_refused_never_refitted(reviews, capsys):
+    """A resume (or eval) of a text run whose vocab.json is gone: a refit would give the trained embedding
+    rows other tokens, so it is refused by name."""
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=1"))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
+    (reviews / "run" / "vocab.json").unlink()
+    spec.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=2"))
+    capsys.readouterr()
+    for args in (["train", str(spec), "-q", "-o", str(reviews / "run"), "--resume"], ["eval", str(reviews / "run")]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "has no vocab.json: a text model needs the vocabulary it was trained with" in err, err
