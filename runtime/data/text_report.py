@@ -5,6 +5,8 @@ text lints (DL119: a vocabulary far larger than the training text has; DL120: L 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from dlc.compiler.spec import Spec
 
@@ -22,6 +24,13 @@ class TextReport:
     classes: list[str]
     labels: tuple = ()
     warnings: list = field(default_factory=list)
+    splits: Any = field(default=None, repr=False)  # the splits it read: what training then trains on
+    vocab_from: Path | None = None  # the run folder whose vocabulary they use (a resume), or None: fitted
+
+    def splits_for(self, run: Path | None) -> Any:
+        """The splits this survey read, when training would make the same ones (a vocabulary fitted afresh,
+        or the same run's); else None."""
+        return self.splits if self.vocab_from == run else None
 
     def lines(self) -> list[str]:
         t, v = self.train, self.val
@@ -51,6 +60,6 @@ def survey_texts(spec: Spec, run=None) -> TextReport:
     distinct = distinct_tokens(enc, texts_train)
     rows = ids_reader(spec.graph)["vocab"]
     report = TextReport(splits.name, enc.kind, rows, enc.size, distinct, enc.length, train, val, splits.classes,
-                        (splits.y_train, splits.classes))
+                        (splits.y_train, splits.classes), splits=splits, vocab_from=run)
     report.warnings = text_warnings(spec, rows, distinct, train["truncated"], train["texts"], enc.length)
     return report

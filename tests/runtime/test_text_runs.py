@@ -249,3 +249,15 @@ def test_a_text_run_without_its_vocabulary_is_refused_never_refitted(reviews, ca
         assert main(args) == 2
         err = capsys.readouterr().err
         assert "has no vocab.json: a text model needs the vocabulary it was trained with" in err, err
+
+
+def test_train_reads_and_tokenizes_the_texts_once(reviews, monkeypatch):
+    """dlc check's survey of the texts (read, split, vocabulary fitted, encoded) is what training trains on."""
+    from dlc.runtime.data import text
+    reads = []
+    real = text.load_texts
+    monkeypatch.setattr(text, "load_texts", lambda *a, **k: reads.append(1) or real(*a, **k))
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=1"))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
+    assert reads == [1]
