@@ -136,8 +136,9 @@ def _run(engine: Engine, spec: Spec, run_dir: Path, ckpt, progress: bool, splits
     finished = ckpt is not None and st.finished(epochs, patience)
     if finished and all((run_dir / f).exists() for f in (rf.WEIGHTS, rf.METRICS, rf.PREPROCESS)):
         return _complete(run_dir, spec, st, patience)
-    if splits is None and hasattr(spec.data_report, "splits_for"):  # texts dlc check already read and tokenized
-        splits = spec.data_report.splits_for(run_dir if ckpt is not None else None)
+    surveyed = getattr(spec.data_report, "splits_for", None)  # texts dlc check already read and tokenized
+    if splits is None and surveyed is not None:
+        splits = surveyed(run_dir if ckpt is not None else None)
     if splits is None:  # a resumed text run tokenizes with the vocabulary it was trained with
         from dlc.runtime.data.tokenize import run_encoder
         splits = prepare(spec, encoder=run_encoder(run_dir, spec) if ckpt is not None else None)
