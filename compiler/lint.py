@@ -305,9 +305,9 @@ def raw_inputs_warning(spec, what: str) -> Diagnostic | None:
       "al. 2020): without the residual path the signal and its gradient go through every softmax, without "
       "layernorm the scale of x + f(x) grows block after block")
 def _attention_bare(spec):
-    normed = any(REGISTRY[n.op].name == "layernorm" for n in spec.graph.nodes)
+    normed = any(n.op == "layernorm" for n in spec.graph.nodes)
     for n in spec.graph.nodes:
-        if REGISTRY[n.op] is REGISTRY["attention"]:
+        if n.op == "attention":
             if not any(part.startswith("residual") for part in n.name.split(".")[:-1]):
                 yield n.span, "attention outside a residual", "write it as residual { layernorm; attention heads=H }"
             elif not normed:

@@ -20,7 +20,7 @@ from .ops import REGISTRY
 OPSET = 18
 IR_VERSION = 8  # the minimum for opset 18; onnx.helper would stamp a newer one older runtimes refuse
 INPUT, OUTPUT, LABEL = "input", "output", "label"
-TEXT = "text"  # a string-in model's input: one text
+TEXT = "text"  # a string-in model's input: texts [N], as strings
 
 
 class OnnxBuilder:

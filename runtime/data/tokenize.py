@@ -56,7 +56,7 @@ class TextEncoder:
     length: int  # L of `input L tokens`: a text keeps its first L tokens
     vocab: list[str] = field(default_factory=list)  # words/chars: the token of each id
     subword: Any = None  # bpe/wordpiece: the Hugging Face Tokenizer
-    _index: dict = field(default_factory=dict, repr=False)
+    _index: dict = field(init=False, repr=False)  # token -> id, derived from vocab
 
     def __post_init__(self):
         self._index = {t: k for k, t in enumerate(self.vocab)}
@@ -101,7 +101,7 @@ class TextEncoder:
         total = int(counts.sum())
         unknown = sum(r.count(1) for r in ids)
         return {"texts": len(ids), "tokens": total, "unknown_rate": unknown / total if total else 0.0,
-                "truncated": int((counts > self.length).sum()), "empty": int((counts == 0).sum()),
+                "truncated": int((counts > self.length).sum()),
                 "median_tokens": float(np.median(counts)) if len(counts) else 0.0,
                 "p95_tokens": float(np.percentile(counts, 95)) if len(counts) else 0.0}
 

@@ -26,10 +26,9 @@ def load_inputs(spec, data, need_labels: bool = True, encoder=None):
     `spec`'s input layer: a built-in set name or a file, relative to the current folder, or (from the
     Python API) an array of samples. A text model (`encoder`: its tokenizer): a file of texts (the text and
     label columns its data line names) or a list of strings, as token ids."""
-    d = spec.settings.get("data")
-    options = dict(d.values) if d is not None else {}
+    options = data_options(spec)
     if encoder is not None:
-        texts, ds = text_inputs(data, options, encoder, need_labels)
+        texts, ds = text_inputs(data, options, need_labels)
         return encoder.encode(texts), ds
     if not isinstance(data, (str, Path)):
         return _array_inputs(spec, data, options)
@@ -54,7 +53,13 @@ def load_inputs(spec, data, need_labels: bool = True, encoder=None):
     return x, ds
 
 
-def text_inputs(data, options: dict, encoder, need_labels: bool):
+def data_options(spec) -> dict:
+    """The keys of the spec's data line (columns, reshape=, ...), which given data is read by too."""
+    d = spec.settings.get("data")
+    return dict(d.values) if d is not None else {}
+
+
+def text_inputs(data, options: dict, need_labels: bool):
     """(the texts, their data set) of DATA: a file of texts (the data line's text and label columns) or a
     list of strings."""
     from dlc.runtime.data.datasets import Dataset
@@ -139,7 +144,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
     plot = plot and not onnx_file  # (a confusion picture goes in a run folder)
     report: dict[str, Any] = {"run": str(run), "splits": {}}
     if data is None:
-        splits = prepare(model.spec, encoder=getattr(model, "encoder", None))
+        splits = prepare(model.spec, encoder=model.encoder)
         # the run's own preprocessing, not a refit
         pairs = {"train": (splits.x_train, splits.y_train), "validation": (splits.x_val, splits.y_val),
                  "test": (splits.x_test, splits.y_test)}
@@ -149,7 +154,7 @@ def evaluate_run(run: str, data: str | None = None, split: str = "all", top_k: i
             report["splits"][name] = _evaluate(model, prepared(model, x, splits.preprocess), y,
                                                f"the {name} split", top_k)
     else:
-        x, ds = load_inputs(model.spec, data, encoder=getattr(model, "encoder", None))
+        x, ds = load_inputs(model.spec, data, encoder=model.encoder)
         if ds.task != model.spec.task:
             raise _at(data)(f"{data} is a {ds.task} set but the model does {model.spec.task}")
         y = model_labels(model.classes, ds, data) if model.spec.task == "classification" else ds.y

@@ -98,39 +98,37 @@ def verification_texts(model: Model) -> list[str]:
 
 
 def compare_texts(model: Model, onnx_model, texts: list[str]) -> float:
-    """The string-in model run in onnxruntime on each text alone against dlc on the same texts: the same
-    class for every one and outputs within the tolerance, or nothing is written."""
+    """The string-in model run in onnxruntime on the texts (each on its own) against dlc on the same texts:
+    the same class for every one and outputs within the tolerance, or nothing is written."""
     ref = model.predict_proba(model.encoder.encode(texts))
     got = OnnxModel(onnx_model).run_texts(texts)["output"]
-    check_finite_outputs(got, "the run's texts (in onnxruntime)", "nothing written")
-    diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
-    if spec_is_classifier(model) and not np.array_equal(got.argmax(axis=1), ref.argmax(axis=1)):
+    diff = _agreement(ref, got, "the run's texts", "the string-in ONNX model", "report this as a bug")
+    if model.spec.task == "classification" and not np.array_equal(got.argmax(axis=1), ref.argmax(axis=1)):
         k = int(np.argmax(got.argmax(axis=1) != ref.argmax(axis=1)))
         raise DLError(Diagnostic("error", f"the string-in ONNX model's class for text {k} ({texts[k][:60]!r}) differs "
                                           "from dlc's; nothing written", hint="report this as a bug"))
-    if ref.size and not np.all(np.abs(got - ref) <= ATOL + RTOL * np.abs(ref)):
-        raise DLError(Diagnostic("error", f"the string-in ONNX model disagrees with dlc: max abs difference "
-                                          f"{diff:.3g}; nothing written", hint="report this as a bug"))
     return diff
-
-
-def spec_is_classifier(model: Model) -> bool:
-    return model.spec.task == "classification"
 
 
 def compare(model: Model, onnx_model, x_raw: np.ndarray) -> float:
     ref = model.predict_proba(x_raw)
     got = OnnxModel(onnx_model).run(x_raw)["output"]
+    return _agreement(ref, got, "the run's own data", "the ONNX model",
+                      "rerun with --keep-bn to rule out batchnorm folding, and report this as a bug")
+
+
+def _agreement(ref: np.ndarray, got: np.ndarray, where: str, what: str, hint: str) -> float:
+    """The largest difference between dlc's outputs and onnxruntime's (`what`'s) on `where`; refused (nothing is
+    written) when their shapes differ, either is not finite, or they differ past the tolerance."""
     if ref.shape != got.shape:
-        raise DLError(Diagnostic("error", f"the ONNX model's output is {got.shape}, the NumPy runtime's {ref.shape}; "
+        raise DLError(Diagnostic("error", f"{what}'s output is {got.shape}, the NumPy runtime's {ref.shape}; "
                                           "nothing written", hint="report this as a bug"))
-    check_finite_outputs(ref, "the run's own data", "nothing written")
-    check_finite_outputs(got, "the run's own data (in onnxruntime)", "nothing written")
+    check_finite_outputs(ref, where, "nothing written")
+    check_finite_outputs(got, f"{where} (in onnxruntime)", "nothing written")
     diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
     if ref.size and not np.all(np.abs(got - ref) <= ATOL + RTOL * np.abs(ref)):
-        raise DLError(Diagnostic("error", f"the ONNX model disagrees with the NumPy runtime: max abs difference "
-                                          f"{diff:.3g} (tolerance {ATOL:g} + {RTOL:g}*|x|); nothing written",
-                                 hint="rerun with --keep-bn to rule out batchnorm folding, and report this as a bug"))
+        raise DLError(Diagnostic("error", f"{what} disagrees with the NumPy runtime: max abs difference "
+                                          f"{diff:.3g} (tolerance {ATOL:g} + {RTOL:g}*|x|); nothing written", hint=hint))
     return diff
 
 

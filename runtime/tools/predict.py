@@ -73,11 +73,6 @@ def load_onnx(path: Path):
     return onnx_model, spec, classes
 
 
-def _data_options(spec) -> dict:
-    d = spec.settings.get("data")
-    return dict(d.values) if d is not None else {}
-
-
 def predict(model_or_run: str, data) -> dict:
     """Predictions for DATA (a built-in set, a file, or an array of raw samples) from an .onnx file or
     a run folder."""
@@ -95,8 +90,8 @@ def predict(model_or_run: str, data) -> dict:
     if path.suffix == ".onnx":
         onnx_model, spec, classes = load_onnx(path)
         if onnx_model.takes_text:  # the texts as they are: the model tokenizes them
-            from dlc.runtime.tools.evaluate import text_inputs
-            texts, ds = text_inputs(data, _data_options(spec), None, need_labels=False)
+            from dlc.runtime.tools.evaluate import data_options, text_inputs
+            texts, ds = text_inputs(data, data_options(spec), need_labels=False)
             probs = onnx_model.run_texts(texts)["output"]
             x = texts
         else:
