@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from html import escape
 
 from .ir import INPUT, Graph
-from .ops.base import fmt_shape
+from .ops.base import fmt_shape, fmt_value
 
 FORMATS = (".svg", ".dot", ".mmd")
 
@@ -86,11 +86,9 @@ def picture(graph: Graph, depth: int | None = None) -> Picture:
                 shortcut_box.update((name, f"L{i}s") for name in short)
                 own = [name for name in own if name not in shortcut_box]
         params = sum(p.size for name in own for p in nodes[name].params.values())
-        out = graph.input_shape if layer.output in ("", INPUT) else nodes[layer.output].out_shape
-        shown = fmt_shape(out)
-        if layer.output in ("", INPUT) and graph.input_dtype == "int64":
-            shown = f"{out[1]} token ids"  # input L tokens: int64 ids, not a 1xL sequence of numbers
-        boxes[f"L{i}"] = Box(f"L{i}", layer.text, shown, params)
+        leaving = (graph.input_shape, graph.input_dtype) if layer.output in ("", INPUT) else \
+            (nodes[layer.output].out_shape, nodes[layer.output].dtype)
+        boxes[f"L{i}"] = Box(f"L{i}", layer.text, fmt_value(*leaving), params)
 
     def box_of(layer_index: int) -> str | None:
         return f"L{owner[layer_index]}" if f"L{owner[layer_index]}" in boxes else None

@@ -6,6 +6,7 @@ gives the totals of everything inside it (parameters, FLOPs) and the shape that 
 from __future__ import annotations
 
 from .ops import fmt_shape
+from .ops.base import fmt_value
 from .spec import Spec
 
 
@@ -24,6 +25,7 @@ def rows(spec: Spec) -> list[dict]:
         nodes = [by_name[name] for name in layer.nodes]
         inside = [by_name[name] for lay in g.layers[layer.index:layer.index + layer.inner + 1] for name in lay.nodes]
         inits = [_init_text(spec, w) for n in nodes if (w := n.params.get("weight")) is not None]
+        shape, dtype = _leaving(layer, g, by_name)
         out.append({
             "line": layer.span.line,
             "layer": layer.text,
@@ -31,7 +33,8 @@ def rows(spec: Spec) -> list[dict]:
             "inner": layer.inner,  # how many rows after this one are inside it
             "ops": [n.op for n in nodes],
             "nodes": layer.nodes,
-            "output": list(_leaving(layer, g, by_name)),
+            "output": list(shape),
+            "dtype": dtype,  # int64: token ids (the input line of input L tokens)
             "params": sum(p.size for n in inside for p in n.params.values()),
             "init": inits[0] if inits and not layer.inner else "",
             "flops": sum(n.flops for n in nodes) if not layer.inner else sum(n.flops for n in inside),
@@ -55,9 +58,12 @@ def _counts(spec: Spec) -> str:
     return f" ({spec.graph.param_count - frozen:,} trainable, {frozen:,} frozen)"
 
 
-def _leaving(layer, g, by_name) -> tuple[int, ...]:
-    """The shape of the value that leaves a line (for a line that holds lines: what leaves them all)."""
-    return by_name[layer.output].out_shape if layer.output in by_name else g.input_shape
+def _leaving(layer, g, by_name) -> tuple[tuple[int, ...], str]:
+    """The shape and element type of the value that leaves a line (for a line that holds lines: what leaves
+    them all)."""
+    if layer.output in by_name:
+        return by_name[layer.output].out_shape, by_name[layer.output].dtype
+    return g.input_shape, g.input_dtype
 
 
 def augment_text(spec: Spec) -> str:
@@ -115,13 +121,9 @@ def _plain(v):
 def render(spec: Spec) -> str:
     r = rows(spec)
     head = ["line", "layer", "lowered to", "output", "params", "init", "FLOPs"]
-    ids = spec.graph.input_dtype == "int64"  # input L tokens: its line shows L ids, not a 1xL sequence
-    first_line = spec.graph.layers[0].span.line if spec.graph.layers else -1
-
-    def shape(x):
-        return f"{x['output'][1]} ids" if ids and x["line"] == first_line else fmt_shape(tuple(x["output"]))
     table = [[str(x["line"]), "  " * x["depth"] + x["layer"],
-              " > ".join(x["ops"]) or (f"{x['inner']} line(s)" if x["inner"] else "-"), shape(x),
+              " > ".join(x["ops"]) or (f"{x['inner']} line(s)" if x["inner"] else "-"),
+              fmt_value(tuple(x["output"]), x["dtype"]),
               f"{x['params']:,}", x["init"], _num(x["flops"])] for x in r]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(head)]
     right = {0, 4, 6}

@@ -51,6 +51,11 @@ def fmt_shape(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
+def fmt_value(shape: tuple[int, ...], dtype: str = "float32") -> str:
+    """A value's per-sample shape as dlc check and the picture print it; token ids (int64, 1 x L): 'L token ids'."""
+    return f"{shape[-1]} token ids" if dtype == "int64" else fmt_shape(shape)
+
+
 class Op:
     name: ClassVar[str]
     kind: ClassVar[str] = "layer"  # layer | activation | norm | dropout | reshape

@@ -197,3 +197,15 @@ def test_an_input_of_no_tokens_is_refused_at_its_length(tmp_path, capsys):
 def test_texts_for_a_model_of_numbers_are_refused_by_predict(spiral_run, capsys):
     assert main(["predict", str(spiral_run), "--text", "hello"]) == 2
     assert "texts are for a text model (input L tokens); this model's input is 2 numbers" in capsys.readouterr().err
+
+
+def test_check_and_the_picture_show_the_input_as_token_ids(tmp_path, capsys):
+    spec = tmp_path / "s.dl"
+    spec.write_text(MODEL)
+    assert main(["check", str(spec), "--graph", str(tmp_path / "g.mmd")]) == 0
+    out = capsys.readouterr().out
+    assert "model m: input 8 tokens -> output 2" in out and " 8 token ids " in out
+    assert "input 8 tokens<br/>8 token ids" in (tmp_path / "g.mmd").read_text()
+    assert main(["check", str(spec), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["input_dtype"], data["layers"][0]["dtype"], data["layers"][1]["dtype"]) == ("int64", "int64", "float32")
