@@ -209,3 +209,69 @@ def test_check_and_the_picture_show_the_input_as_token_ids(tmp_path, capsys):
     assert main(["check", str(spec), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert (data["input_dtype"], data["layers"][0]["dtype"], data["layers"][1]["dtype"]) == ("int64", "int64", "float32")
+
+
+@pytest.mark.parametrize("model, message, where", [
+    (MODEL.replace(" embedding 4 vocab=50\n", ""), "globalavgpool reads numbers, but its input is token ids "
+     "(input L tokens)", ":3:2:"),
+    ("model m {\n input 3x8\n embedding 4 vocab=50\n globalavgpool\n dense 2 softmax\n}\n",
+     "embedding reads token ids, but its input is float32 values", ":3:2:"),
+    (MODEL.replace("input 8 tokens", "input 3x8 tokens"), "'tokens' takes one length: input L tokens", ":2:12:"),
+    (MODEL.replace("globalavgpool", "attention heads=3\n globalavgpool"), "attention heads=3 must divide the 4 "
+     "channels it reads", ":4:2:"),
+])
+def test_located_refusals_of_a_text_model(tmp_path, capsys, model, message, where):
+    spec = tmp_path / "s.dl"
+    spec.write_text(model)
+    assert main(["check", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert f"s.dl{where} error: {message}" in err, err
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("r.jsonl", '{"text": "a", "label": "x"}\n{"text": "b",\n', "r.jsonl:2: not a JSON object (Expecting"),
+    ("r.csv", 'text,label\n"a",x,extra\n', "r.csv:2: 3 fields, but the header has 2"),
+    ("r.txt", "a text", "texts are read from .csv, .tsv or .jsonl files, or a folder of class folders of .txt "
+     "files; got .txt"),
+    ("r.csv", 'review,y\n"a",x\n', "r.csv has no column 'label'; name the label column: label=COLUMN "
+     "(its columns are: review, y)"),
+])
+def test_bad_text_sources_are_refused_at_the_data_line(tmp_path, capsys, name, content, message):
+    (tmp_path / name).write_text(content)
+    spec = tmp_path / "s.dl"
+    keys = " text=review" if "review" in content else ""
+    spec.write_text(MODEL + f'data "{name}"{keys}\n')
+    assert main(["check", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "s.dl:7:6: error:" in err and message in err, err
+
+
+def test_a_folder_without_txt_files_and_a_damaged_vocabulary_are_refused(tmp_path, capsys):
+    (tmp_path / "texts" / "a").mkdir(parents=True)
+    (tmp_path / "texts" / "a" / "x.md").write_text("not a .txt")
+    spec = tmp_path / "s.dl"
+    spec.write_text(MODEL + 'data "texts"\n')
+    assert main(["check", str(spec)]) == 2
+    assert "texts: no .txt files in its class folders" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "vocab.json").write_text('{"tokens": "words", "length": 8, "vocab": ["x"]}')
+    from dlc.runtime.data.tokenize import TextEncoder
+    with pytest.raises(DataError, match=r"vocab.json is damaged \(ValueError: vocab\); train the run again"):
+        TextEncoder.load(tmp_path / "run")
+
+
+def test_predict_refuses_data_and_text_together_and_neither(spiral_run, capsys):
+    assert main(["predict", str(spiral_run), "spiral", "--text", "a"]) == 2
+    assert "give DATA or --text, not both" in capsys.readouterr().err
+    assert main(["predict", str(spiral_run)]) == 2
+    assert "nothing to predict for: give DATA (a data set or file)" in capsys.readouterr().err
+
+
+def test_a_text_model_refuses_what_is_not_text(tmp_path, capsys):
+    (tmp_path / "r.csv").write_text("text,label\n" + "".join(f'"w{k % 5} w{k % 3}",{"xy"[k % 2]}\n' for k in range(40)))
+    spec = tmp_path / "s.dl"
+    spec.write_text(MODEL + 'data "r.csv"\ntrain epochs=1\n')
+    assert main(["train", str(spec), "-q", "-o", str(tmp_path / "run")]) == 0
+    import dlc
+    with pytest.raises(dlc.DLError, match=r"a text model predicts for texts: give a file of texts or a list of strings"):
+        dlc.predict(tmp_path / "run", [1.0, 2.0])
