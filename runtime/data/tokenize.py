@@ -157,6 +157,13 @@ def run_encoder(run_dir: Path, spec) -> TextEncoder | None:
     if encoder is None:
         raise DLError(Diagnostic("error", f"{run_dir} has no {VOCAB_FILE}: a text model needs the vocabulary it was "
                                           "trained with", hint="train the run again"), Source("", str(run_dir)))
+    from dlc.runtime.data.text import ids_reader
+    rows = ids_reader(spec.graph)["vocab"]
+    if encoder.size > rows or encoder.length != spec.graph.input_shape[1]:
+        raise DLError(Diagnostic("error", f"{run_dir / VOCAB_FILE} is damaged: {encoder.size:,} ids of {encoder.length} "
+                                          f"tokens, but the model's embedding has {rows:,} rows and its input "
+                                          f"{spec.graph.input_shape[1]} tokens", hint="train the run again"),
+                      Source("", str(run_dir)))
     return encoder
 
 

@@ -261,3 +261,17 @@ def test_train_reads_and_tokenizes_the_texts_once(reviews, monkeypatch):
     spec.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=1"))
     assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
     assert reads == [1]
+
+
+def test_a_vocabulary_that_does_not_fit_the_model_is_refused(reviews, capsys):
+    """(an edited vocab.json with more ids than the embedding has rows was an internal error in predict)"""
+    import json as _json
+    spec = reviews / "s.dl"
+    spec.write_text(SPEC.format(tokens="words", engine="").replace("epochs=4", "epochs=1"))
+    assert main(["train", str(spec), "-q", "-o", str(reviews / "run")]) == 0
+    vocab = _json.loads((reviews / "run" / "vocab.json").read_text())
+    vocab["vocab"] += [f"extra{k}" for k in range(50)]
+    (reviews / "run" / "vocab.json").write_text(_json.dumps(vocab))
+    capsys.readouterr()
+    assert main(["predict", str(reviews / "run"), "--text", "extra3 extra40"]) == 2
+    assert "vocab.json is damaged: " in capsys.readouterr().err
